@@ -1,0 +1,80 @@
+"""The one place that wires settings, database, Redis, jobs, routes and middleware together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+
+from console.config import Settings
+from console.db import Database
+from console.errors import ConsoleError
+from console.jobs import InProcessRunner
+from console.migrate import upgrade
+from routes import routes
+from routes.errors import console_error, http_error, server_error
+from routes.middleware import Cookies, Guard, Sessions
+from workers.settings import PERIODIC
+
+
+def create_app(
+    settings: Settings | None = None, *, db: Database | None = None, run_jobs: bool = True
+) -> Starlette:
+    """The console. Tests hand in a migrated `db` they own; otherwise the app makes its own."""
+    settings = settings or Settings.from_env()
+    owns_db = db is None
+    db = db or Database(settings.database_url)
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    cookies = Cookies(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if owns_db and settings.is_sqlite:
+            await upgrade(db)  # the embedded mode needs no setup step
+        runner = None
+        if run_jobs and redis is None:
+            runner = InProcessRunner({"db": db, "settings": settings}, PERIODIC)
+            runner.start()
+        try:
+            yield
+        finally:
+            if runner:
+                await runner.stop()
+            if redis is not None:
+                await redis.aclose()
+            if owns_db:
+                await db.dispose()
+
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(Guard, settings=settings),
+            Middleware(Sessions, settings=settings, db=db, cookies=cookies),
+        ],
+        exception_handlers={
+            ConsoleError: console_error,
+            HTTPException: http_error,
+            Exception: server_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.redis = redis
+    app.state.cookies = cookies
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """`asgi:app` is built on first use, so importing this module reads no settings."""
+    if name == "app":
+        logging.basicConfig(level=logging.INFO)
+        globals()["app"] = create_app()
+        return globals()["app"]
+    raise AttributeError(name)

@@ -1,0 +1,1 @@
+"""Mazkira's core: everything the product does, without HTTP."""

@@ -1,0 +1,184 @@
+"""`mazkira`: serve the console, run the worker, migrate, and set up businesses and people."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from console import accounts
+from console.config import ConfigError, Settings
+from console.db import Database
+from console.errors import ConsoleError
+from console.migrate import upgrade
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return int(args.run(settings, args) or 0)
+    except (ConfigError, ConsoleError) as error:
+        print(f"mazkira: {getattr(error, 'message', error)}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mazkira", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the console (asgi:app under uvicorn)")
+    _add_listen(serve)
+    serve.set_defaults(run=run_serve)
+
+    demo = commands.add_parser("demo", help="seed a demo agency on an empty database, then serve")
+    _add_listen(demo)
+    demo.set_defaults(run=run_demo)
+
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date")
+    migrate.set_defaults(run=lambda s, a: _with_db(s, upgrade))
+
+    worker = commands.add_parser("worker", help="run background jobs from Redis (arq)")
+    worker.set_defaults(run=run_worker)
+
+    business = commands.add_parser(
+        "create-business", help="add a business; prints its id and intake key"
+    )
+    business.add_argument("--slug", required=True)
+    business.add_argument("--name", required=True)
+    business.add_argument("--timezone", default="Asia/Jerusalem")
+    business.add_argument("--locale", default="he", choices=["he", "en"])
+    business.set_defaults(run=run_create_business)
+
+    user = commands.add_parser("create-user", help="add an admin, secretary or owner")
+    user.add_argument("--email", required=True)
+    user.add_argument("--password", required=True)
+    user.add_argument("--role", required=True, choices=["admin", "secretary", "owner"])
+    user.add_argument("--name", default="")
+    user.add_argument("--locale", default="he", choices=["he", "en"])
+    user.add_argument(
+        "--business",
+        action="append",
+        default=[],
+        metavar="SLUG",
+        help="a business the secretary serves or the owner owns (repeatable)",
+    )
+    user.set_defaults(run=run_create_user)
+
+    key = commands.add_parser(
+        "intake-key", help="print (or --rotate) a business's web-form intake key"
+    )
+    key.add_argument("--business", required=True, metavar="SLUG")
+    key.add_argument("--rotate", action="store_true")
+    key.set_defaults(run=run_intake_key)
+    return parser
+
+
+def _add_listen(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--host", default="127.0.0.1")
+    command.add_argument("--port", type=int, default=8000)
+
+
+def _with_db(settings: Settings, work: Callable[[Database], Awaitable[Any]]) -> Any:
+    async def run() -> Any:
+        db = Database(settings.database_url)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def run_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "asgi:app",
+        host=args.host,
+        port=args.port,
+        proxy_headers=False,  # X-Forwarded-For is judged by TRUSTED_PROXIES in the app
+        timeout_graceful_shutdown=10,
+        log_level="info",
+    )
+    return 0
+
+
+def run_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from console.demo import seed_if_empty
+
+    async def seed(db: Database) -> list[tuple[str, str, str]] | None:
+        await upgrade(db)
+        async with db.transaction() as session:
+            return await seed_if_empty(session)
+
+    logins = _with_db(settings, seed)
+    if logins:
+        print("Demo agency created. Sign in with any of these (password for all: see below):")
+        for role, email, password in logins:
+            print(f"  {role:<10} {email:<32} {password}")
+    else:
+        print("The database holds data already; serving it as it is.")
+    print(f"Open http://{args.host}:{args.port}/")
+    sys.stdout.flush()
+    return run_serve(settings, args)
+
+
+def run_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from arq.worker import run_worker as arq_run_worker
+
+    from workers.settings import worker_settings
+
+    arq_run_worker(worker_settings(settings))
+    return 0
+
+
+def run_create_business(settings: Settings, args: argparse.Namespace) -> int:
+    async def create(db: Database) -> tuple[str, str]:
+        async with db.transaction() as session:
+            business = await accounts.create_business(
+                session, slug=args.slug, name=args.name, timezone=args.timezone, locale=args.locale
+            )
+            return str(business.id), business.intake_key
+
+    business_id, key = _with_db(settings, create)
+    print(f"business_id: {business_id}")
+    print(f"intake_key: {key}")
+    return 0
+
+
+def run_create_user(settings: Settings, args: argparse.Namespace) -> int:
+    async def create(db: Database) -> str:
+        async with db.transaction() as session:
+            user = await accounts.create_user(
+                session,
+                email=args.email,
+                password=args.password,
+                role=args.role,
+                name=args.name,
+                locale=args.locale,
+                businesses=args.business,
+            )
+            return str(user.id)
+
+    print(f"user_id: {_with_db(settings, create)}")
+    return 0
+
+
+def run_intake_key(settings: Settings, args: argparse.Namespace) -> int:
+    async def key(db: Database) -> str:
+        async with db.transaction() as session:
+            business = await accounts.business_by_slug(session, args.business)
+            if args.rotate:
+                return await accounts.rotate_intake_key(session, business)
+            return business.intake_key
+
+    print(_with_db(settings, key))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

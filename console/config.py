@@ -1,0 +1,104 @@
+"""Settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+DEFAULT_DATABASE_FILE = "mazkira.db"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    secret_key: str
+    redis_url: str | None = None
+    # Sessions end after this much inactivity, and in any case after the absolute lifetime.
+    session_idle_minutes: int = 60 * 8
+    session_absolute_hours: int = 24 * 7
+    # Set when the console is served over https, so cookies carry the Secure flag.
+    https: bool = False
+    # Hops whose X-Forwarded-For we believe; anything else is the client itself.
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    max_body_bytes: int = 1_000_000
+    default_locale: str = "he"
+    login_attempts_per_account: int = 5
+    login_attempts_per_address: int = 30
+    login_window_minutes: int = 15
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        database_url = normalise_database_url(
+            env.get("DATABASE_URL") or f"sqlite:///{Path.cwd() / DEFAULT_DATABASE_FILE}"
+        )
+        return cls(
+            database_url=database_url,
+            redis_url=env.get("REDIS_URL") or None,
+            secret_key=env.get("SECRET_KEY") or stored_secret_key(database_url),
+            session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 60 * 8),
+            session_absolute_hours=_int(env, "SESSION_ABSOLUTE_HOURS", 24 * 7),
+            https=env.get("HTTPS", "").lower() in {"1", "true", "yes"},
+            trusted_proxies=_networks(env.get("TRUSTED_PROXIES", "")),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_000_000),
+        )
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the plain URLs people type and pick the async driver for them."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    raise ConfigError(f"DATABASE_URL must be a sqlite:// or postgresql:// URL, not {url!r}")
+
+
+def stored_secret_key(database_url: str) -> str:
+    """The SQLite deployment keeps a generated key in a file beside its database."""
+    database = make_url(database_url).database
+    if not database_url.startswith("sqlite") or not database or database == ":memory:":
+        raise ConfigError("SECRET_KEY must be set when the database is not a SQLite file")
+    path = Path(database).with_suffix(".secret")
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _networks(raw: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    try:
+        return tuple(ip_network(part.strip()) for part in raw.split(",") if part.strip())
+    except ValueError as error:
+        raise ConfigError(f"TRUSTED_PROXIES: {error}") from None

@@ -1,0 +1,100 @@
+"""The database: one async engine, sessions in explicit transactions, SQLite tuned for writers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+AfterCommit = Callable[[list[Any]], Any]
+
+
+class Database:
+    """Owns the engine and hands out sessions; the caller of `transaction` owns the commit."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            engine = create_async_engine(
+                url, echo=echo, pool_size=8, max_overflow=8, connect_args={"timeout": 30}
+            )
+            _tune_sqlite(engine)
+        else:
+            engine = create_async_engine(
+                url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True
+            )
+        self.engine: AsyncEngine = engine
+        # SQLite takes the write lock at BEGIN for writing transactions, so two writers queue on
+        # the busy timeout instead of failing with "database is locked" when one upgrades its lock.
+        self._writer = async_sessionmaker(
+            engine.execution_options(sqlite_immediate=True), expire_on_commit=False
+        )
+        self._reader = async_sessionmaker(engine, expire_on_commit=False)
+        self.after_commit: list[AfterCommit] = []
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction: committed on success, rolled back on error.
+
+        Services queue what should happen after a successful commit (events to publish) in
+        `session.info["after_commit"]`; it runs only when the commit went through.
+        """
+        factory = self._writer if write else self._reader
+        async with factory() as session:
+            async with session.begin():
+                yield session
+            queued = session.info.pop("after_commit", [])
+        if queued:
+            for hook in self.after_commit:
+                result = hook(queued)
+                if hasattr(result, "__await__"):
+                    await result
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError):
+            return False
+        return True
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def after_commit(session: AsyncSession, item: Any) -> None:
+    """Queue `item` for the hooks that run once the session's transaction has committed."""
+    session.info.setdefault("after_commit", []).append(item)
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy, not the driver, decide when a transaction begins (see on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA busy_timeout=30000",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection: Any) -> None:
+        immediate = connection.get_execution_options().get("sqlite_immediate")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -1,0 +1,50 @@
+"""The in-process job runner of the embedded mode: the same job functions arq runs at scale."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("mazkira.jobs")
+
+Job = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Periodic:
+    function: Job
+    every_seconds: int
+
+    def minutes(self) -> set[int] | None:
+        """The minutes of the hour at which arq's cron should run this job."""
+        step = max(1, self.every_seconds // 60)
+        return None if step == 1 else set(range(0, 60, min(step, 60)))
+
+
+class InProcessRunner:
+    """Runs periodic jobs as tasks of the serving process; one failure never stops the others."""
+
+    def __init__(self, ctx: dict[str, Any], jobs: list[Periodic]) -> None:
+        self.ctx = ctx
+        self.jobs = jobs
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self.tasks = [asyncio.create_task(self._loop(job)) for job in self.jobs]
+
+    async def _loop(self, job: Periodic) -> None:
+        while True:
+            try:
+                await job.function(self.ctx)
+            except Exception:
+                log.exception("job %s failed; it runs again on schedule", job.function.__name__)
+            await asyncio.sleep(job.every_seconds)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks = []

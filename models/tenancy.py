@@ -1,0 +1,91 @@
+"""Businesses, the people who use the console, and who may see which business."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, id_column, utcnow
+
+# Sunday–Thursday full days and a short Friday: the usual Israeli small-business week.
+DEFAULT_WEEKLY_HOURS: dict[str, list[list[str]]] = {
+    "sun": [["08:00", "18:00"]],
+    "mon": [["08:00", "18:00"]],
+    "tue": [["08:00", "18:00"]],
+    "wed": [["08:00", "18:00"]],
+    "thu": [["08:00", "18:00"]],
+    "fri": [["08:00", "13:00"]],
+    "sat": [],
+}
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    SECRETARY = "secretary"
+    OWNER = "owner"
+
+
+class Business(Base):
+    __tablename__ = "businesses"
+
+    id: Mapped[uuid.UUID] = id_column()
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Jerusalem")
+    locale: Mapped[str] = mapped_column(String(8), default="he")
+    weekly_hours: Mapped[dict[str, Any]] = mapped_column(
+        JSON,
+        default=lambda: {day: [list(w) for w in ws] for day, ws in DEFAULT_WEEKLY_HOURS.items()},
+    )
+    intake_key: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN ('admin', 'secretary', 'owner')", name="role"),
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
+    )
+
+    id: Mapped[uuid.UUID] = id_column()
+    # Kept lower-cased (see the constraint), so the unique index is case-insensitive.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    locale: Mapped[str] = mapped_column(String(8), default="he")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SecretaryAssignment(Base):
+    """A secretary serves a business; a backup steps in when the usual secretaries are away."""
+
+    __tablename__ = "secretary_assignments"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    business_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("businesses.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    is_backup: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class OwnerMembership(Base):
+    __tablename__ = "owner_memberships"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    business_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("businesses.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

@@ -1,0 +1,35 @@
+"""Each role's home: the secretary's inbox, the owner's portal, the agency's overview."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from console.overview import agency_overview, businesses_for
+from models import Role
+from routes.access import signed_in, user_of
+from routes.templating import render
+
+
+@signed_in(Role.SECRETARY, Role.ADMIN)
+async def inbox(request: Request) -> Response:
+    """The secretary's queue of open leads across every business she serves."""
+    async with request.app.state.db.transaction(write=False) as session:
+        businesses = await businesses_for(session, user_of(request))
+    return render(request, "inbox/index.html", {"businesses": businesses})
+
+
+@signed_in(Role.OWNER)
+async def portal(request: Request) -> Response:
+    """The owner's view of what was handled for his businesses."""
+    async with request.app.state.db.transaction(write=False) as session:
+        businesses = await businesses_for(session, user_of(request))
+    return render(request, "portal/index.html", {"businesses": businesses})
+
+
+@signed_in(Role.ADMIN)
+async def agency(request: Request) -> Response:
+    """The agency's overview: its businesses and people."""
+    async with request.app.state.db.transaction(write=False) as session:
+        overview = await agency_overview(session, user_of(request))
+    return render(request, "agency/index.html", {"overview": overview})

@@ -1,0 +1,259 @@
+"""Every request passes here: body size, security headers, the session, the language and CSRF."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
+from hmac import compare_digest
+from ipaddress import IPv4Network, IPv6Network, ip_address
+from typing import Any
+from urllib.parse import parse_qs
+
+from itsdangerous import BadSignature, Signer
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+
+from console import auth, i18n
+from console.config import Settings
+from console.db import Database
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+SESSION_COOKIE = "mazkira_session"
+ANON_COOKIE = "mazkira_csrf"
+LOCALE_COOKIE = "mazkira_lang"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Webhooks and the bearer-token API prove who they are by signature or token, not by cookie.
+CSRF_EXEMPT_PREFIXES = ("/intake/", "/api/")
+NO_SESSION_PREFIXES = ("/static/", "/healthz")
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def needs_csrf(scope: Scope) -> bool:
+    """A state-changing request riding on the cookie; webhooks and the API prove themselves."""
+    return (
+        scope["type"] == "http"
+        and scope["method"] not in SAFE_METHODS
+        and not scope["path"].startswith(CSRF_EXEMPT_PREFIXES)
+    )
+
+
+def client_address(scope: Scope, trusted: tuple[IPv4Network | IPv6Network, ...]) -> str:
+    """The client's address: X-Forwarded-For is believed only hop by hop from trusted proxies."""
+    peer = (scope.get("client") or ("", 0))[0] or ""
+    if not trusted:
+        return str(peer)
+    hops = [h.strip() for h in Headers(scope=scope).get("x-forwarded-for", "").split(",")]
+    believed = str(peer)
+    for hop in reversed([h for h in hops if h]):
+        try:
+            if not any(ip_address(believed) in network for network in trusted):
+                return believed
+            ip_address(hop)
+        except ValueError:
+            return believed
+        believed = hop
+    return believed
+
+
+class Guard:
+    """Refuses oversized bodies with 413 and adds the security headers to every response."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.limit = settings.max_body_bytes
+        self.https = settings.https
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await PlainTextResponse("The request body is too large.", 413)(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise BodyTooLarge
+            return message
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("X-Frame-Options", "DENY")
+                headers.setdefault("Referrer-Policy", "same-origin")
+                if self.https:
+                    headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except BodyTooLarge:
+            if started:
+                raise
+            response = PlainTextResponse("The request body is too large.", 413)
+            await response(scope, receive, send_with_headers)
+
+
+class Cookies:
+    """The console's cookies: a signed session token, the pre-login CSRF token, the language."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.signer = Signer(settings.secret_key, salt="mazkira.session")
+
+    def unsign(self, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            return self.signer.unsign(value).decode()
+        except BadSignature:
+            return None
+
+    def cookie(self, name: str, value: str, *, max_age: int | None) -> str:
+        parts = [f"{name}={value}", "Path=/", "HttpOnly", "SameSite=Lax"]
+        if max_age is not None:
+            parts.append(f"Max-Age={max_age}")
+        if self.settings.https:
+            parts.append("Secure")
+        return "; ".join(parts)
+
+    def session(self, token: str) -> str:
+        signed = self.signer.sign(token).decode()
+        return self.cookie(
+            SESSION_COOKIE, signed, max_age=self.settings.session_absolute_hours * 3600
+        )
+
+    def cleared(self, name: str) -> str:
+        return self.cookie(name, "", max_age=0)
+
+    def locale(self, locale: str) -> str:
+        return self.cookie(LOCALE_COOKIE, locale, max_age=365 * 24 * 3600)
+
+
+class Sessions:
+    """Loads the signed-in user, picks the language, and checks CSRF on state-changing requests."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, db: Database, cookies: Cookies) -> None:
+        self.app = app
+        self.settings = settings
+        self.db = db
+        self.cookies = cookies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in {"http", "websocket"} or scope["path"].startswith(
+            NO_SESSION_PREFIXES
+        ):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        state = scope.setdefault("state", {})
+        now = datetime.now(UTC)
+        state["client_address"] = client_address(scope, self.settings.trusted_proxies)
+        state["session_id"] = None
+        user = None
+        token = self.cookies.unsign(request.cookies.get(SESSION_COOKIE))
+        if token:
+            async with self.db.transaction(write=False) as session:
+                loaded = await auth.load_session(session, self.settings, token, now=now)
+            if loaded:
+                record, user = loaded
+                state["session_id"] = record.id
+                state["csrf_token"] = record.csrf_token
+                if auth.needs_touch(record, now):
+                    async with self.db.transaction() as session:
+                        await auth.touch_session(session, record.id, now=now)
+        state["user"] = user
+        new_anon = None
+        if user is None:
+            anon = request.cookies.get(ANON_COOKIE, "")
+            if len(anon) < 32:
+                anon = new_anon = secrets.token_urlsafe(32)
+            state["csrf_token"] = anon
+        i18n.set_locale(
+            i18n.pick_locale(request.cookies.get(LOCALE_COOKIE), user.locale if user else None)
+        )
+        if needs_csrf(scope):
+            receive, provided = await self.csrf_from(scope, receive)
+            expected = state["csrf_token"]
+            if new_anon or not provided or not compare_digest(provided, expected):
+                await self.refuse_csrf(scope, receive, send)
+                return
+
+        async def send_with_cookie(message: Message) -> None:
+            if new_anon and message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.append(
+                    "Set-Cookie", self.cookies.cookie(ANON_COOKIE, new_anon, max_age=None)
+                )
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+    async def csrf_from(self, scope: Scope, receive: Receive) -> tuple[Receive, str]:
+        """The token from the header, or from the form body (which is then replayed to the app)."""
+        headers = Headers(scope=scope)
+        if headers.get("x-csrf-token"):
+            return receive, headers["x-csrf-token"]
+        content_type = headers.get("content-type", "")
+        if not content_type.startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            return receive, ""
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            fields = parse_qs(body.decode("latin-1"), keep_blank_values=True)
+            provided = fields.get("csrf_token", [""])[0]
+        else:
+            form = await Request(scope, replay).form()
+            value = form.get("csrf_token")
+            provided = value if isinstance(value, str) else ""
+            await form.close()
+            replayed = False
+        return replay, provided
+
+    async def refuse_csrf(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = i18n.gettext(
+            "This form has expired or did not come from Mazkira. Reload the page and try again."
+        )
+        await PlainTextResponse(message, 403)(scope, receive, send)

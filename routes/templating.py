@@ -1,0 +1,59 @@
+"""One Jinja environment for pages, htmx fragments and websocket pushes, translated per request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2_fragments.starlette import Jinja2Blocks
+from starlette.requests import Request
+from starlette.responses import Response
+
+from console import i18n
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(["html", "xml"], default_for_string=True),
+    extensions=["jinja2.ext.i18n"],
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+env.globals["dir_of"] = i18n.direction
+env.filters["local_time"] = i18n.format_local
+
+
+def page_context(request: Request) -> dict[str, Any]:
+    """What every page knows: who is looking, in which language, and the CSRF token to send."""
+    locale = i18n.current_locale()
+    return {
+        "user": getattr(request.state, "user", None),
+        "csrf_token": getattr(request.state, "csrf_token", ""),
+        "locale": locale,
+        "dir": i18n.direction(locale),
+        "other_locale": "en" if locale == "he" else "he",
+    }
+
+
+templates = Jinja2Blocks(env=env, context_processors=[page_context])
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status: int = 200,
+    block: str | None = None,
+) -> Response:
+    """The whole page, or only `block` of it when htmx asked (the same template either way)."""
+    partial = block is not None and request.headers.get("HX-Request") == "true"
+    response = templates.TemplateResponse(
+        request, name, context or {}, status_code=status, block_name=block if partial else None
+    )
+    if block is not None:
+        response.headers["Vary"] = "HX-Request"
+    return response

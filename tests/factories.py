@@ -1,0 +1,57 @@
+"""Small factories: make what a test needs, with overrides for what it is about."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from console import accounts
+from models import Business, User
+
+PASSWORD = "correct-horse-battery"
+_counter = itertools.count(1)
+
+
+async def make_business(session: AsyncSession, **overrides: Any) -> Business:
+    n = next(_counter)
+    fields: dict[str, Any] = {"slug": f"biz-{n}", "name": f"עסק {n}"}
+    fields.update(overrides)
+    return await accounts.create_business(session, **fields)
+
+
+async def make_user(
+    session: AsyncSession, role: str = "secretary", *businesses: Business, **overrides: Any
+) -> User:
+    n = next(_counter)
+    fields: dict[str, Any] = {
+        "email": f"{role}{n}@example.test",
+        "password": PASSWORD,
+        "role": role,
+        "name": f"{role} {n}",
+        "businesses": [b.slug for b in businesses],
+    }
+    fields.update(overrides)
+    return await accounts.create_user(session, **fields)
+
+
+CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def csrf_token(client: httpx.AsyncClient, path: str = "/login") -> str:
+    page = await client.get(path, follow_redirects=True)
+    match = CSRF_INPUT.search(page.text)
+    assert match, f"no csrf_token on {path}"
+    return match.group(1)
+
+
+async def sign_in(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD
+) -> httpx.Response:
+    token = await csrf_token(client)
+    return await client.post(
+        "/login", data={"email": email, "password": password, "csrf_token": token}
+    )

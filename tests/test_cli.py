@@ -1,0 +1,124 @@
+"""The `mazkira` command, run as a user runs it: a separate process on a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from console.config import normalise_database_url
+from tests.conftest import POSTGRES_URL, need_service
+
+MAZKIRA = [sys.executable, "-m", "console.cli"]
+
+
+def mazkira(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*MAZKIRA, *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+
+
+def test_setup_commands_on_sqlite(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'agency.db'}"}
+    env.pop("SECRET_KEY", None)
+    assert mazkira(env, "migrate").returncode == 0
+    assert mazkira(env, "migrate").returncode == 0  # safe to run twice
+    secret = tmp_path / "agency.secret"
+    assert secret.exists() and len(secret.read_text()) >= 40  # generated, kept beside the db
+    assert secret.stat().st_mode & 0o077 == 0
+
+    created = mazkira(env, "create-business", "--slug", "cohen", "--name", "אינסטלציה כהן")
+    assert created.returncode == 0, created.stderr
+    lines = dict(line.split(": ", 1) for line in created.stdout.strip().splitlines())
+    assert len(lines["business_id"]) == 36 and len(lines["intake_key"]) >= 40
+
+    user = mazkira(
+        env,
+        "create-user",
+        "--email",
+        "Michal@Example.test",
+        "--password",
+        "long-enough",
+        "--role",
+        "secretary",
+        "--business",
+        "cohen",
+    )
+    assert user.returncode == 0, user.stderr
+    assert mazkira(env, "intake-key", "--business", "cohen").stdout.strip() == lines["intake_key"]
+    rotated = mazkira(env, "intake-key", "--business", "cohen", "--rotate").stdout.strip()
+    assert rotated and rotated != lines["intake_key"]
+    assert mazkira(env, "intake-key", "--business", "cohen").stdout.strip() == rotated
+
+    refusals = [
+        ("create-business", "--slug", "cohen", "--name", "again"),
+        ("create-business", "--slug", "Bad Slug!", "--name", "x"),
+        ("create-business", "--slug", "tz", "--name", "x", "--timezone", "Mars/Olympus"),
+        (
+            "create-user",
+            "--email",
+            "michal@example.test",
+            "--password",
+            "long-enough",
+            "--role",
+            "owner",
+        ),
+        ("create-user", "--email", "x@example.test", "--password", "short", "--role", "admin"),
+        (
+            "create-user",
+            "--email",
+            "y@example.test",
+            "--password",
+            "long-enough",
+            "--role",
+            "owner",
+            "--business",
+            "nope",
+        ),
+        ("intake-key", "--business", "nope"),
+    ]
+    for args in refusals:
+        result = mazkira(env, *args)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert result.stderr.startswith("mazkira: "), result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_migrate_on_postgres_twice() -> None:
+    need_service("PostgreSQL", POSTGRES_URL, 5432)
+    url = make_url(POSTGRES_URL).set(database="mazkira_cli_test").render_as_string(False)
+
+    async def recreate() -> None:
+        engine = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as connection:
+            await connection.execute(text("DROP DATABASE IF EXISTS mazkira_cli_test"))
+            await connection.execute(text("CREATE DATABASE mazkira_cli_test"))
+        await engine.dispose()
+
+    asyncio.run(recreate())
+    env = {"DATABASE_URL": url, "SECRET_KEY": "x" * 40}
+    for _ in range(2):
+        result = mazkira(env, "migrate")
+        assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("url", ["mysql://x", "nonsense"])
+def test_bad_database_url_is_a_clear_error(url: str) -> None:
+    result = mazkira({"DATABASE_URL": url}, "migrate")
+    assert result.returncode == 2
+    assert "DATABASE_URL" in result.stderr
+    with pytest.raises(Exception, match="DATABASE_URL"):
+        normalise_database_url(url)

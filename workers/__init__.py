@@ -1,0 +1,1 @@
+"""Background jobs: small idempotent coroutines, run by arq workers or in-process."""
