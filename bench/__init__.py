@@ -1,1 +1,1 @@
-"""Benchmarks, run by hand as `python -m bench.NAME`; the last line each prints is one JSON object."""
+"""Benchmarks, run by hand as `python -m bench.NAME`; each prints one JSON object last."""
