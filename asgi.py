@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
+from console.clock import Clock, SystemClock
 from console.config import Settings
 from console.db import Database
 from console.errors import ConsoleError
@@ -24,7 +25,11 @@ from workers.settings import PERIODIC
 
 
 def create_app(
-    settings: Settings | None = None, *, db: Database | None = None, run_jobs: bool = True
+    settings: Settings | None = None,
+    *,
+    db: Database | None = None,
+    clock: Clock | None = None,
+    run_jobs: bool = True,
 ) -> Starlette:
     """The console. Tests hand in a migrated `db` they own; otherwise the app makes its own."""
     settings = settings or Settings.from_env()
@@ -68,6 +73,7 @@ def create_app(
     app.state.db = db
     app.state.redis = redis
     app.state.cookies = cookies
+    app.state.clock = clock or SystemClock()
     return app
 
 

@@ -84,7 +84,7 @@ async def get_scoped(
         select(model).where(model.id == parse_id(object_id)),  # type: ignore[attr-defined]
         user,
         column,
-    )
+    ).execution_options(populate_existing=True)
     found = await session.scalar(statement)
     if found is None:
         raise NotFound("Not found.")

@@ -2,15 +2,24 @@
 
 from models.auth import LoginFailure, UserSession
 from models.base import Base
+from models.contacts import Contact
+from models.leads import Interaction, Lead
+from models.scripts import Script
+from models.tasks import Task
 from models.tenancy import Business, OwnerMembership, Role, SecretaryAssignment, User
 
 __all__ = [
     "Base",
     "Business",
+    "Contact",
+    "Interaction",
+    "Lead",
     "LoginFailure",
     "OwnerMembership",
     "Role",
+    "Script",
     "SecretaryAssignment",
+    "Task",
     "User",
     "UserSession",
 ]

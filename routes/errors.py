@@ -25,6 +25,12 @@ def _respond(request: Request, status: int, message: str, field: str | None = No
         if field:
             body["field"] = field
         return JSONResponse(body, status_code=status)
+    if request.headers.get("HX-Request") == "true":
+        # htmx shows it in the page's flash area instead of replacing what was targeted.
+        response = render(request, "partials/flash.html", {"message": message}, status=status)
+        response.headers["HX-Retarget"] = "#flash"
+        response.headers["HX-Reswap"] = "innerHTML"
+        return response
     return render(request, "error.html", {"status": status, "message": message}, status=status)
 
 

@@ -1,4 +1,4 @@
-"""Each role's home: the secretary's inbox, the owner's portal, the agency's overview."""
+"""The owner's portal and the agency's overview (the secretary's home is the inbox)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,6 @@ from console.overview import agency_overview, businesses_for
 from models import Role
 from routes.access import signed_in, user_of
 from routes.templating import render
-
-
-@signed_in(Role.SECRETARY, Role.ADMIN)
-async def inbox(request: Request) -> Response:
-    """The secretary's queue of open leads across every business she serves."""
-    async with request.app.state.db.transaction(write=False) as session:
-        businesses = await businesses_for(session, user_of(request))
-    return render(request, "inbox/index.html", {"businesses": businesses})
 
 
 @signed_in(Role.OWNER)

@@ -10,7 +10,8 @@ from jinja2_fragments.starlette import Jinja2Blocks
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import i18n
+from console import i18n, labels
+from console.contacts import display_phone
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -23,7 +24,11 @@ env = Environment(
 )
 env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
 env.globals["dir_of"] = i18n.direction
+env.globals["label"] = labels.label
+env.globals["options"] = labels.options
 env.filters["local_time"] = i18n.format_local
+env.filters["waited"] = labels.waited
+env.filters["phone"] = display_phone
 
 
 def page_context(request: Request) -> dict[str, Any]:

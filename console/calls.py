@@ -1,0 +1,171 @@
+"""The live call log: an interaction saved as she types, checked and closed at wrap-up."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from console.contacts import touch_contact
+from console.errors import Conflict, Invalid, NotFound
+from console.leads import get_lead
+from console.scripts import check_answers, published_script, script_version
+from console.tenancy import get_scoped
+from models import Interaction, Lead, Role, User
+from models.leads import INTERACTION_KINDS, OUTCOMES
+
+MAX_NOTES = 200_000
+RESPONSE_KINDS = frozenset(INTERACTION_KINDS) - {"note"}
+
+
+async def start_interaction(
+    session: AsyncSession, user: User, lead_id: str | uuid.UUID, *, kind: str, now: datetime
+) -> Interaction:
+    """Open the call log on a lead (taking the lead when nobody holds it).
+
+    A call or message, unlike a note, is a response: the first one stamps the lead's first
+    response time. A draft she already has open on this lead is returned instead of a second.
+    """
+    if kind not in INTERACTION_KINDS:
+        raise Invalid("Unknown kind of interaction.", field="kind")
+    lead = await get_lead(session, user, lead_id)
+    if lead.closed_at is not None:
+        raise Conflict("This lead is closed already.")
+    if lead.claimed_by_id not in (None, user.id) and user.role != Role.ADMIN:
+        holder = lead.claimed_by.name if lead.claimed_by else "?"
+        raise Conflict("%(holder)s is handling this lead.", holder=holder)
+    open_draft = await session.scalar(
+        select(Interaction).where(
+            Interaction.lead_id == lead.id,
+            Interaction.user_id == user.id,
+            Interaction.status == "draft",
+        )
+    )
+    if open_draft is not None:
+        return open_draft
+    if lead.claimed_by_id is None:
+        lead.claimed_by_id, lead.claimed_at = user.id, now
+    script = await published_script(session, lead.business_id)
+    interaction = Interaction(
+        business_id=lead.business_id,
+        lead_id=lead.id,
+        contact_id=lead.contact_id,
+        user_id=user.id,
+        kind=kind,
+        started_at=now,
+        updated_at=now,
+        script_id=script.id if script else None,
+        script_version=script.version if script else None,
+    )
+    session.add(interaction)
+    stamp_first_response(lead, user, kind, now)
+    touch_contact(lead.contact, now)
+    await session.flush()
+    return interaction
+
+
+def stamp_first_response(lead: Lead, user: User, kind: str, now: datetime) -> None:
+    if kind in RESPONSE_KINDS and lead.first_response_at is None:
+        lead.first_response_at = now
+        lead.first_response_by_id = user.id
+        if lead.stage == "new":
+            lead.stage, lead.stage_changed_at = "contacted", now
+
+
+async def own_draft(
+    session: AsyncSession, user: User, interaction_id: str | uuid.UUID
+) -> Interaction:
+    interaction = await get_scoped(session, user, Interaction, interaction_id)
+    if interaction.user_id != user.id:
+        raise NotFound("Not found.")
+    if interaction.status != "draft":
+        raise Conflict("This call was wrapped up already.")
+    return interaction
+
+
+async def autosave(
+    session: AsyncSession,
+    user: User,
+    interaction_id: str | uuid.UUID,
+    *,
+    notes: str,
+    summary: str,
+    answers: dict[str, str],
+    now: datetime,
+) -> Interaction:
+    """Keep what she has typed so far, exactly as typed; nothing is checked until wrap-up."""
+    interaction = await own_draft(session, user, interaction_id)
+    if len(notes) > MAX_NOTES:
+        raise Invalid("The notes are too long.", field="notes")
+    questions = await _questions(session, interaction)
+    interaction.notes = notes
+    interaction.summary = summary.strip()[:500]
+    interaction.answers = {**interaction.answers, **check_answers(questions, answers, final=False)}
+    interaction.updated_at = now
+    await session.flush()
+    return interaction
+
+
+async def wrap_up(
+    session: AsyncSession,
+    user: User,
+    interaction_id: str | uuid.UUID,
+    *,
+    notes: str,
+    summary: str,
+    answers: dict[str, str],
+    outcome: str,
+    now: datetime,
+) -> Interaction:
+    """End the call: required script questions answered, an outcome chosen, the time kept."""
+    interaction = await own_draft(session, user, interaction_id)
+    if outcome not in OUTCOMES:
+        raise Invalid("Pick the outcome of the call.", field="outcome")
+    if len(notes) > MAX_NOTES:
+        raise Invalid("The notes are too long.", field="notes")
+    questions = await _questions(session, interaction)
+    merged = {**interaction.answers, **answers}
+    interaction.answers = check_answers(questions, merged, final=True)
+    interaction.notes = notes
+    interaction.summary = summary.strip()[:500]
+    interaction.outcome = outcome
+    interaction.ended_at = now
+    interaction.updated_at = now
+    interaction.status = "done"
+    await session.flush()
+    return interaction
+
+
+async def add_note(
+    session: AsyncSession, user: User, lead_id: str | uuid.UUID, *, text: str, now: datetime
+) -> Interaction:
+    """A note on the lead, finished at once; it is not a response to the customer."""
+    if not text.strip():
+        raise Invalid("The note is empty.", field="notes")
+    if len(text) > MAX_NOTES:
+        raise Invalid("The notes are too long.", field="notes")
+    lead = await get_lead(session, user, lead_id)
+    interaction = Interaction(
+        business_id=lead.business_id,
+        lead_id=lead.id,
+        contact_id=lead.contact_id,
+        user_id=user.id,
+        kind="note",
+        status="done",
+        started_at=now,
+        ended_at=now,
+        updated_at=now,
+        notes=text,
+    )
+    session.add(interaction)
+    await session.flush()
+    return interaction
+
+
+async def _questions(session: AsyncSession, interaction: Interaction) -> list[dict[str, object]]:
+    if interaction.script_version is None:
+        return []
+    script = await script_version(session, interaction.business_id, interaction.script_version)
+    return list(script.questions) if script else []

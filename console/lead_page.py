@@ -1,0 +1,101 @@
+"""Everything the lead page shows, loaded in a fixed number of statements."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from console.leads import get_lead, secretaries_of
+from console.scripts import fill_greeting, published_script
+from console.tasks import people_for_hand_off, tasks_of_lead
+from models import Interaction, Lead, Role, Script, Task, User
+
+DEFAULT_DUE_IN = timedelta(hours=2)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    lead: Lead
+    interactions: list[Interaction] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LeadView:
+    lead: Lead
+    script: Script | None
+    greeting: str
+    history: list[HistoryEntry]
+    draft: Interaction | None
+    tasks: list[Task]
+    hand_off_to: list[User]
+    secretaries: list[User]
+    scripts_used: dict[int, Script]
+    default_due: str  # two hours on, as the business's wall time for a datetime-local input
+
+
+async def lead_view(
+    session: AsyncSession, user: User, lead_id: str | uuid.UUID, *, now: datetime
+) -> LeadView:
+    lead = await get_lead(session, user, lead_id)
+    script = await published_script(session, lead.business_id)
+    greeting = fill_greeting(
+        script.greeting if script else "",
+        business=lead.business.name,
+        secretary=user.name,
+        contact=lead.contact.name,
+    )
+    leads = (
+        await session.scalars(
+            select(Lead).where(Lead.contact_id == lead.contact_id).order_by(Lead.created_at.desc())
+        )
+    ).all()
+    interactions = (
+        await session.scalars(
+            select(Interaction)
+            .where(Interaction.contact_id == lead.contact_id)
+            .options(joinedload(Interaction.user))
+            .order_by(Interaction.started_at.desc())
+        )
+    ).all()
+    by_lead: dict[uuid.UUID, list[Interaction]] = {}
+    for interaction in interactions:
+        by_lead.setdefault(interaction.lead_id, []).append(interaction)
+    draft = next(
+        (i for i in by_lead.get(lead.id, []) if i.status == "draft" and i.user_id == user.id),
+        None,
+    )
+    versions = {i.script_version for i in interactions if i.script_version is not None}
+    scripts_used = {}
+    if versions:
+        scripts_used = {
+            s.version: s
+            for s in (
+                await session.scalars(
+                    select(Script).where(
+                        Script.business_id == lead.business_id, Script.version.in_(versions)
+                    )
+                )
+            ).all()
+        }
+    return LeadView(
+        lead=lead,
+        script=script,
+        greeting=greeting,
+        history=[HistoryEntry(item, by_lead.get(item.id, [])) for item in leads],
+        draft=draft,
+        tasks=await tasks_of_lead(session, user, lead),
+        hand_off_to=await people_for_hand_off(session, lead.business_id),
+        secretaries=(
+            await secretaries_of(session, lead.business_id) if user.role == Role.ADMIN else []
+        ),
+        scripts_used=scripts_used,
+        default_due=(now + DEFAULT_DUE_IN)
+        .astimezone(ZoneInfo(lead.business.timezone))
+        .strftime("%Y-%m-%dT%H:%M"),
+    )

@@ -1,0 +1,44 @@
+"""The customer card: one person who contacted one business."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, Numeric, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, id_column, utcnow
+
+CHANNELS = ("phone", "whatsapp", "sms", "email", "web", "walk-in")
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        # One person per business by phone (E.164) and by lower-cased e-mail; NULLs do not clash.
+        Index("uq_contacts_business_phone", "business_id", "phone", unique=True),
+        Index("uq_contacts_business_email", "business_id", "email", unique=True),
+        Index("ix_contacts_business_name", "business_id", "name"),
+        CheckConstraint("abc_class IN ('A', 'B', 'C')", name="abc_class"),
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
+    )
+
+    id: Mapped[uuid.UUID] = id_column()
+    business_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    phone: Mapped[str | None] = mapped_column(String(20), default=None)
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
+    company: Mapped[str] = mapped_column(String(200), default="")
+    address: Mapped[str] = mapped_column(String(300), default="")
+    industry: Mapped[str] = mapped_column(String(100), default="")
+    birthday: Mapped[date | None] = mapped_column(Date, default=None)
+    preferred_channel: Mapped[str | None] = mapped_column(String(16), default=None)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    abc_class: Mapped[str | None] = mapped_column(String(1), default=None)
+    customer_since: Mapped[date | None] = mapped_column(Date, default=None)
+    lifetime_value: Mapped[Decimal] = mapped_column(Numeric(12, 2), default=Decimal(0))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_contact_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -1,0 +1,136 @@
+"""A lead (one incoming request) and the interactions logged on it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, id_column, utcnow
+from models.contacts import Contact
+from models.tenancy import Business, User
+
+STAGES = ("new", "contacted", "meeting", "quote", "won", "lost")
+OPEN_STAGES = ("new", "contacted", "meeting", "quote")
+PRIORITIES = ("low", "normal", "high", "urgent")
+INTERACTION_KINDS = ("inbound_call", "outbound_call", "whatsapp", "sms", "email", "note")
+OUTCOMES = (
+    "answered",
+    "booked_meeting",
+    "sent_quote",
+    "call_back",
+    "no_answer",
+    "voicemail",
+    "wrong_number",
+    "not_interested",
+    "transferred_to_owner",
+    "info_given",
+)
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+    __table_args__ = (
+        CheckConstraint(
+            "channel IN ('phone', 'whatsapp', 'sms', 'email', 'web', 'walk-in')", name="channel"
+        ),
+        CheckConstraint(
+            "stage IN ('new', 'contacted', 'meeting', 'quote', 'won', 'lost')", name="stage"
+        ),
+        CheckConstraint("priority IN ('low', 'normal', 'high', 'urgent')", name="priority"),
+        # The inbox: open leads of a few businesses, oldest first; only open rows are indexed.
+        Index(
+            "ix_leads_open_queue",
+            "business_id",
+            "created_at",
+            sqlite_where=text("closed_at IS NULL"),
+            postgresql_where=text("closed_at IS NULL"),
+        ),
+        Index("ix_leads_contact_created", "contact_id", "created_at"),
+        Index("ix_leads_business_created", "business_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = id_column()
+    business_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    contact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    message: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(100), default="")
+    stage: Mapped[str] = mapped_column(String(16), default="new")
+    stage_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lost_reason: Mapped[str] = mapped_column(String(300), default="")
+    deal_value: Mapped[Decimal | None] = mapped_column(Numeric(12, 2), default=None)
+    priority: Mapped[str] = mapped_column(String(8), default="normal")
+    claimed_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    first_response_at: Mapped[datetime | None] = mapped_column(default=None)
+    first_response_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    closed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    business: Mapped[Business] = relationship(lazy="raise")
+    contact: Mapped[Contact] = relationship(lazy="raise")
+    claimed_by: Mapped[User | None] = relationship(foreign_keys=[claimed_by_id], lazy="raise")
+
+
+class Interaction(Base):
+    """One touch on a lead; a call being logged is a draft until it is wrapped up."""
+
+    __tablename__ = "interactions"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('inbound_call', 'outbound_call', 'whatsapp', 'sms', 'email', 'note')",
+            name="kind",
+        ),
+        CheckConstraint("status IN ('draft', 'done')", name="status"),
+        Index("ix_interactions_lead_started", "lead_id", "started_at"),
+        Index("ix_interactions_contact_started", "contact_id", "started_at"),
+    )
+
+    id: Mapped[uuid.UUID] = id_column()
+    business_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    lead_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    contact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(8), default="draft")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    summary: Mapped[str] = mapped_column(String(500), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    outcome: Mapped[str | None] = mapped_column(String(32), default=None)
+    script_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("scripts.id", ondelete="SET NULL"), default=None
+    )
+    script_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User | None] = relationship(lazy="raise")
+
+    @property
+    def duration_seconds(self) -> int | None:
+        if self.ended_at is None:
+            return None
+        return int((self.ended_at - self.started_at).total_seconds())

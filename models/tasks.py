@@ -1,0 +1,46 @@
+"""A follow-up handed off to someone, usually the business's owner."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, id_column, utcnow
+from models.tenancy import Business, User
+
+TASK_STATUSES = ("open", "done", "cancelled")
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'done', 'cancelled')", name="status"),
+        CheckConstraint("priority IN ('low', 'normal', 'high', 'urgent')", name="priority"),
+        Index("ix_tasks_assignee_status_due", "assignee_id", "status", "due_at"),
+        Index("ix_tasks_business_status_due", "business_id", "status", "due_at"),
+        Index("ix_tasks_lead", "lead_id"),
+    )
+
+    id: Mapped[uuid.UUID] = id_column()
+    business_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    lead_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="SET NULL"), default=None
+    )
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    assignee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(300))
+    details: Mapped[str] = mapped_column(Text, default="")
+    due_at: Mapped[datetime]
+    priority: Mapped[str] = mapped_column(String(8), default="normal")
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    business: Mapped[Business] = relationship(lazy="raise")
+    assignee: Mapped[User] = relationship(foreign_keys=[assignee_id], lazy="raise")
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id], lazy="raise")

@@ -1,0 +1,96 @@
+"""The live call log: start, autosave while she types, wrap up; notes; hand-offs."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from console import calls, tasks
+from models import Role
+from routes.access import signed_in, user_of
+from routes.forms import now, prefixed, see_other, text
+from routes.templating import render
+
+WORKERS = (Role.SECRETARY, Role.ADMIN)
+
+
+@signed_in(*WORKERS)
+async def start(request: Request) -> Response:
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        call = await calls.start_interaction(
+            session,
+            user_of(request),
+            request.path_params["lead_id"],
+            kind=text(form, "kind", "inbound_call"),
+            now=now(request),
+        )
+    return see_other(request, f"/leads/{call.lead_id}#call-log")
+
+
+@signed_in(*WORKERS)
+async def autosave(request: Request) -> Response:
+    """Called every few seconds and on blur while she types; answers with the saved time."""
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        call = await calls.autosave(
+            session,
+            user_of(request),
+            request.path_params["call_id"],
+            notes=text(form, "notes"),
+            summary=text(form, "summary"),
+            answers=prefixed(form, "answers"),
+            now=now(request),
+        )
+    if request.headers.get("HX-Request") != "true":
+        return see_other(request, f"/leads/{call.lead_id}#call-log")
+    return render(request, "partials/saved.html", {"saved_at": call.updated_at})
+
+
+@signed_in(*WORKERS)
+async def wrap_up(request: Request) -> Response:
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        call = await calls.wrap_up(
+            session,
+            user_of(request),
+            request.path_params["call_id"],
+            notes=text(form, "notes"),
+            summary=text(form, "summary"),
+            answers=prefixed(form, "answers"),
+            outcome=text(form, "outcome"),
+            now=now(request),
+        )
+    return see_other(request, f"/leads/{call.lead_id}")
+
+
+@signed_in(*WORKERS)
+async def add_note(request: Request) -> Response:
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        note = await calls.add_note(
+            session,
+            user_of(request),
+            request.path_params["lead_id"],
+            text=text(form, "notes"),
+            now=now(request),
+        )
+    return see_other(request, f"/leads/{note.lead_id}")
+
+
+@signed_in(*WORKERS)
+async def hand_off(request: Request) -> Response:
+    """A follow-up task for the owner or another secretary, from the lead page."""
+    form = await request.form()
+    handoff = tasks.HandOff(
+        assignee_id=text(form, "assignee_id"),
+        title=text(form, "title"),
+        due=text(form, "due"),
+        details=text(form, "details"),
+        priority=text(form, "priority", "normal"),
+    )
+    async with request.app.state.db.transaction() as session:
+        task = await tasks.hand_off(
+            session, user_of(request), request.path_params["lead_id"], handoff, now=now(request)
+        )
+    return see_other(request, f"/leads/{task.lead_id}#tasks")

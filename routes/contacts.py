@@ -1,0 +1,53 @@
+"""Contacts: search in any phone format, the caller lookup of a new call, the customer card."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from console import contacts
+from console.contact_page import caller_lookup, contact_view
+from models import Role
+from routes.access import signed_in, user_of
+from routes.forms import see_other, text
+from routes.templating import render
+
+WORKERS = (Role.SECRETARY, Role.ADMIN)
+
+
+@signed_in(*WORKERS, Role.OWNER)
+async def search(request: Request) -> Response:
+    query = request.query_params.get("q", "")
+    async with request.app.state.db.transaction(write=False) as session:
+        found = await contacts.search_contacts(session, user_of(request), query)
+    return render(request, "contacts/index.html", {"contacts": found, "q": query}, block="results")
+
+
+@signed_in(*WORKERS)
+async def lookup(request: Request) -> Response:
+    """While she types the caller's number: the known contact and their history, or 'new'."""
+    params = request.query_params
+    async with request.app.state.db.transaction(write=False) as session:
+        found = await caller_lookup(
+            session, user_of(request), params.get("business_id", ""), params.get("phone", "")
+        )
+    return render(request, "partials/caller.html", {"found": found})
+
+
+@signed_in(*WORKERS, Role.OWNER)
+async def show(request: Request) -> Response:
+    async with request.app.state.db.transaction(write=False) as session:
+        view = await contact_view(session, user_of(request), request.path_params["contact_id"])
+    return render(request, "contacts/show.html", {"view": view})
+
+
+@signed_in(*WORKERS)
+async def update(request: Request) -> Response:
+    form = await request.form()
+    fields = {name: text(form, name) for name in contacts.CARD_FIELDS if name in form}
+    async with request.app.state.db.transaction() as session:
+        contact = await contacts.get_contact(
+            session, user_of(request), request.path_params["contact_id"]
+        )
+        await contacts.update_contact(session, contact, fields)
+    return see_other(request, f"/contacts/{contact.id}")

@@ -1,0 +1,49 @@
+"""The scripts editor: edit a draft, preview it as the secretary will see it, publish it."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from console import scripts
+from console.tenancy import get_business
+from models import Role
+from routes.access import signed_in, user_of
+from routes.forms import now, see_other, text
+from routes.templating import render
+
+FIELDS = ("greeting", "questions", "faq", "escalation", "dos", "donts")
+
+
+@signed_in(Role.ADMIN)
+async def editor(request: Request) -> Response:
+    async with request.app.state.db.transaction(write=False) as session:
+        business = await get_business(session, user_of(request), request.path_params["business_id"])
+        draft = await scripts.draft_script(session, business.id)
+        versions = await scripts.script_versions(session, business.id)
+    base = draft or (versions[0] if versions else None)
+    context = {
+        "business": business,
+        "draft": draft,
+        "versions": versions,
+        "typed": scripts.as_draft(base),
+        "preview": base,
+    }
+    return render(request, "agency/script.html", context)
+
+
+@signed_in(Role.ADMIN)
+async def save(request: Request) -> Response:
+    """Preview (htmx, nothing stored), save the draft, or save and publish it."""
+    form = await request.form()
+    typed = scripts.ScriptDraft(**{name: text(form, name) for name in FIELDS})
+    action = text(form, "action", "save")
+    async with request.app.state.db.transaction() as session:
+        business = await get_business(session, user_of(request), request.path_params["business_id"])
+        if action == "preview":
+            preview = scripts.preview(typed)
+            return render(request, "agency/script.html", {"preview": preview}, block="preview")
+        await scripts.save_draft(session, user_of(request), business, typed)
+        if action == "publish":
+            await scripts.publish_draft(session, business, now=now(request))
+    return see_other(request, f"/agency/businesses/{business.id}/script")
