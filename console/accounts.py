@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from console import hours
 from console.auth import normalise_email
 from console.errors import Conflict, Invalid, NotFound
 from console.i18n import LOCALES
@@ -25,10 +25,7 @@ def new_intake_key() -> str:
 
 
 def check_timezone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise Invalid("Unknown time zone %(name)s.", field="timezone", name=name) from None
+    hours.check_timezone(name)
     return name
 
 

@@ -11,10 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from console.hours import BusinessHours
 from console.leads import get_lead, secretaries_of
 from console.scripts import fill_greeting, published_script
 from console.tasks import people_for_hand_off, tasks_of_lead
-from models import Interaction, Lead, Role, Script, Task, User
+from models import Business, Interaction, Lead, Role, Script, Task, User
 
 DEFAULT_DUE_IN = timedelta(hours=2)
 
@@ -23,6 +24,27 @@ DEFAULT_DUE_IN = timedelta(hours=2)
 class HistoryEntry:
     lead: Lead
     interactions: list[Interaction] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HoursNow:
+    """Whether the business is open now, and today's hours in its own wall time."""
+
+    open_now: bool
+    today: list[tuple[str, str]]
+    kind: str
+    holiday: str | None
+
+    @classmethod
+    def of(cls, business: Business, now: datetime) -> HoursNow:
+        clock = BusinessHours.from_business(business.weekly_hours, business.timezone)
+        zone = ZoneInfo(business.timezone)
+        today = now.astimezone(zone).date()
+        windows = [
+            (start.astimezone(zone).strftime("%H:%M"), end.astimezone(zone).strftime("%H:%M"))
+            for start, end in clock.windows_on(today)
+        ]
+        return cls(clock.is_open(now), windows, clock.day_kind(today), clock.holiday_name(today))
 
 
 @dataclass(frozen=True)
@@ -37,6 +59,7 @@ class LeadView:
     secretaries: list[User]
     scripts_used: dict[int, Script]
     default_due: str  # two hours on, as the business's wall time for a datetime-local input
+    hours: HoursNow
 
 
 async def lead_view(
@@ -98,4 +121,5 @@ async def lead_view(
         default_due=(now + DEFAULT_DUE_IN)
         .astimezone(ZoneInfo(lead.business.timezone))
         .strftime("%Y-%m-%dT%H:%M"),
+        hours=HoursNow.of(lead.business, now),
     )

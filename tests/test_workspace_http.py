@@ -40,8 +40,11 @@ async def seed_leads(db: Database, business: object, user: object, n: int, start
     async with db.transaction() as session:
         for i in range(start, start + n):
             await leads.create_lead(
-                session, user,  # type: ignore[arg-type]
-                NewLead(business_id=str(business.id), phone=f"+97254{2000000 + i}", name=f"לקוח {i}"),  # type: ignore[attr-defined]
+                session,
+                user,  # type: ignore[arg-type]
+                NewLead(
+                    business_id=str(business.id), phone=f"+97254{2000000 + i}", name=f"לקוח {i}"
+                ),  # type: ignore[attr-defined]
                 now=datetime.now(UTC),
             )
 
@@ -81,7 +84,9 @@ async def test_a_secretarys_call_from_first_ring_to_hand_off(
         owner_a = await make_user(session, "owner", a, name="אבי")
         owner_b = await make_user(session, "owner", b, name="דנה")
         await scripts.save_draft(
-            session, secretary, a,
+            session,
+            secretary,
+            a,
             scripts.ScriptDraft(
                 greeting="{business}, מדברת {secretary}. שלום {contact}!",
                 questions="* כתובת | text\nדחוף? | yesno",
@@ -100,26 +105,33 @@ async def test_a_secretarys_call_from_first_ring_to_hand_off(
     created = await client.post(
         "/leads",
         data={
-            "csrf_token": token, "business_id": str(a.id), "phone": "054-2345678",
-            "name": "יעל <b>", "channel": "phone", "subject": "נזילה במטבח",
+            "csrf_token": token,
+            "business_id": str(a.id),
+            "phone": "054-2345678",
+            "name": "יעל <b>",
+            "channel": "phone",
+            "subject": "נזילה במטבח",
         },
     )
     assert created.status_code == 303
     lead_url = created.headers["location"]
     page = await client.get(lead_url)
     assert "אינסטלציה כהן, מדברת מיכל. שלום יעל &lt;b&gt;!" in page.text  # script, filled, escaped
-    assert "250 ₪" in page.text and "<bdi dir=\"ltr\" class=\"phone\">054-234-5678</bdi>" in page.text
+    assert "250 ₪" in page.text and '<bdi dir="ltr" class="phone">054-234-5678</bdi>' in page.text
 
-    started = await client.post(f"{lead_url}/calls", data={"csrf_token": token, "kind": "inbound_call"})
+    started = await client.post(
+        f"{lead_url}/calls", data={"csrf_token": token, "kind": "inbound_call"}
+    )
     assert started.status_code == 303
     page = await client.get(lead_url)
-    call_id = re.search(r'/calls/([0-9a-f-]{36})/autosave', page.text).group(1)  # type: ignore[union-attr]
+    call_id = re.search(r"/calls/([0-9a-f-]{36})/autosave", page.text).group(1)  # type: ignore[union-attr]
     notes = "<script>alert(1)</script> הלקוחה אומרת: the pipe burst 💧"
     saved = await client.post(
         f"/calls/{call_id}/autosave",
-        data={"csrf_token": token, "notes": notes, "answers[q1]": "הרצל 1"}, headers=HTMX,
+        data={"csrf_token": token, "notes": notes, "answers[q1]": "הרצל 1"},
+        headers=HTMX,
     )
-    assert saved.status_code == 200 and "Saved" in saved.text or "נשמר" in saved.text
+    assert saved.status_code == 200 and ("Saved" in saved.text or "נשמר" in saved.text)
     reloaded = await client.get(lead_url)  # mid-call reload: nothing lost, shown escaped
     assert "&lt;script&gt;alert(1)&lt;/script&gt; הלקוחה אומרת" in reloaded.text
     assert "<script>alert(1)" not in reloaded.text and 'value="הרצל 1"' in reloaded.text
@@ -133,16 +145,23 @@ async def test_a_secretarys_call_from_first_ring_to_hand_off(
     handed = await client.post(
         f"{lead_url}/tasks",
         data={
-            "csrf_token": token, "assignee_id": str(owner_a.id), "title": "להתקשר ליעל",
-            "due": "2099-01-01T10:00", "priority": "high",
+            "csrf_token": token,
+            "assignee_id": str(owner_a.id),
+            "title": "להתקשר ליעל",
+            "due": "2099-01-01T10:00",
+            "priority": "high",
         },
     )
     assert handed.status_code == 303
     wrapped = await client.post(
         f"/calls/{call_id}/wrap-up",
         data={
-            "csrf_token": token, "notes": notes, "answers[q1]": "הרצל 1", "answers[q2]": "yes",
-            "outcome": "transferred_to_owner", "summary": "נזילה, אבי יחזור אליה",
+            "csrf_token": token,
+            "notes": notes,
+            "answers[q1]": "הרצל 1",
+            "answers[q2]": "yes",
+            "outcome": "transferred_to_owner",
+            "summary": "נזילה, אבי יחזור אליה",
         },
         headers=HTMX,
     )
@@ -171,7 +190,9 @@ async def test_bad_input_changes_nothing(client: httpx.AsyncClient, db: Database
         secretary = await make_user(session, "secretary", a)
         other = await make_user(session, "secretary", b)
         foreign = await leads.create_lead(
-            session, other, NewLead(business_id=str(b.id), phone="052-7654321"),
+            session,
+            other,
+            NewLead(business_id=str(b.id), phone="052-7654321"),
             now=datetime.now(UTC),
         )
     await sign_in(client, secretary.email)
