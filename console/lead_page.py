@@ -17,7 +17,8 @@ from console.scripts import fill_greeting, published_script
 from console.tasks import people_for_hand_off, tasks_of_lead
 from models import Business, Interaction, Lead, Role, Script, Task, User
 
-DEFAULT_DUE_IN = timedelta(hours=2)
+# A hand-off is due, unless she says otherwise, two of the business's working hours from now.
+DEFAULT_DUE_IN_COVERED_MINUTES = 120
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,7 @@ class HoursNow:
     holiday: str | None
 
     @classmethod
-    def of(cls, business: Business, now: datetime) -> HoursNow:
-        clock = BusinessHours.from_business(business.weekly_hours, business.timezone)
+    def of(cls, clock: BusinessHours, business: Business, now: datetime) -> HoursNow:
         zone = ZoneInfo(business.timezone)
         today = now.astimezone(zone).date()
         windows = [
@@ -66,6 +66,7 @@ async def lead_view(
     session: AsyncSession, user: User, lead_id: str | uuid.UUID, *, now: datetime
 ) -> LeadView:
     lead = await get_lead(session, user, lead_id)
+    clock = BusinessHours.from_business(lead.business.weekly_hours, lead.business.timezone)
     script = await published_script(session, lead.business_id)
     greeting = fill_greeting(
         script.greeting if script else "",
@@ -118,8 +119,15 @@ async def lead_view(
             await secretaries_of(session, lead.business_id) if user.role == Role.ADMIN else []
         ),
         scripts_used=scripts_used,
-        default_due=(now + DEFAULT_DUE_IN)
-        .astimezone(ZoneInfo(lead.business.timezone))
-        .strftime("%Y-%m-%dT%H:%M"),
-        hours=HoursNow.of(lead.business, now),
+        default_due=_default_due(clock, lead.business, now),
+        hours=HoursNow.of(clock, lead.business, now),
     )
+
+
+def _default_due(clock: BusinessHours, business: Business, now: datetime) -> str:
+    """The hand-off form's due time, as the business's wall time for a datetime-local input."""
+    try:
+        due = clock.add_covered_minutes(now, DEFAULT_DUE_IN_COVERED_MINUTES)
+    except ValueError:  # a business with no hours at all
+        due = now + timedelta(hours=2)
+    return due.astimezone(ZoneInfo(business.timezone)).strftime("%Y-%m-%dT%H:%M")

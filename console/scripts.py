@@ -103,7 +103,7 @@ def preview(typed: ScriptDraft) -> Script:
 def parse_draft(typed: ScriptDraft) -> dict[str, Any]:
     for name in ("greeting", "questions", "faq", "escalation", "dos", "donts"):
         if len(getattr(typed, name)) > MAX_TEXT:
-            raise Invalid("%(name)s is too long.", field=name, name=name)
+            raise Invalid("This text is too long.", field=name)
     return {
         "greeting": typed.greeting.strip(),
         "questions": parse_questions(typed.questions),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -51,7 +51,7 @@ async def people_for_hand_off(session: AsyncSession, business_id: uuid.UUID) -> 
     statement = (
         select(User)
         .where(User.active.is_(True), or_(User.id.in_(owners), User.id.in_(secretaries)))
-        .order_by(User.role.desc(), User.name)  # "owner" sorts after "secretary"; reversed
+        .order_by(case((User.role == Role.OWNER, 0), else_=1), User.name)
     )
     return list((await session.scalars(statement)).all())
 
@@ -128,7 +128,7 @@ async def set_task_status(
     if user.id not in (task.assignee_id, task.created_by_id) and user.role != Role.ADMIN:
         raise NotFound("Not found.")
     if task.status != "open" and status != "open" and task.status != status:
-        raise Conflict("This task is %(status)s already.", status=task.status)
+        raise Conflict("This task was closed already.")
     task.status = status
     task.completed_at = now if status == "done" else None
     await session.flush()

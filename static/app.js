@@ -70,11 +70,54 @@
     if (row && !event.target.closest("a, button, input, select, form")) window.location = row.dataset.href;
   });
 
-  // The call log saves every few seconds through htmx; when the tab goes away, one last save.
+  // The call log saves every few seconds through htmx. Until the server has what she typed, a
+  // copy waits in localStorage: a reload, a closed tab or a dropped network loses nothing.
+  const draftKey = (form) => "mazkira:call:" + form.dataset.autosave;
+  function snapshot(form) {
+    const fields = {};
+    new FormData(form).forEach((value, name) => { if (name !== "csrf_token") fields[name] = value; });
+    return fields;
+  }
+  function keepCopy(form) {
+    try { localStorage.setItem(draftKey(form), JSON.stringify(snapshot(form))); } catch (e) { /* full or private */ }
+  }
+  function restoreCopy(form) {
+    let fields = null;
+    try { fields = JSON.parse(localStorage.getItem(draftKey(form)) || "null"); } catch (e) { fields = null; }
+    if (!fields) return;
+    Object.entries(fields).forEach(([name, value]) => {
+      const field = form.elements.namedItem(name);
+      if (field && "value" in field) field.value = value;
+    });
+    if (window.htmx) htmx.trigger(form, "focusout");
+  }
   function lastSave() {
     const form = document.querySelector("form[data-autosave]");
     if (form && navigator.sendBeacon) navigator.sendBeacon(form.dataset.autosave, new FormData(form));
   }
+  document.addEventListener("input", (event) => {
+    const form = event.target.closest && event.target.closest("form[data-autosave]");
+    if (form) keepCopy(form);
+  });
+  document.addEventListener("htmx:afterRequest", (event) => {
+    const form = document.querySelector("form[data-autosave]");
+    if (!form || !event.detail.successful) return;
+    const path = event.detail.requestConfig && event.detail.requestConfig.path;
+    const sent = event.detail.requestConfig && event.detail.requestConfig.parameters;
+    const saved = path === form.dataset.autosave || (path || "").endsWith("/wrap-up");
+    if (!saved) return;
+    const current = JSON.stringify(snapshot(form));
+    const sentFields = sent ? JSON.stringify(Object.fromEntries(
+      Object.entries(sent instanceof FormData ? Object.fromEntries(sent) : sent).filter(([n]) => n !== "csrf_token"))) : "";
+    if ((path || "").endsWith("/wrap-up") || sentFields === current) localStorage.removeItem(draftKey(form));
+  });
+  document.addEventListener("submit", (event) => {
+    if (event.target.matches("form[data-autosave]")) localStorage.removeItem(draftKey(event.target));
+  });
+  document.addEventListener("DOMContentLoaded", () => {
+    const form = document.querySelector("form[data-autosave]");
+    if (form) restoreCopy(form);
+  });
   document.addEventListener("visibilitychange", () => { if (document.visibilityState === "hidden") lastSave(); });
   window.addEventListener("pagehide", lastSave);
 })();

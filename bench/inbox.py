@@ -1,0 +1,124 @@
+"""The inbox page at scale: `python -m bench.inbox [--leads N] [--db sqlite|postgres]`.
+
+Seeds N leads (10% open) across 1,000 businesses, signs in a secretary who serves 10 of them,
+and requests her first inbox page (50 rows) through the whole app in-process: middleware,
+session, queries and template. Prints the server time's p50/p99 and the statements per page;
+the last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import event, text
+
+from asgi import create_app
+from bench.seed import count_leads, seed
+from console.config import Settings, normalise_database_url
+from console.db import Database
+from console.migrate import upgrade
+
+POSTGRES = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+async def prepare(kind: str, leads: int, businesses: int) -> Database:
+    """A database holding exactly this data set, reused between runs when it is already there."""
+    if kind == "sqlite":
+        path = Path(os.environ.get("BENCH_DIR", "/tmp")) / f"mazkira-bench-{leads}-{businesses}.db"
+        db = Database(f"sqlite+aiosqlite:///{path}")
+        await upgrade(db)
+        if await count_leads(db) == leads:
+            return db
+        await db.dispose()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        db = Database(f"sqlite+aiosqlite:///{path}")
+    else:
+        db = Database(normalise_database_url(POSTGRES))
+        await upgrade(db)
+        if await count_leads(db) == leads:
+            return db
+        async with db.engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+    await upgrade(db)
+    started = time.perf_counter()
+    await seed(db, businesses=businesses, leads=leads)
+    if db.is_sqlite:
+        async with db.engine.begin() as connection:
+            await connection.execute(text("ANALYZE"))
+    else:
+        async with db.engine.connect() as connection:
+            await connection.execute(text("COMMIT"))
+            await connection.execute(text("VACUUM ANALYZE"))
+    print(f"seeded {leads} leads in {time.perf_counter() - started:.0f} s", flush=True)
+    return db
+
+
+async def measure(db: Database, requests: int) -> dict[str, Any]:
+    settings = Settings(database_url=db.url, secret_key="bench-" + "x" * 40)
+    app = create_app(settings, db=db, run_jobs=False)
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        if not str(args[2]).startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            statements.append(str(args[2]))
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            login = await client.get("/login")
+            token = login.text.split('name="csrf_token" value="')[1].split('"')[0]
+            signed = await client.post(
+                "/login",
+                data={
+                    "email": "secretary@bench.test",
+                    "password": "bench-password",
+                    "csrf_token": token,
+                },
+            )
+            assert signed.status_code == 303, signed.text
+            for _ in range(5):  # warm caches and the session's last-seen stamp
+                await client.get("/inbox")
+            times = []
+            event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+            for _ in range(requests):
+                statements.clear()
+                started = time.perf_counter()
+                page = await client.get("/inbox")
+                times.append((time.perf_counter() - started) * 1000)
+                assert page.status_code == 200 and 'class="lead-row' in page.text
+            event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    times.sort()
+    return {
+        "p50_ms": round(statistics.median(times), 2),
+        "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))], 2),
+        "statements": len(statements),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--leads", type=int, default=1_000_000)
+    parser.add_argument("--businesses", type=int, default=1_000)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    db = await prepare(args.db, args.leads, args.businesses)
+    try:
+        result = await measure(db, args.requests)
+    finally:
+        await db.dispose()
+    print(json.dumps({"db": args.db, "leads": args.leads, "businesses": args.businesses, **result}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
