@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
@@ -19,6 +20,7 @@ from models.contacts import CHANNELS
 
 DEFAULT_REGION = "IL"
 SEARCH_LIMIT = 50
+MAX_NOTES = 200_000
 
 
 def normalise_phone(raw: str, region: str = DEFAULT_REGION) -> str:
@@ -45,6 +47,7 @@ def looks_like_phone(query: str) -> bool:
     return digits >= 7 and digits >= len(query.replace(" ", "").replace("-", "")) - 2
 
 
+@lru_cache(maxsize=20_000)
 def display_phone(e164: str | None) -> str:
     """How Israelis write a number: 054-234-5678 at home, +1 ... abroad."""
     if not e164:
@@ -176,7 +179,7 @@ async def update_contact(
     changes: dict[str, Any] = {}
     for name in EDITABLE:
         if name in fields:
-            changes[name] = fields[name].strip()
+            changes[name] = fields[name] if name == "notes" else fields[name].strip()
     if changes.get("preferred_channel") == "":
         changes["preferred_channel"] = None
     if changes.get("preferred_channel") not in (None, *CHANNELS):
@@ -201,8 +204,11 @@ async def update_contact(
         changes["lifetime_value"] = _money(fields["lifetime_value"], "lifetime_value")
     if "tags" in fields:
         changes["tags"] = sorted({t.strip() for t in fields["tags"].split(",") if t.strip()})
-    if "name" in changes and len(changes["name"]) > 200:
-        raise Invalid("The name is too long.", field="name")
+    for name, limit in (("name", 200), ("company", 200), ("address", 300), ("industry", 100)):
+        if len(changes.get(name, "")) > limit:
+            raise Invalid("This text is too long.", field=name)
+    if len(changes.get("notes", "")) > MAX_NOTES:
+        raise Invalid("This text is too long.", field="notes")
     for name, value in changes.items():
         setattr(contact, name, value)
     await session.flush()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from babel.dates import format_timedelta
 
-from console.i18n import current_locale
+from console.i18n import current_locale, using_locale
 from console.i18n import gettext as _
 
 
@@ -92,17 +93,28 @@ LABELS = {
 }
 
 
+@lru_cache(maxsize=64)
+def _labels(group: str, locale: str) -> dict[str, str]:
+    with using_locale(locale):
+        return LABELS[group]()
+
+
 def label(group: str, value: str | None) -> str:
     if value is None:
         return ""
-    return LABELS[group]().get(value, value)
+    return _labels(group, current_locale()).get(value, value)
 
 
 def options(group: str) -> list[tuple[str, str]]:
-    return list(LABELS[group]().items())
+    return list(_labels(group, current_locale()).items())
 
 
 def waited(since: datetime, now: datetime) -> str:
     """How long ago, briefly: '4 minutes', '2 hours', in the reader's language."""
-    delta = max(now - since, timedelta(0))
-    return format_timedelta(delta, threshold=1.5, locale=current_locale())
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    return _waited(minutes, current_locale())
+
+
+@lru_cache(maxsize=4096)
+def _waited(minutes: int, locale: str) -> str:
+    return format_timedelta(timedelta(minutes=minutes), threshold=1.5, locale=locale)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import aliased, contains_eager
 from console.contacts import find_or_create_contact, touch_contact
 from console.errors import Conflict, Invalid, NotFound
 from console.tenancy import get_business, get_scoped, may_see, parse_id, visible_businesses
-from models import Business, Lead, Role, SecretaryAssignment, User
+from models import Business, Contact, Lead, Role, SecretaryAssignment, User
 from models.contacts import CHANNELS
 from models.leads import OPEN_STAGES, PRIORITIES, STAGES
 
@@ -102,6 +102,13 @@ async def inbox(session: AsyncSession, user: User, filters: InboxFilters) -> Inb
     joined in), the grouped counts, and the user's businesses.
     """
     open_leads = and_(Lead.closed_at.is_(None), may_see(user, Lead.business_id))
+    # The page's ids come from the covering index alone; only those rows are then joined.
+    page_ids = (
+        select(Lead.id)
+        .where(open_leads, *_filter_conditions(user, filters))
+        .order_by(Lead.created_at, Lead.id)
+        .limit(PAGE_SIZE)
+    )
     holder = aliased(User)
     rows_statement = (
         select(Lead)
@@ -109,13 +116,16 @@ async def inbox(session: AsyncSession, user: User, filters: InboxFilters) -> Inb
         .join(Lead.business)
         .outerjoin(holder, Lead.claimed_by_id == holder.id)
         .options(
-            contains_eager(Lead.contact),
-            contains_eager(Lead.business),
-            contains_eager(Lead.claimed_by.of_type(holder)),
+            contains_eager(Lead.contact).load_only(
+                Contact.name, Contact.phone, Contact.email, raiseload=True
+            ),
+            contains_eager(Lead.business).load_only(
+                Business.name, Business.slug, Business.timezone, raiseload=True
+            ),
+            contains_eager(Lead.claimed_by.of_type(holder)).load_only(holder.name, raiseload=True),
         )
-        .where(open_leads, *_filter_conditions(user, filters))
+        .where(Lead.id.in_(page_ids.scalar_subquery()))
         .order_by(Lead.created_at, Lead.id)
-        .limit(PAGE_SIZE)
     )
     rows = list((await session.scalars(rows_statement)).all())
 

@@ -24,19 +24,33 @@ async def seed(db_url: str) -> None:
         a = await accounts.create_business(session, slug="cohen", name="אינסטלציה כהן")
         b = await accounts.create_business(session, slug="levi", name="מרפאת לוי")
         michal = await accounts.create_user(
-            session, email="michal@example.test", password=PASSWORD, role="secretary",
-            name="מיכל", businesses=["cohen", "levi"],
+            session,
+            email="michal@example.test",
+            password=PASSWORD,
+            role="secretary",
+            name="מיכל",
+            businesses=["cohen", "levi"],
         )
         await accounts.create_user(
-            session, email="avi@example.test", password=PASSWORD, role="owner", name="אבי",
+            session,
+            email="avi@example.test",
+            password=PASSWORD,
+            role="owner",
+            name="אבי",
             businesses=["cohen"],
         )
         await accounts.create_user(
-            session, email="dana@example.test", password=PASSWORD, role="owner", name="דנה",
+            session,
+            email="dana@example.test",
+            password=PASSWORD,
+            role="owner",
+            name="דנה",
             businesses=["levi"],
         )
         await scripts.save_draft(
-            session, michal, a,
+            session,
+            michal,
+            a,
             scripts.ScriptDraft(
                 greeting="{business}, מדברת {secretary}, שלום {contact}",
                 questions="* מה הכתובת? | text\nהאם יש נזילה פעילה? | yesno",
@@ -45,9 +59,15 @@ async def seed(db_url: str) -> None:
         )
         await scripts.publish_draft(session, a, now=datetime.now(UTC))
         await leads.create_lead(
-            session, michal,
-            NewLead(business_id=str(a.id), phone="054-2345678", name="יעל", channel="whatsapp",
-                    subject="נזילה מתחת לכיור"),
+            session,
+            michal,
+            NewLead(
+                business_id=str(a.id),
+                phone="054-2345678",
+                name="יעל",
+                channel="whatsapp",
+                subject="נזילה מתחת לכיור",
+            ),
             now=datetime.now(UTC),
         )
         del b

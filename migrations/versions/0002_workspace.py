@@ -149,7 +149,7 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             "ix_leads_open_queue",
-            ["business_id", "created_at"],
+            ["business_id", "created_at", "id", "channel", "stage", "claimed_by_id"],
             unique=False,
             sqlite_where=sa.text("closed_at IS NULL"),
             postgresql_where=sa.text("closed_at IS NULL"),
