@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from asgi import create_app
 from bench.seed import count_leads, seed
@@ -26,7 +28,9 @@ from console.config import Settings, normalise_database_url
 from console.db import Database
 from console.migrate import upgrade
 
-POSTGRES = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES = os.environ.get(
+    "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/mazkira_bench"
+)
 
 
 async def prepare(kind: str, leads: int, businesses: int) -> Database:
@@ -42,6 +46,7 @@ async def prepare(kind: str, leads: int, businesses: int) -> Database:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         db = Database(f"sqlite+aiosqlite:///{path}")
     else:
+        await create_database(normalise_database_url(POSTGRES))
         db = Database(normalise_database_url(POSTGRES))
         await upgrade(db)
         if await count_leads(db) == leads:
@@ -61,6 +66,19 @@ async def prepare(kind: str, leads: int, businesses: int) -> Database:
             await connection.execute(text("VACUUM ANALYZE"))
     print(f"seeded {leads} leads in {time.perf_counter() - started:.0f} s", flush=True)
     return db
+
+
+async def create_database(url: str) -> None:
+    """The benchmark's own PostgreSQL database (never the tests'), made when missing."""
+    target = make_url(url)
+    engine = create_async_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    async with engine.connect() as connection:
+        exists = await connection.scalar(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
+        )
+        if not exists:
+            await connection.execute(text(f'CREATE DATABASE "{target.database}"'))
+    await engine.dispose()
 
 
 async def measure(db: Database, requests: int) -> dict[str, Any]:

@@ -43,7 +43,7 @@ async def test_secretary_signs_in_and_sees_the_rtl_inbox(tmp_path: Path) -> None
             assert await page.get_attribute("html", "dir") == "rtl"
             assert await page.get_attribute("html", "lang") == "he"
             assert await page.locator("h1").inner_text() == "תיבת פניות"
-            assert "אינסטלציה כהן" in await page.locator(".chips").inner_text()
+            assert "אינסטלציה כהן" in await page.locator("nav.filters").inner_text()
             assert await page.evaluate("typeof htmx") == "object"  # vendored, served, no CDN
             await page.screenshot(path=str(tmp_path / "inbox.png"))
             assert errors == []  # nothing refused by the Content-Security-Policy
