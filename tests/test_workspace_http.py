@@ -215,3 +215,39 @@ async def test_bad_input_changes_nothing(client: httpx.AsyncClient, db: Database
         assert await session.scalar(select(func.count()).select_from(Lead)) == 1
         assert await session.scalar(select(func.count()).select_from(Task)) == 0
     assert (await client.get(f"/leads/{foreign.id}")).status_code == 404
+
+
+async def test_two_secretaries_claiming_over_http_at_once(app: object, db: Database) -> None:
+    """Two browsers press "Take" on the same lead in the same instant: one gets it."""
+    import asyncio
+
+    async with db.transaction() as session:
+        business = await make_business(session)
+        pair = [await make_user(session, "secretary", business) for _ in range(2)]
+        lead = await leads.create_lead(
+            session,
+            pair[0],
+            NewLead(business_id=str(business.id), phone="052-7654321"),
+            now=datetime.now(UTC),
+        )
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    clients = [httpx.AsyncClient(transport=transport, base_url="http://testserver") for _ in pair]
+    tokens = []
+    for client, secretary in zip(clients, pair, strict=True):
+        await sign_in(client, secretary.email)
+        tokens.append(await csrf_token(client, "/inbox"))
+    responses = await asyncio.gather(
+        *(
+            client.post(f"/leads/{lead.id}/claim", data={"csrf_token": token}, headers=HTMX)
+            for client, token in zip(clients, tokens, strict=True)
+        )
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [204, 409], [r.text for r in responses]
+    loser = next(r for r in responses if r.status_code == 409)
+    async with db.transaction(write=False) as session:
+        holder = (await session.get(Lead, lead.id)).claimed_by_id  # type: ignore[union-attr]
+    winner = next(s for s in pair if s.id == holder)
+    assert winner.name in loser.text
+    for client in clients:
+        await client.aclose()
