@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -20,11 +21,14 @@ from console.config import Settings
 from console.contacts import display_phone
 from console.db import Database
 from console.errors import ConsoleError
+from console.events import LiveEvent, latest_seqs
+from console.hub import Audience, Hub, LocalBroker, RedisBroker
 from console.i18n import LOCALES, format_local, using_locale
 from console.jobs import InProcessRunner
 from console.migrate import upgrade
 from routes import routes
 from routes.errors import console_error, http_error, server_error
+from routes.live import Fragments
 from routes.middleware import Cookies, Guard, Sessions
 from workers.settings import PERIODIC
 
@@ -42,12 +46,16 @@ def create_app(
     db = db or Database(settings.database_url)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     cookies = Cookies(settings)
+    hub = Hub(RedisBroker(redis) if redis is not None else LocalBroker(), render=_no_render)
+    hub.render = Fragments(db, hub.viewers)
+    db.after_commit.append(hub.publish)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if owns_db and settings.is_sqlite:
             await upgrade(db)  # the embedded mode needs no setup step
         warm_up()
+        await hub.start(await _latest_or_nothing(db))
         runner = None
         if run_jobs and redis is None:
             runner = InProcessRunner({"db": db, "settings": settings}, PERIODIC)
@@ -55,6 +63,7 @@ def create_app(
         try:
             yield
         finally:
+            await hub.stop()
             if runner:
                 await runner.stop()
             if redis is not None:
@@ -79,8 +88,23 @@ def create_app(
     app.state.db = db
     app.state.redis = redis
     app.state.cookies = cookies
+    app.state.hub = hub
     app.state.clock = clock or SystemClock()
     return app
+
+
+async def _latest_or_nothing(db: Database) -> dict[str, int]:
+    """Where each business's events stand; a database that is down now must not stop start-up
+    (health says 503 until it is back, and the hub learns the numbers from the events)."""
+    try:
+        async with db.transaction(write=False) as session:
+            return await latest_seqs(session)
+    except (SQLAlchemyError, OSError):
+        return {}
+
+
+async def _no_render(event: LiveEvent, audience: Audience) -> str | None:
+    return None
 
 
 def warm_up() -> None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from console import events
 from console.contacts import touch_contact
 from console.errors import Conflict, Invalid, NotFound
 from console.leads import get_lead
@@ -63,6 +64,15 @@ async def start_interaction(
     stamp_first_response(lead, user, kind, now)
     touch_contact(lead.contact, now)
     await session.flush()
+    await events.record(
+        session,
+        lead.business_id,
+        "interaction.started",
+        at=now,
+        lead_id=lead.id,
+        interaction_id=interaction.id,
+        user_id=user.id,
+    )
     return interaction
 
 
@@ -135,6 +145,7 @@ async def wrap_up(
     interaction.updated_at = now
     interaction.status = "done"
     await session.flush()
+    await _logged(session, interaction, now)
     return interaction
 
 
@@ -161,7 +172,19 @@ async def add_note(
     )
     session.add(interaction)
     await session.flush()
+    await _logged(session, interaction, now)
     return interaction
+
+
+async def _logged(session: AsyncSession, interaction: Interaction, now: datetime) -> None:
+    await events.record(
+        session,
+        interaction.business_id,
+        "interaction.logged",
+        at=now,
+        lead_id=interaction.lead_id,
+        interaction_id=interaction.id,
+    )
 
 
 async def _questions(session: AsyncSession, interaction: Interaction) -> list[dict[str, object]]:

@@ -48,17 +48,36 @@ class HoursNow:
 
 
 @dataclass(frozen=True)
+class ContactHistory:
+    """Every lead and interaction of the lead's contact, newest first."""
+
+    contact_id: uuid.UUID
+    current_lead_id: uuid.UUID
+    timezone: str
+    entries: list[HistoryEntry]
+    scripts_used: dict[int, Script]
+
+    def draft_of(self, user: User) -> Interaction | None:
+        """The call log `user` has open on the current lead, if any."""
+        for entry in self.entries:
+            if entry.lead.id == self.current_lead_id:
+                for interaction in entry.interactions:
+                    if interaction.status == "draft" and interaction.user_id == user.id:
+                        return interaction
+        return None
+
+
+@dataclass(frozen=True)
 class LeadView:
     lead: Lead
     script: Script | None
     greeting: str
-    history: list[HistoryEntry]
+    history: ContactHistory
     draft: Interaction | None
     tasks: list[Task]
     hand_off_to: list[User]
     secretaries: list[User]
-    scripts_used: dict[int, Script]
-    default_due: str  # two hours on, as the business's wall time for a datetime-local input
+    default_due: str  # two working hours on, as the business's wall time for datetime-local
     hours: HoursNow
 
 
@@ -74,6 +93,25 @@ async def lead_view(
         secretary=user.name,
         contact=lead.contact.name,
     )
+    history = await contact_history(session, lead)
+    return LeadView(
+        lead=lead,
+        script=script,
+        greeting=greeting,
+        history=history,
+        draft=history.draft_of(user),
+        tasks=await tasks_of_lead(session, user, lead),
+        hand_off_to=await people_for_hand_off(session, lead.business_id),
+        secretaries=(
+            await secretaries_of(session, lead.business_id) if user.role == Role.ADMIN else []
+        ),
+        default_due=_default_due(clock, lead.business, now),
+        hours=HoursNow.of(clock, lead.business, now),
+    )
+
+
+async def contact_history(session: AsyncSession, lead: Lead) -> ContactHistory:
+    """Three statements: the contact's leads, their interactions, the script versions used."""
     leads = (
         await session.scalars(
             select(Lead).where(Lead.contact_id == lead.contact_id).order_by(Lead.created_at.desc())
@@ -90,37 +128,19 @@ async def lead_view(
     by_lead: dict[uuid.UUID, list[Interaction]] = {}
     for interaction in interactions:
         by_lead.setdefault(interaction.lead_id, []).append(interaction)
-    draft = next(
-        (i for i in by_lead.get(lead.id, []) if i.status == "draft" and i.user_id == user.id),
-        None,
-    )
     versions = {i.script_version for i in interactions if i.script_version is not None}
-    scripts_used = {}
+    scripts_used: dict[int, Script] = {}
     if versions:
-        scripts_used = {
-            s.version: s
-            for s in (
-                await session.scalars(
-                    select(Script).where(
-                        Script.business_id == lead.business_id, Script.version.in_(versions)
-                    )
-                )
-            ).all()
-        }
-    return LeadView(
-        lead=lead,
-        script=script,
-        greeting=greeting,
-        history=[HistoryEntry(item, by_lead.get(item.id, [])) for item in leads],
-        draft=draft,
-        tasks=await tasks_of_lead(session, user, lead),
-        hand_off_to=await people_for_hand_off(session, lead.business_id),
-        secretaries=(
-            await secretaries_of(session, lead.business_id) if user.role == Role.ADMIN else []
-        ),
+        statement = select(Script).where(
+            Script.business_id == lead.business_id, Script.version.in_(versions)
+        )
+        scripts_used = {script.version: script for script in await session.scalars(statement)}
+    return ContactHistory(
+        contact_id=lead.contact_id,
+        current_lead_id=lead.id,
+        timezone=lead.business.timezone,
+        entries=[HistoryEntry(item, by_lead.get(item.id, [])) for item in leads],
         scripts_used=scripts_used,
-        default_due=_default_due(clock, lead.business, now),
-        hours=HoursNow.of(clock, lead.business, now),
     )
 
 

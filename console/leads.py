@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from console import events
 from console.contacts import find_or_create_contact, touch_contact
 from console.errors import Conflict, Invalid, NotFound
 from console.tenancy import get_business, get_scoped, may_see, parse_id, visible_businesses
@@ -74,6 +75,7 @@ async def create_lead(
     )
     session.add(lead)
     await session.flush()
+    await events.record(session, business.id, "lead.created", at=now, lead_id=lead.id)
     return lead
 
 
@@ -236,7 +238,12 @@ async def claim_lead(
         .execution_options(synchronize_session=False)
     )
     lead = await get_lead(session, user, lead_uuid)
-    if result.rowcount == 1 or lead.claimed_by_id == user.id:  # type: ignore[attr-defined]
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        await events.record(
+            session, lead.business_id, "lead.claimed", at=now, lead_id=lead.id, user_id=user.id
+        )
+        return lead
+    if lead.claimed_by_id == user.id:
         return lead
     if lead.closed_at is not None:
         raise Conflict("This lead is closed already.")
@@ -244,7 +251,9 @@ async def claim_lead(
     raise Conflict("%(holder)s is handling this lead.", holder=holder)
 
 
-async def release_lead(session: AsyncSession, user: User, lead_id: str | uuid.UUID) -> Lead:
+async def release_lead(
+    session: AsyncSession, user: User, lead_id: str | uuid.UUID, *, now: datetime
+) -> Lead:
     """Give a lead back to the queue; only its holder (or an admin) can."""
     lead = await get_lead(session, user, lead_id)
     if lead.claimed_by_id is None:
@@ -255,6 +264,7 @@ async def release_lead(session: AsyncSession, user: User, lead_id: str | uuid.UU
     lead.claimed_at = None
     await session.flush()
     await session.refresh(lead, ["claimed_by"])
+    await events.record(session, lead.business_id, "lead.released", at=now, lead_id=lead.id)
     return lead
 
 
@@ -285,6 +295,9 @@ async def reassign_lead(
     lead.claimed_at = now
     await session.flush()
     await session.refresh(lead, ["claimed_by"])
+    await events.record(
+        session, lead.business_id, "lead.claimed", at=now, lead_id=lead.id, user_id=secretary.id
+    )
     return lead
 
 
@@ -321,8 +334,11 @@ async def move_stage(
     if value is not None:
         lead.deal_value = value
     lead.lost_reason = lost_reason.strip()[:300] if stage == "lost" else ""
+    was_open = lead.closed_at is None
     lead.closed_at = (lead.closed_at or now) if stage in ("won", "lost") else None
     await session.flush()
+    kind = "lead.closed" if was_open and lead.closed_at else "lead.updated"
+    await events.record(session, lead.business_id, kind, at=now, lead_id=lead.id)
     return lead
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from console import events
 from console.errors import Conflict, Invalid, NotFound
 from console.leads import get_lead
 from console.tenancy import get_scoped, scoped
@@ -94,6 +95,15 @@ async def hand_off(
     )
     session.add(task)
     await session.flush()
+    await events.record(
+        session,
+        task.business_id,
+        "task.created",
+        at=now,
+        task_id=task.id,
+        lead_id=lead.id,
+        assignee_id=assignee_id,
+    )
     return task
 
 
@@ -129,7 +139,18 @@ async def set_task_status(
         raise NotFound("Not found.")
     if task.status != "open" and status != "open" and task.status != status:
         raise Conflict("This task was closed already.")
+    changed = task.status != status
     task.status = status
     task.completed_at = now if status == "done" else None
     await session.flush()
+    if changed:
+        await events.record(
+            session,
+            task.business_id,
+            f"task.{status}" if status != "open" else "task.reopened",
+            at=now,
+            task_id=task.id,
+            lead_id=task.lead_id,
+            assignee_id=task.assignee_id,
+        )
     return task

@@ -3,6 +3,7 @@
 from models.auth import LoginFailure, UserSession
 from models.base import Base
 from models.contacts import Contact
+from models.events import Event
 from models.leads import Interaction, Lead
 from models.scripts import Script
 from models.tasks import Task
@@ -12,6 +13,7 @@ __all__ = [
     "Base",
     "Business",
     "Contact",
+    "Event",
     "Interaction",
     "Lead",
     "LoginFailure",

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, id_column, utcnow
@@ -43,6 +43,10 @@ class Business(Base):
         default=lambda: {day: [list(w) for w in ws] for day, ws in DEFAULT_WEEKLY_HOURS.items()},
     )
     intake_key: Mapped[str] = mapped_column(String(64))
+    # The last per-business event sequence number handed out (see models/events.py).
+    event_seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), default=0, server_default="0"
+    )
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

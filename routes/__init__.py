@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from routes import auth, calls, contacts, health, home, leads, scripts, tasks
+from routes import auth, calls, contacts, health, home, leads, live, scripts, tasks
 from routes.templating import TEMPLATES
 
 STATIC = TEMPLATES.parent / "static"
@@ -42,6 +42,8 @@ routes = [
     # the agency's administration
     Route("/agency/businesses/{business_id}/script", scripts.editor, methods=["GET"]),
     Route("/agency/businesses/{business_id}/script", scripts.save, methods=["POST"]),
+    # the live console: one socket per open page
+    WebSocketRoute("/ws", live.live_socket),
     # machines
     Route("/healthz", health.healthz, methods=["GET"]),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),

@@ -81,6 +81,7 @@ async def logout(request: Request) -> Response:
     if request.state.session_id:
         async with request.app.state.db.transaction() as session:
             await auth.end_session(session, request.state.session_id, now=datetime.now(UTC))
+        await request.app.state.hub.end_sessions(session_id=request.state.session_id)
     response = RedirectResponse("/login", status_code=303)
     response.headers.append("Set-Cookie", request.app.state.cookies.cleared(SESSION_COOKIE))
     return response

@@ -93,4 +93,4 @@ async def hand_off(request: Request) -> Response:
         task = await tasks.hand_off(
             session, user_of(request), request.path_params["lead_id"], handoff, now=now(request)
         )
-    return see_other(request, f"/leads/{task.lead_id}#tasks")
+    return see_other(request, f"/leads/{task.lead_id}#lead-tasks-{task.lead_id}")

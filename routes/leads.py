@@ -11,7 +11,7 @@ from console.leads import InboxFilters, NewLead
 from console.tenancy import visible_businesses
 from models import Role
 from routes.access import signed_in, user_of
-from routes.forms import is_htmx, now, see_other, text
+from routes.forms import now, see_other, text
 from routes.templating import render
 
 WORKERS = (Role.SECRETARY, Role.ADMIN)
@@ -66,14 +66,16 @@ async def claim(request: Request) -> Response:
         lead = await leads.claim_lead(
             session, user_of(request), request.path_params["lead_id"], now=now(request)
         )
-    return _after_lead_change(request, lead.id)
+    return see_other(request, f"/leads/{lead.id}")
 
 
 @signed_in(*WORKERS)
 async def release(request: Request) -> Response:
     async with request.app.state.db.transaction() as session:
-        lead = await leads.release_lead(session, user_of(request), request.path_params["lead_id"])
-    return _after_lead_change(request, lead.id)
+        await leads.release_lead(
+            session, user_of(request), request.path_params["lead_id"], now=now(request)
+        )
+    return see_other(request, "/inbox")
 
 
 @signed_in(Role.ADMIN)
@@ -104,17 +106,3 @@ async def move_stage(request: Request) -> Response:
             now=now(request),
         )
     return see_other(request, f"/leads/{lead.id}")
-
-
-def _after_lead_change(request: Request, lead_id: object) -> Response:
-    """Back where she clicked: the inbox row refreshes itself, the lead page reloads."""
-    back = text_of_referer(request)
-    if is_htmx(request) and back.startswith("/inbox"):
-        return see_other(request, back)
-    return see_other(request, f"/leads/{lead_id}")
-
-
-def text_of_referer(request: Request) -> str:
-    referer = request.headers.get("referer", "")
-    origin = f"{request.url.scheme}://{request.url.netloc}"
-    return referer[len(origin) :] if referer.startswith(origin) else ""

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 from itsdangerous import BadSignature, Signer
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse
 
 from console import auth, i18n
@@ -171,7 +171,7 @@ class Sessions:
         ):
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
+        request = HTTPConnection(scope)
         state = scope.setdefault("state", {})
         now = datetime.now(UTC)
         state["client_address"] = client_address(scope, self.settings.trusted_proxies)

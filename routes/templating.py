@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,10 @@ env.filters["phone"] = display_phone
 def page_context(request: Request) -> dict[str, Any]:
     """What every page knows: who is looking, in which language, and the CSRF token to send."""
     locale = i18n.current_locale()
+    hub = getattr(request.app.state, "hub", None)
     return {
+        "viewers_of": (lambda lead_id: hub.viewers(str(lead_id))) if hub else (lambda _: []),
+        "rendered_at": datetime.now(UTC).isoformat(),
         "user": getattr(request.state, "user", None),
         "csrf_token": getattr(request.state, "csrf_token", ""),
         "locale": locale,

@@ -121,3 +121,153 @@
   document.addEventListener("visibilitychange", () => { if (document.visibilityState === "hidden") lastSave(); });
   window.addEventListener("pagehide", lastSave);
 })();
+
+// The live console. htmx's ws extension keeps one socket per page (reconnecting with backoff);
+// this extension says hello (page, cursor), drops what the page has already seen, and turns the
+// server's fragments into updates: rows upserted in place, counts refreshed, a sound for news.
+(function () {
+  const body = () => document.body;
+  const cursor = {};
+  let refreshTimer = null;
+
+  function userId() { return body().dataset.user || ""; }
+
+  function hello(socket) {
+    const form = document.querySelector("form[data-autosave]");
+    socket.send(JSON.stringify({
+      type: "hello",
+      page: body().dataset.page || "other",
+      mode: form ? "calling" : (body().dataset.mode || "viewing"),
+      cursor: cursor,
+      since: body().dataset.since,
+    }));
+  }
+
+  function filtersAllow(row) {
+    const params = new URLSearchParams(location.search);
+    for (const key of ["business", "channel", "stage"]) {
+      const wanted = params.get(key);
+      if (wanted && row.dataset[key] !== wanted) return false;
+    }
+    const holder = params.get("holder");
+    if (holder === "mine" && row.dataset.holder !== userId()) return false;
+    if (holder === "unassigned" && row.dataset.holder) return false;
+    return true;
+  }
+
+  function taskAllowed(row) {
+    const status = new URLSearchParams(location.search).get("status") || "open";
+    return (row.dataset.for || "").split(" ").includes(userId()) && row.dataset.status === status;
+  }
+
+  function upsert(el) {
+    const target = document.querySelector(el.dataset.upsert);
+    const existing = document.getElementById(el.id);
+    const allowed = el.dataset.upsert === "#task-rows" ? taskAllowed(el) : filtersAllow(el);
+    el.removeAttribute("data-upsert");
+    if (!target || !allowed) {
+      if (existing) { el.setAttribute("hx-swap-oob", "delete"); return el; }
+      el.remove();
+      return null;
+    }
+    if (existing) { el.setAttribute("hx-swap-oob", "true"); return el; }
+    const wrapper = document.createElement(target.tagName);
+    wrapper.setAttribute("hx-swap-oob", "beforeend:" + "#" + target.id);
+    el.replaceWith(wrapper);
+    wrapper.appendChild(el);
+    target.querySelectorAll(".empty-row").forEach((r) => r.remove());
+    return wrapper;
+  }
+
+  function refreshCounts() {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(() => {
+      if (!document.querySelector("nav.filters")) return;
+      htmx.ajax("GET", location.pathname + location.search, {
+        target: "nav.filters", select: "nav.filters", swap: "outerHTML", headers: { "HX-Request": "true" },
+      }).then(setTitle);
+    }, 400);
+  }
+
+  const baseTitle = document.title.replace(/^\(\d+\)\s*/, "");
+  function setTitle() {
+    const nav = document.querySelector("nav.filters[data-waiting]");
+    if (!nav) return;
+    const waiting = parseInt(nav.dataset.waiting, 10) || 0;
+    document.title = (waiting ? "(" + waiting + ") " : "") + baseTitle;
+  }
+
+  let audio = null;
+  function beep() {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      const osc = audio.createOscillator(), gain = audio.createGain();
+      osc.frequency.value = 880; gain.gain.value = 0.08;
+      osc.connect(gain); gain.connect(audio.destination);
+      osc.start(); osc.stop(audio.currentTime + 0.18);
+    } catch (e) { /* no sound available */ }
+  }
+
+  function attention(el) {
+    beep();
+    if ("Notification" in window && Notification.permission === "granted") {
+      const note = new Notification(el.dataset.title || "", { body: el.dataset.body || "", tag: el.dataset.href });
+      note.onclick = () => { window.focus(); location.href = el.dataset.href; };
+    }
+  }
+
+  function softReload() {
+    htmx.ajax("GET", location.pathname + location.search, { target: "#main", select: "#main", swap: "outerHTML" });
+  }
+
+  function personalize(root) {
+    const me = userId();
+    (root || document).querySelectorAll("[data-only-for]").forEach((el) => { el.hidden = el.dataset.onlyFor !== me; });
+    (root || document).querySelectorAll("tr.lead-row[data-holder]").forEach((row) => {
+      row.classList.toggle("mine", !!me && row.dataset.holder === me);
+    });
+  }
+
+  function transform(text) {
+    const match = /^<!--mz (\{.*?\})-->/.exec(text);
+    if (match) {
+      const meta = JSON.parse(match[1]);
+      if (meta.b && meta.s) {
+        if ((cursor[meta.b] || 0) >= meta.s) return "";
+        cursor[meta.b] = meta.s;
+      }
+      text = text.slice(match[0].length);
+    }
+    const template = document.createElement("template");
+    template.innerHTML = text;
+    const fragment = template.content;
+    fragment.querySelectorAll("template[data-reload]").forEach((el) => { el.remove(); softReload(); });
+    fragment.querySelectorAll("template[data-refresh]").forEach((el) => { el.remove(); refreshCounts(); });
+    fragment.querySelectorAll("template[data-attention]").forEach((el) => { el.remove(); attention(el); });
+    Array.from(fragment.children).forEach((el) => { if (el.dataset && el.dataset.upsert) upsert(el); });
+    const holder = document.createElement("div");
+    holder.appendChild(fragment);
+    return holder.innerHTML;
+  }
+
+  htmx.defineExtension("mz-live", {
+    transformResponse: function (text, xhr) { return xhr ? text : transform(text); },
+  });
+
+  document.addEventListener("htmx:wsOpen", (event) => {
+    document.getElementById("live-state")?.classList.add("on");
+    hello(event.detail.socketWrapper);
+  });
+  document.addEventListener("htmx:wsClose", () => document.getElementById("live-state")?.classList.remove("on"));
+  document.addEventListener("htmx:wsAfterMessage", () => personalize());
+  document.addEventListener("htmx:afterSettle", (event) => personalize(event.target));
+  document.addEventListener("DOMContentLoaded", () => {
+    personalize();
+    setTitle();
+    const button = document.getElementById("enable-notifications");
+    if (button && "Notification" in window && Notification.permission === "default") {
+      button.hidden = false;
+      button.addEventListener("click", () => Notification.requestPermission().then(() => { button.hidden = true; }));
+    }
+  });
+})();

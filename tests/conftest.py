@@ -13,6 +13,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from asgi import create_app
 from console.config import Settings, normalise_database_url
@@ -49,6 +51,21 @@ def need_service(name: str, url: str, port: int) -> None:
     pytest.skip(message)
 
 
+async def create_database(url: str) -> None:
+    """Make the test database when it is missing (TEST_DATABASE_URL may name a private one)."""
+    target = make_url(url)
+    engine = create_async_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            found = await connection.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
+            )
+            if not found:
+                await connection.execute(text(f'CREATE DATABASE "{target.database}"'))
+    finally:
+        await engine.dispose()
+
+
 class Databases:
     """One migrated database per backend for the whole run."""
 
@@ -62,6 +79,7 @@ class Databases:
                 db = Database(f"sqlite+aiosqlite:///{self.tmp / 'test.db'}")
             else:
                 need_service("PostgreSQL", POSTGRES_URL, 5432)
+                await create_database(POSTGRES_URL)
                 db = Database(POSTGRES_URL)
                 async with db.engine.begin() as connection:
                     await connection.execute(text("DROP SCHEMA public CASCADE"))

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import Server, chromium, need_chromium
+from tests.browser import chromium, need_chromium
+from tests.servers import Server
 
 pytestmark = pytest.mark.browser
 

@@ -11,7 +11,8 @@ from console import accounts, leads, scripts
 from console.db import Database
 from console.leads import NewLead
 from console.migrate import upgrade
-from tests.browser import Server, chromium, need_chromium
+from tests.browser import chromium, need_chromium
+from tests.servers import Server
 
 pytestmark = pytest.mark.browser
 PASSWORD = "browser-secret"
@@ -116,14 +117,14 @@ async def test_secretary_works_a_lead_and_only_its_owner_sees_the_task(tmp_path:
             await page.fill("input[name=title]", "להתקשר ליעל לגבי ביקור")
             await page.click("#handoff button.primary")
             await page.wait_for_load_state()
-            assert "להתקשר ליעל לגבי ביקור" in await page.locator("#tasks").inner_text()
+            assert "להתקשר ליעל לגבי ביקור" in await page.locator(".lead-tasks").inner_text()
 
             await page.select_option("select[name='answers[q2]']", "yes")
             await page.select_option("select[name=outcome]", "transferred_to_owner")
             await page.keyboard.press("Escape")
             await page.keyboard.press("w")
             await page.wait_for_selector("#call-form", state="detached")
-            history = await page.locator("#history").inner_text()
+            history = await page.locator("ol.history").inner_text()
             assert "הרצל 12, תל אביב" in history and "<script>x</script>" in history
             await page.screenshot(path=str(tmp_path / "lead.png"), full_page=True)
 

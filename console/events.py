@@ -1,0 +1,132 @@
+"""Events: written in the same transaction as the change they describe, published after commit.
+
+Each business has its own gapless sequence (businesses.event_seq, bumped under the row's lock),
+so a console that reconnects asks for "everything after seq N of business B" and gets exactly
+what it missed, in order. The rows are kept for RETENTION; older gaps mean "reload".
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from console.db import after_commit
+from models import Business, Event
+
+RETENTION = timedelta(days=2)
+REPLAY_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    """An event as it travels to the consoles (through Redis too, as JSON)."""
+
+    id: int
+    business_id: str
+    seq: int
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LiveEvent:
+        return cls(
+            id=int(data["id"]),
+            business_id=str(data["business_id"]),
+            seq=int(data["seq"]),
+            kind=str(data["kind"]),
+            payload=dict(data.get("payload") or {}),
+        )
+
+    @classmethod
+    def of(cls, row: Event) -> LiveEvent:
+        return cls(row.id, str(row.business_id), row.seq, row.kind, dict(row.payload))
+
+
+async def record(
+    session: AsyncSession, business_id: uuid.UUID, kind: str, *, at: datetime, **payload: Any
+) -> LiveEvent:
+    """Write an event of `business_id` and queue it for publishing once the caller commits."""
+    seq = await session.scalar(
+        update(Business)
+        .where(Business.id == business_id)
+        .values(event_seq=Business.event_seq + 1)
+        .returning(Business.event_seq)
+        .execution_options(synchronize_session=False)
+    )
+    if seq is None:
+        raise ValueError(f"no business {business_id}")
+    row = Event(
+        business_id=business_id,
+        seq=seq,
+        kind=kind,
+        created_at=at,
+        payload={key: _plain(value) for key, value in payload.items()},
+    )
+    session.add(row)
+    await session.flush()
+    event = LiveEvent.of(row)
+    after_commit(session, event)
+    return event
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, uuid.UUID) else value
+
+
+async def latest_seqs(session: AsyncSession) -> dict[str, int]:
+    """Every business's newest sequence number: where a console that just opened starts."""
+    rows = await session.execute(select(Business.id, Business.event_seq))
+    return {str(business_id): seq for business_id, seq in rows}
+
+
+@dataclass(frozen=True)
+class Replay:
+    events: list[LiveEvent]
+    # Businesses whose missed events are no longer all kept (or are too many): reload those.
+    gaps: set[str]
+
+
+async def events_after(
+    session: AsyncSession, cursor: dict[str, int], *, limit: int = REPLAY_LIMIT
+) -> Replay:
+    """What a reconnecting console missed: events after cursor[b] for each business b, in order."""
+    if not cursor:
+        return Replay([], set())
+    ids = [uuid.UUID(b) for b in cursor]
+    oldest = dict(
+        (
+            await session.execute(
+                select(Event.business_id, func.min(Event.seq))
+                .where(Event.business_id.in_(ids))
+                .group_by(Event.business_id)
+            )
+        ).all()
+    )
+    gaps = {
+        str(b) for b, first in oldest.items() if first is not None and first > cursor[str(b)] + 1
+    }
+    wanted = [(uuid.UUID(b), seq) for b, seq in cursor.items() if b not in gaps]
+    events: list[LiveEvent] = []
+    if wanted:
+        conditions = [
+            (Event.business_id == business_id) & (Event.seq > seq) for business_id, seq in wanted
+        ]
+        statement = select(Event).where(or_(*conditions)).order_by(Event.id).limit(limit + 1)
+        events = [LiveEvent.of(row) for row in await session.scalars(statement)]
+    if len(events) > limit:
+        gaps |= {e.business_id for e in events}
+        events = []
+    return Replay(events, gaps)
+
+
+async def purge_old_events(session: AsyncSession, *, now: datetime) -> int:
+    result = await session.execute(delete(Event).where(Event.created_at < now - RETENTION))
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,284 @@
+"""The live console: `/ws`, and the fragments pushed through it.
+
+A page opens one socket (htmx's ws extension) and says hello: which page it shows and the last
+sequence number it has seen of each business. It gets what it missed, then every event of its
+businesses as out-of-band fragments rendered from the same partial templates as the pages.
+Every message starts with `<!--mz {"b": business, "s": seq}-->` so the page keeps its cursor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from console import events as event_log
+from console import live
+from console.db import Database
+from console.errors import NotFound
+from console.events import LiveEvent
+from console.hub import Audience, Connection, Hub
+from console.i18n import current_locale, using_locale
+from console.lead_page import contact_history
+from console.leads import get_lead
+from console.tenancy import visible_businesses
+from routes.templating import env
+
+MAX_FRAME = 16_384
+PAGES = ("queue", "tasks", "portal", "other")
+LEAD_EVENTS = frozenset(
+    {
+        "lead.created",
+        "lead.claimed",
+        "lead.released",
+        "lead.updated",
+        "lead.closed",
+        "interaction.started",
+        "interaction.logged",
+    }
+)
+TASK_EVENTS = frozenset({"task.created", "task.done", "task.cancelled", "task.reopened"})
+
+
+def same_origin(websocket: WebSocket) -> bool:
+    """Browsers always send Origin on a websocket; it must be this site."""
+    origin = websocket.headers.get("origin")
+    host = websocket.headers.get("host")
+    return bool(origin and host and urlsplit(origin).netloc == host)
+
+
+async def live_socket(websocket: WebSocket) -> None:
+    state = websocket.scope.get("state", {})
+    user = state.get("user")
+    if user is None or not same_origin(websocket):
+        await websocket.close(code=1008)  # before accept: the handshake is refused (403)
+        return
+    app = websocket.app
+    async with app.state.db.transaction(write=False) as session:
+        businesses = frozenset(str(b.id) for b in await visible_businesses(session, user))
+    connection = Connection(
+        user_id=str(user.id),
+        user_name=user.name,
+        session_id=state.get("session_id") or "",
+        role=user.role,
+        locale=current_locale(),
+        businesses=businesses,
+    )
+    await websocket.accept()
+    hub: Hub = app.state.hub
+    hub.join(connection)
+    sender = asyncio.create_task(_send_outbox(websocket, connection))
+    try:
+        await _receive(websocket, connection, hub, app.state.db, user)
+    finally:
+        connection.close(connection.close_code)
+        await hub.leave(connection)
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(sender, 2)
+
+
+async def _send_outbox(websocket: WebSocket, connection: Connection) -> None:
+    try:
+        while (message := await connection.outbox.get()) is not None:
+            await websocket.send_text(message)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        connection.close(1006)
+        return
+    with contextlib.suppress(RuntimeError, OSError):
+        await websocket.close(code=connection.close_code)
+
+
+async def _receive(
+    websocket: WebSocket, connection: Connection, hub: Hub, db: Database, user: Any
+) -> None:
+    while not connection.closed:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            connection.close(1000)
+            return
+        raw = message.get("text")
+        if raw is None or len(raw) > MAX_FRAME:
+            connection.close(1009 if raw else 1003)  # too big, or not text
+            return
+        try:
+            hello = json.loads(raw)
+        except ValueError:
+            connection.close(1003)
+            return
+        if not isinstance(hello, dict) or hello.get("type") not in ("hello", "ping"):
+            connection.close(1003)
+            return
+        if hello["type"] == "hello":
+            await _hello(hello, connection, hub, db, user)
+
+
+async def _hello(
+    hello: dict[str, Any], connection: Connection, hub: Hub, db: Database, user: Any
+) -> None:
+    """Where the page is, and what it has seen: move presence there and replay what it missed."""
+    page, mode = str(hello.get("page", "other")), str(hello.get("mode", "viewing"))
+    cursor, since = hello.get("cursor") or {}, hello.get("since")
+    if not isinstance(cursor, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and v >= 0 for k, v in cursor.items()
+    ):
+        connection.close(4400)
+        return
+    if not set(cursor) <= connection.businesses:
+        connection.close(4403)  # a subscription for a business this user may not see
+        return
+    async with db.transaction(write=False) as session:
+        business = next(iter(connection.businesses), "")
+        if page.startswith("lead:"):
+            try:
+                lead = await get_lead(session, user, page.removeprefix("lead:"))
+            except NotFound:
+                connection.close(4404)
+                return
+            business = str(lead.business_id)
+        elif page not in PAGES:
+            connection.close(4400)
+            return
+        latest = await event_log.latest_seqs(session)
+        if any(seq > latest.get(b, 0) for b, seq in cursor.items()):
+            connection.offer(reload_message())
+            connection.close(4409)  # a sequence number from the future: the page is stale
+            return
+        replay = await event_log.events_after(session, cursor)
+        unseen = sorted(connection.businesses - set(cursor))
+        from_time = (
+            await live.events_since_time(
+                session, unseen, _parse_time(since), limit=event_log.REPLAY_LIMIT
+            )
+            if unseen
+            else []
+        )
+    await hub.move(connection, page, "calling" if mode == "calling" else "viewing", business)
+    audience_events = sorted([*replay.events, *from_time], key=lambda e: e.id)
+    for event in audience_events:
+        html = await hub.render(event, _audience(connection, event.business_id))
+        if html:
+            connection.offer(html)
+    if replay.gaps or len(from_time) >= event_log.REPLAY_LIMIT:
+        connection.offer(reload_message())
+
+
+def _audience(connection: Connection, business_id: str) -> Audience:
+    return Audience(business_id, connection.locale, connection.role, connection.page)
+
+
+def _parse_time(raw: object) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(raw))
+    except ValueError:
+        return datetime.now(UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def reload_message() -> str:
+    return '<!--mz {}--><template data-reload="1"></template>'
+
+
+class Fragments:
+    """Renders an event for one audience: the hub calls this once per audience, not per client."""
+
+    def __init__(self, db: Database, hub_viewers: Any) -> None:
+        self.db = db
+        self.viewers = hub_viewers
+
+    async def __call__(self, event: LiveEvent, audience: Audience) -> str | None:
+        with using_locale(audience.locale):
+            parts = await self._parts(event, audience)
+        if not parts:
+            return None
+        meta = json.dumps({"b": event.business_id, "s": event.seq})
+        return f"<!--mz {meta}-->" + "".join(parts)
+
+    async def _parts(self, event: LiveEvent, audience: Audience) -> list[str]:
+        lead_id = str(event.payload.get("lead_id") or "")
+        page = audience.page
+        if event.kind == "presence.changed":
+            where = "row" if page == "queue" else "page" if page == f"lead:{lead_id}" else None
+            if where is None:
+                return []
+            return [self._presence(where, lead_id)]
+        parts: list[str] = []
+        async with self.db.transaction(write=False) as session:
+            if event.kind in LEAD_EVENTS and page == "queue":
+                parts += await self._queue_row(session, event, lead_id)
+            if event.kind in LEAD_EVENTS | TASK_EVENTS and page == f"lead:{lead_id}":
+                parts += await self._lead_page(session, event, lead_id, audience)
+            if event.kind in TASK_EVENTS and page == "tasks":
+                parts += await self._task_row(session, event)
+        if event.kind == "lead.created" and audience.role != "owner":
+            parts.append(await self._attention(event, lead_id))
+        return parts
+
+    async def _queue_row(self, session: Any, event: LiveEvent, lead_id: str) -> list[str]:
+        row = await live.queue_row(session, event.business_id, lead_id)
+        refresh = '<template data-refresh="queue"></template>'
+        if row is None or event.kind == "lead.closed":
+            return [f'<tr id="lead-{lead_id}" hx-swap-oob="delete"></tr>', refresh]
+        html = env.get_template("partials/lead_row.html").render(
+            row=row,
+            upsert=True,
+            now=datetime.now(UTC),
+            csrf_token="",
+            viewers_of=self._viewers_of,
+        )
+        return [html, refresh]
+
+    async def _lead_page(
+        self, session: Any, event: LiveEvent, lead_id: str, audience: Audience
+    ) -> list[str]:
+        lead = await live.lead_with_people(session, event.business_id, lead_id)
+        if lead is None:
+            return []
+        context = {
+            "lead": lead,
+            "role": audience.role,
+            "csrf_token": "",
+            "now": datetime.now(UTC),
+            "secretaries": [],
+            "viewers": self.viewers(lead_id),
+            "where": "page",
+        }
+        parts = [env.get_template("partials/lead_head.html").render(context)]
+        if event.kind in TASK_EVENTS:
+            tasks = await live.lead_tasks(session, lead)
+            parts.append(
+                env.get_template("partials/lead_tasks.html").render(lead=lead, lead_tasks=tasks)
+            )
+        else:
+            history = await contact_history(session, lead)
+            parts.append(env.get_template("partials/history.html").render(history=history))
+        return parts
+
+    async def _task_row(self, session: Any, event: LiveEvent) -> list[str]:
+        task = await live.task_for_row(session, event.business_id, str(event.payload["task_id"]))
+        if task is None:
+            return []
+        html = env.get_template("partials/task_row.html").render(
+            task=task, upsert=True, now=datetime.now(UTC), csrf_token=""
+        )
+        return [html]
+
+    async def _attention(self, event: LiveEvent, lead_id: str) -> str:
+        async with self.db.transaction(write=False) as session:
+            row = await live.queue_row(session, event.business_id, lead_id)
+        if row is None:
+            return ""
+        return env.get_template("partials/attention.html").render(row=row)
+
+    def _presence(self, where: str, lead_id: str) -> str:
+        return env.get_template("partials/presence.html").render(
+            where=where, lead_id=lead_id, viewers=self.viewers(lead_id)
+        )
+
+    def _viewers_of(self, lead_id: uuid.UUID | str) -> list[tuple[str, str, str]]:
+        return self.viewers(str(lead_id))  # type: ignore[no-any-return]

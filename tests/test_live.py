@@ -1,0 +1,279 @@
+"""The live console against real `mazkira serve` processes and the `websockets` client."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.conftest import POSTGRES_URL, REDIS_URL, create_database, need_service
+from tests.live_client import Console, meta, receive, silence
+from tests.servers import Server
+
+PASSWORD = "live-password"
+
+
+@pytest.fixture(scope="module")
+def agency(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = Server(tmp_path_factory.mktemp("live"))
+    server.run("migrate")
+    for slug, name in (("cohen", "אינסטלציה כהן"), ("levi", "מרפאת לוי")):
+        server.run("create-business", "--slug", slug, "--name", name)
+    for email, role, businesses in (
+        ("michal@example.test", "secretary", ["cohen"]),
+        ("noa@example.test", "secretary", ["cohen"]),
+        ("dana@example.test", "secretary", ["levi"]),
+        ("admin@example.test", "admin", []),
+    ):
+        extra = [arg for slug in businesses for arg in ("--business", slug)]
+        server.run("create-user", "--email", email, "--password", PASSWORD, "--role", role, *extra)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def consoles(agency: Server) -> AsyncIterator[dict[str, Console]]:
+    signed = {
+        name: await Console(agency).sign_in(f"{name}@example.test", PASSWORD)
+        for name in ("michal", "noa", "dana", "admin")
+    }
+    yield signed
+    for console in signed.values():
+        await console.close()
+
+
+async def business_id(console: Console, name: str) -> str:
+    page = (await console.http.get("/leads/new")).text
+    return re.search(rf'<option value="([0-9a-f-]{{36}})"[^>]*>{name}<', page).group(1)  # type: ignore[union-attr]
+
+
+async def new_lead(console: Console, business: str, phone: str, subject: str) -> str:
+    answer = await console.post("/leads", business_id=business, phone=phone, subject=subject)
+    assert answer.status_code == 303, answer.text
+    return answer.headers["location"].removeprefix("/leads/")
+
+
+async def test_a_new_lead_reaches_every_console_of_its_business_and_no_other(
+    consoles: dict[str, Console],
+) -> None:
+    cohen = await business_id(consoles["michal"], "אינסטלציה כהן")
+    sockets = {name: await c.socket() for name, c in consoles.items()}
+    lead = await new_lead(consoles["michal"], cohen, "052-7654321", "נזילה <b>חזקה</b>")
+    for name in ("michal", "noa", "admin"):
+        message = await receive(sockets[name], f'id="lead-{lead}"')
+        assert meta(message)["b"] == cohen and meta(message)["s"] >= 1
+        assert "נזילה &lt;b&gt;חזקה&lt;/b&gt;" in message  # escaped
+        assert 'data-upsert="#queue-rows"' in message
+        assert 'data-attention="lead" data-title="' in message  # sound and notification
+        assert "אינסטלציה כהן" in message
+    assert await silence(sockets["dana"], lead)  # another business: nothing at all
+    for ws in sockets.values():
+        await ws.close()
+
+
+async def test_the_handshake_is_refused_without_a_session_or_from_another_site(
+    agency: Server, consoles: dict[str, Console]
+) -> None:
+    import websockets
+
+    with pytest.raises(InvalidStatus) as no_session:
+        await websockets.connect(
+            agency.url.replace("http", "ws") + "/ws", additional_headers={"Origin": agency.url}
+        )
+    assert no_session.value.response.status_code == 403
+    with pytest.raises(InvalidStatus) as foreign:
+        await consoles["noa"].socket(origin="https://evil.example")
+    assert foreign.value.response.status_code == 403
+    forged = Console(agency)
+    forged.http.cookies.set("mazkira_session", "forged.token")
+    with pytest.raises(InvalidStatus):
+        await forged.socket()
+    await forged.close()
+
+
+async def test_logout_closes_the_open_socket_and_the_cookie_is_dead(
+    consoles: dict[str, Console],
+) -> None:
+    noa = consoles["noa"]
+    ws = await noa.socket()
+    cookie = noa.cookie()
+    await noa.post("/logout")
+    with pytest.raises(ConnectionClosed) as closed:
+        async with asyncio.timeout(3):
+            while True:
+                await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    noa.http.cookies.clear()
+    for part in cookie.split("; "):
+        name, value = part.split("=", 1)
+        noa.http.cookies.set(name, value)
+    with pytest.raises(InvalidStatus):
+        await noa.socket()
+
+
+async def test_a_reconnecting_console_gets_what_it_missed_in_order_once(
+    consoles: dict[str, Console],
+) -> None:
+    michal = consoles["michal"]
+    cohen = await business_id(michal, "אינסטלציה כהן")
+    ws = await michal.socket()
+    first = await new_lead(michal, cohen, "054-2345678", "ראשונה")
+    await receive(ws, first)  # created …
+    seen = meta(await receive(ws, first))["s"]  # … and claimed by her
+    await ws.close()
+    missed = [await new_lead(michal, cohen, f"052-76543{n:02d}", f"missed {n}") for n in (11, 12)]
+    ws = await michal.socket(cursor={cohen: seen})
+    sequence = []
+    async with asyncio.timeout(5):
+        while len(sequence) < 4:  # created + claimed, for each of the two
+            message = str(await ws.recv())
+            if meta(message).get("b") == cohen:
+                sequence.append((meta(message)["s"], message))
+    numbers = [s for s, _ in sequence]
+    assert numbers == sorted(numbers) and len(set(numbers)) == 4 and min(numbers) == seen + 1
+    assert missed[0] in sequence[0][1] and missed[1] in sequence[-1][1]
+    await ws.close()
+
+
+async def test_bad_frames_and_requests_close_that_socket_only(
+    consoles: dict[str, Console],
+) -> None:
+    michal = consoles["michal"]
+    cohen = await business_id(michal, "אינסטלציה כהן")
+    levi = await business_id(consoles["dana"], "מרפאת לוי")
+    bystander = await consoles["admin"].socket()
+    cases = [
+        ("not json at all", 1003),
+        ("x" * 20_000, 1009),
+        ('{"type": "subscribe-everything"}', 1003),
+    ]
+    for frame, code in cases:
+        ws = await michal.socket()
+        await ws.send(frame)
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(3):
+                while True:
+                    await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == code, frame[:30]
+    for cursor, code in (({levi: 0}, 4403), ({cohen: 10**9}, 4409)):
+        ws = await michal.socket(cursor=cursor)
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(3):
+                while True:
+                    await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == code
+    lead = await new_lead(michal, cohen, "053-7654321", "still alive")
+    assert lead in await receive(bystander, lead)  # the server and other sockets carry on
+    await bystander.close()
+
+
+async def test_presence_shows_who_is_on_a_lead_and_clears_when_they_leave(
+    consoles: dict[str, Console],
+) -> None:
+    michal, admin = consoles["michal"], consoles["admin"]
+    cohen = await business_id(michal, "אינסטלציה כהן")
+    lead = await new_lead(michal, cohen, "055-7654321", "presence")
+    watcher = await admin.socket()
+    on_lead = await michal.socket(page=f"lead:{lead}", mode="calling")
+    shown = await receive(watcher, f'id="row-presence-{lead}"')
+    assert "calling" in shown and "📞" in shown
+    await on_lead.close()
+    cleared = await receive(watcher, f'id="row-presence-{lead}"')
+    assert "data-viewer" not in cleared
+    await watcher.close()
+
+
+async def test_two_processes_on_postgresql_and_redis_fan_out_to_each_other(
+    tmp_path: Path,
+) -> None:
+    need_service("PostgreSQL", POSTGRES_URL, 5432)
+    need_service("Redis", REDIS_URL, 6379)
+    url = make_url(POSTGRES_URL).set(database="mazkira_live_test")
+    await create_database(url.render_as_string(hide_password=False))
+    engine = create_async_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP SCHEMA public CASCADE"))
+        await connection.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+    env = {
+        "DATABASE_URL": url.render_as_string(hide_password=False),
+        "REDIS_URL": REDIS_URL,
+        "SECRET_KEY": "two-processes-" + "k" * 40,
+    }
+    first = Server(tmp_path / "one", env)
+    second = Server(tmp_path / "two", env)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    first.run("migrate")
+    first.run("create-business", "--slug", "cohen", "--name", "אינסטלציה כהן")
+    for email in ("michal@example.test", "noa@example.test"):
+        first.run(
+            "create-user",
+            "--email",
+            email,
+            "--password",
+            PASSWORD,
+            "--role",
+            "secretary",
+            "--business",
+            "cohen",
+        )
+    first.start()
+    second.start()
+    try:
+        michal = await Console(first).sign_in("michal@example.test", PASSWORD)
+        noa = await Console(second).sign_in("noa@example.test", PASSWORD)
+        on_first, on_second = await michal.socket(), await noa.socket()
+        await asyncio.sleep(0.3)
+        cohen = await business_id(michal, "אינסטלציה כהן")
+        lead = await new_lead(michal, cohen, "052-7654321", "דרך שני תהליכים")
+        for ws in (on_first, on_second):
+            assert "דרך שני תהליכים" in await receive(ws, f'id="lead-{lead}"')
+        await on_first.close()
+        await on_second.close()
+        await michal.close()
+        await noa.close()
+    finally:
+        first.stop()
+        second.stop()
+
+
+async def test_serve_shuts_down_gracefully_with_sockets_open(tmp_path: Path) -> None:
+    server = Server(tmp_path)
+    server.run("migrate")
+    server.run("create-business", "--slug", "cohen", "--name", "כהן")
+    server.run(
+        "create-user",
+        "--email",
+        "m@example.test",
+        "--password",
+        PASSWORD,
+        "--role",
+        "secretary",
+        "--business",
+        "cohen",
+    )
+    server.start()
+    console = await Console(server).sign_in("m@example.test", PASSWORD)
+    sockets = [await console.socket() for _ in range(3)]
+    await asyncio.sleep(0.3)
+    stopping = asyncio.get_running_loop().run_in_executor(None, server.stop)
+    for ws in sockets:
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(15):
+                while True:
+                    await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code in (1001, 1012)
+    # uvicorn shuts down in order, then re-raises SIGTERM so the exit status tells how it ended.
+    assert await stopping in (0, -15)
+    log = server.log.read_text()
+    assert "Application shutdown complete." in log and "Traceback" not in log
+    await console.close()
