@@ -102,6 +102,7 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
         port=args.port,
         proxy_headers=False,  # X-Forwarded-For is judged by TRUSTED_PROXIES in the app
         timeout_graceful_shutdown=10,
+        ws_max_size=65_536,  # a console only ever sends small hellos
         log_level="info",
     )
     return 0

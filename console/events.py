@@ -31,6 +31,8 @@ class LiveEvent:
     seq: int
     kind: str
     payload: dict[str, Any] = field(default_factory=dict)
+    # When the hub was handed the event, just after its commit (seconds since the epoch).
+    published_at: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,6 +45,7 @@ class LiveEvent:
             seq=int(data["seq"]),
             kind=str(data["kind"]),
             payload=dict(data.get("payload") or {}),
+            published_at=float(data.get("published_at") or 0.0),
         )
 
     @classmethod

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -217,8 +217,9 @@ class Hub:
     async def publish(self, events: list[LiveEvent]) -> None:
         """Called after a commit: hand the events to every process (this one included)."""
         for event in events:
+            stamped = replace(event, published_at=time.time())
             try:
-                await self.broker.send({"type": "event", "event": event.as_dict()})
+                await self.broker.send({"type": "event", "event": stamped.as_dict()})
             except (RedisError, OSError):
                 log.warning("event %s not published; consoles catch up on reconnect", event.id)
 

@@ -196,7 +196,7 @@ class Fragments:
             parts = await self._parts(event, audience)
         if not parts:
             return None
-        meta = json.dumps({"b": event.business_id, "s": event.seq})
+        meta = json.dumps({"b": event.business_id, "s": event.seq, "t": event.published_at})
         return f"<!--mz {meta}-->" + "".join(parts)
 
     async def _parts(self, event: LiveEvent, audience: Audience) -> list[str]:
