@@ -130,12 +130,28 @@ async def load_session(
     if row is None:
         return None
     record, user = row
-    idle_limit = record.last_seen_at + timedelta(minutes=settings.session_idle_minutes)
-    if record.ended_at is not None or not user.active or now >= record.expires_at:
-        return None
-    if now >= idle_limit:
+    if not _live(settings, record, user, now):
         return None
     return record, user
+
+
+async def session_is_live(
+    session: AsyncSession, settings: Settings, session_id: str, *, now: datetime
+) -> bool:
+    """Whether a session (by its stored id) is still good: not ended, expired or deactivated."""
+    row = (
+        await session.execute(
+            select(UserSession, User)
+            .join(User, User.id == UserSession.user_id)
+            .where(UserSession.id == session_id)
+        )
+    ).one_or_none()
+    return row is not None and _live(settings, row[0], row[1], now)
+
+
+def _live(settings: Settings, record: UserSession, user: User, now: datetime) -> bool:
+    idle_limit = record.last_seen_at + timedelta(minutes=settings.session_idle_minutes)
+    return record.ended_at is None and user.active and now < record.expires_at and now < idle_limit
 
 
 def needs_touch(record: UserSession, now: datetime) -> bool:

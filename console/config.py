@@ -34,6 +34,9 @@ class Settings:
     login_attempts_per_account: int = 5
     login_attempts_per_address: int = 30
     login_window_minutes: int = 15
+    # A quiet websocket checks its session this often (logout and deactivation also close it
+    # at once through the hub; this is the backstop).
+    live_revalidate_seconds: float = 20.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -55,6 +58,7 @@ class Settings:
             https=env.get("HTTPS", "").lower() in {"1", "true", "yes"},
             trusted_proxies=_networks(env.get("TRUSTED_PROXIES", "")),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_000_000),
+            live_revalidate_seconds=_int(env, "LIVE_REVALIDATE_SECONDS", 20),
         )
 
 

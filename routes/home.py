@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console.overview import agency_overview, businesses_for
+from console.overview import agency_overview, businesses_for, recently_handled
 from models import Role
 from routes.access import signed_in, user_of
 from routes.templating import render
@@ -16,7 +16,8 @@ async def portal(request: Request) -> Response:
     """The owner's view of what was handled for his businesses."""
     async with request.app.state.db.transaction(write=False) as session:
         businesses = await businesses_for(session, user_of(request))
-    return render(request, "portal/index.html", {"businesses": businesses})
+        handled = await recently_handled(session, user_of(request))
+    return render(request, "portal/index.html", {"businesses": businesses, "handled": handled})
 
 
 @signed_in(Role.ADMIN)

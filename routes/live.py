@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from console import auth, live
 from console import events as event_log
-from console import live
 from console.db import Database
 from console.errors import NotFound
 from console.events import LiveEvent
@@ -27,6 +27,7 @@ from console.hub import Audience, Connection, Hub
 from console.i18n import current_locale, using_locale
 from console.lead_page import contact_history
 from console.leads import get_lead
+from console.overview import handled_row
 from console.tenancy import visible_businesses
 from routes.templating import env
 
@@ -98,7 +99,17 @@ async def _receive(
     websocket: WebSocket, connection: Connection, hub: Hub, db: Database, user: Any
 ) -> None:
     while not connection.closed:
-        message = await websocket.receive()
+        try:
+            message = await asyncio.wait_for(
+                websocket.receive(), websocket.app.state.settings.live_revalidate_seconds
+            )
+        except TimeoutError:
+            # A backstop for sessions ended where no hub heard of it (a user deactivated
+            # straight in the database, another deployment): the socket follows the session.
+            if not await _still_signed_in(websocket, connection, db):
+                connection.close(4401)
+                return
+            continue
         if message["type"] == "websocket.disconnect":
             connection.close(1000)
             return
@@ -116,6 +127,14 @@ async def _receive(
             return
         if hello["type"] == "hello":
             await _hello(hello, connection, hub, db, user)
+
+
+async def _still_signed_in(websocket: WebSocket, connection: Connection, db: Database) -> bool:
+    settings = websocket.app.state.settings
+    async with db.transaction(write=False) as session:
+        return await auth.session_is_live(
+            session, settings, connection.session_id, now=datetime.now(UTC)
+        )
 
 
 async def _hello(
@@ -215,6 +234,8 @@ class Fragments:
                 parts += await self._lead_page(session, event, lead_id, audience)
             if event.kind in TASK_EVENTS and page == "tasks":
                 parts += await self._task_row(session, event)
+            if event.kind == "interaction.logged" and page == "portal":
+                parts += await self._handled_row(session, event)
         if event.kind == "lead.created" and audience.role != "owner":
             parts.append(await self._attention(event, lead_id))
         return parts
@@ -267,6 +288,13 @@ class Fragments:
             task=task, upsert=True, now=datetime.now(UTC), csrf_token=""
         )
         return [html]
+
+    async def _handled_row(self, session: Any, event: LiveEvent) -> list[str]:
+        interaction_id = str(event.payload["interaction_id"])
+        item = await handled_row(session, event.business_id, interaction_id)
+        if item is None:
+            return []
+        return [env.get_template("partials/handled_row.html").render(item=item, upsert=True)]
 
     async def _attention(self, event: LiveEvent, lead_id: str) -> str:
         async with self.db.transaction(write=False) as session:

@@ -172,7 +172,8 @@
     }
     if (existing) { el.setAttribute("hx-swap-oob", "true"); return el; }
     const wrapper = document.createElement(target.tagName);
-    wrapper.setAttribute("hx-swap-oob", "beforeend:" + "#" + target.id);
+    wrapper.setAttribute("hx-swap-oob", (el.dataset.upsertAt || "beforeend") + ":#" + target.id);
+    el.removeAttribute("data-upsert-at");
     el.replaceWith(wrapper);
     wrapper.appendChild(el);
     target.querySelectorAll(".empty-row").forEach((r) => r.remove());

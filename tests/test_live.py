@@ -22,7 +22,7 @@ PASSWORD = "live-password"
 
 @pytest.fixture(scope="module")
 def agency(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = Server(tmp_path_factory.mktemp("live"))
+    server = Server(tmp_path_factory.mktemp("live"), {"LIVE_REVALIDATE_SECONDS": "1"})
     server.run("migrate")
     for slug, name in (("cohen", "אינסטלציה כהן"), ("levi", "מרפאת לוי")):
         server.run("create-business", "--slug", slug, "--name", name)
@@ -31,6 +31,7 @@ def agency(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         ("noa@example.test", "secretary", ["cohen"]),
         ("dana@example.test", "secretary", ["levi"]),
         ("admin@example.test", "admin", []),
+        ("avi@example.test", "owner", ["cohen"]),
     ):
         extra = [arg for slug in businesses for arg in ("--business", slug)]
         server.run("create-user", "--email", email, "--password", PASSWORD, "--role", role, *extra)
@@ -43,7 +44,7 @@ def agency(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 async def consoles(agency: Server) -> AsyncIterator[dict[str, Console]]:
     signed = {
         name: await Console(agency).sign_in(f"{name}@example.test", PASSWORD)
-        for name in ("michal", "noa", "dana", "admin")
+        for name in ("michal", "noa", "dana", "admin", "avi")
     }
     yield signed
     for console in signed.values():
@@ -277,3 +278,44 @@ async def test_serve_shuts_down_gracefully_with_sockets_open(tmp_path: Path) -> 
     log = server.log.read_text()
     assert "Application shutdown complete." in log and "Traceback" not in log
     await console.close()
+
+
+async def test_the_owners_portal_shows_a_handled_call_the_moment_it_is_logged(
+    consoles: dict[str, Console],
+) -> None:
+    michal, avi = consoles["michal"], consoles["avi"]
+    cohen = await business_id(michal, "אינסטלציה כהן")
+    portal = await avi.socket(page="portal")
+    lead = await new_lead(michal, cohen, "058-7654321", "דוד חדש")
+    assert await michal.post(f"/leads/{lead}/calls", kind="inbound_call")
+    call = re.search(
+        r"/calls/([0-9a-f-]{36})/autosave", (await michal.http.get(f"/leads/{lead}")).text
+    )
+    assert call is not None
+    wrapped = await michal.post(
+        f"/calls/{call.group(1)}/wrap-up", notes="ok", outcome="info_given", summary="ביקור מחר"
+    )
+    assert wrapped.status_code == 303
+    row = await receive(portal, f'id="handled-{call.group(1)}"')
+    assert "ביקור מחר" in row and 'data-upsert-at="afterbegin"' in row
+    await portal.close()
+
+
+async def test_a_deactivated_users_socket_closes_by_itself(
+    agency: Server, consoles: dict[str, Console]
+) -> None:
+    dana = consoles["dana"]
+    ws = await dana.socket()
+    await asyncio.sleep(0.2)
+    database = agency.env["DATABASE_URL"].replace("sqlite://", "sqlite+aiosqlite://")
+    engine = create_async_engine(database)
+    async with engine.begin() as connection:  # as an admin tool elsewhere would
+        await connection.execute(
+            text("UPDATE users SET active = 0 WHERE email = 'dana@example.test'")
+        )
+    await engine.dispose()
+    with pytest.raises(ConnectionClosed) as closed:
+        async with asyncio.timeout(5):
+            while True:
+                await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
