@@ -149,7 +149,7 @@ async def inbox(session: AsyncSession, user: User, filters: InboxFilters) -> Inb
     page_ids = (
         select(Lead.id)
         .where(open_leads, *_filter_conditions(user, filters))
-        .order_by(Lead.created_at, Lead.id)
+        .order_by(Lead.queue_rank, Lead.queue_at, Lead.id)
         .limit(PAGE_SIZE)
     )
     holder = aliased(User)
@@ -159,7 +159,7 @@ async def inbox(session: AsyncSession, user: User, filters: InboxFilters) -> Inb
         .join(Business, Business.id == Lead.business_id)
         .outerjoin(holder, holder.id == Lead.claimed_by_id)
         .where(Lead.id.in_(page_ids.scalar_subquery()))
-        .order_by(Lead.created_at, Lead.id)
+        .order_by(Lead.queue_rank, Lead.queue_at, Lead.id)
     )
     rows = [QueueRow(*row) for row in await session.execute(rows_statement)]
 

@@ -1,15 +1,18 @@
 """SQLAlchemy models, one module per aggregate; importing this package registers them all."""
 
+from models.alerts import Alert, Notification
 from models.auth import LoginFailure, UserSession
 from models.base import Base
 from models.contacts import Contact
 from models.events import Event
 from models.leads import Interaction, Lead
 from models.scripts import Script
+from models.sla import SlaPolicy, TaskPolicy
 from models.tasks import Task
 from models.tenancy import Business, OwnerMembership, Role, SecretaryAssignment, User
 
 __all__ = [
+    "Alert",
     "Base",
     "Business",
     "Contact",
@@ -17,11 +20,14 @@ __all__ = [
     "Interaction",
     "Lead",
     "LoginFailure",
+    "Notification",
     "OwnerMembership",
     "Role",
     "Script",
     "SecretaryAssignment",
+    "SlaPolicy",
     "Task",
+    "TaskPolicy",
     "User",
     "UserSession",
 ]

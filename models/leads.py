@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -52,18 +53,26 @@ class Lead(Base):
             "stage IN ('new', 'contacted', 'meeting', 'quote', 'won', 'lost')", name="stage"
         ),
         CheckConstraint("priority IN ('low', 'normal', 'high', 'urgent')", name="priority"),
-        # The inbox: open leads of a few businesses, oldest first. Only open rows are indexed, and
-        # the index covers the page's ordering and every filter count, so neither reads the table.
+        # The inbox: open leads of a few businesses, unanswered first, least time left first. Only
+        # open rows are indexed, and the index covers the page's ordering and every filter count.
         Index(
             "ix_leads_open_queue",
             "business_id",
-            "created_at",
+            "queue_rank",
+            "queue_at",
             "id",
             "channel",
             "stage",
             "claimed_by_id",
             sqlite_where=text("closed_at IS NULL"),
             postgresql_where=text("closed_at IS NULL"),
+        ),
+        # The SLA sweep: only leads still waiting for an alert are in it.
+        Index(
+            "ix_leads_next_alert",
+            "next_alert_at",
+            sqlite_where=text("next_alert_at IS NOT NULL"),
+            postgresql_where=text("next_alert_at IS NOT NULL"),
         ),
         Index("ix_leads_contact_created", "contact_id", "created_at"),
         Index("ix_leads_business_created", "business_id", "created_at"),
@@ -91,6 +100,17 @@ class Lead(Base):
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
     closed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The first-response promise (console/sla.py): its target in covered minutes, when it is
+    # missed, and the next moment an alert is due (a warning threshold or the breach).
+    sla_minutes: Mapped[int | None] = mapped_column(Integer, default=None)
+    respond_by: Mapped[datetime | None] = mapped_column(default=None)
+    next_alert_at: Mapped[datetime | None] = mapped_column(default=None)
+    first_response_covered_minutes: Mapped[float | None] = mapped_column(Float, default=None)
+    first_response_wall_minutes: Mapped[float | None] = mapped_column(Float, default=None)
+    first_response_channel: Mapped[str | None] = mapped_column(String(16), default=None)
+    # The inbox's order: 0 while waiting for a first response (by respond_by), then 1.
+    queue_rank: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    queue_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     business: Mapped[Business] = relationship(lazy="raise")
     contact: Mapped[Contact] = relationship(lazy="raise")

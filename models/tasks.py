@@ -40,6 +40,10 @@ class Task(Base):
     status: Mapped[str] = mapped_column(String(12), default="open")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The owner's acknowledgement, against the business's task policy.
+    acknowledge_by: Mapped[datetime | None] = mapped_column(default=None)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
+    next_alert_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
 
     business: Mapped[Business] = relationship(lazy="raise")
     assignee: Mapped[User] = relationship(foreign_keys=[assignee_id], lazy="raise")

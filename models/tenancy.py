@@ -43,6 +43,10 @@ class Business(Base):
         default=lambda: {day: [list(w) for w in ws] for day, ws in DEFAULT_WEEKLY_HOURS.items()},
     )
     intake_key: Mapped[str] = mapped_column(String(64))
+    # Coverage beyond the weekly hours: {"closed_dates": [...], "special_hours": {date: [...]}},
+    # and whether the agency answers this business around the clock.
+    hours_exceptions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    always_open: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # The last per-business event sequence number handed out (see models/events.py).
     event_seq: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), default=0, server_default="0"
@@ -66,6 +70,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     locale: Mapped[str] = mapped_column(String(8), default="he")
+    # Where alerts and reminders reach this person: "email", "sms" or "whatsapp".
+    phone: Mapped[str | None] = mapped_column(String(20), default=None)
+    notify_channel: Mapped[str] = mapped_column(String(16), default="email", server_default="email")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
