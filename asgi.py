@@ -26,11 +26,13 @@ from console.hub import Audience, Hub, LocalBroker, RedisBroker
 from console.i18n import LOCALES, format_local, using_locale
 from console.jobs import InProcessRunner
 from console.migrate import upgrade
+from console.scheduler import ArqScheduler, LocalScheduler, schedule_sweeps
 from routes import routes
 from routes.errors import console_error, http_error, server_error
 from routes.live import Fragments
 from routes.middleware import Cookies, Guard, Sessions
 from workers.settings import PERIODIC
+from workers.sla import sweep_sla
 
 
 def create_app(
@@ -49,6 +51,13 @@ def create_app(
     hub = Hub(RedisBroker(redis) if redis is not None else LocalBroker(), render=_no_render)
     hub.render = Fragments(db, hub.viewers)
     db.after_commit.append(hub.publish)
+    jobs_ctx: dict[str, Any] = {"db": db, "settings": settings}
+    scheduler: LocalScheduler | ArqScheduler = (
+        ArqScheduler(settings.redis_url)
+        if settings.redis_url
+        else LocalScheduler(lambda: sweep_sla(jobs_ctx))
+    )
+    db.after_commit.append(lambda items: schedule_sweeps(scheduler, items))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -58,11 +67,12 @@ def create_app(
         await hub.start(await _latest_or_nothing(db))
         runner = None
         if run_jobs and redis is None:
-            runner = InProcessRunner({"db": db, "settings": settings}, PERIODIC)
+            runner = InProcessRunner(jobs_ctx, PERIODIC)
             runner.start()
         try:
             yield
         finally:
+            await scheduler.stop()
             await hub.stop()
             if runner:
                 await runner.stop()

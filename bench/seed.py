@@ -144,6 +144,10 @@ async def seed(
                 "priority": "normal",
                 "created_at": created,
                 "closed_at": None if is_open else created + timedelta(hours=2),
+                "sla_minutes": 30,
+                "respond_by": created + timedelta(minutes=30),
+                "queue_rank": 0 if is_open else 1,
+                "queue_at": created + timedelta(minutes=30) if is_open else created,
             }
         )
         if len(lead_rows) >= BATCH * 4:

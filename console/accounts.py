@@ -44,6 +44,7 @@ async def create_business(
     name: str,
     timezone: str = "Asia/Jerusalem",
     locale: str = "he",
+    always_open: bool = False,
 ) -> Business:
     slug = slug.strip().lower()
     if not SLUG.match(slug):
@@ -58,6 +59,7 @@ async def create_business(
         timezone=check_timezone(timezone),
         locale=check_locale(locale),
         intake_key=new_intake_key(),
+        always_open=always_open,
     )
     session.add(business)
     await session.flush()

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console import events
+from console import events, sla
 from console.contacts import touch_contact
 from console.errors import Conflict, Invalid, NotFound
 from console.leads import get_lead
@@ -19,6 +19,13 @@ from models.leads import INTERACTION_KINDS, OUTCOMES
 
 MAX_NOTES = 200_000
 RESPONSE_KINDS = frozenset(INTERACTION_KINDS) - {"note"}
+RESPONSE_CHANNELS = {
+    "inbound_call": "phone",
+    "outbound_call": "phone",
+    "whatsapp": "whatsapp",
+    "sms": "sms",
+    "email": "email",
+}
 
 
 async def start_interaction(
@@ -61,7 +68,7 @@ async def start_interaction(
         script_version=script.version if script else None,
     )
     session.add(interaction)
-    stamp_first_response(lead, user, kind, now)
+    await stamp_first_response(session, lead, user, kind, now)
     touch_contact(lead.contact, now)
     await session.flush()
     await events.record(
@@ -76,10 +83,13 @@ async def start_interaction(
     return interaction
 
 
-def stamp_first_response(lead: Lead, user: User, kind: str, now: datetime) -> None:
+async def stamp_first_response(
+    session: AsyncSession, lead: Lead, user: User, kind: str, now: datetime
+) -> None:
+    """The first call or message (not a note) keeps the lead's promise and ends its alerts."""
     if kind in RESPONSE_KINDS and lead.first_response_at is None:
-        lead.first_response_at = now
-        lead.first_response_by_id = user.id
+        sla.stop_clock(lead, lead.business, user, RESPONSE_CHANNELS[kind], now)
+        await sla.clear_alerts(session, lead, now)
         if lead.stage == "new":
             lead.stage, lead.stage_changed_at = "contacted", now
 

@@ -74,6 +74,11 @@ class Database:
         await self.engine.dispose()
 
 
+def dialect_of(session: AsyncSession) -> str:
+    """ "sqlite" or "postgresql": for the few statements that differ (upserts, row locks)."""
+    return session.get_bind().dialect.name
+
+
 def after_commit(session: AsyncSession, item: Any) -> None:
     """Queue `item` for the hooks that run once the session's transaction has committed."""
     session.info.setdefault("after_commit", []).append(item)

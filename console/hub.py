@@ -214,9 +214,9 @@ class Hub:
 
     # --- publishing -----------------------------------------------------------------------------
 
-    async def publish(self, events: list[LiveEvent]) -> None:
-        """Called after a commit: hand the events to every process (this one included)."""
-        for event in events:
+    async def publish(self, items: list[Any]) -> None:
+        """Called after a commit: hand its events to every process (this one included)."""
+        for event in (item for item in items if isinstance(item, LiveEvent)):
             stamped = replace(event, published_at=time.time())
             try:
                 await self.broker.send({"type": "event", "event": stamped.as_dict()})

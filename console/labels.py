@@ -115,6 +115,15 @@ def waited(since: datetime, now: datetime) -> str:
     return _waited(minutes, current_locale())
 
 
+def time_left(due: datetime, now: datetime) -> str:
+    """Until the first response is due, as a clock: 4:05; past it, with a minus: −2:10."""
+    seconds = int((due - now).total_seconds())
+    sign = "−" if seconds < 0 else ""
+    minutes = abs(seconds) // 60
+    hours, minutes = divmod(minutes, 60)
+    return f"{sign}{hours}:{minutes:02d}" if hours else f"{sign}{minutes}:{abs(seconds) % 60:02d}"
+
+
 @lru_cache(maxsize=4096)
 def _waited(minutes: int, locale: str) -> str:
     return format_timedelta(timedelta(minutes=minutes), threshold=1.5, locale=locale)

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from console import events
+from console import events, sla
 from console.contacts import find_or_create_contact, touch_contact
 from console.errors import Conflict, Invalid, NotFound
 from console.tenancy import get_business, get_scoped, may_see, parse_id, visible_businesses
@@ -74,6 +74,7 @@ async def create_lead(
         stage_changed_at=now,
     )
     session.add(lead)
+    await sla.start_clock(session, lead, business)
     await session.flush()
     await events.record(session, business.id, "lead.created", at=now, lead_id=lead.id)
     return lead
@@ -104,6 +105,9 @@ class QueueRow:
     subject: str
     preview: str
     created_at: datetime
+    respond_by: datetime | None
+    warn_at: datetime | None
+    answered: bool
     claimed_by_id: uuid.UUID | None
     holder_name: str | None
     contact_name: str
@@ -122,6 +126,9 @@ class QueueRow:
             Lead.subject,
             func.substr(Lead.message, 1, PREVIEW_LENGTH),
             Lead.created_at,
+            Lead.respond_by,
+            Lead.warn_at,
+            Lead.first_response_at.is_not(None),
             Lead.claimed_by_id,
             holder.name,
             Contact.name,
@@ -336,6 +343,11 @@ async def move_stage(
     lead.lost_reason = lost_reason.strip()[:300] if stage == "lost" else ""
     was_open = lead.closed_at is None
     lead.closed_at = (lead.closed_at or now) if stage in ("won", "lost") else None
+    if lead.closed_at is not None:
+        lead.next_alert_at = None
+        await sla.clear_alerts(session, lead, now)
+    elif not was_open and lead.first_response_at is None:
+        await sla.start_clock(session, lead, lead.business)  # reopened, still never answered
     await session.flush()
     kind = "lead.closed" if was_open and lead.closed_at else "lead.updated"
     await events.record(session, lead.business_id, kind, at=now, lead_id=lead.id)

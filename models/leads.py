@@ -104,6 +104,7 @@ class Lead(Base):
     # missed, and the next moment an alert is due (a warning threshold or the breach).
     sla_minutes: Mapped[int | None] = mapped_column(Integer, default=None)
     respond_by: Mapped[datetime | None] = mapped_column(default=None)
+    warn_at: Mapped[datetime | None] = mapped_column(default=None)  # the first warning
     next_alert_at: Mapped[datetime | None] = mapped_column(default=None)
     first_response_covered_minutes: Mapped[float | None] = mapped_column(Float, default=None)
     first_response_wall_minutes: Mapped[float | None] = mapped_column(Float, default=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from routes import auth, calls, contacts, health, home, leads, live, scripts, tasks
+from routes import alerts, auth, calls, contacts, health, home, leads, live, scripts, tasks
 from routes.templating import TEMPLATES
 
 STATIC = TEMPLATES.parent / "static"
@@ -33,6 +33,8 @@ routes = [
     Route("/leads/{lead_id}/tasks", calls.hand_off, methods=["POST"]),
     Route("/calls/{call_id}/autosave", calls.autosave, methods=["POST"]),
     Route("/calls/{call_id}/wrap-up", calls.wrap_up, methods=["POST"]),
+    Route("/alerts", alerts.alert_list, methods=["GET"]),
+    Route("/alerts/{alert_id}/ack", alerts.acknowledge, methods=["POST"]),
     Route("/tasks", tasks.task_list, methods=["GET"]),
     Route("/tasks/{task_id}/status", tasks.set_status, methods=["POST"]),
     Route("/contacts", contacts.search, methods=["GET"]),

@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from console import auth, live
 from console import events as event_log
+from console.alerts_page import alert_row
 from console.db import Database
 from console.errors import NotFound
 from console.events import LiveEvent
@@ -32,7 +33,8 @@ from console.tenancy import visible_businesses
 from routes.templating import env
 
 MAX_FRAME = 16_384
-PAGES = ("queue", "tasks", "portal", "other")
+PAGES = ("queue", "tasks", "portal", "alerts", "other")
+ALERT_EVENTS = frozenset({"alert.raised", "alert.acknowledged"})
 LEAD_EVENTS = frozenset(
     {
         "lead.created",
@@ -236,6 +238,10 @@ class Fragments:
                 parts += await self._task_row(session, event)
             if event.kind == "interaction.logged" and page == "portal":
                 parts += await self._handled_row(session, event)
+            if event.kind in ALERT_EVENTS and audience.role != "owner":
+                parts += await self._alert(session, event, audience)
+            if event.kind in ("interaction.started", "lead.closed") and page == "alerts":
+                parts.append('<template data-reload="1"></template>')
         if event.kind == "lead.created" and audience.role != "owner":
             parts.append(await self._attention(event, lead_id))
         return parts
@@ -295,6 +301,26 @@ class Fragments:
         if item is None:
             return []
         return [env.get_template("partials/handled_row.html").render(item=item, upsert=True)]
+
+    async def _alert(self, session: Any, event: LiveEvent, audience: Audience) -> list[str]:
+        """On the panel: the row appears or goes. Everywhere: a breach sounds for the admins, a
+        warning or breach for the business's secretaries."""
+        alert_id = str(event.payload["alert_id"])
+        if event.kind == "alert.acknowledged":
+            return [f'<tr id="alert-{alert_id}" hx-swap-oob="delete"></tr>']
+        row = await alert_row(session, event.business_id, alert_id)
+        if row is None:
+            return []
+        parts = []
+        if audience.page == "alerts":
+            parts.append(
+                env.get_template("partials/alert_row.html").render(
+                    alert=row, upsert=True, now=datetime.now(UTC), csrf_token=""
+                )
+            )
+        if audience.role == "secretary" or row.level == "breach":
+            parts.append(env.get_template("partials/attention.html").render(alert=row))
+        return parts
 
     async def _attention(self, event: LiveEvent, lead_id: str) -> str:
         async with self.db.transaction(write=False) as session:

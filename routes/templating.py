@@ -29,6 +29,7 @@ env.globals["label"] = labels.label
 env.globals["options"] = labels.options
 env.filters["local_time"] = i18n.format_local
 env.filters["waited"] = labels.waited
+env.filters["time_left"] = labels.time_left
 env.filters["phone"] = display_phone
 
 

@@ -13,6 +13,13 @@
       const s = Math.max(0, Math.floor((now - Date.parse(el.dataset.timerSince)) / 1000));
       el.textContent = (s >= 3600 ? Math.floor(s / 3600) + ":" : "") + pad(Math.floor(s / 60) % 60) + ":" + pad(s % 60);
     });
+    document.querySelectorAll("time[data-due]").forEach((el) => {
+      const left = Math.floor((Date.parse(el.dataset.due) - now) / 1000);
+      const abs = Math.abs(left), h = Math.floor(abs / 3600), m = Math.floor(abs / 60) % 60;
+      el.textContent = (left < 0 ? "−" : "") + (h ? h + ":" + pad(m) : m + ":" + pad(abs % 60));
+      el.classList.toggle("red", left < 0);
+      el.classList.toggle("amber", left >= 0 && !!el.dataset.warn && now >= Date.parse(el.dataset.warn));
+    });
     document.querySelectorAll("time[data-since]").forEach((el) => {
       const minutes = Math.floor((now - Date.parse(el.dataset.since)) / 60000);
       el.classList.toggle("late", minutes >= 5);

@@ -168,6 +168,7 @@ def upgrade() -> None:
     with op.batch_alter_table("leads", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sla_minutes", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("respond_by", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("warn_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("next_alert_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("first_response_covered_minutes", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("first_response_wall_minutes", sa.Float(), nullable=True))
@@ -259,6 +260,7 @@ def downgrade() -> None:
         batch_op.drop_column("first_response_covered_minutes")
         batch_op.drop_column("next_alert_at")
         batch_op.drop_column("respond_by")
+        batch_op.drop_column("warn_at")
         batch_op.drop_column("sla_minutes")
 
     with op.batch_alter_table("businesses", schema=None) as batch_op:

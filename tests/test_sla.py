@@ -1,0 +1,219 @@
+"""The SLA engine: promises in covered minutes, alerts raised exactly once, response measured."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import func, select, text
+
+from console import calls, leads, sla
+from console.config import Settings
+from console.db import Database
+from console.leads import NewLead
+from models import Alert, Lead, SlaPolicy
+from tests.conftest import REDIS_URL, SECRET, Databases
+from tests.factories import csrf_token, make_business, make_user, sign_in
+from workers.sla import sweep_sla
+
+SUNDAY_9 = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)  # 09:00 in Jerusalem, a working Sunday
+FRIDAY_12_58 = datetime(2026, 11, 27, 10, 58, tzinfo=UTC)  # 12:58 on a short Friday
+
+
+def test_the_most_specific_policy_wins() -> None:
+    def policy(channel: str, priority: str, minutes: int) -> SlaPolicy:
+        return SlaPolicy(
+            channel=channel,
+            priority=priority,
+            first_response_minutes=minutes,
+            warn_at_percent=[50],
+            notify_owner_on_breach=False,
+        )
+
+    policies = [
+        policy("", "", 60),
+        policy("phone", "", 5),
+        policy("", "urgent", 2),
+        policy("phone", "urgent", 1),
+    ]
+    assert sla.pick_promise(policies, "phone", "urgent").minutes == 1
+    assert sla.pick_promise(policies, "phone", "normal").minutes == 5
+    assert sla.pick_promise(policies, "email", "urgent").minutes == 2
+    assert sla.pick_promise(policies, "email", "normal").minutes == 60
+    assert sla.pick_promise([], "email", "normal").minutes == 120  # the default: two hours
+    assert sla.pick_promise([], "whatsapp", "normal").thresholds == (50, 80, 100)
+
+
+async def new_lead(db: Database, business: object, channel: str, at: datetime) -> Lead:
+    async with db.transaction() as session:
+        return await leads.create_lead(
+            session,
+            None,
+            NewLead(business_id=str(business.id), phone="052-7654321", channel=channel),  # type: ignore[attr-defined]
+            now=at,
+            business=business,  # type: ignore[arg-type]
+        )
+
+
+async def test_the_promise_counts_only_covered_hours(db: Database) -> None:
+    async with db.transaction() as session:
+        business = await make_business(session)
+    call = await new_lead(db, business, "phone", SUNDAY_9)
+    assert call.sla_minutes == 5
+    assert call.respond_by == SUNDAY_9 + timedelta(minutes=5)
+    assert call.warn_at == SUNDAY_9 + timedelta(minutes=2.5)
+    assert call.next_alert_at == call.warn_at and call.queue_at == call.respond_by
+    mail = await new_lead(db, business, "email", FRIDAY_12_58)
+    # 2 minutes are left on Friday, the other 118 on Sunday from 08:00: 09:58 Sunday.
+    assert mail.respond_by == datetime(2026, 11, 29, 7, 58, tzinfo=UTC)
+
+
+async def test_alerts_are_raised_once_whoever_sweeps_and_however_often(db: Database) -> None:
+    async with db.transaction() as session:
+        business = await make_business(session)
+    due = [await new_lead(db, business, "phone", SUNDAY_9) for _ in range(6)]
+    late = SUNDAY_9 + timedelta(minutes=6)
+
+    async def sweep() -> int:
+        async with db.transaction() as session:
+            return (await sla.sweep(session, now=late)).raised
+
+    raised = await asyncio.gather(*(sweep() for _ in range(4)))  # four workers at once
+    assert sum(raised) == 18  # 6 leads × (50%, 80%, breach)
+    assert await sweep() == 0  # and again: nothing new
+    async with db.transaction(write=False) as session:
+        assert await session.scalar(select(func.count()).select_from(Alert)) == 18
+        levels = (
+            await session.scalars(select(Alert.level).where(Alert.lead_id == due[0].id))
+        ).all()
+        assert sorted(levels) == ["breach", "warning", "warning"]
+        pending = await session.scalar(select(func.count()).where(Lead.next_alert_at.is_not(None)))
+        assert pending == 0
+
+
+async def test_the_sweep_reads_only_due_leads_through_its_index(databases: Databases) -> None:
+    db = await databases.get("sqlite")  # PostgreSQL's plan follows its statistics, not the schema
+    async with db.engine.connect() as connection:
+        plan = " ".join(
+            str(row[3])
+            for row in await connection.execute(
+                text(
+                    "EXPLAIN QUERY PLAN SELECT * FROM leads WHERE next_alert_at <= :now "
+                    "ORDER BY next_alert_at LIMIT 1000"
+                ),
+                {"now": "2026-11-22 09:00:00"},
+            )
+        )
+    assert "ix_leads_next_alert" in plan and "SCAN leads" not in plan
+
+
+async def test_a_first_response_is_measured_and_stands_the_alerts_down(db: Database) -> None:
+    async with db.transaction() as session:
+        business = await make_business(session)
+        secretary = await make_user(session, "secretary", business)
+    lead = await new_lead(db, business, "whatsapp", SUNDAY_9)
+    async with db.transaction() as session:
+        await sla.sweep(session, now=SUNDAY_9 + timedelta(minutes=3))  # past 50%: a warning
+    async with db.transaction() as session:
+        await calls.start_interaction(
+            session, secretary, lead.id, kind="whatsapp", now=SUNDAY_9 + timedelta(minutes=4)
+        )
+    async with db.transaction(write=False) as session:
+        answered = await session.get_one(Lead, lead.id)
+        alerts = (await session.scalars(select(Alert).where(Alert.lead_id == lead.id))).all()
+    assert answered.first_response_covered_minutes == 4.0
+    assert answered.first_response_wall_minutes == 4.0
+    assert answered.first_response_channel == "whatsapp"
+    assert answered.next_alert_at is None and answered.queue_rank == 1
+    assert [a.percent for a in alerts] == [50] and alerts[0].cleared_at is not None
+    async with db.transaction() as session:  # a later sweep raises nothing for it
+        assert (await sla.sweep(session, now=SUNDAY_9 + timedelta(hours=1))).raised == 0
+
+
+async def test_after_hours_the_covered_time_is_what_counts(db: Database) -> None:
+    async with db.transaction() as session:
+        business = await make_business(session)
+        secretary = await make_user(session, "secretary", business)
+    friday_evening = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)  # 17:00 Friday, closed
+    lead = await new_lead(db, business, "email", friday_evening)
+    sunday_8_10 = datetime(2026, 11, 29, 6, 10, tzinfo=UTC)
+    async with db.transaction() as session:
+        await calls.start_interaction(session, secretary, lead.id, kind="email", now=sunday_8_10)
+    async with db.transaction(write=False) as session:
+        answered = await session.get_one(Lead, lead.id)
+    assert answered.first_response_covered_minutes == 10.0
+    assert answered.first_response_wall_minutes == pytest.approx(60 * 39 + 10)
+
+
+async def test_the_alerts_panel_and_acknowledgement(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    async with db.transaction() as session:  # covered around the clock: the test runs any time
+        mine = await make_business(session, always_open=True)
+        theirs = await make_business(session, always_open=True)
+        secretary = await make_user(session, "secretary", mine)
+        owner = await make_user(session, "owner", mine)
+        other = await make_user(session, "secretary", theirs)
+    lead = await new_lead(db, mine, "phone", datetime.now(UTC) - timedelta(minutes=30))
+    await new_lead(db, theirs, "phone", datetime.now(UTC) - timedelta(minutes=30))
+    async with db.transaction() as session:
+        await sla.sweep(session, now=datetime.now(UTC))
+    await sign_in(client, secretary.email)
+    panel = await client.get("/alerts")
+    assert panel.text.count('class="alert-row') == 3  # her business only
+    alert_id = re.search(r'id="alert-([0-9a-f-]{36})"', panel.text).group(1)  # type: ignore[union-attr]
+    token = await csrf_token(client, "/alerts")
+    assert (
+        await client.post(f"/alerts/{alert_id}/ack", data={"csrf_token": token})
+    ).status_code == 303
+    assert (
+        await client.post(f"/alerts/{alert_id}/ack", data={"csrf_token": token})
+    ).status_code == 303
+    async with db.transaction(write=False) as session:
+        seen = await session.get_one(Alert, uuid.UUID(alert_id))
+    assert seen.acknowledged_by_id == secretary.id and seen.lead_id == lead.id
+    assert (await client.get("/alerts")).text.count('class="alert-row') == 2
+    for user in (owner, other):
+        client.cookies.clear()
+        await sign_in(client, user.email)
+        token = await csrf_token(client, "/tasks")
+        refused = await client.post(f"/alerts/{alert_id}/ack", data={"csrf_token": token})
+        assert refused.status_code == 404
+
+
+async def test_the_sweep_job_directly_and_on_an_arq_worker(db: Database, redis: Redis) -> None:
+    from arq import create_pool
+    from arq.connections import RedisSettings
+    from arq.worker import Worker
+
+    async with db.transaction() as session:
+        business = await make_business(session, always_open=True)
+    for _ in range(3):
+        await new_lead(db, business, "phone", datetime.now(UTC) - timedelta(minutes=10))
+    settings = Settings(database_url=db.url, secret_key=SECRET, redis_url=REDIS_URL)
+    pool = await create_pool(RedisSettings.from_dsn(REDIS_URL))
+    await pool.enqueue_job("sweep_sla", _job_id="sweep-test")
+
+    async def startup(ctx: dict[str, object]) -> None:
+        ctx["db"], ctx["settings"] = db, settings
+
+    worker = Worker(
+        functions=[sweep_sla],
+        redis_pool=pool,
+        burst=True,
+        poll_delay=0,
+        on_startup=startup,
+        handle_signals=False,
+    )
+    await worker.main()
+    assert (worker.jobs_complete, worker.jobs_failed) == (1, 0)
+    assert await sweep_sla({"db": db, "settings": settings}) == 0  # run again: nothing new
+    async with db.transaction(write=False) as session:
+        assert await session.scalar(select(func.count()).select_from(Alert)) == 9
+    await worker.close()
+    await pool.aclose()

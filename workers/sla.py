@@ -1,0 +1,15 @@
+"""The SLA sweep: cron every few seconds and, for each due time, an exact-time run."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from console import sla
+
+
+async def sweep_sla(ctx: dict[str, Any]) -> int:
+    """Raise the alerts that are due; safe to run twice or on two workers at once."""
+    async with ctx["db"].transaction() as session:
+        report = await sla.sweep(session, now=datetime.now(UTC))
+    return report.raised
