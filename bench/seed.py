@@ -19,6 +19,7 @@ from console.db import Database
 from console.passwords import hash_password
 from models import Business, Contact, Lead, OwnerMembership, SecretaryAssignment, User
 from models.contacts import CHANNELS
+from models.tenancy import DEFAULT_WEEKLY_HOURS
 
 BATCH = 5_000
 PASSWORD = "bench-password"
@@ -55,7 +56,8 @@ async def seed(
                     "name": f"עסק {i}",
                     "timezone": "Asia/Jerusalem",
                     "locale": "he",
-                    "weekly_hours": {},
+                    "weekly_hours": DEFAULT_WEEKLY_HOURS,
+                    "always_open": True,
                     "intake_key": uuid.uuid4().hex,
                     "active": True,
                     "created_at": NOW,

@@ -8,11 +8,12 @@ what it missed, in order. The rows are kept for RETENTION; older gaps mean "relo
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Integer, Uuid, column, delete, func, insert, or_, select, update, values
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.db import after_commit
@@ -136,39 +137,44 @@ async def purge_old_events(session: AsyncSession, *, now: datetime) -> int:
 
 
 async def record_many(
-    session: AsyncSession,
-    business_id: uuid.UUID,
-    kind: str,
-    *,
-    at: datetime,
-    payloads: list[dict[str, Any]],
+    session: AsyncSession, kind: str, items: list[tuple[uuid.UUID, dict[str, Any]]], *, at: datetime
 ) -> list[LiveEvent]:
-    """Several events of one business in two statements (the sweep raises alerts by the hundred)."""
-    if not payloads:
+    """Many events, of many businesses, in two statements (the sweep raises alerts by the
+    thousand): one UPDATE hands out every business's block of sequence numbers, one INSERT
+    writes the rows."""
+    if not items:
         return []
-    last = await session.scalar(
+    counts = Counter(business_id for business_id, _ in items)
+    blocks = values(column("business_id", Uuid()), column("n", Integer()), name="blocks").data(
+        list(counts.items())
+    ).cte("blocks")
+    handed = await session.execute(
         update(Business)
-        .where(Business.id == business_id)
-        .values(event_seq=Business.event_seq + len(payloads))
-        .returning(Business.event_seq)
+        .where(Business.id == blocks.c.business_id)
+        .values(event_seq=Business.event_seq + blocks.c.n)
+        .returning(Business.id, Business.event_seq)
         .execution_options(synchronize_session=False)
     )
-    if last is None:
-        raise ValueError(f"no business {business_id}")
-    first = last - len(payloads) + 1
-    rows = [
-        Event(
-            business_id=business_id,
-            seq=first + n,
-            kind=kind,
-            created_at=at,
-            payload={key: _plain(value) for key, value in payload.items()},
+    next_seq = {business_id: last - counts[business_id] + 1 for business_id, last in handed}
+    rows: list[dict[str, Any]] = []
+    for business_id, payload in items:
+        rows.append(
+            {
+                "business_id": business_id,
+                "seq": next_seq[business_id],
+                "kind": kind,
+                "created_at": at,
+                "payload": {k: _plain(v) for k, v in payload.items()},
+            }
         )
-        for n, payload in enumerate(payloads)
+        next_seq[business_id] += 1
+    written = await session.execute(
+        insert(Event).returning(Event.id, sort_by_parameter_order=True), rows
+    )
+    recorded = [
+        LiveEvent(event_id, str(row["business_id"]), int(row["seq"]), kind, dict(row["payload"]))
+        for event_id, row in zip(written.scalars().all(), rows, strict=True)
     ]
-    session.add_all(rows)
-    await session.flush()
-    recorded = [LiveEvent.of(row) for row in rows]
     for event in recorded:
         after_commit(session, event)
     return recorded

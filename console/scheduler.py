@@ -1,9 +1,9 @@
 """Running a job at an exact moment: the SLA check due when a lead's next threshold passes.
 
 In-process (embedded) it is a timer of the serving process; at scale it is an arq job deferred
-until that moment, with a job id per second so many leads due at once make one run. Either way
-the cron sweep stays the backstop: a timer lost with a restart, or a flushed Redis, only delays an
-alert until the next sweep.
+until that moment, one job id per tenth of a second so leads due together make one run. Either
+way the cron sweep stays the backstop: a timer lost with a restart, or a flushed Redis, only
+delays an alert until the next sweep.
 """
 
 from __future__ import annotations
@@ -17,6 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 log = logging.getLogger("mazkira.scheduler")
+
+# Checks are grouped in tenth-of-a-second slots, run at the end of theirs: leads due together
+# make one run, and none runs before its moment.
+SLOTS_PER_SECOND = 10
+
+
+def _slot(moment: datetime) -> int:
+    return int(moment.timestamp() * SLOTS_PER_SECOND) + 1
 
 
 @dataclass(frozen=True)
@@ -33,15 +41,15 @@ class LocalScheduler:
         self.tasks: set[asyncio.Task[Any]] = set()
 
     async def at(self, moment: datetime) -> None:
-        second = int(moment.timestamp()) + 1  # just after, so the threshold has surely passed
-        if second in self.pending:
+        slot = _slot(moment)
+        if slot in self.pending:
             return
-        delay = max(0.0, second - datetime.now(UTC).timestamp())
+        delay = max(0.0, slot / SLOTS_PER_SECOND - datetime.now(UTC).timestamp())
         loop = asyncio.get_running_loop()
-        self.pending[second] = loop.call_later(delay, self._fire, second)
+        self.pending[slot] = loop.call_later(delay, self._fire, slot)
 
-    def _fire(self, second: int) -> None:
-        self.pending.pop(second, None)
+    def _fire(self, slot: int) -> None:
+        self.pending.pop(slot, None)
         task = asyncio.create_task(self._run())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -73,11 +81,11 @@ class ArqScheduler:
 
         if self.pool is None:
             self.pool = await create_pool(RedisSettings.from_dsn(self.redis_url))
-        second = int(moment.timestamp()) + 1
+        slot = _slot(moment)
         await self.pool.enqueue_job(
             "sweep_sla",
-            _job_id=f"sweep-sla:{second}",
-            _defer_until=datetime.fromtimestamp(second, UTC),
+            _job_id=f"sweep-sla:{slot}",
+            _defer_until=datetime.fromtimestamp(slot / SLOTS_PER_SECOND, UTC),
         )
 
     async def stop(self) -> None:
@@ -86,7 +94,7 @@ class ArqScheduler:
 
 
 async def schedule_sweeps(scheduler: LocalScheduler | ArqScheduler, items: list[Any]) -> None:
-    """The after-commit hook: one timer per distinct second of the moments queued."""
+    """The after-commit hook: one timer per slot of the moments queued."""
     moments = {item.at for item in items if isinstance(item, SweepAt)}
     for moment in sorted(moments):
         try:

@@ -85,18 +85,22 @@ async def policies_of(
     return found
 
 
-def threshold_moment(clock: BusinessHours, lead: Lead, percent: int) -> datetime:
+def threshold_moment(clock: BusinessHours, lead: Lead | DueLead, percent: int) -> datetime | None:
+    """When `percent` of the lead's target has passed; None for a business with no hours."""
     assert lead.sla_minutes is not None
-    return clock.add_covered_minutes(lead.created_at, lead.sla_minutes * percent / 100)
+    try:
+        return clock.add_covered_minutes(lead.created_at, lead.sla_minutes * percent / 100)
+    except ValueError:  # no covered hours in the coming year: no promise can be kept or missed
+        return None
 
 
 def next_alert(
-    clock: BusinessHours, lead: Lead, promise: Promise, after: datetime
+    clock: BusinessHours, lead: Lead | DueLead, promise: Promise, after: datetime
 ) -> datetime | None:
     """The first threshold still ahead of `after`, or None once the breach has passed."""
     for percent in promise.thresholds:
         moment = threshold_moment(clock, lead, percent)
-        if moment > after:
+        if moment is not None and moment > after:
             return moment
     return None
 
@@ -110,7 +114,7 @@ async def start_clock(session: AsyncSession, lead: Lead, business: Business) -> 
     lead.respond_by = threshold_moment(clock, lead, BREACH)
     lead.warn_at = threshold_moment(clock, lead, promise.thresholds[0])
     lead.next_alert_at = next_alert(clock, lead, promise, lead.created_at)
-    lead.queue_rank, lead.queue_at = 0, lead.respond_by
+    lead.queue_rank, lead.queue_at = 0, lead.respond_by or lead.created_at
     if lead.next_alert_at is not None:
         after_commit(session, SweepAt(lead.next_alert_at))
 
@@ -140,6 +144,33 @@ async def clear_alerts(session: AsyncSession, lead: Lead, now: datetime) -> None
     )
 
 
+@dataclass(frozen=True, slots=True)
+class DueLead:
+    """What the sweep reads of a due lead (plain rows: a thousand of them load fast)."""
+
+    id: uuid.UUID
+    business_id: uuid.UUID
+    channel: str
+    priority: str
+    created_at: datetime
+    sla_minutes: int | None
+    first_response_at: datetime | None
+    closed_at: datetime | None
+
+    @staticmethod
+    def columns() -> tuple[Any, ...]:
+        return (
+            Lead.id,
+            Lead.business_id,
+            Lead.channel,
+            Lead.priority,
+            Lead.created_at,
+            Lead.sla_minutes,
+            Lead.first_response_at,
+            Lead.closed_at,
+        )
+
+
 @dataclass(frozen=True)
 class SweepReport:
     due: int
@@ -149,11 +180,14 @@ class SweepReport:
 async def sweep(session: AsyncSession, *, now: datetime, limit: int = SWEEP_LIMIT) -> SweepReport:
     """Raise the alerts that are due: a fixed number of statements for up to `limit` leads."""
     due_statement = (
-        select(Lead).where(Lead.next_alert_at <= now).order_by(Lead.next_alert_at).limit(limit)
+        select(*DueLead.columns())
+        .where(Lead.next_alert_at <= now)
+        .order_by(Lead.next_alert_at)
+        .limit(limit)
     )
     if dialect_of(session) == "postgresql":
         due_statement = due_statement.with_for_update(skip_locked=True)
-    due = list((await session.scalars(due_statement)).all())
+    due = [DueLead(*row) for row in await session.execute(due_statement)]
     if not due:
         return SweepReport(0, 0)
     business_ids = sorted({lead.business_id for lead in due})
@@ -162,19 +196,22 @@ async def sweep(session: AsyncSession, *, now: datetime, limit: int = SWEEP_LIMI
         for b in await session.scalars(select(Business).where(Business.id.in_(business_ids)))
     }
     policies = await policies_of(session, business_ids)
+    clocks = {business_id: clock_for(business) for business_id, business in businesses.items()}
     alerts: list[dict[str, Any]] = []
     moves: list[dict[str, Any]] = []
     for lead in due:
         if lead.first_response_at is not None or lead.closed_at is not None:
             moves.append({"id": lead.id, "next_alert_at": None})
             continue
-        business = businesses[lead.business_id]
         promise = pick_promise(policies[lead.business_id], lead.channel, lead.priority)
-        clock = clock_for(business)
-        for percent in promise.thresholds:
-            moment = threshold_moment(clock, lead, percent)
-            if moment <= now:
-                alerts.append(_alert_row(lead, percent, moment, now))
+        clock = clocks[lead.business_id]
+        passed = [
+            (percent, moment)
+            for percent in promise.thresholds
+            if (moment := threshold_moment(clock, lead, percent)) is not None and moment <= now
+        ]
+        if passed:  # a lead past several thresholds at once gets the most serious alert only
+            alerts.append(_alert_row(lead, *passed[-1], now))
         moves.append({"id": lead.id, "next_alert_at": next_alert(clock, lead, promise, now)})
     raised = await _insert_new_alerts(session, alerts)
     if moves:
@@ -182,20 +219,19 @@ async def sweep(session: AsyncSession, *, now: datetime, limit: int = SWEEP_LIMI
     upcoming = [m["next_alert_at"] for m in moves if m["next_alert_at"] is not None]
     if upcoming:
         after_commit(session, SweepAt(min(upcoming)))
-    for business_id, rows in _by_business(raised).items():
-        await events.record_many(
-            session,
-            business_id,
-            "alert.raised",
-            at=now,
-            payloads=[
-                {"alert_id": r["id"], "lead_id": r["lead_id"], "level": r["level"]} for r in rows
-            ],
-        )
+    await events.record_many(
+        session,
+        "alert.raised",
+        [
+            (r["business_id"], {"alert_id": r["id"], "lead_id": r["lead_id"], "level": r["level"]})
+            for r in raised
+        ],
+        at=now,
+    )
     return SweepReport(len(due), len(raised))
 
 
-def _alert_row(lead: Lead, percent: int, moment: datetime, now: datetime) -> dict[str, Any]:
+def _alert_row(lead: DueLead, percent: int, moment: datetime, now: datetime) -> dict[str, Any]:
     return {
         "id": uuid.uuid4(),
         "key": f"lead:{lead.id}:first_response:{percent}",
@@ -220,13 +256,6 @@ async def _insert_new_alerts(
     statement = insert(Alert).on_conflict_do_nothing(index_elements=["key"]).returning(Alert.key)
     inserted = set((await session.scalars(statement, rows)).all())
     return [row for row in rows if row["key"] in inserted]
-
-
-def _by_business(rows: list[dict[str, Any]]) -> dict[uuid.UUID, list[dict[str, Any]]]:
-    grouped: dict[uuid.UUID, list[dict[str, Any]]] = {}
-    for row in rows:
-        grouped.setdefault(row["business_id"], []).append(row)
-    return grouped
 
 
 async def open_alerts(session: AsyncSession, user: User, *, limit: int = 200) -> list[Alert]:
