@@ -26,11 +26,12 @@ from console.hub import Audience, Hub, LocalBroker, RedisBroker
 from console.i18n import LOCALES, format_local, using_locale
 from console.jobs import InProcessRunner
 from console.migrate import upgrade
-from console.scheduler import ArqScheduler, LocalScheduler, schedule_sweeps
+from console.scheduler import ArqScheduler, LocalScheduler, Scheduler, schedule_queued
 from routes import routes
 from routes.errors import console_error, http_error, server_error
 from routes.live import Fragments
 from routes.middleware import Cookies, Guard, Sessions
+from workers.notifications import send_notifications
 from workers.settings import PERIODIC
 from workers.sla import sweep_sla
 
@@ -52,12 +53,17 @@ def create_app(
     hub.render = Fragments(db, hub.viewers)
     db.after_commit.append(hub.publish)
     jobs_ctx: dict[str, Any] = {"db": db, "settings": settings}
-    scheduler: LocalScheduler | ArqScheduler = (
+    scheduler: Scheduler = (
         ArqScheduler(settings.redis_url)
         if settings.redis_url
-        else LocalScheduler(lambda: sweep_sla(jobs_ctx))
+        else LocalScheduler(
+            {
+                "sweep_sla": lambda: sweep_sla(jobs_ctx),
+                "send_notifications": lambda: send_notifications(jobs_ctx),
+            }
+        )
     )
-    db.after_commit.append(lambda items: schedule_sweeps(scheduler, items))
+    db.after_commit.append(lambda items: schedule_queued(scheduler, items))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -74,6 +80,8 @@ def create_app(
         finally:
             await scheduler.stop()
             await hub.stop()
+            if "senders" in jobs_ctx:
+                await jobs_ctx["senders"].aclose()
             if runner:
                 await runner.stop()
             if redis is not None:

@@ -38,6 +38,17 @@ class Settings:
     # at once through the hub; this is the backstop).
     live_revalidate_seconds: float = 20.0
     extra: dict[str, str] = field(default_factory=dict)
+    # Outbound notifications; a channel whose settings are missing fails its messages clearly.
+    smtp_url: str | None = None  # smtp://user:pass@host:port?from=agency@example.com
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from: str | None = None  # the agency's sending number, E.164
+    twilio_api_url: str = "https://api.twilio.com"
+    whatsapp_access_token: str | None = None
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_api_url: str = "https://graph.facebook.com"
+    # Provider URLs on loopback or private networks are refused unless this is set (tests, fakes).
+    allow_private_provider_urls: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -59,6 +70,15 @@ class Settings:
             trusted_proxies=_networks(env.get("TRUSTED_PROXIES", "")),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_000_000),
             live_revalidate_seconds=_int(env, "LIVE_REVALIDATE_SECONDS", 20),
+            smtp_url=env.get("SMTP_URL") or None,
+            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
+            twilio_from=env.get("TWILIO_FROM") or None,
+            twilio_api_url=env.get("TWILIO_API_URL") or "https://api.twilio.com",
+            whatsapp_access_token=env.get("WHATSAPP_ACCESS_TOKEN") or None,
+            whatsapp_phone_number_id=env.get("WHATSAPP_PHONE_NUMBER_ID") or None,
+            whatsapp_api_url=env.get("WHATSAPP_API_URL") or "https://graph.facebook.com",
+            allow_private_provider_urls=_flag(env, "ALLOW_PRIVATE_PROVIDER_URLS"),
         )
 
 
@@ -99,6 +119,10 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _flag(env: dict[str, str], name: str) -> bool:
+    return env.get(name, "").lower() in {"1", "true", "yes"}
 
 
 def _networks(raw: str) -> tuple[IPv4Network | IPv6Network, ...]:

@@ -145,9 +145,11 @@ async def record_many(
     if not items:
         return []
     counts = Counter(business_id for business_id, _ in items)
-    blocks = values(column("business_id", Uuid()), column("n", Integer()), name="blocks").data(
-        list(counts.items())
-    ).cte("blocks")
+    blocks = (
+        values(column("business_id", Uuid()), column("n", Integer()), name="blocks")
+        .data(list(counts.items()))
+        .cte("blocks")
+    )
     handed = await session.execute(
         update(Business)
         .where(Business.id == blocks.c.business_id)

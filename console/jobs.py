@@ -23,6 +23,13 @@ class Periodic:
         step = max(1, self.every_seconds // 60)
         return None if step == 1 else set(range(0, 60, min(step, 60)))
 
+    def seconds(self) -> set[int]:
+        """The seconds of the minute at which arq's cron should run this job: for a job more
+        frequent than once a minute every `every_seconds` from :00, else only :00."""
+        if self.every_seconds >= 60:
+            return {0}
+        return set(range(0, 60, max(1, self.every_seconds)))
+
 
 class InProcessRunner:
     """Runs periodic jobs as tasks of the serving process; one failure never stops the others."""

@@ -1,9 +1,10 @@
-"""Running a job at an exact moment: the SLA check due when a lead's next threshold passes.
+"""Running a job at a moment: the SLA check when a lead's next threshold passes, the sender as
+soon as a notification is queued.
 
 In-process (embedded) it is a timer of the serving process; at scale it is an arq job deferred
-until that moment, one job id per tenth of a second so leads due together make one run. Either
-way the cron sweep stays the backstop: a timer lost with a restart, or a flushed Redis, only
-delays an alert until the next sweep.
+until that moment, one job id per job and tenth of a second, so things due together make one
+run. Either way the periodic jobs stay the backstop: a timer lost with a restart, or a flushed
+Redis, only delays the work until the next periodic run.
 """
 
 from __future__ import annotations
@@ -14,17 +15,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger("mazkira.scheduler")
 
-# Checks are grouped in tenth-of-a-second slots, run at the end of theirs: leads due together
-# make one run, and none runs before its moment.
+# Runs are grouped in tenth-of-a-second slots, each run at the end of its slot: leads due
+# together make one run, and none runs before its moment.
 SLOTS_PER_SECOND = 10
-
-
-def _slot(moment: datetime) -> int:
-    return int(moment.timestamp() * SLOTS_PER_SECOND) + 1
 
 
 @dataclass(frozen=True)
@@ -34,31 +31,46 @@ class SweepAt:
     at: datetime
 
 
+@dataclass(frozen=True)
+class RunSoon:
+    """Queued by a service (after commit): run this job now, e.g. the notification sender."""
+
+    job: str
+
+
+def _slot(moment: datetime) -> int:
+    return int(moment.timestamp() * SLOTS_PER_SECOND) + 1
+
+
+class Scheduler(Protocol):
+    async def at(self, job: str, moment: datetime) -> None: ...
+    async def stop(self) -> None: ...
+
+
 class LocalScheduler:
-    def __init__(self, run: Callable[[], Awaitable[Any]]) -> None:
-        self.run = run
-        self.pending: dict[int, asyncio.TimerHandle] = {}
+    def __init__(self, jobs: dict[str, Callable[[], Awaitable[Any]]]) -> None:
+        self.jobs = jobs
+        self.pending: dict[tuple[str, int], asyncio.TimerHandle] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
 
-    async def at(self, moment: datetime) -> None:
-        slot = _slot(moment)
-        if slot in self.pending:
+    async def at(self, job: str, moment: datetime) -> None:
+        key = (job, _slot(moment))
+        if key in self.pending or job not in self.jobs:
             return
-        delay = max(0.0, slot / SLOTS_PER_SECOND - datetime.now(UTC).timestamp())
-        loop = asyncio.get_running_loop()
-        self.pending[slot] = loop.call_later(delay, self._fire, slot)
+        delay = max(0.0, key[1] / SLOTS_PER_SECOND - datetime.now(UTC).timestamp())
+        self.pending[key] = asyncio.get_running_loop().call_later(delay, self._fire, key)
 
-    def _fire(self, slot: int) -> None:
-        self.pending.pop(slot, None)
-        task = asyncio.create_task(self._run())
+    def _fire(self, key: tuple[str, int]) -> None:
+        self.pending.pop(key, None)
+        task = asyncio.create_task(self._run(key[0]))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _run(self) -> None:
+    async def _run(self, job: str) -> None:
         try:
-            await self.run()
+            await self.jobs[job]()
         except Exception:
-            log.exception("scheduled SLA sweep failed; the periodic sweep will catch up")
+            log.exception("scheduled %s failed; its periodic run will catch up", job)
 
     async def stop(self) -> None:
         for handle in self.pending.values():
@@ -75,7 +87,7 @@ class ArqScheduler:
         self.redis_url = redis_url
         self.pool: Any = None
 
-    async def at(self, moment: datetime) -> None:
+    async def at(self, job: str, moment: datetime) -> None:
         from arq import create_pool
         from arq.connections import RedisSettings
 
@@ -83,8 +95,8 @@ class ArqScheduler:
             self.pool = await create_pool(RedisSettings.from_dsn(self.redis_url))
         slot = _slot(moment)
         await self.pool.enqueue_job(
-            "sweep_sla",
-            _job_id=f"sweep-sla:{slot}",
+            job,
+            _job_id=f"{job}:{slot}",
             _defer_until=datetime.fromtimestamp(slot / SLOTS_PER_SECOND, UTC),
         )
 
@@ -93,11 +105,13 @@ class ArqScheduler:
             await self.pool.aclose()
 
 
-async def schedule_sweeps(scheduler: LocalScheduler | ArqScheduler, items: list[Any]) -> None:
-    """The after-commit hook: one timer per slot of the moments queued."""
-    moments = {item.at for item in items if isinstance(item, SweepAt)}
-    for moment in sorted(moments):
+async def schedule_queued(scheduler: Scheduler, items: list[Any]) -> None:
+    """The after-commit hook: one run per job and slot of what the transaction queued."""
+    wanted = {("sweep_sla", item.at) for item in items if isinstance(item, SweepAt)}
+    now = datetime.now(UTC)
+    wanted |= {(item.job, now) for item in items if isinstance(item, RunSoon)}
+    for job, moment in sorted(wanted, key=lambda pair: pair[1]):
         try:
-            await scheduler.at(moment)
+            await scheduler.at(job, moment)
         except Exception:
-            log.warning("could not schedule the SLA check at %s; the sweep will catch up", moment)
+            log.warning("could not schedule %s at %s; its periodic run will catch up", job, moment)

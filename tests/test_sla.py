@@ -260,17 +260,17 @@ async def test_a_raised_alert_is_pushed_to_the_alerts_panel_with_a_sound(
 
 
 async def test_the_exact_time_check_runs_once_per_second_due() -> None:
-    from console.scheduler import LocalScheduler, SweepAt, schedule_sweeps
+    from console.scheduler import LocalScheduler, SweepAt, schedule_queued
 
     runs: list[float] = []
 
     async def run() -> None:
         runs.append(datetime.now(UTC).timestamp())
 
-    scheduler = LocalScheduler(run)
+    scheduler = LocalScheduler({"sweep_sla": run})
     soon = datetime.now(UTC) + timedelta(milliseconds=100)
-    await schedule_sweeps(scheduler, [SweepAt(soon), SweepAt(soon), "not a moment"])
-    await scheduler.at(soon + timedelta(milliseconds=1))  # the same slot: no second timer
+    await schedule_queued(scheduler, [SweepAt(soon), SweepAt(soon), "not a moment"])
+    await scheduler.at("sweep_sla", soon + timedelta(milliseconds=1))  # same slot: no 2nd timer
     await asyncio.sleep(0.4)
     assert len(runs) == 1 and runs[0] >= soon.timestamp()
     await scheduler.stop()
@@ -283,3 +283,39 @@ async def test_a_business_without_hours_still_takes_leads(db: Database) -> None:
     lead = await new_lead(db, business, "phone", SUNDAY_9)
     assert lead.respond_by is None and lead.next_alert_at is None
     assert lead.queue_at == SUNDAY_9
+
+
+async def test_an_owner_who_asked_is_told_of_a_breach_once_in_his_language(db: Database) -> None:
+    from console.notify import Senders, send_due_notifications
+    from models import Notification
+    from tests.fakes import FakeSmtp
+
+    async with db.transaction() as session:
+        business = await make_business(session, name="אינסטלציה כהן")
+        owner = await make_user(session, "owner", business, locale="he")
+        session.add(
+            SlaPolicy(
+                business_id=business.id,
+                channel="",
+                priority="",
+                first_response_minutes=5,
+                warn_at_percent=[50],
+                notify_owner_on_breach=True,
+            )
+        )
+    await new_lead(db, business, "phone", SUNDAY_9)
+    for _ in range(2):
+        async with db.transaction() as session:
+            await sla.sweep(session, now=SUNDAY_9 + timedelta(minutes=6))
+    async with db.transaction(write=False) as session:
+        queued = (await session.scalars(select(Notification))).all()
+    assert len(queued) == 1 and queued[0].recipient == owner.email
+    assert queued[0].subject.startswith("פנייה חיכתה יותר מדי")
+    async with FakeSmtp() as smtp:
+        settings = Settings(database_url=db.url, secret_key=SECRET, smtp_url=smtp.url())
+        senders = Senders(settings)
+        report = await send_due_notifications(db, senders, now=datetime.now(UTC))
+        await senders.aclose()
+        assert report.sent == 1
+        [mail] = smtp.received
+    assert "אינסטלציה כהן" in mail.text and "5" in mail.text
