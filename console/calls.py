@@ -117,15 +117,31 @@ async def autosave(
 ) -> Interaction:
     """Keep what she has typed so far, exactly as typed; nothing is checked until wrap-up."""
     interaction = await own_draft(session, user, interaction_id)
+    await _keep_typed(session, interaction, notes, summary, answers, final=False, now=now)
+    await session.flush()
+    return interaction
+
+
+async def _keep_typed(
+    session: AsyncSession,
+    interaction: Interaction,
+    notes: str,
+    summary: str,
+    answers: dict[str, str],
+    *,
+    final: bool,
+    now: datetime,
+) -> None:
+    """What she typed, as typed; at wrap-up (`final`) the answers are checked by kind too."""
     if len(notes) > MAX_NOTES:
         raise Invalid("The notes are too long.", field="notes")
     questions = await _questions(session, interaction)
+    merged = {**interaction.answers, **answers} if final else answers
+    checked = check_answers(questions, merged, final=final)
+    interaction.answers = checked if final else {**interaction.answers, **checked}
     interaction.notes = notes
     interaction.summary = summary.strip()[:500]
-    interaction.answers = {**interaction.answers, **check_answers(questions, answers, final=False)}
     interaction.updated_at = now
-    await session.flush()
-    return interaction
 
 
 async def wrap_up(
@@ -143,16 +159,9 @@ async def wrap_up(
     interaction = await own_draft(session, user, interaction_id)
     if outcome not in OUTCOMES:
         raise Invalid("Pick the outcome of the call.", field="outcome")
-    if len(notes) > MAX_NOTES:
-        raise Invalid("The notes are too long.", field="notes")
-    questions = await _questions(session, interaction)
-    merged = {**interaction.answers, **answers}
-    interaction.answers = check_answers(questions, merged, final=True)
-    interaction.notes = notes
-    interaction.summary = summary.strip()[:500]
+    await _keep_typed(session, interaction, notes, summary, answers, final=True, now=now)
     interaction.outcome = outcome
     interaction.ended_at = now
-    interaction.updated_at = now
     interaction.status = "done"
     await session.flush()
     await _logged(session, interaction, now)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
 
 from console.contacts import find_contact, get_contact, normalise_phone
 from console.errors import Invalid, NotFound
+from console.lead_page import leads_and_interactions
 from console.tenancy import get_business
 from models import Business, Contact, Interaction, Lead, User
 
@@ -39,23 +38,8 @@ async def contact_view(
 
 async def _history(session: AsyncSession, contact: Contact) -> ContactView:
     business = await session.get_one(Business, contact.business_id)
-    leads = (
-        await session.scalars(
-            select(Lead).where(Lead.contact_id == contact.id).order_by(Lead.created_at.desc())
-        )
-    ).all()
-    interactions = (
-        await session.scalars(
-            select(Interaction)
-            .where(Interaction.contact_id == contact.id)
-            .options(joinedload(Interaction.user))
-            .order_by(Interaction.started_at.desc())
-        )
-    ).all()
-    by_lead: dict[uuid.UUID, list[Interaction]] = {}
-    for interaction in interactions:
-        by_lead.setdefault(interaction.lead_id, []).append(interaction)
-    return ContactView(contact, business, list(leads), by_lead)
+    leads, by_lead = await leads_and_interactions(session, contact.id)
+    return ContactView(contact, business, leads, by_lead)
 
 
 async def caller_lookup(

@@ -110,17 +110,19 @@ async def lead_view(
     )
 
 
-async def contact_history(session: AsyncSession, lead: Lead) -> ContactHistory:
-    """Three statements: the contact's leads, their interactions, the script versions used."""
+async def leads_and_interactions(
+    session: AsyncSession, contact_id: uuid.UUID
+) -> tuple[list[Lead], dict[uuid.UUID, list[Interaction]]]:
+    """A contact's leads and, per lead, its interactions, newest first: two statements."""
     leads = (
         await session.scalars(
-            select(Lead).where(Lead.contact_id == lead.contact_id).order_by(Lead.created_at.desc())
+            select(Lead).where(Lead.contact_id == contact_id).order_by(Lead.created_at.desc())
         )
     ).all()
     interactions = (
         await session.scalars(
             select(Interaction)
-            .where(Interaction.contact_id == lead.contact_id)
+            .where(Interaction.contact_id == contact_id)
             .options(joinedload(Interaction.user))
             .order_by(Interaction.started_at.desc())
         )
@@ -128,6 +130,13 @@ async def contact_history(session: AsyncSession, lead: Lead) -> ContactHistory:
     by_lead: dict[uuid.UUID, list[Interaction]] = {}
     for interaction in interactions:
         by_lead.setdefault(interaction.lead_id, []).append(interaction)
+    return list(leads), by_lead
+
+
+async def contact_history(session: AsyncSession, lead: Lead) -> ContactHistory:
+    """Three statements: the contact's leads, their interactions, the script versions used."""
+    leads, by_lead = await leads_and_interactions(session, lead.contact_id)
+    interactions = [i for found in by_lead.values() for i in found]
     versions = {i.script_version for i in interactions if i.script_version is not None}
     scripts_used: dict[int, Script] = {}
     if versions:

@@ -177,7 +177,12 @@
       el.remove();
       return null;
     }
-    if (existing) { el.setAttribute("hx-swap-oob", "true"); return el; }
+    if (existing) {
+      // A replaced row keeps the keyboard selection it had.
+      if (existing.classList.contains("selected")) el.classList.add("selected");
+      el.setAttribute("hx-swap-oob", "true");
+      return el;
+    }
     const wrapper = document.createElement(target.tagName);
     wrapper.setAttribute("hx-swap-oob", (el.dataset.upsertAt || "beforeend") + ":#" + target.id);
     el.removeAttribute("data-upsert-at");

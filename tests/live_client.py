@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from tests.servers import Server
 
@@ -89,3 +90,13 @@ async def silence(ws: ClientConnection, contains: str, seconds: float = 0.8) -> 
     except TimeoutError:
         return True
     return False
+
+
+async def close_code(ws: ClientConnection, within: float = 3.0) -> int | None:
+    """Read until the server closes the socket; the code it closed with."""
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                await ws.recv()
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 
 from tests.conftest import POSTGRES_URL, REDIS_URL, create_database, need_service
-from tests.live_client import Console, meta, receive, silence
+from tests.live_client import Console, close_code, meta, receive, silence
 from tests.servers import Server
 
 PASSWORD = "live-password"
@@ -107,11 +107,7 @@ async def test_logout_closes_the_open_socket_and_the_cookie_is_dead(
     ws = await noa.socket()
     cookie = noa.cookie()
     await noa.post("/logout")
-    with pytest.raises(ConnectionClosed) as closed:
-        async with asyncio.timeout(3):
-            while True:
-                await ws.recv()
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    assert await close_code(ws, within=3) == 4401
     noa.http.cookies.clear()
     for part in cookie.split("; "):
         name, value = part.split("=", 1)
@@ -159,18 +155,10 @@ async def test_bad_frames_and_requests_close_that_socket_only(
     for frame, code in cases:
         ws = await michal.socket()
         await ws.send(frame)
-        with pytest.raises(ConnectionClosed) as closed:
-            async with asyncio.timeout(3):
-                while True:
-                    await ws.recv()
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == code, frame[:30]
+        assert await close_code(ws, within=3) == code, frame[:30]
     for cursor, code in (({levi: 0}, 4403), ({cohen: 10**9}, 4409)):
         ws = await michal.socket(cursor=cursor)
-        with pytest.raises(ConnectionClosed) as closed:
-            async with asyncio.timeout(3):
-                while True:
-                    await ws.recv()
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == code
+        assert await close_code(ws, within=3) == code
     lead = await new_lead(michal, cohen, "053-7654321", "still alive")
     assert lead in await receive(bystander, lead)  # the server and other sockets carry on
     await bystander.close()
@@ -268,11 +256,7 @@ async def test_serve_shuts_down_gracefully_with_sockets_open(tmp_path: Path) -> 
     await asyncio.sleep(0.3)
     stopping = asyncio.get_running_loop().run_in_executor(None, server.stop)
     for ws in sockets:
-        with pytest.raises(ConnectionClosed) as closed:
-            async with asyncio.timeout(15):
-                while True:
-                    await ws.recv()
-        assert closed.value.rcvd is not None and closed.value.rcvd.code in (1001, 1012)
+        assert await close_code(ws, within=15) in (1001, 1012)
     # uvicorn shuts down in order, then re-raises SIGTERM so the exit status tells how it ended.
     assert await stopping in (0, -15)
     log = server.log.read_text()
@@ -314,8 +298,4 @@ async def test_a_deactivated_users_socket_closes_by_itself(
             text("UPDATE users SET active = 0 WHERE email = 'dana@example.test'")
         )
     await engine.dispose()
-    with pytest.raises(ConnectionClosed) as closed:
-        async with asyncio.timeout(5):
-            while True:
-                await ws.recv()
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    assert await close_code(ws, within=5) == 4401
