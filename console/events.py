@@ -170,12 +170,12 @@ async def record_many(
             }
         )
         next_seq[business_id] += 1
-    written = await session.execute(
-        insert(Event).returning(Event.id, sort_by_parameter_order=True), rows
-    )
+    # One executemany, without RETURNING (which SQLite would do row by row): the consoles follow
+    # (business, seq); the row ids only order a replay, which reads them from the table.
+    await session.execute(insert(Event), rows)
     recorded = [
-        LiveEvent(event_id, str(row["business_id"]), int(row["seq"]), kind, dict(row["payload"]))
-        for event_id, row in zip(written.scalars().all(), rows, strict=True)
+        LiveEvent(0, str(row["business_id"]), int(row["seq"]), kind, dict(row["payload"]))
+        for row in rows
     ]
     for event in recorded:
         after_commit(session, event)
