@@ -68,6 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     user.set_defaults(run=run_create_user)
 
+    sla_cmd = commands.add_parser(
+        "set-sla", help="set a business's first-response promise (in its covered minutes)"
+    )
+    sla_cmd.add_argument("--business", required=True, metavar="SLUG")
+    sla_cmd.add_argument("--channel", default="", help="phone, whatsapp, sms, email, web, walk-in")
+    sla_cmd.add_argument("--priority", default="", help="low, normal, high, urgent")
+    sla_cmd.add_argument("--minutes", type=int, required=True)
+    sla_cmd.add_argument("--warn", default="50,80", help="warning thresholds in percent")
+    sla_cmd.add_argument("--notify-owner", action="store_true")
+    sla_cmd.set_defaults(run=run_set_sla)
+
     key = commands.add_parser(
         "intake-key", help="print (or --rotate) a business's web-form intake key"
     )
@@ -166,6 +177,32 @@ def run_create_user(settings: Settings, args: argparse.Namespace) -> int:
             return str(user.id)
 
     print(f"user_id: {_with_db(settings, create)}")
+    return 0
+
+
+def run_set_sla(settings: Settings, args: argparse.Namespace) -> int:
+    from console import sla
+
+    try:
+        warnings = [int(part) for part in args.warn.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError("--warn takes whole percents separated by commas, e.g. 50,80") from None
+
+    async def apply(db: Database) -> None:
+        async with db.transaction() as session:
+            business = await accounts.business_by_slug(session, args.business)
+            await sla.set_policy(
+                session,
+                business,
+                channel=args.channel,
+                priority=args.priority,
+                minutes=args.minutes,
+                warnings=warnings,
+                notify_owner=args.notify_owner,
+            )
+
+    _with_db(settings, apply)
+    print("ok")
     return 0
 
 

@@ -320,3 +320,51 @@ def check_policy(channel: str, priority: str, minutes: int, warnings: Sequence[i
         raise Invalid(
             "Warnings are shares of the target between 1 and 99 percent.", field="warn_at_percent"
         )
+
+
+async def set_policy(
+    session: AsyncSession,
+    business: Business,
+    *,
+    channel: str = ANY,
+    priority: str = ANY,
+    minutes: int,
+    warnings: Sequence[int] = DEFAULT_WARNINGS,
+    notify_owner: bool = False,
+) -> SlaPolicy:
+    """Add or change a policy, and move the due times of the business's waiting leads to it."""
+    check_policy(channel, priority, minutes, warnings)
+    policy = await session.scalar(
+        select(SlaPolicy).where(
+            SlaPolicy.business_id == business.id,
+            SlaPolicy.channel == channel,
+            SlaPolicy.priority == priority,
+        )
+    )
+    if policy is None:
+        policy = SlaPolicy(business_id=business.id, channel=channel, priority=priority)
+        session.add(policy)
+    policy.first_response_minutes = minutes
+    policy.warn_at_percent = sorted(set(warnings))
+    policy.notify_owner_on_breach = notify_owner
+    await session.flush()
+    await restart_waiting_clocks(session, business)
+    return policy
+
+
+async def restart_waiting_clocks(session: AsyncSession, business: Business) -> int:
+    """Leads still waiting for a first response get their promise again under the current
+    policies (alerts already raised stay; the sweep raises what the new times make due)."""
+    waiting = (
+        await session.scalars(
+            select(Lead).where(
+                Lead.business_id == business.id,
+                Lead.first_response_at.is_(None),
+                Lead.closed_at.is_(None),
+            )
+        )
+    ).all()
+    for lead in waiting:
+        await start_clock(session, lead, business)
+    await session.flush()
+    return len(waiting)

@@ -62,6 +62,8 @@ def test_setup_commands_on_sqlite(tmp_path: Path) -> None:
     rotated = mazkira(env, "intake-key", "--business", "cohen", "--rotate").stdout.strip()
     assert rotated and rotated != lines["intake_key"]
     assert mazkira(env, "intake-key", "--business", "cohen").stdout.strip() == rotated
+    promise = mazkira(env, "set-sla", "--business", "cohen", "--channel", "phone", "--minutes", "3")
+    assert promise.returncode == 0 and promise.stdout.strip() == "ok", promise.stderr
 
     refusals = [
         ("create-business", "--slug", "cohen", "--name", "again"),
@@ -89,6 +91,10 @@ def test_setup_commands_on_sqlite(tmp_path: Path) -> None:
             "nope",
         ),
         ("intake-key", "--business", "nope"),
+        ("set-sla", "--business", "cohen", "--minutes", "0"),
+        ("set-sla", "--business", "cohen", "--minutes", "5", "--warn", "150"),
+        ("set-sla", "--business", "cohen", "--minutes", "5", "--warn", "half"),
+        ("set-sla", "--business", "cohen", "--minutes", "5", "--channel", "fax"),
     ]
     for args in refusals:
         result = mazkira(env, *args)

@@ -15,8 +15,9 @@ from sqlalchemy import func, select, text
 from console import calls, leads, sla
 from console.config import Settings
 from console.db import Database
+from console.errors import Invalid
 from console.leads import NewLead
-from models import Alert, Lead, SlaPolicy
+from models import Alert, Business, Lead, SlaPolicy
 from tests.conftest import REDIS_URL, SECRET, Databases
 from tests.factories import csrf_token, make_business, make_user, sign_in
 from workers.sla import sweep_sla
@@ -319,3 +320,39 @@ async def test_an_owner_who_asked_is_told_of_a_breach_once_in_his_language(db: D
         assert report.sent == 1
         [mail] = smtp.received
     assert "אינסטלציה כהן" in mail.text and "5" in mail.text
+
+
+async def test_a_new_policy_moves_the_waiting_leads_due_times(db: Database) -> None:
+    async with db.transaction() as session:
+        business = await make_business(session)
+    waiting = await new_lead(db, business, "email", SUNDAY_9)
+    assert waiting.respond_by == SUNDAY_9 + timedelta(hours=2)
+    business_id = business.id
+    async with db.transaction() as session:
+        found = await session.get_one(Business, business_id)
+        await sla.set_policy(session, found, channel="email", minutes=30, warnings=[50])
+    async with db.transaction(write=False) as session:
+        moved = await session.get_one(Lead, waiting.id)
+    assert moved.sla_minutes == 30 and moved.respond_by == SUNDAY_9 + timedelta(minutes=30)
+    assert moved.next_alert_at == SUNDAY_9 + timedelta(minutes=15)
+    for channel, priority, minutes, warnings in (
+        ("fax", "", 10, [50]),
+        ("", "soon", 10, [50]),
+        ("", "", 0, [50]),
+        ("", "", 10, [100]),
+        ("", "", -5, [50]),
+        ("", "", 10, [0]),
+    ):
+        with pytest.raises(Invalid):
+            async with db.transaction() as session:
+                found = await session.get_one(Business, business_id)
+                await sla.set_policy(
+                    session,
+                    found,
+                    channel=channel,
+                    priority=priority,
+                    minutes=minutes,
+                    warnings=warnings,
+                )
+    async with db.transaction(write=False) as session:
+        assert await session.scalar(select(func.count()).select_from(SlaPolicy)) == 1
