@@ -5,7 +5,19 @@ from __future__ import annotations
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from routes import alerts, auth, calls, contacts, health, home, leads, live, scripts, tasks
+from routes import (
+    alerts,
+    auth,
+    calls,
+    contacts,
+    health,
+    home,
+    leads,
+    live,
+    policies,
+    scripts,
+    tasks,
+)
 from routes.templating import TEMPLATES
 
 STATIC = TEMPLATES.parent / "static"
@@ -44,6 +56,8 @@ routes = [
     # the agency's administration
     Route("/agency/businesses/{business_id}/script", scripts.editor, methods=["GET"]),
     Route("/agency/businesses/{business_id}/script", scripts.save, methods=["POST"]),
+    Route("/agency/businesses/{business_id}/sla", policies.policies, methods=["GET"]),
+    Route("/agency/businesses/{business_id}/sla", policies.save_policy, methods=["POST"]),
     # the live console: one socket per open page
     WebSocketRoute("/ws", live.live_socket),
     # machines

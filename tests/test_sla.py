@@ -356,3 +356,41 @@ async def test_a_new_policy_moves_the_waiting_leads_due_times(db: Database) -> N
                 )
     async with db.transaction(write=False) as session:
         assert await session.scalar(select(func.count()).select_from(SlaPolicy)) == 1
+
+
+async def test_an_admin_sets_a_promise_in_the_console(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    async with db.transaction() as session:
+        business = await make_business(session)
+        admin = await make_user(session, "admin")
+        secretary = await make_user(session, "secretary", business)
+    url = f"/agency/businesses/{business.id}/sla"
+    await sign_in(client, admin.email)
+    token = await csrf_token(client, url)
+    saved = await client.post(
+        url,
+        data={
+            "csrf_token": token,
+            "channel": "whatsapp",
+            "minutes": "3",
+            "warn_at_percent": "60",
+            "notify_owner": "1",
+        },
+    )
+    assert saved.status_code == 303
+    page = await client.get(url)
+    assert ">3<" in page.text.replace(" ", "")
+    for bad in ({"minutes": "soon"}, {"minutes": "0"}, {"minutes": "5", "warn_at_percent": "120"}):
+        assert (await client.post(url, data={"csrf_token": token, **bad})).status_code == 422
+    async with db.transaction(write=False) as session:
+        [policy] = (await session.scalars(select(SlaPolicy))).all()
+    assert (policy.channel, policy.first_response_minutes, policy.warn_at_percent) == (
+        "whatsapp",
+        3,
+        [60],
+    )
+    assert policy.notify_owner_on_breach
+    client.cookies.clear()
+    await sign_in(client, secretary.email)
+    assert (await client.get(url)).status_code == 404
