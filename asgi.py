@@ -61,6 +61,8 @@ def create_app(
                 "sweep_sla": lambda: sweep_sla(jobs_ctx),
                 "send_notifications": lambda: send_notifications(jobs_ctx),
             }
+            if run_jobs
+            else {}  # tests drive the jobs themselves
         )
     )
     db.after_commit.append(lambda items: schedule_queued(scheduler, items))

@@ -20,6 +20,7 @@ class AlertRow:
     business_id: uuid.UUID
     business_name: str
     lead_id: uuid.UUID | None
+    kind: str
     level: str
     percent: int
     due_at: datetime
@@ -36,6 +37,7 @@ class AlertRow:
             Alert.business_id,
             Business.name,
             Alert.lead_id,
+            Alert.kind,
             Alert.level,
             Alert.percent,
             Alert.due_at,

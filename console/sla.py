@@ -217,7 +217,7 @@ async def sweep(session: AsyncSession, *, now: datetime, limit: int = SWEEP_LIMI
             if promise.notify_owner:
                 tell_owner.add(alerts[-1]["key"])
         moves.append({"id": lead.id, "next_alert_at": next_alert(clock, lead, promise, now)})
-    raised = await _insert_new_alerts(session, alerts)
+    raised = await insert_new_alerts(session, alerts)
     if moves:
         await _move_next_alerts(session, moves)
     upcoming = [m["next_alert_at"] for m in moves if m["next_alert_at"] is not None]
@@ -272,7 +272,7 @@ def _alert_row(lead: DueLead, percent: int, moment: datetime, now: datetime) -> 
     }
 
 
-async def _insert_new_alerts(
+async def insert_new_alerts(
     session: AsyncSession, rows: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Insert what is new; an alert raised before (same key) stays as it was."""

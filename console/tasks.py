@@ -11,9 +11,11 @@ from sqlalchemy import case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from console import events
+from console import events, task_sla
+from console.db import after_commit
 from console.errors import Conflict, Invalid, NotFound
 from console.leads import get_lead
+from console.scheduler import SweepAt
 from console.tenancy import get_scoped, scoped
 from models import Lead, OwnerMembership, Role, SecretaryAssignment, Task, User
 from models.leads import PRIORITIES
@@ -94,7 +96,10 @@ async def hand_off(
         created_at=now,
     )
     session.add(task)
+    await task_sla.start_task_clock(session, task, lead.business)
     await session.flush()
+    if task.next_alert_at is not None:
+        after_commit(session, SweepAt(task.next_alert_at))
     await events.record(
         session,
         task.business_id,
@@ -142,6 +147,8 @@ async def set_task_status(
     changed = task.status != status
     task.status = status
     task.completed_at = now if status == "done" else None
+    if status != "open":
+        task.next_alert_at = None
     await session.flush()
     if changed:
         await events.record(

@@ -49,6 +49,7 @@ routes = [
     Route("/alerts/{alert_id}/ack", alerts.acknowledge, methods=["POST"]),
     Route("/tasks", tasks.task_list, methods=["GET"]),
     Route("/tasks/{task_id}/status", tasks.set_status, methods=["POST"]),
+    Route("/tasks/{task_id}/ack", tasks.acknowledge, methods=["POST"]),
     Route("/contacts", contacts.search, methods=["GET"]),
     Route("/contacts/lookup", contacts.lookup, methods=["GET"]),
     Route("/contacts/{contact_id}", contacts.show, methods=["GET"]),

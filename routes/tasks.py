@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import tasks
+from console import task_sla, tasks
 from routes.access import signed_in, user_of
 from routes.forms import now, see_other, text
 from routes.templating import render
@@ -21,6 +21,16 @@ async def task_list(request: Request) -> Response:
         found = await tasks.my_tasks(session, user_of(request), status=status)
     context = {"tasks": found, "status": status, "now": now(request)}
     return render(request, "tasks/index.html", context, block="list")
+
+
+@signed_in()
+async def acknowledge(request: Request) -> Response:
+    """The assignee says he has seen the task."""
+    async with request.app.state.db.transaction() as session:
+        await task_sla.acknowledge_task(
+            session, user_of(request), request.path_params["task_id"], now=now(request)
+        )
+    return see_other(request, "/tasks")
 
 
 @signed_in()

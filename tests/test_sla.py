@@ -394,3 +394,53 @@ async def test_an_admin_sets_a_promise_in_the_console(
     client.cookies.clear()
     await sign_in(client, secretary.email)
     assert (await client.get(url)).status_code == 404
+
+
+async def test_a_hand_off_must_be_acknowledged_and_finished_in_time(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    from console import task_sla, tasks
+
+    async with db.transaction() as session:
+        business = await make_business(session)
+        secretary = await make_user(session, "secretary", business)
+        owner = await make_user(session, "owner", business)
+    lead = await new_lead(db, business, "phone", SUNDAY_9)
+    async with db.transaction() as session:
+        task = await tasks.hand_off(
+            session,
+            secretary,
+            lead.id,
+            tasks.HandOff(assignee_id=str(owner.id), title="להתקשר", due="2026-11-22T16:00"),
+            now=SUNDAY_9,
+        )
+    assert task.acknowledge_by == SUNDAY_9 + timedelta(hours=2)  # the default: two working hours
+    assert task.next_alert_at == task.acknowledge_by
+
+    async def sweep(at: datetime) -> int:
+        async with db.transaction() as session:
+            return await task_sla.sweep_tasks(session, now=at)
+
+    assert await sweep(SUNDAY_9 + timedelta(hours=1)) == 0
+    assert await sweep(SUNDAY_9 + timedelta(hours=2, minutes=1)) == 1  # not acknowledged
+    assert await sweep(SUNDAY_9 + timedelta(hours=2, minutes=2)) == 0  # once
+    await sign_in(client, owner.email)
+    token = await csrf_token(client, "/tasks")
+    seen = await client.post(f"/tasks/{task.id}/ack", data={"csrf_token": token})
+    assert seen.status_code == 303
+    async with db.transaction(write=False) as session:
+        acknowledged = await session.get_one(type(task), task.id)
+    assert acknowledged.acknowledged_at is not None
+    assert acknowledged.next_alert_at == datetime(2026, 11, 22, 14, 0, tzinfo=UTC)  # the due time
+    # Overdue: raised by this sweep or by the app's own timer, which the ack scheduled.
+    await sweep(datetime(2026, 11, 22, 14, 1, tzinfo=UTC))
+    async with db.transaction(write=False) as session:
+        kinds = sorted(
+            (await session.scalars(select(Alert.kind).where(Alert.task_id == task.id))).all()
+        )
+    assert kinds == ["task_ack", "task_due"]
+    client.cookies.clear()
+    await sign_in(client, secretary.email)
+    token = await csrf_token(client, "/tasks")
+    refused = await client.post(f"/tasks/{task.id}/ack", data={"csrf_token": token})
+    assert refused.status_code == 404  # only the assignee acknowledges

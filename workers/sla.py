@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from console import sla
+from console import sla, task_sla
 
 
 async def sweep_sla(ctx: dict[str, Any]) -> int:
     """Raise the alerts that are due; safe to run twice or on two workers at once."""
+    now = datetime.now(UTC)
     async with ctx["db"].transaction() as session:
-        report = await sla.sweep(session, now=datetime.now(UTC))
-    return report.raised
+        report = await sla.sweep(session, now=now)
+        tasks = await task_sla.sweep_tasks(session, now=now)
+    return report.raised + tasks
