@@ -17,7 +17,15 @@ from babel.messages.pofile import read_po, write_po
 from console.i18n import LOCALE_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
-ERRORS = ("ConsoleError", "NotFound", "Invalid", "Conflict", "Unauthorized", "Throttled")
+ERRORS = (
+    "ConsoleError",
+    "NotFound",
+    "Invalid",
+    "Conflict",
+    "Unauthorized",
+    "Throttled",
+    "UnsupportedMedia",
+)
 KEYWORDS = {**DEFAULT_KEYWORDS, **{name: None for name in ERRORS}}
 METHODS = [
     ("console/**.py", "python"),

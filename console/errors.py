@@ -50,6 +50,10 @@ class Unauthorized(ConsoleError):
     status = 401
 
 
+class UnsupportedMedia(ConsoleError):
+    status = 415
+
+
 class Throttled(ConsoleError):
     status = 429
 

@@ -46,6 +46,7 @@ async def create_lead(
     *,
     now: datetime,
     business: Business | None = None,
+    external_id: str | None = None,
 ) -> Lead:
     """A lead for the contact with this phone or e-mail (found or created) of a business."""
     if business is None:
@@ -72,6 +73,7 @@ async def create_lead(
         source=new.source.strip()[:100],
         created_at=now,
         stage_changed_at=now,
+        external_id=external_id,
     )
     session.add(lead)
     await sla.start_clock(session, lead, business)

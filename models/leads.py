@@ -75,6 +75,8 @@ class Lead(Base):
             postgresql_where=text("next_alert_at IS NOT NULL"),
         ),
         Index("ix_leads_contact_created", "contact_id", "created_at"),
+        # The channel's own message id: the same delivery twice is one lead (NULLs never clash).
+        Index("uq_leads_business_external", "business_id", "external_id", unique=True),
         Index("ix_leads_business_created", "business_id", "created_at"),
     )
 
@@ -85,6 +87,7 @@ class Lead(Base):
     subject: Mapped[str] = mapped_column(String(300), default="")
     message: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(String(100), default="")
+    external_id: Mapped[str | None] = mapped_column(String(200), default=None)
     stage: Mapped[str] = mapped_column(String(16), default="new")
     stage_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     lost_reason: Mapped[str] = mapped_column(String(300), default="")

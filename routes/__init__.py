@@ -12,6 +12,7 @@ from routes import (
     contacts,
     health,
     home,
+    intake,
     leads,
     live,
     policies,
@@ -59,6 +60,8 @@ routes = [
     Route("/agency/businesses/{business_id}/script", scripts.save, methods=["POST"]),
     Route("/agency/businesses/{business_id}/sla", policies.policies, methods=["GET"]),
     Route("/agency/businesses/{business_id}/sla", policies.save_policy, methods=["POST"]),
+    # leads arriving by themselves
+    Route("/intake/{business_slug}/form", intake.web_form, methods=["POST"]),
     # the live console: one socket per open page
     WebSocketRoute("/ws", live.live_socket),
     # machines
