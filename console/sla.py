@@ -106,9 +106,15 @@ def next_alert(
     return None
 
 
-async def start_clock(session: AsyncSession, lead: Lead, business: Business) -> None:
+async def start_clock(
+    session: AsyncSession,
+    lead: Lead,
+    business: Business,
+    policies: Sequence[SlaPolicy] | None = None,
+) -> None:
     """Give a new lead its promise: target, breach time, first alert time and queue place."""
-    policies = (await policies_of(session, [business.id]))[business.id]
+    if policies is None:
+        policies = (await policies_of(session, [business.id]))[business.id]
     promise = pick_promise(policies, lead.channel, lead.priority)
     clock = clock_for(business)
     lead.sla_minutes = promise.minutes
@@ -364,7 +370,8 @@ async def restart_waiting_clocks(session: AsyncSession, business: Business) -> i
             )
         )
     ).all()
+    policies = (await policies_of(session, [business.id]))[business.id]
     for lead in waiting:
-        await start_clock(session, lead, business)
+        await start_clock(session, lead, business, policies)
     await session.flush()
     return len(waiting)

@@ -94,3 +94,21 @@ async def test_arq_worker_runs_the_same_job_from_redis(db: Database, redis: Redi
     assert await counts(db) == (1, 0)
     await worker.close()
     await pool.aclose()
+
+
+async def test_old_events_are_purged_and_recent_ones_kept(db: Database) -> None:
+    from console import events
+    from models import Event
+    from tests.factories import make_business
+    from workers.housekeeping import purge_events
+
+    async with db.transaction() as session:
+        business = await make_business(session)
+        await events.record(
+            session, business.id, "lead.created", at=datetime.now(UTC) - timedelta(days=3)
+        )
+        await events.record(session, business.id, "lead.created", at=datetime.now(UTC))
+    settings = Settings(database_url=db.url, secret_key=SECRET)
+    assert await purge_events({"db": db, "settings": settings}) == 1
+    async with db.transaction(write=False) as session:
+        assert await session.scalar(select(func.count()).select_from(Event)) == 1

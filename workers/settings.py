@@ -11,13 +11,14 @@ from console.config import Settings
 from console.db import Database
 from console.jobs import Periodic
 from console.notify import Senders
-from workers.housekeeping import purge_sessions
+from workers.housekeeping import purge_events, purge_sessions
 from workers.notifications import send_notifications
 from workers.sla import sweep_sla
 
 # One schedule for both ways of running: arq cron jobs at scale, the in-process runner embedded.
 PERIODIC = [
     Periodic(purge_sessions, every_seconds=3600),
+    Periodic(purge_events, every_seconds=3600),
     Periodic(send_notifications, every_seconds=10),
     Periodic(sweep_sla, every_seconds=5),
 ]
