@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import events, sla
 from console.contacts import touch_contact
+from console.db import made_once
 from console.errors import Conflict, Invalid, NotFound
 from console.leads import get_lead
 from console.scripts import check_answers, published_script, script_version
@@ -169,14 +170,42 @@ async def wrap_up(
 
 
 async def add_note(
-    session: AsyncSession, user: User, lead_id: str | uuid.UUID, *, text: str, now: datetime
+    session: AsyncSession,
+    user: User,
+    lead_id: str | uuid.UUID,
+    *,
+    text: str,
+    now: datetime,
+    request_key: str = "",
 ) -> Interaction:
-    """A note on the lead, finished at once; it is not a response to the customer."""
+    """A note on the lead, finished at once; it is not a response to the customer. The form's
+    one-time key makes a double click write it once."""
     if not text.strip():
         raise Invalid("The note is empty.", field="notes")
     if len(text) > MAX_NOTES:
         raise Invalid("The notes are too long.", field="notes")
     lead = await get_lead(session, user, lead_id)
+    key = request_key[:64] or None
+
+    async def earlier() -> Interaction | None:
+        if key is None:
+            return None
+        return await session.scalar(
+            select(Interaction).where(
+                Interaction.business_id == lead.business_id, Interaction.request_key == key
+            )
+        )
+
+    async def write() -> Interaction:
+        return await _new_note(session, user, lead, text, key, now)
+
+    note, _new = await made_once(session, earlier, write)
+    return note
+
+
+async def _new_note(
+    session: AsyncSession, user: User, lead: Lead, text: str, key: str | None, now: datetime
+) -> Interaction:
     interaction = Interaction(
         business_id=lead.business_id,
         lead_id=lead.id,
@@ -188,6 +217,7 @@ async def add_note(
         ended_at=now,
         updated_at=now,
         notes=text,
+        request_key=key,
     )
     session.add(interaction)
     await session.flush()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 AfterCommit = Callable[[list[Any]], Any]
+T = TypeVar("T")
 
 
 class Database:
@@ -72,6 +73,28 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def made_once(
+    session: AsyncSession,
+    find: Callable[[], Awaitable[T | None]],
+    make: Callable[[], Awaitable[T]],
+) -> tuple[T, bool]:
+    """What a request with a one-time key made before, or make it now (True when new).
+
+    The key is unique in the database; a twin racing this one hits it inside a savepoint,
+    and then finds what the twin made."""
+    found = await find()
+    if found is not None:
+        return found, False
+    try:
+        async with session.begin_nested():
+            return await make(), True
+    except IntegrityError:
+        found = await find()
+        if found is None:
+            raise
+        return found, False
 
 
 def dialect_of(session: AsyncSession) -> str:

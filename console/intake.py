@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from console.db import made_once
 from console.errors import Invalid, NotFound, Unauthorized
 from console.leads import NewLead, create_lead
 from models import Business, Lead
@@ -69,10 +69,6 @@ async def receive_form(
     session: AsyncSession, business: Business, form: WebForm, *, now: datetime
 ) -> Received:
     """The web form's lead, written once per external_id."""
-    if form.external_id:
-        earlier = await _earlier(session, business, form.external_id)
-        if earlier is not None:
-            return Received(earlier, duplicate=True)
     new = NewLead(
         business_id=str(business.id),
         phone=form.phone,
@@ -83,20 +79,20 @@ async def receive_form(
         message=form.message,
         source=form.source or "web form",
     )
-    try:
-        async with session.begin_nested():  # a twin racing us may win the unique key
-            lead = await create_lead(
-                session, None, new, now=now, business=business, external_id=form.external_id
+
+    async def earlier() -> Lead | None:
+        if not form.external_id:
+            return None
+        return await session.scalar(
+            select(Lead).where(
+                Lead.business_id == business.id, Lead.external_id == form.external_id
             )
-    except IntegrityError:
-        earlier = await _earlier(session, business, form.external_id or "")
-        if earlier is None:
-            raise
-        return Received(earlier, duplicate=True)
-    return Received(lead, duplicate=False)
+        )
 
+    async def write() -> Lead:
+        return await create_lead(
+            session, None, new, now=now, business=business, external_id=form.external_id
+        )
 
-async def _earlier(session: AsyncSession, business: Business, external_id: str) -> Lead | None:
-    return await session.scalar(
-        select(Lead).where(Lead.business_id == business.id, Lead.external_id == external_id)
-    )
+    lead, new_lead = await made_once(session, earlier, write)
+    return Received(lead, duplicate=not new_lead)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from console import events, task_sla
-from console.db import after_commit
+from console.db import after_commit, made_once
 from console.errors import Conflict, Invalid, NotFound
 from console.leads import get_lead
 from console.scheduler import SweepAt
@@ -31,6 +31,7 @@ class HandOff:
     due: str  # the business's wall time as typed, "2026-11-23T14:30"
     details: str = ""
     priority: str = "normal"
+    request_key: str = ""  # the form's one-time key: a double click hands off once
 
 
 def parse_local(value: str, timezone: str) -> datetime | None:
@@ -84,6 +85,32 @@ async def hand_off(
         raise Invalid("Pick whom the task is for.", field="assignee_id") from None
     if assignee_id not in allowed:
         raise Invalid("Pick whom the task is for.", field="assignee_id")
+    key = handoff.request_key[:64] or None
+
+    async def earlier() -> Task | None:
+        if key is None:
+            return None
+        return await session.scalar(
+            select(Task).where(Task.business_id == lead.business_id, Task.request_key == key)
+        )
+
+    async def write() -> Task:
+        return await _new_task(session, user, lead, handoff, assignee_id, due_at, key, now)
+
+    task, _new = await made_once(session, earlier, write)
+    return task
+
+
+async def _new_task(
+    session: AsyncSession,
+    user: User,
+    lead: Lead,
+    handoff: HandOff,
+    assignee_id: uuid.UUID,
+    due_at: datetime,
+    key: str | None,
+    now: datetime,
+) -> Task:
     task = Task(
         business_id=lead.business_id,
         lead_id=lead.id,
@@ -94,6 +121,7 @@ async def hand_off(
         due_at=due_at,
         priority=handoff.priority,
         created_at=now,
+        request_key=key,
     )
     session.add(task)
     await task_sla.start_task_clock(session, task, lead.business)

@@ -133,6 +133,7 @@ class Interaction(Base):
         CheckConstraint("status IN ('draft', 'done')", name="status"),
         Index("ix_interactions_lead_started", "lead_id", "started_at"),
         Index("ix_interactions_contact_started", "contact_id", "started_at"),
+        Index("uq_interactions_business_request_key", "business_id", "request_key", unique=True),
     )
 
     id: Mapped[uuid.UUID] = id_column()
@@ -154,6 +155,8 @@ class Interaction(Base):
     )
     script_version: Mapped[int | None] = mapped_column(Integer, default=None)
     answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The form's one-time key, for what a form creates (a note): a double click writes once.
+    request_key: Mapped[str | None] = mapped_column(String(64), default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     user: Mapped[User | None] = relationship(lazy="raise")

@@ -22,6 +22,8 @@ class Task(Base):
         Index("ix_tasks_assignee_status_due", "assignee_id", "status", "due_at"),
         Index("ix_tasks_business_status_due", "business_id", "status", "due_at"),
         Index("ix_tasks_lead", "lead_id"),
+        # The form's one-time key: a double click hands off once.
+        Index("uq_tasks_business_request_key", "business_id", "request_key", unique=True),
     )
 
     id: Mapped[uuid.UUID] = id_column()
@@ -34,6 +36,7 @@ class Task(Base):
     )
     assignee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(String(300))
+    request_key: Mapped[str | None] = mapped_column(String(64), default=None)
     details: Mapped[str] = mapped_column(Text, default="")
     due_at: Mapped[datetime]
     priority: Mapped[str] = mapped_column(String(8), default="normal")

@@ -74,6 +74,7 @@ async def add_note(request: Request) -> Response:
             request.path_params["lead_id"],
             text=text(form, "notes"),
             now=now(request),
+            request_key=text(form, "request_key"),
         )
     return see_other(request, f"/leads/{note.lead_id}")
 
@@ -88,6 +89,7 @@ async def hand_off(request: Request) -> Response:
         due=text(form, "due"),
         details=text(form, "details"),
         priority=text(form, "priority", "normal"),
+        request_key=text(form, "request_key"),
     )
     async with request.app.state.db.transaction() as session:
         task = await tasks.hand_off(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ def page_context(request: Request) -> dict[str, Any]:
     return {
         "viewers_of": (lambda lead_id: hub.viewers(str(lead_id))) if hub else (lambda _: []),
         "rendered_at": datetime.now(UTC).isoformat(),
+        # A one-time key for forms that create something: a double click creates it once.
+        "request_key": uuid.uuid4().hex,
         "user": getattr(request.state, "user", None),
         "csrf_token": getattr(request.state, "csrf_token", ""),
         "locale": locale,

@@ -251,3 +251,40 @@ async def test_two_secretaries_claiming_over_http_at_once(app: object, db: Datab
     assert winner.name in loser.text
     for client in clients:
         await client.aclose()
+
+
+async def test_a_double_click_hands_off_once_and_notes_once(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    async with db.transaction() as session:
+        business = await make_business(session)
+        secretary = await make_user(session, "secretary", business)
+        owner = await make_user(session, "owner", business)
+        lead = await leads.create_lead(
+            session,
+            secretary,
+            NewLead(business_id=str(business.id), phone="052-7654321"),
+            now=datetime.now(UTC),
+        )
+    await sign_in(client, secretary.email)
+    page = (await client.get(f"/leads/{lead.id}")).text
+    key = re.search(r'name="request_key" value="([0-9a-f]{32})"', page).group(1)  # type: ignore[union-attr]
+    token = await csrf_token(client, f"/leads/{lead.id}")
+    task = {
+        "csrf_token": token,
+        "request_key": key,
+        "assignee_id": str(owner.id),
+        "title": "להתקשר",
+        "due": "2099-01-01T10:00",
+    }
+    note = {"csrf_token": token, "request_key": key, "notes": "ביקשה שיחזרו"}
+    for _ in range(2):
+        assert (await client.post(f"/leads/{lead.id}/tasks", data=task)).status_code == 303
+        assert (await client.post(f"/leads/{lead.id}/notes", data=note)).status_code == 303
+    async with db.transaction(write=False) as session:
+        assert await session.scalar(select(func.count()).select_from(Task)) == 1
+        assert await session.scalar(select(func.count()).select_from(Interaction)) == 1
+    fresh = {**note, "request_key": "another-form"}
+    assert (await client.post(f"/leads/{lead.id}/notes", data=fresh)).status_code == 303
+    async with db.transaction(write=False) as session:
+        assert await session.scalar(select(func.count()).select_from(Interaction)) == 2
