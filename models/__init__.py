@@ -1,8 +1,9 @@
 """SQLAlchemy models, one module per aggregate; importing this package registers them all."""
 
 from models.alerts import Alert, Notification
-from models.auth import LoginFailure, UserSession
+from models.auth import ApiToken, LoginFailure, UserSession
 from models.base import Base
+from models.channels import CannedReply, Line
 from models.contacts import Contact
 from models.events import Event
 from models.leads import Interaction, Lead
@@ -13,12 +14,15 @@ from models.tenancy import Business, OwnerMembership, Role, SecretaryAssignment,
 
 __all__ = [
     "Alert",
+    "ApiToken",
     "Base",
     "Business",
+    "CannedReply",
     "Contact",
     "Event",
     "Interaction",
     "Lead",
+    "Line",
     "LoginFailure",
     "Notification",
     "OwnerMembership",

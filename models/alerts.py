@@ -71,6 +71,14 @@ class Notification(Base):
         ForeignKey("alerts.id", ondelete="SET NULL"), default=None
     )
     channel: Mapped[str] = mapped_column(String(16))  # email, sms, whatsapp
+    # A secretary's reply to a contact is sent as a notification too: the interaction it is
+    # logged as, the business's line it goes out from, and (WhatsApp, outside the 24-hour
+    # window) the approved template it must use.
+    interaction_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), default=None, index=True
+    )
+    sender: Mapped[str] = mapped_column(String(254), default="", server_default="")
+    template: Mapped[str] = mapped_column(String(100), default="", server_default="")
     recipient: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(300), default="")
     body: Mapped[str] = mapped_column(Text, default="")

@@ -1,4 +1,5 @@
-"""Server-side sessions (so they can be ended) and failed sign-ins (so they can be throttled)."""
+"""Server-side sessions (so they can be ended), failed sign-ins (so they can be throttled) and
+personal API tokens (so integrations can call /api/v1/ as their user)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, utcnow
+from models.base import Base, id_column, utcnow
 
 
 class UserSession(Base):
@@ -39,3 +40,21 @@ class LoginFailure(Base):
     account: Mapped[str] = mapped_column(String(254))
     address: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A personal token for the JSON API; the table keeps only the SHA-256 of the secret."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[uuid.UUID] = id_column()
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The token's first characters, shown in the settings so a person can tell tokens apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -134,6 +134,19 @@ class Interaction(Base):
         Index("ix_interactions_lead_started", "lead_id", "started_at"),
         Index("ix_interactions_contact_started", "contact_id", "started_at"),
         Index("uq_interactions_business_request_key", "business_id", "request_key", unique=True),
+        # A message's id at its provider (wamid, MessageSid, Message-Id): a delivery written once,
+        # and the row a status callback updates.
+        Index(
+            "uq_interactions_business_provider_message",
+            "business_id",
+            "provider_message_id",
+            unique=True,
+        ),
+        CheckConstraint("direction IN ('in', 'out')", name="direction"),
+        CheckConstraint(
+            "delivery_status IN ('queued', 'sent', 'delivered', 'read', 'failed')",
+            name="delivery_status",
+        ),
     )
 
     id: Mapped[uuid.UUID] = id_column()
@@ -157,6 +170,12 @@ class Interaction(Base):
     answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The form's one-time key, for what a form creates (a note): a double click writes once.
     request_key: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Messages: which way they went, the provider's id, and (outgoing) how far they got.
+    direction: Mapped[str | None] = mapped_column(String(3), default=None)
+    provider_message_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    delivery_status: Mapped[str | None] = mapped_column(String(12), default=None)
+    delivery_error: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    delivery_updated_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     user: Mapped[User | None] = relationship(lazy="raise")
