@@ -1,38 +1,183 @@
-"""Leads arriving from outside: the business's web form (JSON or form-encoded)."""
+"""Leads arriving from outside: the business's web form and the providers' webhooks."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
+from starlette.datastructures import FormData
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import request_response
 
-from console import intake
+from console import intake, intake_email, intake_twilio, intake_whatsapp, ratelimit
+from console.arrivals import Arrived
 from console.errors import Invalid, UnsupportedMedia
+from console.task_acks import apply_button_reply
 from routes.forms import now
+from routes.middleware import client_address
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+TWIML = "application/xml"
 
 
 async def web_form(request: Request) -> Response:
     """`POST /intake/{business_slug}/form` with `X-Intake-Key`: 201 new, 200 when seen before."""
+    slug, key = request.path_params["business_slug"], request.headers.get("x-intake-key", "")
+    await _limit(request, f"form:{slug}:{key[:16]}", request.app.state.settings.intake_rate_per_key)
     fields = await _fields(request)
+    delivery = intake.Delivery(slug, key, fields, now(request))
+    received = await request.app.state.form_writer.receive(delivery)  # written in a group
+    return _received(received.lead_id, received.contact_id, received.duplicate)
+
+
+# The form on a business's own site posts from the visitor's browser: any origin may, with the
+# key (no cookies are involved, so this opens nothing else).
+cross_site_form = CORSMiddleware(
+    request_response(web_form),
+    allow_origins=["*"],
+    allow_methods=["POST"],
+    allow_headers=["Content-Type", "X-Intake-Key"],
+    max_age=86_400,
+)
+
+
+async def twilio_sms(request: Request) -> Response:
+    """`POST /intake/twilio/sms`: an incoming SMS (Twilio's messaging webhook)."""
+    params = await _twilio_params(request)
     async with request.app.state.db.transaction() as session:
-        business = await intake.business_for_key(
-            session, request.path_params["business_slug"], request.headers.get("x-intake-key", "")
-        )
-        received = await intake.receive_form(
-            session, business, intake.parse_form(fields), now=now(request)
-        )
-    body = {
-        "lead_id": str(received.lead.id),
-        "contact_id": str(received.lead.contact_id),
-        "duplicate": received.duplicate,
-    }
-    return JSONResponse(body, status_code=200 if received.duplicate else 201)
+        await intake_twilio.receive_sms(session, params, now=now(request))
+    return Response(intake_twilio.twiml(), media_type=TWIML)
 
 
-async def _fields(request: Request) -> dict[str, object]:
+async def twilio_voice(request: Request) -> Response:
+    """`POST /intake/twilio/voice`: a call ringing, the agency's answer or not, its end."""
+    params = await _twilio_params(request)
+    step = intake_twilio.CallStep.of(params)
+    async with request.app.state.db.transaction() as session:
+        answer = await intake_twilio.receive_call(
+            session,
+            request.app.state.settings,
+            step,
+            voice_url=_public_url(request).split("?")[0],
+            now=now(request),
+        )
+    return Response(answer, media_type=TWIML)
+
+
+async def twilio_status(request: Request) -> Response:
+    """`POST /intake/twilio/status`: how far a message we sent got."""
+    params = await _twilio_params(request)
+    async with request.app.state.db.transaction() as session:
+        await intake_twilio.receive_status(session, params, now=now(request))
+    return Response(status_code=204)
+
+
+async def whatsapp_subscribe(request: Request) -> Response:
+    """`GET /intake/whatsapp`: Meta checks the webhook by our verify token."""
+    query = request.query_params
+    challenge = intake_whatsapp.verify_subscription(
+        request.app.state.settings,
+        query.get("hub.mode", ""),
+        query.get("hub.verify_token", ""),
+        query.get("hub.challenge", ""),
+    )
+    return PlainTextResponse(challenge)
+
+
+async def whatsapp_events(request: Request) -> Response:
+    """`POST /intake/whatsapp`: messages and delivery statuses, signed over the raw body."""
+    _content_type(request, ("application/json",))
+    payload = intake_whatsapp.verify(
+        request.app.state.settings,
+        await request.body(),
+        request.headers.get("x-hub-signature-256"),
+    )
+    batch = intake_whatsapp.parse(payload)
+    settings, moment = request.app.state.settings, now(request)
+    async with request.app.state.db.transaction() as session:
+        new, news = await intake_whatsapp.receive_batch(
+            session,
+            batch,
+            now=moment,
+            agency_line=settings.whatsapp_phone_number_id,
+            button_reply=lambda s, payload: apply_button_reply(
+                s, payload, now=moment, secret_key=settings.secret_key
+            ),
+        )
+    return JSONResponse({"messages": new, "statuses": news})
+
+
+async def email(request: Request) -> Response:
+    """`POST /intake/email`: a mail forwarded by a Mailgun route."""
+    _content_type(request, FORM_TYPES)
+    fields = _texts(await request.form())
+    clock = request.app.state.clock
+    await intake_email.verify(
+        request.app.state.settings,
+        request.app.state.limiter,
+        fields,
+        now=clock.now().timestamp(),
+    )
+    async with request.app.state.db.transaction() as session:
+        arrived = await intake_email.receive_mail(session, fields, now=now(request))
+    return _arrived(arrived)
+
+
+def _received(lead_id: object, contact_id: object, duplicate: bool) -> Response:
+    body = {"lead_id": str(lead_id), "contact_id": str(contact_id), "duplicate": duplicate}
+    return JSONResponse(body, status_code=200 if duplicate else 201)
+
+
+def _arrived(arrived: Arrived) -> Response:
+    return _received(arrived.lead.id, arrived.lead.contact_id, arrived.duplicate)
+
+
+async def _limit(request: Request, key: str, limit: int) -> None:
+    """Per key, and per client address, in one-minute windows (429 with Retry-After)."""
+    settings, limiter = request.app.state.settings, request.app.state.limiter
+    address = client_address(request.scope, settings.trusted_proxies)
+    await ratelimit.check(limiter, key, limit)
+    await ratelimit.check(limiter, f"address:{address}", settings.intake_rate_per_address)
+
+
+def _public_url(request: Request) -> str:
+    """The URL the provider called: PUBLIC_URL and the path behind a proxy, else as received."""
+    public: str | None = request.app.state.settings.public_url
+    if not public:
+        return str(request.url)
+    query = request.url.query
+    return public + request.url.path + (f"?{query}" if query else "")
+
+
+async def _twilio_params(request: Request) -> dict[str, list[str]]:
+    _content_type(request, ("application/x-www-form-urlencoded",))
+    form = await request.form()
+    params: dict[str, list[str]] = {}
+    for name, value in form.multi_items():
+        if isinstance(value, str):
+            params.setdefault(name, []).append(value)
+    intake_twilio.verify(
+        request.app.state.settings,
+        _public_url(request),
+        params,
+        request.headers.get("x-twilio-signature"),
+    )
+    return params
+
+
+def _content_type(request: Request, accepted: tuple[str, ...]) -> None:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in accepted:
+        raise UnsupportedMedia("Send %(types)s.", types=" or ".join(accepted))
+
+
+def _texts(form: FormData) -> dict[str, str]:
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+async def _fields(request: Request) -> Mapping[str, object]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         try:
@@ -43,6 +188,5 @@ async def _fields(request: Request) -> dict[str, object]:
             raise Invalid("The body must be a JSON object.", field="body")
         return parsed
     if content_type in FORM_TYPES:
-        form = await request.form()
-        return {key: value for key, value in form.items() if isinstance(value, str)}
+        return _texts(await request.form())
     raise UnsupportedMedia("Send JSON or a form (application/x-www-form-urlencoded).")

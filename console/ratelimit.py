@@ -1,0 +1,98 @@
+"""Counting requests per key in fixed windows, and remembering what a one-time token was for.
+
+With Redis the counts are shared by every process (INCR and a TTL per window); without it, as
+under the embedded default, one process holds them in memory, which is then all there is.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+from console.errors import Throttled
+
+PREFIX = "mz:rl:"
+# The in-memory store forgets old windows once it holds this many keys.
+MAX_LOCAL_KEYS = 100_000
+
+
+class Limiter(Protocol):
+    async def hit(self, key: str, limit: int, window_seconds: int) -> int | None:
+        """Count one request; the seconds to wait when it is over `limit` in this window."""
+
+    async def remember(self, key: str, value: str, ttl_seconds: int) -> str:
+        """Keep `value` under `key` for `ttl_seconds` unless a value is kept there already;
+        the value kept (this one or the earlier one)."""
+
+
+class LocalLimiter:
+    def __init__(self, now: Callable[[], float] = time.time) -> None:
+        self.now = now
+        self.counts: dict[str, tuple[int, int]] = {}  # key -> (window number, count)
+        self.kept: dict[str, tuple[str, float]] = {}  # key -> (value, until)
+
+    async def hit(self, key: str, limit: int, window_seconds: int) -> int | None:
+        now = self.now()
+        window = int(now // window_seconds)
+        if len(self.counts) > MAX_LOCAL_KEYS:
+            self.counts = {k: v for k, v in self.counts.items() if v[0] == window}
+        number, count = self.counts.get(key, (window, 0))
+        count = count + 1 if number == window else 1
+        self.counts[key] = (window, count)
+        if count > limit:
+            return max(1, math.ceil((window + 1) * window_seconds - now))
+        return None
+
+    async def remember(self, key: str, value: str, ttl_seconds: int) -> str:
+        now = self.now()
+        if len(self.kept) > MAX_LOCAL_KEYS:
+            self.kept = {k: kept for k, kept in self.kept.items() if kept[1] > now}
+        earlier = self.kept.get(key)
+        if earlier is not None and earlier[1] > now:
+            return earlier[0]
+        self.kept[key] = (value, now + ttl_seconds)
+        return value
+
+
+class RedisLimiter:
+    def __init__(self, redis: Redis, now: Callable[[], float] = time.time) -> None:
+        self.redis = redis
+        self.now = now
+
+    async def hit(self, key: str, limit: int, window_seconds: int) -> int | None:
+        now = self.now()
+        window = int(now // window_seconds)
+        name = f"{PREFIX}{key}:{window}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(name)
+            pipe.expire(name, window_seconds + 1)
+            count, _ = await pipe.execute()
+        if int(count) > limit:
+            return max(1, math.ceil((window + 1) * window_seconds - now))
+        return None
+
+    async def remember(self, key: str, value: str, ttl_seconds: int) -> str:
+        name = f"{PREFIX}kept:{key}"
+        if await self.redis.set(name, value.encode(), nx=True, ex=ttl_seconds):
+            return value
+        earlier = await self.redis.get(name)
+        return value if earlier is None else bytes(earlier).decode()
+
+
+def limiter_for(redis: Redis | None) -> Limiter:
+    return RedisLimiter(redis) if redis is not None else LocalLimiter()
+
+
+async def check(limiter: Limiter, key: str, limit: int, window_seconds: int = 60) -> None:
+    """Raise 429 when `key` went over `limit` requests in this window (a limit of 0 is none)."""
+    if limit <= 0:
+        return
+    wait = await limiter.hit(key, limit, window_seconds)
+    if wait is not None:
+        raise Throttled(
+            "Too many requests; try again in %(seconds)s seconds.", retry_after=wait, seconds=wait
+        )

@@ -1,0 +1,54 @@
+/* Mazkira's web form for a business's own site: posts each form to the business's intake
+ * endpoint with its key. One fill of the form carries one id, so a double click, or sending
+ * again after a network error, makes one lead. */
+(function () {
+  "use strict";
+  var TEXT = {
+    he: { sending: "שולח…", thanks: "תודה! נחזור אליך בהקדם.", failed: "השליחה נכשלה. נסו שוב." },
+    en: { sending: "Sending…", thanks: "Thank you! We will get back to you soon.", failed: "Sending failed. Please try again." },
+  };
+
+  function newId() {
+    if (window.crypto && window.crypto.randomUUID) return "web-" + window.crypto.randomUUID();
+    return "web-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
+  }
+
+  function attach(form) {
+    if (form.dataset.mazkiraReady) return;
+    form.dataset.mazkiraReady = "1";
+    var words = TEXT[(form.lang || document.documentElement.lang || "he").slice(0, 2)] || TEXT.en;
+    var status = form.querySelector("[data-mazkira-status]");
+    var fillId = newId();
+    var say = function (text) { if (status) status.textContent = text; };
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (form.dataset.mazkiraBusy) return;
+      var fields = { source: window.location.hostname, external_id: fillId };
+      new FormData(form).forEach(function (value, name) { if (typeof value === "string") fields[name] = value; });
+      form.dataset.mazkiraBusy = "1";
+      say(words.sending);
+      fetch(form.dataset.mazkiraForm, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-Intake-Key": form.dataset.mazkiraKey },
+        body: JSON.stringify(fields),
+      })
+        .then(function (response) {
+          return response.json().then(function (body) { return { ok: response.ok, body: body }; });
+        })
+        .then(function (answer) {
+          if (!answer.ok) throw new Error(answer.body && answer.body.error);
+          form.reset();
+          fillId = newId();
+          say(words.thanks);
+        })
+        .catch(function (error) { say((error && error.message) || words.failed); })
+        .then(function () { delete form.dataset.mazkiraBusy; });
+    });
+  }
+
+  function attachAll() {
+    document.querySelectorAll("form[data-mazkira-form]").forEach(attach);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", attachAll);
+  else attachAll();
+})();
