@@ -1,0 +1,155 @@
+"""The JSON API v1: a bearer token in, JSON out. Parsing, queries and shapes are console/api.py."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from console import api, api_tokens, i18n, openapi, ratelimit
+from console.errors import Unauthorized, UnsupportedMedia
+from models import User
+from routes.errors import console_error
+from routes.forms import now
+
+ApiEndpoint = Callable[[Request, User], Awaitable[Response]]
+
+
+def bearer(endpoint: ApiEndpoint) -> Callable[[Request], Awaitable[Response]]:
+    """The token's user, or 401 with `WWW-Authenticate`; then the token's rate limit."""
+
+    @functools.wraps(endpoint)
+    async def guarded(request: Request) -> Response:
+        _speak_the_callers_language(request)
+        try:
+            user = await _token_user(request)
+        except Unauthorized as refused:
+            response = await console_error(request, refused)
+            challenge = 'Bearer realm="mazkira"'
+            if "authorization" in request.headers:
+                challenge += ', error="invalid_token"'  # RFC 6750: one was sent, and is no good
+            response.headers["WWW-Authenticate"] = challenge
+            return response
+        return await endpoint(request, user)
+
+    return guarded
+
+
+def _speak_the_callers_language(request: Request) -> None:
+    """English for machines, unless Accept-Language asks for Hebrew."""
+    asked = request.headers.get("accept-language", "").split(",")[0].split(";")[0].strip()
+    i18n.set_locale(i18n.pick_locale(asked, "en"))
+
+
+async def _token_user(request: Request) -> User:
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthorized("Send your API token in the header Authorization: Bearer <token>.")
+    state, at = request.app.state, now(request)
+    async with state.db.transaction(write=False) as session:
+        found = await api_tokens.authenticate(session, secret.strip(), now=at)
+    if found is None:
+        raise Unauthorized("The API token is wrong or revoked, or its user is deactivated.")
+    token, user = found
+    await ratelimit.check(state.limiter, f"api:{token.id}", state.settings.api_rate_per_token)
+    if api_tokens.needs_touch(token, at):
+        async with state.db.transaction() as session:
+            await api_tokens.touch_token(session, token.id, now=at)
+    return user
+
+
+def _json(answer: BaseModel, status: int = 200) -> Response:
+    return JSONResponse(answer.model_dump(mode="json"), status_code=status)
+
+
+async def document(request: Request) -> Response:
+    """`GET /api/v1/openapi.json`: the API described, for people and generators."""
+    return JSONResponse(openapi.document())
+
+
+@bearer
+async def list_leads(request: Request, user: User) -> Response:
+    query = api.parse_query(api.LeadQuery, request.query_params)
+    async with request.app.state.db.transaction(write=False) as session:
+        return _json(await api.leads_page(session, user, query))
+
+
+@bearer
+async def show_lead(request: Request, user: User) -> Response:
+    async with request.app.state.db.transaction(write=False) as session:
+        return _json(await api.lead_by_id(session, user, request.path_params["lead_id"]))
+
+
+@bearer
+async def create_lead(request: Request, user: User) -> Response:
+    """201 with the new lead; 200 with the earlier one for a repeated Idempotency-Key."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise UnsupportedMedia("Send the lead as JSON (Content-Type: application/json).")
+    new = api.parse_new_lead(await request.body())
+    key = request.headers.get("idempotency-key")
+    async with request.app.state.db.transaction() as session:
+        lead, created = await api.add_lead(
+            session, user, new, now=now(request), idempotency_key=key
+        )
+    return _json(lead, 201 if created else 200)
+
+
+@bearer
+async def lead_interactions(request: Request, user: User) -> Response:
+    query = api.parse_query(api.PageQuery, request.query_params)
+    lead_id = request.path_params["lead_id"]
+    async with request.app.state.db.transaction(write=False) as session:
+        return _json(await api.interactions_page(session, user, lead_id, query))
+
+
+@bearer
+async def show_interaction(request: Request, user: User) -> Response:
+    interaction_id = request.path_params["interaction_id"]
+    async with request.app.state.db.transaction(write=False) as session:
+        return _json(await api.interaction_by_id(session, user, interaction_id))
+
+
+@bearer
+async def list_contacts(request: Request, user: User) -> Response:
+    query = api.parse_query(api.ContactQuery, request.query_params)
+    async with request.app.state.db.transaction(write=False) as session:
+        return _json(await api.contacts_page(session, user, query))
+
+
+@bearer
+async def show_contact(request: Request, user: User) -> Response:
+    async with request.app.state.db.transaction(write=False) as session:
+        return _json(await api.contact_by_id(session, user, request.path_params["contact_id"]))
+
+
+@bearer
+async def list_tasks(request: Request, user: User) -> Response:
+    query = api.parse_query(api.TaskQuery, request.query_params)
+    async with request.app.state.db.transaction(write=False) as session:
+        return _json(await api.tasks_page(session, user, query))
+
+
+@bearer
+async def show_task(request: Request, user: User) -> Response:
+    async with request.app.state.db.transaction(write=False) as session:
+        return _json(await api.task_by_id(session, user, request.path_params["task_id"]))
+
+
+@bearer
+async def mark_task_done(request: Request, user: User) -> Response:
+    async with request.app.state.db.transaction() as session:
+        task = await api.mark_task_done(
+            session, user, request.path_params["task_id"], now=now(request)
+        )
+    return _json(task)
+
+
+@bearer
+async def kpis(request: Request, user: User) -> Response:
+    query = api.parse_query(api.KpiQuery, request.query_params)
+    async with request.app.state.db.transaction(write=False) as session:
+        return _json(await api.kpis_for(session, user, query, now=now(request)))
