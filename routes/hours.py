@@ -1,0 +1,104 @@
+"""An admin edits a business's covered hours: the week, its zone, 24/7, and dated exceptions."""
+
+from __future__ import annotations
+
+from itertools import zip_longest
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+
+from console import business_hours
+from console.business_hours import Moved, Pair, TypedException, TypedHours
+from console.hours import DAY_KEYS
+from console.tenancy import get_business
+from models import Role
+from routes.access import signed_in, user_of
+from routes.forms import is_htmx, now, see_other, text
+from routes.templating import render
+
+# Where an extra empty window row can be asked for: a weekday, or the special-hours form.
+WINDOW_ROWS = (*DAY_KEYS, "special")
+
+
+@signed_in(Role.ADMIN)
+async def editor(request: Request) -> Response:
+    """The page; `?window=mon` adds an empty window row to Monday (htmx gets only that row)."""
+    async with request.app.state.db.transaction(write=False) as session:
+        business = await get_business(session, user_of(request), request.path_params["business_id"])
+    window = request.query_params.get("window")
+    window = window if window in WINDOW_ROWS else None
+    if window and is_htmx(request):
+        response = render(request, "partials/hours_window.html", {"prefix": window})
+    else:
+        context = {
+            "page": business_hours.hours_page(business, now=now(request)),
+            "zones": business_hours.zone_names(),
+            "window": window,
+            "moved": _moved(request),
+        }
+        response = render(request, "agency/hours.html", context)
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+@signed_in(Role.ADMIN)
+async def save(request: Request) -> Response:
+    form = await request.form()
+    typed = TypedHours(
+        timezone=text(form, "timezone"),
+        always_open=bool(text(form, "always_open")),
+        week={day: _pairs(form, day) for day in DAY_KEYS},
+    )
+    async with request.app.state.db.transaction() as session:
+        business = await get_business(session, user_of(request), request.path_params["business_id"])
+        moved = await business_hours.save_hours(session, business, typed, now=now(request))
+    return _back(request, business.id, moved)
+
+
+@signed_in(Role.ADMIN)
+async def add_exception(request: Request) -> Response:
+    form = await request.form()
+    typed = TypedException(
+        day=text(form, "date"),
+        closed=text(form, "kind", "closed") == "closed",
+        windows=_pairs(form, "special"),
+    )
+    async with request.app.state.db.transaction() as session:
+        business = await get_business(session, user_of(request), request.path_params["business_id"])
+        moved = await business_hours.add_exception(session, business, typed, now=now(request))
+    return _back(request, business.id, moved)
+
+
+@signed_in(Role.ADMIN)
+async def remove_exception(request: Request) -> Response:
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        business = await get_business(session, user_of(request), request.path_params["business_id"])
+        moved = await business_hours.remove_exception(
+            session, business, text(form, "date"), now=now(request)
+        )
+    return _back(request, business.id, moved)
+
+
+def _pairs(form: FormData, prefix: str) -> list[Pair]:
+    """`mon_start` / `mon_end` fields, repeated once per window row, as (start, end) pairs."""
+    starts, ends = (
+        [v for v in form.getlist(f"{prefix}_{edge}") if isinstance(v, str)]
+        for edge in ("start", "end")
+    )
+    return list(zip_longest(starts, ends, fillvalue=""))
+
+
+def _back(request: Request, business_id: object, moved: Moved) -> Response:
+    url = f"/agency/businesses/{business_id}/hours?saved=1&leads={moved.leads}&tasks={moved.tasks}"
+    return see_other(request, url)
+
+
+def _moved(request: Request) -> Moved | None:
+    """What the last save moved, as the redirect after it says (shown, never trusted)."""
+    if request.query_params.get("saved") != "1":
+        return None
+    counts = [request.query_params.get(name, "0") for name in ("leads", "tasks")]
+    leads, tasks = (int(count) if count.isdigit() else 0 for count in counts)
+    return Moved(leads, tasks)
