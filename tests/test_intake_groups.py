@@ -1,0 +1,95 @@
+"""Web forms written in groups answer each form as if it had come alone; `bench.intake` runs."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bench import intake as bench_intake
+from console import intake
+from console.db import Database
+from console.errors import Invalid, NotFound, Unauthorized
+from console.intake import Delivery, FormWriter, Received
+from models import Contact, Event, Lead
+from tests.factories import make_business
+
+NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
+
+
+async def test_one_group_answers_each_form_as_alone(db: Database) -> None:
+    async with db.transaction() as session:
+        cohen = await make_business(session, slug="cohen")
+        levi = await make_business(session, slug="levi")
+
+    def form(slug: str, key: str, **fields: Any) -> Delivery:
+        return Delivery(slug, key, fields, NOW)
+
+    group = [
+        form("cohen", cohen.intake_key, name="דנה", phone="054-2345678", external_id="a"),
+        form("cohen", "wrong", phone="054-2345678"),
+        form("nobody", cohen.intake_key, phone="054-2345678"),
+        form("cohen", cohen.intake_key, phone="not a number"),
+        form("cohen", cohen.intake_key, phone="+972542345678", email="Dana@Example.com"),
+        form("cohen", cohen.intake_key, phone="0542345678", external_id="a"),  # its twin
+        form("levi", levi.intake_key, phone="054-2345678", external_id="a"),  # another business
+    ]
+    async with db.transaction() as session:
+        answers = await intake.receive_forms(session, group)
+    first, wrong_key, no_business, bad_phone, again, twin, elsewhere = answers
+    assert isinstance(first, Received) and not first.duplicate
+    assert isinstance(wrong_key, Unauthorized) and isinstance(no_business, NotFound)
+    assert isinstance(bad_phone, Invalid) and bad_phone.field == "phone"
+    assert isinstance(again, Received) and again.contact_id == first.contact_id
+    assert twin == Received(first.lead_id, first.contact_id, duplicate=True)
+    assert isinstance(elsewhere, Received) and elsewhere.contact_id != first.contact_id
+    async with db.transaction(write=False) as session:
+        assert await session.scalar(select(func.count()).select_from(Lead)) == 3
+        dana = await session.get_one(Contact, first.contact_id)
+        assert (dana.name, dana.email, dana.last_contact_at) == ("דנה", "dana@example.com", NOW)
+        seqs = (await session.scalars(select(Event.seq).where(Event.business_id == cohen.id))).all()
+        assert sorted(seqs) == [1, 2]
+        lead = await session.get_one(Lead, first.lead_id)
+        assert (lead.channel, lead.source, lead.sla_minutes) == ("web", "web form", 30)
+        assert lead.respond_by is not None and lead.next_alert_at is not None
+
+
+async def test_a_group_meeting_a_twin_written_elsewhere_is_written_form_by_form(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with db.transaction() as session:
+        business = await make_business(session, slug="cohen")
+    writer = FormWriter(db)
+    repeat = Delivery(
+        "cohen", business.intake_key, {"phone": "054-2345678", "external_id": "x"}, NOW
+    )
+    first = await writer.receive(repeat)
+    real = intake._earlier_leads
+    blind = [True]
+
+    async def blind_once(*args: Any) -> Any:  # the twin committed after this group looked
+        if blind.pop() if blind else False:
+            return {}
+        return await real(*args)
+
+    monkeypatch.setattr(intake, "_earlier_leads", blind_once)
+    answers = await asyncio.gather(
+        writer.receive(repeat),
+        writer.receive(Delivery("cohen", business.intake_key, {"phone": "052-7654321"}, NOW)),
+    )
+    assert answers[0] == Received(first.lead_id, first.contact_id, duplicate=True)
+    assert not answers[1].duplicate
+
+
+async def test_the_intake_benchmark_runs(tmp_path: Path) -> None:
+    result = await bench_intake.run(
+        "sqlite", rate=40, seconds=0.25, connections=2, warmup=0.1, work=tmp_path, businesses=2
+    )
+    assert result["intake"]["fixed"]["statuses"] == {201: 10}
+    assert result["ceiling"]["fixed"]["statuses"] == {201: 10}
+    assert result["intake_rps"] > 0 and result["ceiling_rps"] > 0
+    assert {"intake_rps", "ceiling_rps", "ratio", "p50_ms", "p99_ms"} <= result.keys()
