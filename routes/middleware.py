@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 from itsdangerous import BadSignature, Signer
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from console import auth, i18n
 from console.config import Settings
@@ -29,9 +29,11 @@ SESSION_COOKIE = "mazkira_session"
 ANON_COOKIE = "mazkira_csrf"
 LOCALE_COOKIE = "mazkira_lang"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Webhooks and the bearer-token API prove who they are by signature or token, not by cookie.
-CSRF_EXEMPT_PREFIXES = ("/intake/", "/api/")
-NO_SESSION_PREFIXES = ("/static/", "/healthz")
+# Webhooks and the bearer-token API prove who they are by signature or token, not by cookie;
+# so does an owner's signed task link (the token in the path).
+CSRF_EXEMPT_PREFIXES = ("/intake/", "/api/", "/ack/")
+# The API (bearer token) and the webhooks (signature or key) need no session lookup, no cookies.
+NO_SESSION_PREFIXES = ("/static/", "/healthz", "/api/", "/intake/")
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -71,6 +73,13 @@ def client_address(scope: Scope, trusted: tuple[IPv4Network | IPv6Network, ...])
     return believed
 
 
+def too_large(scope: Scope) -> Response:
+    message = "The request body is too large."
+    if scope["path"].startswith("/api/"):
+        return JSONResponse({"error": message}, status_code=413)
+    return PlainTextResponse(message, 413)
+
+
 class Guard:
     """Refuses oversized bodies with 413 and adds the security headers to every response."""
 
@@ -85,7 +94,7 @@ class Guard:
             return
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await PlainTextResponse("The request body is too large.", 413)(scope, receive, send)
+            await too_large(scope)(scope, receive, send)
             return
         received = 0
         started = False
@@ -116,7 +125,7 @@ class Guard:
         except BodyTooLarge:
             if started:
                 raise
-            response = PlainTextResponse("The request body is too large.", 413)
+            response = too_large(scope)
             await response(scope, receive, send_with_headers)
 
 
