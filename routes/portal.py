@@ -1,0 +1,169 @@
+"""The owner's portal: what was handled for him, his tasks, his rating of a call, his status,
+and his own script (the hours editor is routes/hours.py, shared with the agency)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from console import availability, feedback, portal, scripts, task_sla, tasks
+from console.portal import ReviewFilters
+from console.tenancy import get_business, parse_id
+from models import Role
+from routes.access import signed_in, user_of
+from routes.forms import is_htmx, now, see_other, text
+from routes.templating import render
+
+SCRIPT_FIELDS = ("greeting", "questions", "faq", "escalation", "dos", "donts")
+
+
+@signed_in(Role.OWNER)
+async def index(request: Request) -> Response:
+    """His status, his open tasks, and the review; htmx (search, pages) gets only the results."""
+    filters = ReviewFilters.of(request.query_params)
+    async with request.app.state.db.transaction(write=False) as session:
+        page = await portal.portal_page(
+            session, user_of(request), filters, now=now(request), tasks=not is_htmx(request)
+        )
+    context = {
+        "page": page,
+        "review": page.review,
+        "now": now(request),
+        "partial": is_htmx(request),
+    }
+    return render(request, "portal/index.html", context, block="results")
+
+
+@signed_in(Role.OWNER)
+async def lead(request: Request) -> Response:
+    """A lead as the owner reads it: what was done, its tasks, the comments; he may comment."""
+    async with request.app.state.db.transaction(write=False) as session:
+        view = await portal.owner_lead(session, user_of(request), request.path_params["lead_id"])
+    return render(request, "portal/lead.html", {"view": view, "now": now(request)})
+
+
+@signed_in(Role.OWNER)
+async def rate(request: Request) -> Response:
+    """1–5 stars and a comment on a handled call; htmx gets the row drawn again."""
+    form = await request.form()
+    interaction_id = parse_id(request.path_params["interaction_id"])
+    async with request.app.state.db.transaction() as session:
+        await feedback.rate_interaction(
+            session,
+            user_of(request),
+            interaction_id,
+            stars=text(form, "stars"),
+            comment=text(form, "comment"),
+            now=now(request),
+        )
+        item = await portal.rated_row(session, user_of(request), interaction_id)
+    if is_htmx(request):
+        context = {"item": item, "rated": True, "in_lead": bool(text(form, "in_lead"))}
+        return render(request, "partials/handled_row.html", context)
+    return see_other(request, f"/portal/leads/{item.lead_id}#handled-{item.id}")
+
+
+@signed_in(Role.OWNER)
+async def acknowledge_task(request: Request) -> Response:
+    async with request.app.state.db.transaction() as session:
+        await task_sla.acknowledge_task(
+            session, user_of(request), request.path_params["task_id"], now=now(request)
+        )
+    return await _task_card(request)
+
+
+@signed_in(Role.OWNER)
+async def finish_task(request: Request) -> Response:
+    async with request.app.state.db.transaction() as session:
+        await tasks.set_task_status(
+            session, user_of(request), request.path_params["task_id"], "done", now=now(request)
+        )
+    return await _task_card(request)
+
+
+@signed_in(Role.OWNER)
+async def comment_on_task(request: Request) -> Response:
+    """His comment on a task handed to him; the secretaries read it on the lead page."""
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        await feedback.comment_on_task(
+            session,
+            user_of(request),
+            request.path_params["task_id"],
+            text(form, "body"),
+            now=now(request),
+            request_key=text(form, "request_key"),
+        )
+    return await _task_card(request)
+
+
+async def _task_card(request: Request) -> Response:
+    """After answering a task: htmx gets its card drawn again, a plain form goes back."""
+    task_id = request.path_params["task_id"]
+    if not is_htmx(request):
+        return see_other(request, f"/portal#owner-task-{task_id}")
+    async with request.app.state.db.transaction(write=False) as session:
+        found = await portal.owner_task(session, user_of(request), task_id)
+    task = found.tasks[0]
+    context = {"task": task, "comments": found.comments.get(task.id, []), "now": now(request)}
+    return render(request, "partials/owner_task.html", context)
+
+
+@signed_in(Role.OWNER)
+async def set_availability(request: Request) -> Response:
+    """'In a meeting until 14:00': the secretaries see it, his notices wait for his return."""
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        await availability.set_availability(
+            session,
+            user_of(request),
+            kind=text(form, "kind"),
+            until=text(form, "until"),
+            note=text(form, "note"),
+            timezone=await portal.owner_timezone(session, user_of(request)),
+            now=now(request),
+        )
+    return see_other(request, "/portal#availability")
+
+
+@signed_in(Role.OWNER)
+async def script_editor(request: Request) -> Response:
+    """His script and FAQ: the draft waiting for the agency, else the published version."""
+    async with request.app.state.db.transaction(write=False) as session:
+        business = await get_business(session, user_of(request), request.path_params["business_id"])
+        draft = await scripts.draft_script(session, business.id)
+        published = await scripts.published_script(session, business.id)
+    base = draft or published
+    context = {
+        "business": business,
+        "draft": draft,
+        "published": published,
+        "typed": scripts.as_draft(base),
+        "preview": base,
+        "saved": request.query_params.get("saved", ""),
+    }
+    return render(request, "portal/script.html", context)
+
+
+@signed_in(Role.OWNER)
+async def save_script(request: Request) -> Response:
+    """Preview (htmx, nothing stored), send the draft to the agency, or publish it when the
+    agency allows it."""
+    form = await request.form()
+    typed = scripts.ScriptDraft(**{name: text(form, name) for name in SCRIPT_FIELDS})
+    action = text(form, "action", "save")
+    async with request.app.state.db.transaction() as session:
+        business = await get_business(session, user_of(request), request.path_params["business_id"])
+        if action == "preview":
+            context = {"business": business, "preview": scripts.preview(typed)}
+            return render(request, "portal/script.html", context, block="preview")
+        await scripts.save_owner_draft(
+            session,
+            user_of(request),
+            business,
+            typed,
+            publish=action == "publish",
+            now=now(request),
+        )
+    saved = "published" if action == "publish" else "draft"
+    return see_other(request, f"/portal/businesses/{business.id}/script?saved={saved}")
