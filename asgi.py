@@ -24,8 +24,10 @@ from console.errors import ConsoleError
 from console.events import LiveEvent, latest_seqs
 from console.hub import Audience, Hub, LocalBroker, RedisBroker
 from console.i18n import LOCALES, format_local, using_locale
+from console.intake import FormWriter
 from console.jobs import InProcessRunner
 from console.migrate import upgrade
+from console.ratelimit import limiter_for
 from console.scheduler import ArqScheduler, LocalScheduler, Scheduler, schedule_queued
 from routes import routes
 from routes.errors import console_error, http_error, server_error
@@ -110,6 +112,8 @@ def create_app(
     app.state.cookies = cookies
     app.state.hub = hub
     app.state.clock = clock or SystemClock()
+    app.state.limiter = limiter_for(redis)
+    app.state.form_writer = FormWriter(db)
     return app
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from console.availability import away_now
 from console.errors import Invalid
 from console.i18n import gettext, using_locale
 from console.notify import queue_notification
@@ -24,7 +25,9 @@ async def tell_owners(
     now: datetime,
 ) -> None:
     """Tell each owner who asked for it (in the policy) of a lead missed, on his channel and in
-    his language; once per alert and owner, however often the sweep runs."""
+    his language; once per alert and owner, however often the sweep runs. An owner who is away
+    (console/availability.py) is not told: the breach is the agency's to fix, and its admins
+    see it on the alerts panel."""
     business_ids = {b["business_id"] for b in breaches}
     owners: dict[uuid.UUID, list[User]] = {}
     rows = await session.execute(
@@ -33,7 +36,8 @@ async def tell_owners(
         .where(OwnerMembership.business_id.in_(business_ids), User.active.is_(True))
     )
     for business_id, owner in rows:
-        owners.setdefault(business_id, []).append(owner)
+        if away_now(owner, now) is None:
+            owners.setdefault(business_id, []).append(owner)
     leads = {
         lead.id: lead
         for lead in await session.scalars(

@@ -85,6 +85,39 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--business", required=True, metavar="SLUG")
     key.add_argument("--rotate", action="store_true")
     key.set_defaults(run=run_intake_key)
+
+    line = commands.add_parser(
+        "add-line", help="give a business a phone number, WhatsApp number or e-mail address"
+    )
+    line.add_argument("--business", required=True, metavar="SLUG")
+    line.add_argument("--channel", required=True, choices=["phone", "sms", "whatsapp", "email"])
+    line.add_argument(
+        "--address",
+        required=True,
+        help="a phone number in any format, a WhatsApp phone_number_id, or an e-mail address",
+    )
+    line.add_argument("--label", default="")
+    line.set_defaults(run=run_add_line)
+
+    token = commands.add_parser(
+        "create-token", help="make a personal API token for a user; prints it (shown only once)"
+    )
+    token.add_argument("--email", required=True)
+    token.add_argument("--name", default="command line", help="what the token is for")
+    token.set_defaults(run=run_create_token)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="send realistic leads to a running console through its signed intake endpoints",
+    )
+    simulate.add_argument("--rate", default="0.2", help="leads a second (default 0.2)")
+    simulate.add_argument("--minutes", default="10", help="how long (default 10; 0: until Ctrl-C)")
+    simulate.add_argument("--url", default="http://127.0.0.1:8000", help="the console's address")
+    simulate.add_argument("--seed", default=None, help="a whole number, to repeat a run's leads")
+    simulate.add_argument(
+        "--business", action="append", default=[], metavar="SLUG", help="only these (repeatable)"
+    )
+    simulate.set_defaults(run=run_simulate)
     return parser
 
 
@@ -105,22 +138,27 @@ def _with_db(settings: Settings, work: Callable[[Database], Awaitable[Any]]) -> 
 
 
 def run_serve(settings: Settings, args: argparse.Namespace) -> int:
+    serve("asgi:app", host=args.host, port=args.port)
+    return 0
+
+
+def serve(app: str, *, host: str, port: int) -> None:
+    """uvicorn as `mazkira serve` runs it (`bench.intake` serves its ceiling app the same way)."""
     import uvicorn
 
     uvicorn.run(
-        "asgi:app",
-        host=args.host,
-        port=args.port,
+        app,
+        host=host,
+        port=port,
         proxy_headers=False,  # X-Forwarded-For is judged by TRUSTED_PROXIES in the app
         timeout_graceful_shutdown=10,
         ws_max_size=65_536,  # a console only ever sends small hellos
         log_level="info",
     )
-    return 0
 
 
 def run_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from console.demo import seed_if_empty
+    from console.demo import LINES, MAILBOX_DOMAIN, seed_if_empty
 
     async def seed(db: Database) -> list[tuple[str, str, str]] | None:
         await upgrade(db)
@@ -132,19 +170,38 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         print("Demo agency created. Sign in with any of these (password for all: see below):")
         for role, email, password in logins:
             print(f"  {role:<10} {email:<32} {password}")
+        print("The businesses' lines (phone and SMS, WhatsApp phone_number_id, e-mail):")
+        for slug, (number, whatsapp) in LINES.items():
+            print(f"  {slug:<16} {number}  {whatsapp}  {slug}@{MAILBOX_DOMAIN}")
     else:
         print("The database holds data already; serving it as it is.")
-    print(f"Open http://{args.host}:{args.port}/")
+    url = f"http://{args.host}:{args.port}"
+    print(f"Open {url}/")
+    print(f"For leads to arrive, run beside it (same DATABASE_URL): mazkira simulate --url {url}")
     sys.stdout.flush()
     return run_serve(settings, args)
 
 
 def run_worker(settings: Settings, args: argparse.Namespace) -> int:
+    import logging
+
     from arq.worker import run_worker as arq_run_worker
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 
     from workers.settings import worker_settings
 
-    arq_run_worker(worker_settings(settings))
+    # arq's line per job, with the time, as `mazkira serve` logs its requests.
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        arq_run_worker(worker_settings(settings))
+    except (RedisConnectionError, RedisTimeoutError) as error:
+        # Short outages are waited out (workers/settings.py); past that, exit for the supervisor
+        # to start the worker again. Nothing is lost: the cron sweep finds what is due.
+        print(f"mazkira worker: Redis is unreachable ({error}); exiting", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -216,6 +273,48 @@ def run_intake_key(settings: Settings, args: argparse.Namespace) -> int:
 
     print(_with_db(settings, key))
     return 0
+
+
+def run_create_token(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from console import api_tokens
+
+    async def create(db: Database) -> str:
+        async with db.transaction() as session:
+            made = await api_tokens.create_token_for_email(
+                session, args.email, args.name, now=datetime.now(UTC)
+            )
+            return made.secret
+
+    print(_with_db(settings, create))
+    return 0
+
+
+def run_add_line(settings: Settings, args: argparse.Namespace) -> int:
+    from console.lines import add_line
+
+    async def add(db: Database) -> str:
+        async with db.transaction() as session:
+            business = await accounts.business_by_slug(session, args.business)
+            line = await add_line(session, business, args.channel, args.address, args.label)
+            return f"{line.channel} {line.address}"
+
+    print(_with_db(settings, add))
+    return 0
+
+
+def run_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from console.simulate import Plan, simulate
+
+    plan = Plan.parse(
+        url=args.url,
+        rate=args.rate,
+        minutes=args.minutes,
+        seed=args.seed,
+        businesses=args.business,
+    )
+    return simulate(settings, plan, out=lambda line: print(line, flush=True))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -49,10 +51,44 @@ class Settings:
     whatsapp_api_url: str = "https://graph.facebook.com"
     # Provider URLs on loopback or private networks are refused unless this is set (tests, fakes).
     allow_private_provider_urls: bool = False
+    # Inbound webhooks: the address the providers call (so Twilio's signature over the URL checks
+    # out behind a proxy), and the secrets they sign with (unset: see `twilio_webhook_token`).
+    public_url: str | None = None
+    whatsapp_app_secret: str | None = None
+    whatsapp_verify_token: str | None = None
+    email_webhook_signing_key: str | None = None
+    # Where an incoming call rings (the agency's switchboard, E.164); without it the caller
+    # leaves a message and the call becomes a call-back lead.
+    twilio_voice_forward_to: str | None = None
+    # The approved WhatsApp template (without variables) a secretary may send once more than
+    # 24 hours passed since the contact last wrote, as "name:language", e.g. "follow_up:he".
+    whatsapp_reply_template: str | None = None
+    # Web-form intake per minute, per business key and per client address (0: no limit).
+    intake_rate_per_key: int = 600
+    intake_rate_per_address: int = 60
+    # JSON API calls per minute per token (0: no limit).
+    api_rate_per_token: int = 600
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    # The secrets inbound webhooks are checked with. One left unset is derived from SECRET_KEY,
+    # so the demo and `mazkira simulate` work with nothing configured; a real provider signs
+    # with its own secret and is refused until that secret is set.
+    @property
+    def twilio_webhook_token(self) -> str:
+        return self.twilio_auth_token or derived_secret(self.secret_key, "twilio-auth-token")
+
+    @property
+    def whatsapp_webhook_secret(self) -> str:
+        return self.whatsapp_app_secret or derived_secret(self.secret_key, "whatsapp-app-secret")
+
+    @property
+    def email_webhook_key(self) -> str:
+        return self.email_webhook_signing_key or derived_secret(
+            self.secret_key, "email-webhook-signing-key"
+        )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -79,6 +115,15 @@ class Settings:
             whatsapp_phone_number_id=env.get("WHATSAPP_PHONE_NUMBER_ID") or None,
             whatsapp_api_url=env.get("WHATSAPP_API_URL") or "https://graph.facebook.com",
             allow_private_provider_urls=_flag(env, "ALLOW_PRIVATE_PROVIDER_URLS"),
+            public_url=(env.get("PUBLIC_URL") or "").rstrip("/") or None,
+            whatsapp_app_secret=env.get("WHATSAPP_APP_SECRET") or None,
+            whatsapp_verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
+            email_webhook_signing_key=env.get("EMAIL_WEBHOOK_SIGNING_KEY") or None,
+            twilio_voice_forward_to=env.get("TWILIO_VOICE_FORWARD_TO") or None,
+            whatsapp_reply_template=env.get("WHATSAPP_REPLY_TEMPLATE") or None,
+            intake_rate_per_key=_int(env, "INTAKE_RATE_PER_KEY", 600),
+            intake_rate_per_address=_int(env, "INTAKE_RATE_PER_ADDRESS", 60),
+            api_rate_per_token=_int(env, "API_RATE_PER_TOKEN", 600),
         )
 
 
@@ -93,6 +138,11 @@ def normalise_database_url(url: str) -> str:
     if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
         return url
     raise ConfigError(f"DATABASE_URL must be a sqlite:// or postgresql:// URL, not {url!r}")
+
+
+def derived_secret(secret_key: str, label: str) -> str:
+    """A secret of its own for `label`, made from SECRET_KEY (hex HMAC-SHA256)."""
+    return hmac.new(secret_key.encode(), f"mazkira:{label}".encode(), hashlib.sha256).hexdigest()
 
 
 def stored_secret_key(database_url: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.accounts import EMAIL
 from console.errors import Conflict, Invalid
+from console.reminder_policy import plan_contact_followups
 from console.tenancy import get_scoped, scoped
 from models import Business, Contact, User
 from models.contacts import CHANNELS
@@ -128,6 +130,65 @@ async def find_or_create_contact(
     return contact, True
 
 
+class ContactBook:
+    """The contacts of some businesses that carry any of some phones or e-mails, read in one
+    statement, so that a group of arrivals finds or creates its contacts as
+    `find_or_create_contact` would one after the other (the web form writes in groups)."""
+
+    def __init__(self, session: AsyncSession, found: Iterable[Contact]) -> None:
+        self.session = session
+        self.known: dict[uuid.UUID, list[Contact]] = {}  # per business, oldest first
+        for contact in found:
+            self.known.setdefault(contact.business_id, []).append(contact)
+
+    @classmethod
+    async def load(
+        cls, session: AsyncSession, wanted: Iterable[tuple[uuid.UUID, str | None, str | None]]
+    ) -> ContactBook:
+        """The book for these (business, E.164 phone, e-mail) triples."""
+        wanted = list(wanted)
+        phones = {phone for _, phone, _ in wanted if phone}
+        emails = {email for _, _, email in wanted if email}
+        conditions = [Contact.phone.in_(phones)] if phones else []
+        conditions += [Contact.email.in_(emails)] if emails else []
+        if not conditions:
+            return cls(session, [])
+        statement = (
+            select(Contact)
+            .where(Contact.business_id.in_({business for business, _, _ in wanted}))
+            .where(or_(*conditions))
+            .order_by(Contact.created_at)
+        )
+        return cls(session, (await session.scalars(statement)).all())
+
+    def find_or_create(
+        self, business_id: uuid.UUID, *, phone: str | None, email: str | None, name: str
+    ) -> Contact:
+        """`find_or_create_contact` for a phone and an e-mail normalised already."""
+        known = self.known.setdefault(business_id, [])
+        contact = next(
+            (c for c in known if (phone and c.phone == phone) or (email and c.email == email)),
+            None,
+        )
+        if contact is None:
+            contact = Contact(
+                id=uuid.uuid4(),
+                business_id=business_id,
+                name=name.strip()[:200],
+                phone=phone,
+                email=email,
+            )
+            self.session.add(contact)
+            known.append(contact)
+            return contact
+        contact.name = contact.name or name.strip()[:200]
+        if contact.phone is None and phone and not any(c.phone == phone for c in known):
+            contact.phone = phone
+        if contact.email is None and email and not any(c.email == email for c in known):
+            contact.email = email
+        return contact
+
+
 async def search_contacts(
     session: AsyncSession, user: User, query: str, *, business_id: uuid.UUID | None = None
 ) -> list[Contact]:
@@ -209,8 +270,11 @@ async def update_contact(
             raise Invalid("This text is too long.", field=name)
     if len(changes.get("notes", "")) > MAX_NOTES:
         raise Invalid("This text is too long.", field="notes")
+    reclassed = "abc_class" in changes and changes["abc_class"] != contact.abc_class
     for name, value in changes.items():
         setattr(contact, name, value)
+    if reclassed:  # A, B and C are followed up every 14, 30 and 90 days (as the business set)
+        await plan_contact_followups(session, contact)
     await session.flush()
     return contact
 

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console import accounts, calls, contacts, leads, scripts, tasks
 from console.demo_data import DEMOS, DRAFTS, FOLLOW_UPS, LOST_NOTE, Card, Demo, Story
 from console.hours import BusinessHours
-from models import Business, Contact, Lead, User
+from console.lines import add_line
+from models import Business, Contact, Lead, Line, User
 
 DEMO_PASSWORD = "mazkira-demo"  # noqa: S105 - printed to the demo user on purpose
 
@@ -31,6 +32,17 @@ BUSINESSES = [
     ("noy-design", "סטודיו נוי לעיצוב פנים", "noy@noy-design.demo", "נוי בר"),
     ("mizrahi-build", "מזרחי שיפוצים ובנייה", "moshe@mizrahi-build.demo", "משה מזרחי"),
 ]
+
+# Each business's lines, so leads reach it on every channel (`mazkira simulate` sends them): a
+# number for calls and SMS, a WhatsApp phone_number_id, and the mailbox <slug>@MAILBOX_DOMAIN.
+LINES = {
+    "cohen-plumbing": ("03-5551234", "106540352242901"),
+    "levi-dental": ("03-5552345", "106540352242902"),
+    "avraham-law": ("02-5553456", "106540352242903"),
+    "noy-design": ("09-7556789", "106540352242904"),
+    "mizrahi-build": ("03-5554567", "106540352242905"),
+}
+MAILBOX_DOMAIN = "in.mazkira.example"
 
 SECRETARIES = [
     # e-mail, name, the businesses she serves, the ones she backs up
@@ -142,6 +154,7 @@ async def seed_if_empty(
     owners: dict[str, User] = {}
     for slug, name, owner_email, owner_name in BUSINESSES:
         businesses[slug] = await accounts.create_business(session, slug=slug, name=name)
+        await add_demo_lines(session, businesses[slug])
         owners[slug] = await accounts.create_user(
             session,
             email=owner_email,
@@ -183,6 +196,18 @@ async def seed_if_empty(
         )
         await seed_work(session, rng, now, cast, admin, demo)
     return logins
+
+
+async def add_demo_lines(session: AsyncSession, business: Business) -> list[Line]:
+    """The demo business's phone, SMS, WhatsApp and e-mail lines."""
+    number, whatsapp = LINES[business.slug]
+    addresses = [
+        ("phone", number),
+        ("sms", number),
+        ("whatsapp", whatsapp),
+        ("email", f"{business.slug}@{MAILBOX_DOMAIN}"),
+    ]
+    return [await add_line(session, business, channel, address) for channel, address in addresses]
 
 
 async def seed_work(

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Uuid, column, delete, func, insert, or_, select, update, values
+from sqlalchemy import Integer, Uuid, bindparam, column, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.db import after_commit
@@ -81,6 +82,46 @@ async def record(
     return event
 
 
+async def _hand_out_blocks(
+    session: AsyncSession, counts: Counter[uuid.UUID]
+) -> list[tuple[uuid.UUID, int]]:
+    """Each business's last sequence number after taking `counts[business]` more, in statements
+    compiled once whatever the count: on PostgreSQL one UPDATE … FROM unnest(ids, counts)
+    RETURNING; on SQLite an executemany, then the numbers read back (its writer holds the
+    database's write lock from BEGIN IMMEDIATE, so nobody moves them in between)."""
+    if session.get_bind().dialect.name == "postgresql":
+        handed = await session.execute(
+            update(Business)
+            .where(Business.id == _BLOCKS.c.business_id)
+            .values(event_seq=Business.event_seq + _BLOCKS.c.n)
+            .returning(Business.id, Business.event_seq)
+            .execution_options(synchronize_session=False),
+            {"ids": list(counts), "counts": list(counts.values())},
+        )
+        return [(business_id, last) for business_id, last in handed]
+    businesses = Business.metadata.tables["businesses"]
+    await session.execute(
+        update(businesses)
+        .where(businesses.c.id == bindparam("business"))
+        .values(event_seq=businesses.c.event_seq + bindparam("n")),
+        [{"business": business_id, "n": n} for business_id, n in counts.items()],
+    )
+    handed = await session.execute(
+        select(businesses.c.id, businesses.c.event_seq).where(businesses.c.id.in_(list(counts)))
+    )
+    return [(business_id, last) for business_id, last in handed]
+
+
+_BLOCKS = (
+    func.unnest(
+        bindparam("ids", type_=postgresql.ARRAY(Uuid())),
+        bindparam("counts", type_=postgresql.ARRAY(Integer())),
+    )
+    .table_valued(column("business_id", Uuid()), column("n", Integer()))
+    .render_derived(name="blocks")
+)
+
+
 def _plain(value: Any) -> Any:
     return str(value) if isinstance(value, uuid.UUID) else value
 
@@ -145,18 +186,7 @@ async def record_many(
     if not items:
         return []
     counts = Counter(business_id for business_id, _ in items)
-    blocks = (
-        values(column("business_id", Uuid()), column("n", Integer()), name="blocks")
-        .data(list(counts.items()))
-        .cte("blocks")
-    )
-    handed = await session.execute(
-        update(Business)
-        .where(Business.id == blocks.c.business_id)
-        .values(event_seq=Business.event_seq + blocks.c.n)
-        .returning(Business.id, Business.event_seq)
-        .execution_options(synchronize_session=False)
-    )
+    handed = await _hand_out_blocks(session, counts)
     next_seq = {business_id: last - counts[business_id] + 1 for business_id, last in handed}
     rows: list[dict[str, Any]] = []
     for business_id, payload in items:
@@ -172,7 +202,8 @@ async def record_many(
         next_seq[business_id] += 1
     # One executemany, without RETURNING (which SQLite would do row by row): the consoles follow
     # (business, seq); the row ids only order a replay, which reads them from the table.
-    await session.execute(insert(Event), rows)
+    events = Event.metadata.tables["events"]
+    await session.execute(insert(events), rows)  # in Core: the ORM's bulk INSERT costs more
     recorded = [
         LiveEvent(0, str(row["business_id"]), int(row["seq"]), kind, dict(row["payload"]))
         for row in rows

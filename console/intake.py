@@ -7,19 +7,28 @@ delivery sent again — or five times at once — finds the lead already there.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console.db import made_once
-from console.errors import Invalid, NotFound, Unauthorized
-from console.leads import NewLead, create_lead
+from console import events, sla
+from console.contacts import ContactBook, normalise_email, normalise_phone, touch_contact
+from console.db import Database
+from console.errors import ConsoleError, Invalid, NotFound, Unauthorized
+from console.leads import NewLead, build_lead
 from models import Business, Lead
+
+# At most this many forms in one transaction.
+GROUP = 100
 
 
 class WebForm(BaseModel):
@@ -37,8 +46,19 @@ class WebForm(BaseModel):
 
 @dataclass(frozen=True)
 class Received:
-    lead: Lead
+    lead_id: uuid.UUID
+    contact_id: uuid.UUID
     duplicate: bool
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One web form as it came: the business it names, the key it shows, its fields."""
+
+    slug: str
+    key: str
+    fields: Mapping[str, Any]
+    now: datetime
 
 
 async def business_for_key(session: AsyncSession, slug: str, key: str) -> Business:
@@ -46,6 +66,10 @@ async def business_for_key(session: AsyncSession, slug: str, key: str) -> Busine
     business = await session.scalar(
         select(Business).where(Business.slug == slug, Business.active.is_(True))
     )
+    return _checked(business, key)
+
+
+def _checked(business: Business | None, key: str) -> Business:
     if business is None:
         raise NotFound("No such business.")
     if not key or not hmac.compare_digest(key.encode(), business.intake_key.encode()):
@@ -53,7 +77,7 @@ async def business_for_key(session: AsyncSession, slug: str, key: str) -> Busine
     return business
 
 
-def parse_form(fields: dict[str, Any]) -> WebForm:
+def parse_form(fields: Mapping[str, Any]) -> WebForm:
     try:
         form = WebForm.model_validate(fields)
     except ValidationError as error:
@@ -65,11 +89,119 @@ def parse_form(fields: dict[str, Any]) -> WebForm:
     return form
 
 
-async def receive_form(
-    session: AsyncSession, business: Business, form: WebForm, *, now: datetime
-) -> Received:
-    """The web form's lead, written once per external_id."""
-    new = NewLead(
+class FormWriter:
+    """Writes web forms in groups (group commit): the forms that arrive while one group is being
+    written make the next, so under load one transaction of a dozen statements takes many
+    forms, and a lone form is written at once. Each form still gets its own answer: its lead,
+    its refusal, or the error that stopped its group. A group that meets a unique key taken
+    meanwhile elsewhere (a twin in another process) is written again one form at a time."""
+
+    def __init__(self, db: Database, *, group: int = GROUP) -> None:
+        self.db = db
+        self.group = group
+        self.waiting: list[tuple[Delivery, asyncio.Future[Received]]] = []
+        self.writer: asyncio.Task[None] | None = None
+
+    async def receive(self, delivery: Delivery) -> Received:
+        answer: asyncio.Future[Received] = asyncio.get_running_loop().create_future()
+        self.waiting.append((delivery, answer))
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.create_task(self._write_waiting())
+        return await answer
+
+    async def _write_waiting(self) -> None:
+        while self.waiting:
+            group, self.waiting = self.waiting[: self.group], self.waiting[self.group :]
+            answers: list[Received | Exception]
+            try:
+                answers = [*await self._write([delivery for delivery, _ in group])]
+            except Exception as error:  # the database failed: every form of the group says so
+                answers = [error] * len(group)
+            for (_, future), answer in zip(group, answers, strict=True):
+                if future.done():  # its request was cancelled
+                    continue
+                if isinstance(answer, Exception):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)
+
+    async def _write(self, deliveries: list[Delivery]) -> list[Received | ConsoleError]:
+        try:
+            async with self.db.transaction() as session:
+                return await receive_forms(session, deliveries)
+        except IntegrityError:
+            if len(deliveries) == 1:
+                async with self.db.transaction() as session:  # the twin is committed: found now
+                    return await receive_forms(session, deliveries)
+        return [answer for delivery in deliveries for answer in await self._write([delivery])]
+
+
+async def receive_forms(
+    session: AsyncSession, deliveries: Sequence[Delivery]
+) -> list[Received | ConsoleError]:
+    """Web forms, each checked (key, fields) and written once per external_id, in a fixed
+    number of statements however many: the businesses, the earlier leads of these external
+    ids, the contacts of these phones and e-mails, the policies, the writes, the events."""
+    slugs = {delivery.slug for delivery in deliveries}
+    businesses = {
+        business.slug: business
+        for business in await session.scalars(
+            select(Business).where(Business.slug.in_(slugs), Business.active.is_(True))
+        )
+    }
+    answers: list[Received | ConsoleError | None] = []
+    accepted: list[tuple[int, Business, WebForm, str | None, str | None, datetime]] = []
+    for n, delivery in enumerate(deliveries):
+        try:  # in the order the single form was always checked: 404, 401, then 422
+            business = _checked(businesses.get(delivery.slug), delivery.key)
+            form = parse_form(delivery.fields)
+            phone = normalise_phone(form.phone) if form.phone else None
+            email = normalise_email(form.email)
+        except ConsoleError as refusal:
+            answers.append(refusal)
+            continue
+        answers.append(None)
+        accepted.append((n, business, form, phone, email, delivery.now))
+    if not accepted:
+        return [answer for answer in answers if answer is not None]
+    earlier = await _earlier_leads(
+        session, [(b.id, form.external_id) for _, b, form, *_ in accepted if form.external_id]
+    )
+    book = await ContactBook.load(
+        session, [(b.id, phone, email) for _, b, _, phone, email, _ in accepted]
+    )
+    policies = await sla.policies_of(session, list({b.id for _, b, *_ in accepted}))
+    made: list[Lead] = []
+    for n, business, form, phone, email, now in accepted:
+        key = (business.id, form.external_id)
+        if form.external_id and key in earlier:
+            lead_id, contact_id = earlier[key]
+            answers[n] = Received(lead_id, contact_id, duplicate=True)
+            continue
+        contact = book.find_or_create(business.id, phone=phone, email=email, name=form.name)
+        touch_contact(contact, now)
+        lead = build_lead(
+            _new_lead(business, form), business, contact, now=now, external_id=form.external_id
+        )
+        await sla.start_clock(session, lead, business, policies[business.id])
+        session.add(lead)
+        made.append(lead)
+        if form.external_id:
+            earlier[key] = (lead.id, contact.id)
+        answers[n] = Received(lead.id, contact.id, duplicate=False)
+    if made:
+        await session.flush()
+        await events.record_many(
+            session,
+            "lead.created",
+            [(lead.business_id, {"lead_id": lead.id}) for lead in made],
+            at=max(lead.created_at for lead in made),
+        )
+    return [answer for answer in answers if answer is not None]
+
+
+def _new_lead(business: Business, form: WebForm) -> NewLead:
+    return NewLead(
         business_id=str(business.id),
         phone=form.phone,
         email=form.email,
@@ -80,19 +212,22 @@ async def receive_form(
         source=form.source or "web form",
     )
 
-    async def earlier() -> Lead | None:
-        if not form.external_id:
-            return None
-        return await session.scalar(
-            select(Lead).where(
-                Lead.business_id == business.id, Lead.external_id == form.external_id
-            )
-        )
 
-    async def write() -> Lead:
-        return await create_lead(
-            session, None, new, now=now, business=business, external_id=form.external_id
+async def _earlier_leads(
+    session: AsyncSession, keys: list[tuple[uuid.UUID, str | None]]
+) -> dict[tuple[uuid.UUID, str | None], tuple[uuid.UUID, uuid.UUID]]:
+    """(lead, contact) of the leads already written under these (business, external_id)."""
+    if not keys:
+        return {}
+    wanted = set(keys)
+    rows = await session.execute(
+        select(Lead.business_id, Lead.external_id, Lead.id, Lead.contact_id).where(
+            Lead.business_id.in_({business for business, _ in wanted}),
+            Lead.external_id.in_({external_id for _, external_id in wanted}),
         )
-
-    lead, new_lead = await made_once(session, earlier, write)
-    return Received(lead, duplicate=not new_lead)
+    )
+    return {
+        (business, external_id): (lead, contact)
+        for business, external_id, lead, contact in rows
+        if (business, external_id) in wanted
+    }

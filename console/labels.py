@@ -81,6 +81,16 @@ def roles() -> dict[str, str]:
     return {"admin": _("Admin"), "secretary": _("Secretary"), "owner": _("Owner")}
 
 
+def deliveries() -> dict[str, str]:
+    return {
+        "queued": _("Sending…"),
+        "sent": _("Sent"),
+        "delivered": _("Delivered"),
+        "read": _("Read"),
+        "failed": _("Not delivered"),
+    }
+
+
 LABELS = {
     "channel": channels,
     "stage": stages,
@@ -90,6 +100,7 @@ LABELS = {
     "task_status": task_statuses,
     "question_kind": question_kinds,
     "role": roles,
+    "delivery": deliveries,
 }
 
 

@@ -11,11 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from console.availability import OwnerAway, owners_away
+from console.canned_replies import canned_replies, fill_reply
+from console.feedback import comments_of_lead
 from console.hours import BusinessHours
 from console.leads import get_lead, secretaries_of
+from console.replies import ReplyOptions, reply_options
 from console.scripts import fill_greeting, published_script
 from console.tasks import people_for_hand_off, tasks_of_lead
-from models import Business, Interaction, Lead, Role, Script, Task, User
+from models import Business, Comment, Interaction, Lead, Role, Script, Task, User
 
 # A hand-off is due, unless she says otherwise, two of the business's working hours from now.
 DEFAULT_DUE_IN_COVERED_MINUTES = 120
@@ -79,10 +83,25 @@ class LeadView:
     secretaries: list[User]
     default_due: str  # two working hours on, as the business's wall time for datetime-local
     hours: HoursNow
+    replies: ReplyOptions
+    canned: list[tuple[str, str]]  # title, text with the names filled in
+    # The business's owners who are away now, as the secretaries read it (the hand-off form
+    # warns of it: notices to them wait for their return), and the comments on the lead and
+    # its tasks, the owner's among them.
+    owners_away: list[OwnerAway] = field(default_factory=list)
+    comments: list[Comment] = field(default_factory=list)
+
+    def away_of(self, user_id: uuid.UUID) -> str:
+        return next((away.text for away in self.owners_away if away.user.id == user_id), "")
 
 
 async def lead_view(
-    session: AsyncSession, user: User, lead_id: str | uuid.UUID, *, now: datetime
+    session: AsyncSession,
+    user: User,
+    lead_id: str | uuid.UUID,
+    *,
+    now: datetime,
+    reply_template: str | None = None,
 ) -> LeadView:
     lead = await get_lead(session, user, lead_id)
     clock = BusinessHours.from_business(lead.business.weekly_hours, lead.business.timezone)
@@ -94,6 +113,8 @@ async def lead_view(
         contact=lead.contact.name,
     )
     history = await contact_history(session, lead)
+    hand_off_to = await people_for_hand_off(session, lead.business_id)
+    owners = [person for person in hand_off_to if person.role == Role.OWNER]
     return LeadView(
         lead=lead,
         script=script,
@@ -101,12 +122,27 @@ async def lead_view(
         history=history,
         draft=history.draft_of(user),
         tasks=await tasks_of_lead(session, user, lead),
-        hand_off_to=await people_for_hand_off(session, lead.business_id),
+        hand_off_to=hand_off_to,
         secretaries=(
             await secretaries_of(session, lead.business_id) if user.role == Role.ADMIN else []
         ),
         default_due=_default_due(clock, lead.business, now),
         hours=HoursNow.of(clock, lead.business, now),
+        replies=await reply_options(session, lead, template=reply_template, now=now),
+        canned=[
+            (
+                reply.title,
+                fill_reply(
+                    reply.body,
+                    contact=lead.contact.name,
+                    business=lead.business.name,
+                    secretary=user.name,
+                ),
+            )
+            for reply in await canned_replies(session, lead.business_id, user.locale)
+        ],
+        owners_away=owners_away(owners, lead.business.timezone, now),
+        comments=await comments_of_lead(session, lead.id),
     )
 
 

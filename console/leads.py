@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased
 from console import events, sla
 from console.contacts import find_or_create_contact, touch_contact
 from console.errors import Conflict, Invalid, NotFound
+from console.reminder_policy import plan_quote_followups
 from console.tenancy import get_business, get_scoped, may_see, parse_id, visible_businesses
 from models import Business, Contact, Lead, Role, SecretaryAssignment, User
 from models.contacts import CHANNELS
@@ -47,8 +48,11 @@ async def create_lead(
     now: datetime,
     business: Business | None = None,
     external_id: str | None = None,
+    lead_id: uuid.UUID | None = None,
 ) -> Lead:
-    """A lead for the contact with this phone or e-mail (found or created) of a business."""
+    """A lead for the contact with this phone or e-mail (found or created) of a business.
+
+    `lead_id` is for a caller whose repeats must name the same lead (the API's Idempotency-Key)."""
     if business is None:
         if user is None:
             raise NotFound("No such business.")
@@ -62,8 +66,29 @@ async def create_lead(
     contact, _created = await find_or_create_contact(
         session, business, phone=new.phone, email=new.email, name=new.name
     )
+    policies = (await sla.policies_of(session, [business.id]))[business.id]
     touch_contact(contact, now)
-    lead = Lead(
+    lead = build_lead(new, business, contact, now=now, external_id=external_id, lead_id=lead_id)
+    await sla.start_clock(session, lead, business, policies)  # before the INSERT: no UPDATE
+    session.add(lead)
+    await session.flush()
+    await events.record(session, business.id, "lead.created", at=now, lead_id=lead.id)
+    return lead
+
+
+def build_lead(
+    new: NewLead,
+    business: Business,
+    contact: Contact,
+    *,
+    now: datetime,
+    external_id: str | None = None,
+    lead_id: uuid.UUID | None = None,
+) -> Lead:
+    """The lead `new` makes for this contact, not yet added and without its promise (one
+    shape for every way a lead comes in: `create_lead`, and the web form's groups)."""
+    return Lead(
+        id=lead_id or uuid.uuid4(),
         business_id=business.id,
         contact_id=contact.id,
         channel=new.channel,
@@ -75,11 +100,6 @@ async def create_lead(
         stage_changed_at=now,
         external_id=external_id,
     )
-    session.add(lead)
-    await sla.start_clock(session, lead, business)
-    await session.flush()
-    await events.record(session, business.id, "lead.created", at=now, lead_id=lead.id)
-    return lead
 
 
 @dataclass(frozen=True)
@@ -337,7 +357,8 @@ async def move_stage(
     lead = await get_lead(session, user, lead_id)
     if stage == "lost" and not lost_reason.strip():
         raise Invalid("Say why the lead was lost.", field="lost_reason")
-    if stage != lead.stage:
+    moved = stage != lead.stage
+    if moved:
         lead.stage = stage
         lead.stage_changed_at = now
     if value is not None:
@@ -350,6 +371,8 @@ async def move_stage(
         await sla.clear_alerts(session, lead, now)
     elif not was_open and lead.first_response_at is None:
         await sla.start_clock(session, lead, lead.business)  # reopened, still never answered
+    if moved:  # a quote is followed up on its days; any other stage stops that
+        await plan_quote_followups(session, lead)
     await session.flush()
     kind = "lead.closed" if was_open and lead.closed_at else "lead.updated"
     await events.record(session, lead.business_id, kind, at=now, lead_id=lead.id)

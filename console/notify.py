@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console.config import ConfigError, Settings
 from console.contacts import normalise_email, normalise_phone
 from console.db import Database, after_commit, dialect_of
+from console.deliveries import record_send
 from console.errors import Invalid
 from console.providers import (
     HTTP_TIMEOUT,
@@ -88,9 +89,18 @@ async def queue_notification(
     body: str = "",
     user_id: uuid.UUID | None = None,
     alert_id: uuid.UUID | None = None,
+    buttons: list[dict[str, str]] | None = None,
+    interaction_id: uuid.UUID | None = None,
+    sender: str = "",
+    template: str = "",
     now: datetime,
+    send_at: datetime | None = None,
 ) -> bool:
-    """Insert the notification unless its key was queued before; say whether it was new."""
+    """Insert the notification unless its key was queued before; say whether it was new.
+    `buttons` ([{"id", "title"}]) go with a WhatsApp message as reply buttons. A reply to a
+    contact names its `interaction`, the business's line it goes out from (`sender`) and, for
+    WhatsApp outside the 24-hour window, the approved `template` ("name:language"). `send_at`
+    holds it until then (an owner who is away: console/availability.py)."""
     if not key or len(key) > KEY_LENGTH:
         raise ValueError(f"a notification needs an idempotency key of 1-{KEY_LENGTH} characters")
     recipient = checked_recipient(channel, recipient)
@@ -107,12 +117,16 @@ async def queue_notification(
             business_id=business_id,
             user_id=user_id,
             alert_id=alert_id,
+            interaction_id=interaction_id,
+            sender=sender,
+            template=template,
             channel=channel,
             recipient=recipient,
             subject=subject,
             body=body,
+            buttons=buttons if channel == "whatsapp" and buttons else None,
             created_at=now,
-            next_attempt_at=now,
+            next_attempt_at=max(send_at, now) if send_at else now,
         )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(Notification.id)
@@ -150,6 +164,11 @@ class Senders:
                     settings.twilio_auth_token,
                     base_url=settings.twilio_api_url,
                     http=self.http,
+                    status_callback=(
+                        f"{settings.public_url}/intake/twilio/status"
+                        if settings.public_url
+                        else None
+                    ),
                     allow_private=allow_private,
                 )
                 if settings.twilio_account_sid and settings.twilio_auth_token
@@ -158,17 +177,18 @@ class Senders:
             self.whatsapp = (
                 MetaWhatsApp(
                     settings.whatsapp_access_token,
-                    settings.whatsapp_phone_number_id,
+                    settings.whatsapp_phone_number_id or "",  # the agency's; replies use the line's
                     base_url=settings.whatsapp_api_url,
                     http=self.http,
                     allow_private=allow_private,
                 )
-                if settings.whatsapp_access_token and settings.whatsapp_phone_number_id
+                if settings.whatsapp_access_token
                 else None
             )
         except ValueError as error:  # the adapters' messages name the setting, not its secret
             raise ConfigError(str(error)) from None
         self.twilio_from = settings.twilio_from
+        self.whatsapp_lines: dict[str, MetaWhatsApp] = {}
         self.secrets = _secrets_of(settings, self.mail)
 
     def for_channel(self, channel: str) -> Send:
@@ -182,13 +202,17 @@ class Senders:
                     notification.subject,
                     notification.body,
                     idempotency_key=notification.idempotency_key,
+                    reply_to=notification.sender or None,  # the business's mailbox
                 )
 
             return send_mail
-        if channel == "sms" and self.twilio is not None and self.twilio_from:
-            twilio, sender = self.twilio, self.twilio_from
+        if channel == "sms" and self.twilio is not None:
+            twilio, agency_number = self.twilio, self.twilio_from
 
             async def send_sms(notification: Notification) -> SendResult:
+                sender = notification.sender or agency_number  # a business's line, or ours
+                if not sender:
+                    raise ProviderError("no number to send from (TWILIO_FROM)", retryable=False)
                 return await twilio.send_sms(
                     notification.recipient,
                     sender,
@@ -198,9 +222,25 @@ class Senders:
 
             return send_sms
         if channel == "whatsapp" and self.whatsapp is not None:
-            whatsapp = self.whatsapp
 
             async def send_whatsapp(notification: Notification) -> SendResult:
+                whatsapp = self._whatsapp_from(notification.sender)
+                if notification.template:
+                    name, _, language = notification.template.partition(":")
+                    return await whatsapp.send_template(
+                        notification.recipient,
+                        name,
+                        language or "he",
+                        [],
+                        idempotency_key=notification.idempotency_key,
+                    )
+                if notification.buttons:
+                    return await whatsapp.send_buttons(
+                        notification.recipient,
+                        notification.body,
+                        notification.buttons,
+                        idempotency_key=notification.idempotency_key,
+                    )
                 return await whatsapp.send_text(
                     notification.recipient,
                     notification.body,
@@ -209,6 +249,23 @@ class Senders:
 
             return send_whatsapp
         raise ProviderError(f"no provider configured for {channel}", retryable=False)
+
+    def _whatsapp_from(self, phone_number_id: str) -> MetaWhatsApp:
+        """The Cloud API client for a business's number (the agency's own when none is given)."""
+        assert self.whatsapp is not None
+        if not phone_number_id or phone_number_id == self.whatsapp.phone_number_id:
+            if not self.whatsapp.phone_number_id:
+                raise ProviderError("no WhatsApp number to send from", retryable=False)
+            return self.whatsapp
+        if phone_number_id not in self.whatsapp_lines:
+            self.whatsapp_lines[phone_number_id] = MetaWhatsApp(
+                self.whatsapp.access_token,
+                phone_number_id,
+                base_url=self.whatsapp.base_url,
+                http=self.http,
+                allow_private=self.whatsapp.allow_private,
+            )
+        return self.whatsapp_lines[phone_number_id]
 
     def redact(self, text: str) -> str:
         """The text without any configured secret, short enough for `last_error`."""
@@ -296,6 +353,7 @@ async def _deliver(
     else:
         # A success counts even if this worker's lease ran out meanwhile.
         await _record(db, notification, status="sent", sent_at=now, provider_id=result.provider_id)
+        await _record_reply(db, notification, provider_id=result.provider_id, now=now)
         log.info("notification %s sent as %s", notification.id, result.provider_id)
         return "sent"
     error_text = senders.redact(_describe(failure))
@@ -309,8 +367,26 @@ async def _deliver(
         )
         return "retried"
     await _record(db, notification, lease_held=True, status="failed", last_error=error_text)
+    await _record_reply(db, notification, error=error_text, now=now)
     log.warning("notification %s failed for good: %s", notification.id, error_text)
     return "failed"
+
+
+async def _record_reply(
+    db: Database,
+    notification: Notification,
+    *,
+    provider_id: str = "",
+    error: str = "",
+    now: datetime,
+) -> None:
+    """A reply to a contact shows its send beside it on the lead."""
+    if notification.interaction_id is None:
+        return
+    async with db.transaction() as session:
+        await record_send(
+            session, notification.interaction_id, provider_id=provider_id, error=error, now=now
+        )
 
 
 def _describe(error: ProviderError) -> str:

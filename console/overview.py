@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
-from console.tenancy import scoped, visible_businesses
-from models import (
-    Business,
-    Contact,
-    Interaction,
-    Lead,
-    OwnerMembership,
-    SecretaryAssignment,
-    User,
-)
+from console.portal import handled_row as handled_row  # the live portal's row (routes/live.py)
+from console.tenancy import visible_businesses
+from models import Business, OwnerMembership, Role, Script, SecretaryAssignment, User
 
 
 @dataclass(frozen=True)
@@ -29,6 +18,8 @@ class AgencyOverview:
     users_by_role: dict[str, int]
     secretaries_by_business: dict[str, int]
     owners_by_business: dict[str, int]
+    # Businesses whose script draft was last saved by their owner: waiting for the agency.
+    owner_drafts: dict[str, str]
 
 
 async def businesses_for(session: AsyncSession, user: User) -> list[Business]:
@@ -57,78 +48,19 @@ async def agency_overview(session: AsyncSession, user: User) -> AgencyOverview:
             )
         ).all()
     )
+    owner_drafts = dict(
+        (
+            await session.execute(
+                select(Script.business_id, User.name)
+                .join(User, User.id == Script.created_by_id)
+                .where(Script.status == "draft", User.role == Role.OWNER)
+            )
+        ).all()
+    )
     return AgencyOverview(
         businesses=businesses,
         users_by_role=roles,
         secretaries_by_business={str(k): v for k, v in secretaries.items()},
         owners_by_business={str(k): v for k, v in owners.items()},
+        owner_drafts={str(k): v for k, v in owner_drafts.items()},
     )
-
-
-@dataclass(frozen=True, slots=True)
-class HandledRow:
-    """One finished call or message on the owner's portal."""
-
-    id: uuid.UUID
-    lead_id: uuid.UUID
-    business_name: str
-    timezone: str
-    contact_name: str
-    contact_phone: str | None
-    subject: str
-    secretary_name: str | None
-    kind: str
-    outcome: str | None
-    summary: str
-    started_at: datetime
-    ended_at: datetime | None
-
-
-def _handled_statement() -> Select[*tuple[Any, ...]]:
-    secretary = aliased(User)
-    return (
-        select(
-            Interaction.id,
-            Interaction.lead_id,
-            Business.name,
-            Business.timezone,
-            Contact.name,
-            Contact.phone,
-            Lead.subject,
-            secretary.name,
-            Interaction.kind,
-            Interaction.outcome,
-            Interaction.summary,
-            Interaction.started_at,
-            Interaction.ended_at,
-        )
-        .join(Lead, Lead.id == Interaction.lead_id)
-        .join(Contact, Contact.id == Interaction.contact_id)
-        .join(Business, Business.id == Interaction.business_id)
-        .outerjoin(secretary, secretary.id == Interaction.user_id)
-        .where(Interaction.status == "done")
-    )
-
-
-async def recently_handled(
-    session: AsyncSession, user: User, *, limit: int = 30
-) -> list[HandledRow]:
-    """The latest calls and messages handled for the user's businesses, newest first."""
-    statement = (
-        scoped(_handled_statement(), user, Interaction.business_id)
-        .order_by(Interaction.started_at.desc())
-        .limit(limit)
-    )
-    return [HandledRow(*row) for row in await session.execute(statement)]
-
-
-async def handled_row(
-    session: AsyncSession, business_id: str, interaction_id: str
-) -> HandledRow | None:
-    """One handled row, for the live portal (the hub has already checked who may see it)."""
-    statement = _handled_statement().where(
-        Interaction.id == uuid.UUID(interaction_id),
-        Interaction.business_id == uuid.UUID(business_id),
-    )
-    row = (await session.execute(statement)).one_or_none()
-    return HandledRow(*row) if row else None

@@ -12,7 +12,7 @@ import ipaddress
 import json
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -46,6 +46,11 @@ META_RETRYABLE_CODES = frozenset(
 )
 # The customer last wrote more than 24 hours ago: only an approved template may be sent.
 META_REENGAGEMENT_CODE = 131047
+# Reply-buttons messages: up to 3 buttons, titles of 20 characters, ids of 256, a body of 1024.
+META_MAX_BUTTONS = 3
+META_BUTTON_TITLE_LENGTH = 20
+META_BUTTON_ID_LENGTH = 256
+META_BUTTONS_BODY_LENGTH = 1024
 
 # SMTP_URL scheme: (default port, STARTTLS, TLS from the first byte).
 SMTP_SCHEMES = {
@@ -320,6 +325,34 @@ class MetaWhatsApp(_HttpAdapter):
             ]
         return await self._send(to, {"type": "template", "template": template}, idempotency_key)
 
+    async def send_buttons(
+        self,
+        to: str,
+        body: str,
+        buttons: Sequence[Mapping[str, str]],
+        *,
+        idempotency_key: str,
+    ) -> SendResult:
+        """A text with up to three reply buttons (an interactive message, within the 24-hour
+        window like any free-form message); a tap comes back on the webhook as a `button_reply`
+        carrying the button's id."""
+        problem = _buttons_problem(body, buttons)
+        if problem:  # no retry can make Meta accept it
+            raise _logged(idempotency_key, ProviderError(problem, retryable=False))
+        interactive = {
+            "type": "button",
+            "body": {"text": body},
+            "action": {
+                "buttons": [
+                    {"type": "reply", "reply": {"id": button["id"], "title": button["title"]}}
+                    for button in buttons
+                ]
+            },
+        }
+        return await self._send(
+            to, {"type": "interactive", "interactive": interactive}, idempotency_key
+        )
+
     async def _send(self, to: str, content: dict[str, Any], idempotency_key: str) -> SendResult:
         payload = {
             "messaging_product": "whatsapp",
@@ -341,6 +374,25 @@ class MetaWhatsApp(_HttpAdapter):
                 log.info("meta accepted %s as %s", idempotency_key, first["id"])
                 return SendResult(first["id"], str(first.get("message_status", "accepted")))
         raise _logged(idempotency_key, _meta_error(response, answer))
+
+
+def _buttons_problem(body: str, buttons: Sequence[Mapping[str, str]]) -> str | None:
+    """What Meta would refuse in a reply-buttons message, or None.
+    https://developers.facebook.com/docs/whatsapp/cloud-api/messages/interactive-reply-buttons-messages
+    """
+    if not body or len(body) > META_BUTTONS_BODY_LENGTH:
+        return f"a reply-buttons message needs a body of 1-{META_BUTTONS_BODY_LENGTH} characters"
+    if not 1 <= len(buttons) <= META_MAX_BUTTONS:
+        return f"a reply-buttons message has 1-{META_MAX_BUTTONS} buttons"
+    ids = [button.get("id", "") for button in buttons]
+    titles = [button.get("title", "") for button in buttons]
+    if any(not i or len(i) > META_BUTTON_ID_LENGTH for i in ids) or len(set(ids)) != len(ids):
+        return f"button ids must be unique and 1-{META_BUTTON_ID_LENGTH} characters"
+    if any(not t or len(t) > META_BUTTON_TITLE_LENGTH for t in titles) or len(set(titles)) != len(
+        titles
+    ):
+        return f"button titles must be unique and 1-{META_BUTTON_TITLE_LENGTH} characters"
+    return None
 
 
 def _meta_error(response: httpx.Response, answer: dict[str, Any]) -> ProviderError:

@@ -83,9 +83,12 @@ class LocalScheduler:
 
 
 class ArqScheduler:
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, pool: Any = None) -> None:
+        """`pool`: an arq pool to share (a worker's own, which it also closes); without one,
+        a pool is made on first use and closed by `stop`."""
         self.redis_url = redis_url
-        self.pool: Any = None
+        self.pool: Any = pool
+        self.owns_pool = pool is None
 
     async def at(self, job: str, moment: datetime) -> None:
         from arq import create_pool
@@ -101,7 +104,7 @@ class ArqScheduler:
         )
 
     async def stop(self) -> None:
-        if self.pool is not None:
+        if self.pool is not None and self.owns_pool:
             await self.pool.aclose()
 
 

@@ -95,6 +95,41 @@ async def publish_draft(session: AsyncSession, business: Business, *, now: datet
     return draft
 
 
+async def save_owner_draft(
+    session: AsyncSession,
+    owner: User,
+    business: Business,
+    typed: ScriptDraft,
+    *,
+    publish: bool,
+    now: datetime,
+) -> Script:
+    """The owner's edit of his script and FAQ: it becomes the business's draft, which the
+    agency sees on its editor and publishes, or it is published at once when the agency lets
+    this business's owner do that (`owner_may_publish`). Without a greeting it is refused
+    before anything changes (the agency's own drafts may lack one until published)."""
+    if publish and not business.owner_may_publish:
+        raise Invalid("The agency publishes this script: send it to the agency as a draft.")
+    if not typed.greeting.strip():
+        raise Invalid("The script needs a greeting.", field="greeting")
+    draft = await save_draft(session, owner, business, typed)
+    if publish:
+        return await publish_draft(session, business, now=now)
+    return draft
+
+
+async def draft_author(session: AsyncSession, draft: Script | None) -> User | None:
+    """Who last saved the draft: the agency sees when it is the owner's, waiting for it."""
+    if draft is None or draft.created_by_id is None:
+        return None
+    return await session.get(User, draft.created_by_id)
+
+
+async def set_owner_may_publish(session: AsyncSession, business: Business, allowed: bool) -> None:
+    business.owner_may_publish = allowed
+    await session.flush()
+
+
 def preview(typed: ScriptDraft) -> Script:
     """The script as it would be published, unsaved, for the editor's preview."""
     return Script(version=0, status="draft", **parse_draft(typed))

@@ -11,11 +11,12 @@ from sqlalchemy import case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from console import events, task_sla
+from console import events, task_notices, task_sla
 from console.db import after_commit, made_once
 from console.errors import Conflict, Invalid, NotFound
 from console.leads import get_lead
 from console.scheduler import SweepAt
+from console.task_links import TaskLinks
 from console.tenancy import get_scoped, scoped
 from models import Lead, OwnerMembership, Role, SecretaryAssignment, Task, User
 from models.leads import PRIORITIES
@@ -67,7 +68,9 @@ async def hand_off(
     handoff: HandOff,
     *,
     now: datetime,
+    links: TaskLinks | None = None,
 ) -> Task:
+    """Hand a task off; an owner is told on his channel, with `links` to answer it."""
     lead = await get_lead(session, user, lead_id)
     if not handoff.title.strip():
         raise Invalid("Give the task a title.", field="title")
@@ -95,7 +98,7 @@ async def hand_off(
         )
 
     async def write() -> Task:
-        return await _new_task(session, user, lead, handoff, assignee_id, due_at, key, now)
+        return await _new_task(session, user, lead, handoff, assignee_id, due_at, key, now, links)
 
     task, _new = await made_once(session, earlier, write)
     return task
@@ -110,6 +113,7 @@ async def _new_task(
     due_at: datetime,
     key: str | None,
     now: datetime,
+    links: TaskLinks | None,
 ) -> Task:
     task = Task(
         business_id=lead.business_id,
@@ -137,6 +141,11 @@ async def _new_task(
         lead_id=lead.id,
         assignee_id=assignee_id,
     )
+    assignee = await session.get_one(User, assignee_id)
+    if assignee.role == Role.OWNER:  # secretaries see their tasks live in the console
+        await task_notices.tell_assignee(
+            session, task, assignee, lead.business, "handed", links=links, now=now
+        )
     return task
 
 
@@ -174,7 +183,8 @@ async def set_task_status(
         raise Conflict("This task was closed already.")
     changed = task.status != status
     task.status = status
-    task.completed_at = now if status == "done" else None
+    if changed:  # done twice keeps the first time
+        task.completed_at = now if status == "done" else None
     if status != "open":
         task.next_alert_at = None
     await session.flush()

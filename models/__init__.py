@@ -6,6 +6,7 @@ from models.base import Base
 from models.channels import CannedReply, Line
 from models.contacts import Contact
 from models.events import Event
+from models.feedback import Comment, InteractionRating
 from models.leads import Interaction, Lead
 from models.scripts import Script
 from models.sla import SlaPolicy, TaskPolicy
@@ -18,9 +19,11 @@ __all__ = [
     "Base",
     "Business",
     "CannedReply",
+    "Comment",
     "Contact",
     "Event",
     "Interaction",
+    "InteractionRating",
     "Lead",
     "Line",
     "LoginFailure",

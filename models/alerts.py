@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, id_column, utcnow
@@ -79,6 +79,8 @@ class Notification(Base):
     )
     sender: Mapped[str] = mapped_column(String(254), default="", server_default="")
     template: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    # WhatsApp reply buttons sent with the body: [{"id", "title"}] (see MetaWhatsApp.send_buttons).
+    buttons: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, default=None)
     recipient: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(300), default="")
     body: Mapped[str] = mapped_column(Text, default="")

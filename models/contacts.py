@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, Numeric, String, Text
+from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, Numeric, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, id_column, utcnow
@@ -21,6 +21,15 @@ class Contact(Base):
         Index("uq_contacts_business_phone", "business_id", "phone", unique=True),
         Index("uq_contacts_business_email", "business_id", "email", unique=True),
         Index("ix_contacts_business_name", "business_id", "name"),
+        # The "we miss you" list: a business's contacts by their last contact.
+        Index("ix_contacts_business_last_contact", "business_id", "last_contact_at"),
+        # The A/B/C follow-up reminders: only classed contacts waiting for one are in it.
+        Index(
+            "ix_contacts_followup",
+            "followup_at",
+            sqlite_where=text("followup_at IS NOT NULL"),
+            postgresql_where=text("followup_at IS NOT NULL"),
+        ),
         CheckConstraint("abc_class IN ('A', 'B', 'C')", name="abc_class"),
         CheckConstraint("email = lower(email)", name="email_lowercase"),
     )
@@ -42,3 +51,7 @@ class Contact(Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_contact_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A/B/C follow-ups: the next moment to look (never earlier than the reminder is due), and
+    # the last reminder written; a period counts from it or from the last contact, the later.
+    followup_at: Mapped[datetime | None] = mapped_column(default=None)
+    followed_up_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -74,6 +74,13 @@ class Lead(Base):
             sqlite_where=text("next_alert_at IS NOT NULL"),
             postgresql_where=text("next_alert_at IS NOT NULL"),
         ),
+        # The follow-up reminders (console/reminders.py): only leads waiting for one are in it.
+        Index(
+            "ix_leads_followup",
+            "followup_at",
+            sqlite_where=text("followup_at IS NOT NULL"),
+            postgresql_where=text("followup_at IS NOT NULL"),
+        ),
         Index("ix_leads_contact_created", "contact_id", "created_at"),
         # The channel's own message id: the same delivery twice is one lead (NULLs never clash).
         Index("uq_leads_business_external", "business_id", "external_id", unique=True),
@@ -90,6 +97,8 @@ class Lead(Base):
     external_id: Mapped[str | None] = mapped_column(String(200), default=None)
     stage: Mapped[str] = mapped_column(String(16), default="new")
     stage_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # At the quote stage: the next moment to look at its follow-up reminders (days 2, 5, 10).
+    followup_at: Mapped[datetime | None] = mapped_column(default=None)
     lost_reason: Mapped[str] = mapped_column(String(300), default="")
     deal_value: Mapped[Decimal | None] = mapped_column(Numeric(12, 2), default=None)
     priority: Mapped[str] = mapped_column(String(8), default="normal")
@@ -133,6 +142,8 @@ class Interaction(Base):
         CheckConstraint("status IN ('draft', 'done')", name="status"),
         Index("ix_interactions_lead_started", "lead_id", "started_at"),
         Index("ix_interactions_contact_started", "contact_id", "started_at"),
+        # The owner's review (console/portal.py): a business's handled calls, newest first.
+        Index("ix_interactions_business_started", "business_id", "started_at"),
         Index("uq_interactions_business_request_key", "business_id", "request_key", unique=True),
         # A message's id at its provider (wamid, MessageSid, Message-Id): a delivery written once,
         # and the row a status callback updates.

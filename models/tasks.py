@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, id_column, utcnow
@@ -47,6 +47,15 @@ class Task(Base):
     acknowledge_by: Mapped[datetime | None] = mapped_column(default=None)
     acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
     next_alert_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    # When the assignee is reminded that the due time is near (console/task_sla.py).
+    remind_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Who acknowledged, from where (console, link, whatsapp), and how long it took in the
+    # business's covered minutes: what the task policy's promise is measured against.
+    acknowledged_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    acknowledged_via: Mapped[str | None] = mapped_column(String(16), default=None)
+    acknowledge_covered_minutes: Mapped[float | None] = mapped_column(Float, default=None)
 
     business: Mapped[Business] = relationship(lazy="raise")
     assignee: Mapped[User] = relationship(foreign_keys=[assignee_id], lazy="raise")

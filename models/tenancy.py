@@ -47,6 +47,8 @@ class Business(Base):
     # and whether the agency answers this business around the clock.
     hours_exceptions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     always_open: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # The owner's script edits are published at once (else they wait as a draft for the agency).
+    owner_may_publish: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # The last per-business event sequence number handed out (see models/events.py).
     event_seq: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), default=0, server_default="0"
@@ -60,6 +62,7 @@ class User(Base):
     __table_args__ = (
         CheckConstraint("role IN ('admin', 'secretary', 'owner')", name="role"),
         CheckConstraint("email = lower(email)", name="email_lowercase"),
+        CheckConstraint("away_kind IN ('meeting', 'vacation', 'away')", name="away_kind"),
     )
 
     id: Mapped[uuid.UUID] = id_column()
@@ -73,6 +76,11 @@ class User(Base):
     # Where alerts and reminders reach this person: "email", "sms" or "whatsapp".
     phone: Mapped[str | None] = mapped_column(String(20), default=None)
     notify_channel: Mapped[str] = mapped_column(String(16), default="email", server_default="email")
+    # An owner's availability (console/availability.py): away as "meeting", "vacation" or
+    # "away" (None: available), until a moment (None: until he says he is back), and a note.
+    away_kind: Mapped[str | None] = mapped_column(String(16), default=None)
+    away_until: Mapped[datetime | None] = mapped_column(default=None)
+    away_note: Mapped[str] = mapped_column(String(200), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
 

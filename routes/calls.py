@@ -5,7 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import calls, tasks
+from console import calls, replies, tasks
+from console.task_links import TaskLinks
 from models import Role
 from routes.access import signed_in, user_of
 from routes.forms import now, prefixed, see_other, text
@@ -80,6 +81,24 @@ async def add_note(request: Request) -> Response:
 
 
 @signed_in(*WORKERS)
+async def reply(request: Request) -> Response:
+    """Answer the contact on WhatsApp, SMS or e-mail; sent by the notification job."""
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        sent = await replies.send_reply(
+            session,
+            user_of(request),
+            request.path_params["lead_id"],
+            channel=text(form, "channel"),
+            text=text(form, "text"),
+            template=request.app.state.settings.whatsapp_reply_template,
+            now=now(request),
+            request_key=text(form, "request_key"),
+        )
+    return see_other(request, f"/leads/{sent.lead_id}")
+
+
+@signed_in(*WORKERS)
 async def hand_off(request: Request) -> Response:
     """A follow-up task for the owner or another secretary, from the lead page."""
     form = await request.form()
@@ -93,6 +112,11 @@ async def hand_off(request: Request) -> Response:
     )
     async with request.app.state.db.transaction() as session:
         task = await tasks.hand_off(
-            session, user_of(request), request.path_params["lead_id"], handoff, now=now(request)
+            session,
+            user_of(request),
+            request.path_params["lead_id"],
+            handoff,
+            now=now(request),
+            links=TaskLinks.of(request.app.state.settings),
         )
     return see_other(request, f"/leads/{task.lead_id}#lead-tasks-{task.lead_id}")

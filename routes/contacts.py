@@ -5,11 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import contacts
+from console import contacts, reminders
 from console.contact_page import caller_lookup, contact_view
 from models import Role
 from routes.access import signed_in, user_of
-from routes.forms import see_other, text
+from routes.forms import now, see_other, text
 from routes.templating import render
 
 WORKERS = (Role.SECRETARY, Role.ADMIN)
@@ -21,6 +21,18 @@ async def search(request: Request) -> Response:
     async with request.app.state.db.transaction(write=False) as session:
         found = await contacts.search_contacts(session, user_of(request), query)
     return render(request, "contacts/index.html", {"contacts": found, "q": query}, block="results")
+
+
+@signed_in(*WORKERS, Role.OWNER)
+async def silent(request: Request) -> Response:
+    """We miss you: the customers who have been silent too long, to win back."""
+    business_id = request.query_params.get("business_id", "")
+    async with request.app.state.db.transaction(write=False) as session:
+        found = await reminders.silent_contacts(
+            session, user_of(request), now=now(request), business_id=business_id
+        )
+    context = {"silent": found, "now": now(request)}
+    return render(request, "contacts/silent.html", context, block="results")
 
 
 @signed_in(*WORKERS)

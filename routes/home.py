@@ -1,23 +1,14 @@
-"""The owner's portal and the agency's overview (the secretary's home is the inbox)."""
+"""The agency's overview (the secretary's home is the inbox, the owner's routes/portal.py)."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console.overview import agency_overview, businesses_for, recently_handled
+from console.overview import agency_overview
 from models import Role
 from routes.access import signed_in, user_of
 from routes.templating import render
-
-
-@signed_in(Role.OWNER)
-async def portal(request: Request) -> Response:
-    """The owner's view of what was handled for his businesses."""
-    async with request.app.state.db.transaction(write=False) as session:
-        businesses = await businesses_for(session, user_of(request))
-        handled = await recently_handled(session, user_of(request))
-    return render(request, "portal/index.html", {"businesses": businesses, "handled": handled})
 
 
 @signed_in(Role.ADMIN)

@@ -1,4 +1,6 @@
-"""An admin edits a business's covered hours: the week, its zone, 24/7, and dated exceptions."""
+"""A business's covered hours: the week, its zone, 24/7, and dated exceptions. The agency's
+admin edits any business's under /agency, an owner his own under /portal, with the same page
+and the same checks (tenancy keeps each to the businesses he may see)."""
 
 from __future__ import annotations
 
@@ -21,8 +23,7 @@ from routes.templating import render
 WINDOW_ROWS = (*DAY_KEYS, "special")
 
 
-@signed_in(Role.ADMIN)
-async def editor(request: Request) -> Response:
+async def _editor(request: Request) -> Response:
     """The page; `?window=mon` adds an empty window row to Monday (htmx gets only that row)."""
     async with request.app.state.db.transaction(write=False) as session:
         business = await get_business(session, user_of(request), request.path_params["business_id"])
@@ -36,14 +37,14 @@ async def editor(request: Request) -> Response:
             "zones": business_hours.zone_names(),
             "window": window,
             "moved": _moved(request),
+            "base": _base(request, business.id),
         }
         response = render(request, "agency/hours.html", context)
     response.headers["Vary"] = "HX-Request"
     return response
 
 
-@signed_in(Role.ADMIN)
-async def save(request: Request) -> Response:
+async def _save(request: Request) -> Response:
     form = await request.form()
     typed = TypedHours(
         timezone=text(form, "timezone"),
@@ -56,8 +57,7 @@ async def save(request: Request) -> Response:
     return _back(request, business.id, moved)
 
 
-@signed_in(Role.ADMIN)
-async def add_exception(request: Request) -> Response:
+async def _add_exception(request: Request) -> Response:
     form = await request.form()
     typed = TypedException(
         day=text(form, "date"),
@@ -70,8 +70,7 @@ async def add_exception(request: Request) -> Response:
     return _back(request, business.id, moved)
 
 
-@signed_in(Role.ADMIN)
-async def remove_exception(request: Request) -> Response:
+async def _remove_exception(request: Request) -> Response:
     form = await request.form()
     async with request.app.state.db.transaction() as session:
         business = await get_business(session, user_of(request), request.path_params["business_id"])
@@ -90,9 +89,15 @@ def _pairs(form: FormData, prefix: str) -> list[Pair]:
     return list(zip_longest(starts, ends, fillvalue=""))
 
 
+def _base(request: Request, business_id: object) -> str:
+    """The page's own address: the agency's, or the owner's portal."""
+    home = "portal" if user_of(request).role == Role.OWNER else "agency"
+    return f"/{home}/businesses/{business_id}/hours"
+
+
 def _back(request: Request, business_id: object, moved: Moved) -> Response:
-    url = f"/agency/businesses/{business_id}/hours?saved=1&leads={moved.leads}&tasks={moved.tasks}"
-    return see_other(request, url)
+    query = f"saved=1&leads={moved.leads}&tasks={moved.tasks}"
+    return see_other(request, f"{_base(request, business_id)}?{query}")
 
 
 def _moved(request: Request) -> Moved | None:
@@ -102,3 +107,14 @@ def _moved(request: Request) -> Moved | None:
     counts = [request.query_params.get(name, "0") for name in ("leads", "tasks")]
     leads, tasks = (int(count) if count.isdigit() else 0 for count in counts)
     return Moved(leads, tasks)
+
+
+# The agency's admin reaches every business's hours; an owner his own, from his portal.
+editor = signed_in(Role.ADMIN)(_editor)
+save = signed_in(Role.ADMIN)(_save)
+add_exception = signed_in(Role.ADMIN)(_add_exception)
+remove_exception = signed_in(Role.ADMIN)(_remove_exception)
+owner_editor = signed_in(Role.OWNER)(_editor)
+owner_save = signed_in(Role.OWNER)(_save)
+owner_add_exception = signed_in(Role.OWNER)(_add_exception)
+owner_remove_exception = signed_in(Role.OWNER)(_remove_exception)

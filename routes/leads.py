@@ -55,7 +55,11 @@ async def show_lead(request: Request) -> Response:
     """The lead page: script, call log, contact card and history, tasks."""
     async with request.app.state.db.transaction(write=False) as session:
         view = await lead_view(
-            session, user_of(request), request.path_params["lead_id"], now=now(request)
+            session,
+            user_of(request),
+            request.path_params["lead_id"],
+            now=now(request),
+            reply_template=request.app.state.settings.whatsapp_reply_template,
         )
     return render(request, "leads/show.html", {"view": view, "now": now(request)})
 

@@ -1,16 +1,16 @@
-"""An admin sets a business's first-response promises."""
+"""An admin sets a business's first-response promises, and how fast hand-offs are acknowledged."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import sla
+from console import reminder_policy, sla, task_sla
 from console.errors import Invalid
 from console.tenancy import get_business
 from models import Role
 from routes.access import signed_in, user_of
-from routes.forms import see_other, text
+from routes.forms import now, see_other, text
 from routes.templating import render
 
 
@@ -19,7 +19,15 @@ async def policies(request: Request) -> Response:
     async with request.app.state.db.transaction(write=False) as session:
         business = await get_business(session, user_of(request), request.path_params["business_id"])
         found = (await sla.policies_of(session, [business.id]))[business.id]
-    context = {"business": business, "policies": found, "defaults": sla.DEFAULT_TARGETS}
+        task_policy = await task_sla.task_policy_of(session, business)
+    context = {
+        "business": business,
+        "policies": found,
+        "defaults": sla.DEFAULT_TARGETS,
+        "task_policy": task_policy,
+        "reminders": reminder_policy.read_policy(task_policy),
+        "limits": (task_sla.MAX_ACKNOWLEDGE_MINUTES, task_sla.MAX_REMIND_BEFORE_DUE_MINUTES),
+    }
     return render(request, "agency/sla.html", context)
 
 
@@ -43,3 +51,31 @@ async def save_policy(request: Request) -> Response:
             notify_owner=bool(text(form, "notify_owner")),
         )
     return see_other(request, f"/agency/businesses/{business.id}/sla")
+
+
+@signed_in(Role.ADMIN)
+async def save_task_policy(request: Request) -> Response:
+    form = await request.form()
+    try:
+        acknowledge = int(text(form, "acknowledge_minutes"))
+        remind = int(text(form, "remind_before_due_minutes"))
+    except ValueError:
+        raise Invalid("Enter whole numbers.", field="acknowledge_minutes") from None
+    async with request.app.state.db.transaction() as session:
+        business = await get_business(session, user_of(request), request.path_params["business_id"])
+        await task_sla.set_task_policy(
+            session, business, acknowledge_minutes=acknowledge, remind_before_due_minutes=remind
+        )
+    return see_other(request, f"/agency/businesses/{business.id}/sla#task-policy")
+
+
+@signed_in(Role.ADMIN)
+async def save_reminders(request: Request) -> Response:
+    """Which follow-up reminders the business wants, and their days."""
+    form = await request.form()
+    fields = {name: value for name, value in form.multi_items() if isinstance(value, str)}
+    wanted = reminder_policy.policy_from_form(fields)
+    async with request.app.state.db.transaction() as session:
+        business = await get_business(session, user_of(request), request.path_params["business_id"])
+        await reminder_policy.set_reminder_policy(session, business, wanted, now=now(request))
+    return see_other(request, f"/agency/businesses/{business.id}/sla#reminders")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import scripts
+from console import canned_replies, scripts
 from console.tenancy import get_business
 from models import Role
 from routes.access import signed_in, user_of
@@ -20,14 +20,18 @@ async def editor(request: Request) -> Response:
     async with request.app.state.db.transaction(write=False) as session:
         business = await get_business(session, user_of(request), request.path_params["business_id"])
         draft = await scripts.draft_script(session, business.id)
+        author = await scripts.draft_author(session, draft)
         versions = await scripts.script_versions(session, business.id)
+        replies = await canned_replies.canned_replies(session, business.id)
     base = draft or (versions[0] if versions else None)
     context = {
         "business": business,
         "draft": draft,
+        "draft_author": author,
         "versions": versions,
         "typed": scripts.as_draft(base),
         "preview": base,
+        "replies": replies,
     }
     return render(request, "agency/script.html", context)
 
@@ -47,3 +51,38 @@ async def save(request: Request) -> Response:
         if action == "publish":
             await scripts.publish_draft(session, business, now=now(request))
     return see_other(request, f"/agency/businesses/{business.id}/script")
+
+
+@signed_in(Role.ADMIN)
+async def owner_may_publish(request: Request) -> Response:
+    """Whether the business's owner publishes his script edits himself."""
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        business = await get_business(session, user_of(request), request.path_params["business_id"])
+        await scripts.set_owner_may_publish(session, business, text(form, "allowed") == "1")
+    return see_other(request, f"/agency/businesses/{business.id}/script")
+
+
+@signed_in(Role.ADMIN)
+async def save_reply(request: Request) -> Response:
+    """Add a canned reply, or change the one with the same title and language."""
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        business = await get_business(session, user_of(request), request.path_params["business_id"])
+        await canned_replies.save_canned_reply(
+            session,
+            business,
+            locale=text(form, "locale"),
+            title=text(form, "title"),
+            body=text(form, "body"),
+            now=now(request),
+        )
+    return see_other(request, f"/agency/businesses/{business.id}/script#replies")
+
+
+@signed_in(Role.ADMIN)
+async def remove_reply(request: Request) -> Response:
+    async with request.app.state.db.transaction() as session:
+        business = await get_business(session, user_of(request), request.path_params["business_id"])
+        await canned_replies.remove_canned_reply(session, business, request.path_params["reply_id"])
+    return see_other(request, f"/agency/businesses/{business.id}/script#replies")

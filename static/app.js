@@ -284,3 +284,19 @@
     }
   });
 })();
+
+// Editors with rows added by htmx (the hours' windows): a [data-remove] button takes away the
+// closest element its value names.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest && event.target.closest("button[data-remove]");
+  if (button) button.closest(button.dataset.remove)?.remove();
+});
+
+// A canned reply chosen from the list is put in the message box, to be read and sent.
+document.addEventListener("change", (event) => {
+  const picker = event.target.closest && event.target.closest("select[data-canned-for]");
+  if (!picker || !picker.value) return;
+  const box = document.getElementById(picker.dataset.cannedFor);
+  if (box) { box.value = picker.value; box.focus(); }
+  picker.value = "";
+});

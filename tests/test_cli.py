@@ -64,6 +64,18 @@ def test_setup_commands_on_sqlite(tmp_path: Path) -> None:
     assert mazkira(env, "intake-key", "--business", "cohen").stdout.strip() == rotated
     promise = mazkira(env, "set-sla", "--business", "cohen", "--channel", "phone", "--minutes", "3")
     assert promise.returncode == 0 and promise.stdout.strip() == "ok", promise.stderr
+    assert mazkira(env, "create-business", "--slug", "levi", "--name", "x").returncode == 0
+    for channel, address, stored in [
+        ("phone", "03-555-1234", "phone +97235551234"),
+        ("sms", "+972 3 555 1234", "sms +97235551234"),
+        ("whatsapp", "106540352242922", "whatsapp 106540352242922"),
+        ("email", "Cohen@In.Example.com", "email cohen@in.example.com"),
+        ("email", "cohen@in.example.com", "email cohen@in.example.com"),  # again: a no-op
+    ]:
+        added = mazkira(
+            env, "add-line", "--business", "cohen", "--channel", channel, "--address", address
+        )
+        assert added.returncode == 0 and added.stdout.strip() == stored, added.stderr
 
     refusals = [
         ("create-business", "--slug", "cohen", "--name", "again"),
@@ -95,6 +107,12 @@ def test_setup_commands_on_sqlite(tmp_path: Path) -> None:
         ("set-sla", "--business", "cohen", "--minutes", "5", "--warn", "150"),
         ("set-sla", "--business", "cohen", "--minutes", "5", "--warn", "half"),
         ("set-sla", "--business", "cohen", "--minutes", "5", "--channel", "fax"),
+        # a line belongs to one business only; addresses must be what the channel uses
+        ("add-line", "--business", "levi", "--channel", "sms", "--address", "035551234"),
+        ("add-line", "--business", "cohen", "--channel", "phone", "--address", "050-1234567"),
+        ("add-line", "--business", "cohen", "--channel", "whatsapp", "--address", "+97235551234"),
+        ("add-line", "--business", "cohen", "--channel", "email", "--address", "not-mail"),
+        ("add-line", "--business", "nope", "--channel", "email", "--address", "a@b.example"),
     ]
     for args in refusals:
         result = mazkira(env, *args)

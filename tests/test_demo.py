@@ -17,6 +17,7 @@ from models import (
     Contact,
     Interaction,
     Lead,
+    Line,
     Script,
     SecretaryAssignment,
     Task,
@@ -109,6 +110,13 @@ async def test_the_demo_seeds_a_few_days_of_agency_work(db: Database) -> None:
     hours = BusinessHours.from_business(businesses[0].weekly_hours, "Asia/Jerusalem")
     assert all(hours.is_open(lead.created_at) for lead in leads)
     assert min(lead.created_at for lead in leads) >= NOW - timedelta(days=6)
+
+    # Every business has a line on each channel, so `mazkira simulate` reaches it on all.
+    async with db.transaction(write=False) as session:
+        lines = list(await session.scalars(select(Line)))
+    for business in businesses:
+        channels = sorted(line.channel for line in lines if line.business_id == business.id)
+        assert channels == ["email", "phone", "sms", "whatsapp"], business.slug
 
     # A second run leaves the database be.
     async with db.transaction() as session:

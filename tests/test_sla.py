@@ -431,7 +431,9 @@ async def test_a_hand_off_must_be_acknowledged_and_finished_in_time(
     async with db.transaction(write=False) as session:
         acknowledged = await session.get_one(type(task), task.id)
     assert acknowledged.acknowledged_at is not None
-    assert acknowledged.next_alert_at == datetime(2026, 11, 22, 14, 0, tzinfo=UTC)  # the due time
+    # Next: the reminder an hour before the due time (the task policy's default), then the due time.
+    assert acknowledged.next_alert_at == datetime(2026, 11, 22, 13, 0, tzinfo=UTC)
+    assert acknowledged.remind_at == acknowledged.next_alert_at
     # Overdue: raised by this sweep or by the app's own timer, which the ack scheduled.
     await sweep(datetime(2026, 11, 22, 14, 1, tzinfo=UTC))
     async with db.transaction(write=False) as session:

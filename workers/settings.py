@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from arq import cron
 from arq.connections import RedisSettings
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from console.config import Settings
 from console.db import Database
+from console.events import LiveEvent
+from console.hub import Audience, Hub, RedisBroker
 from console.jobs import Periodic
 from console.notify import Senders
+from console.scheduler import ArqScheduler, schedule_queued
+from workers.digests import send_digests
 from workers.housekeeping import purge_events, purge_sessions
 from workers.notifications import send_notifications
+from workers.reminders import remind_followups
 from workers.sla import sweep_sla
 
 # One schedule for both ways of running: arq cron jobs at scale, the in-process runner embedded.
@@ -21,14 +31,45 @@ PERIODIC = [
     Periodic(purge_events, every_seconds=3600),
     Periodic(send_notifications, every_seconds=10),
     Periodic(sweep_sla, every_seconds=5),
+    Periodic(remind_followups, every_seconds=300),
+    Periodic(send_digests, every_seconds=300),
 ]
+
+
+# A Redis restart or a short outage is waited out: each command retries for about half a
+# minute, backing off to 2 s between tries. Longer, and the worker exits for its supervisor.
+REDIS_RETRIES = 20
+REDIS_BACKOFF = ExponentialBackoff(cap=2.0, base=0.05)
+# On SIGTERM (a deploy) the worker takes no new job and lets the running ones finish for up to
+# this long: a send cut off after the provider took it would go again when its lease ran out,
+# and WhatsApp has no idempotency key to drop the copy. Sends time out after 15 s (SMTP: 30 s).
+STOP_WAIT_SECONDS = 25
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings = Settings.from_env()
     ctx["settings"] = settings
-    ctx["db"] = Database(settings.database_url)
+    db = ctx["db"] = Database(settings.database_url)
     ctx["senders"] = Senders(settings)
+    # The jobs' commits go on as a web process's do: their events to every console (through
+    # the web processes' Redis channel), and the runs they ask for (the sweep at a lead's next
+    # threshold, the sender for a notice just queued) to arq, over the worker's own connection.
+    hub = Hub(RedisBroker(ctx["redis"]), render=_render_nothing)
+    scheduler = ArqScheduler(settings.redis_url or "", pool=ctx["redis"])
+    db.after_commit.append(hub.publish)
+    db.after_commit.append(lambda items: schedule_queued(scheduler, items))
+
+
+async def _render_nothing(event: LiveEvent, audience: Audience) -> str | None:
+    return None  # a worker has no consoles of its own: it only publishes
+
+
+def redis_settings(url: str) -> RedisSettings:
+    return replace(
+        RedisSettings.from_dsn(url),
+        retry=Retry(REDIS_BACKOFF, REDIS_RETRIES),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, OSError],
+    )
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -54,5 +95,6 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "redis_settings": redis_settings(settings.redis_url),
+        "job_completion_wait": STOP_WAIT_SECONDS,
     }

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from console import sla, task_sla
+from console.task_links import TaskLinks
 
 
 async def sweep_sla(ctx: dict[str, Any]) -> int:
@@ -13,5 +14,5 @@ async def sweep_sla(ctx: dict[str, Any]) -> int:
     now = datetime.now(UTC)
     async with ctx["db"].transaction() as session:
         report = await sla.sweep(session, now=now)
-        tasks = await task_sla.sweep_tasks(session, now=now)
+        tasks = await task_sla.sweep_tasks(session, now=now, links=TaskLinks.of(ctx["settings"]))
     return report.raised + tasks
