@@ -8,6 +8,7 @@ from models.contacts import Contact
 from models.events import Event
 from models.feedback import Comment, InteractionRating
 from models.leads import Interaction, Lead
+from models.records import Appointment, AuditEvent, Survey
 from models.scripts import Script
 from models.sla import SlaPolicy, TaskPolicy
 from models.tasks import Task
@@ -16,6 +17,8 @@ from models.tenancy import Business, OwnerMembership, Role, SecretaryAssignment,
 __all__ = [
     "Alert",
     "ApiToken",
+    "Appointment",
+    "AuditEvent",
     "Base",
     "Business",
     "CannedReply",
@@ -33,6 +36,7 @@ __all__ = [
     "Script",
     "SecretaryAssignment",
     "SlaPolicy",
+    "Survey",
     "Task",
     "TaskPolicy",
     "User",

@@ -6,7 +6,18 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, Numeric, String, Text, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, id_column, utcnow
@@ -46,6 +57,10 @@ class Contact(Base):
     preferred_channel: Mapped[str | None] = mapped_column(String(16), default=None)
     notes: Mapped[str] = mapped_column(Text, default="")
     abc_class: Mapped[str | None] = mapped_column(String(1), default=None)
+    # Set by a person: the computed A/B/C class no longer replaces it.
+    abc_class_locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Privacy: when the contact was erased on request (the row stays, anonymised).
+    erased_at: Mapped[datetime | None] = mapped_column(default=None)
     customer_since: Mapped[date | None] = mapped_column(Date, default=None)
     lifetime_value: Mapped[Decimal] = mapped_column(Numeric(12, 2), default=Decimal(0))
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -112,6 +112,8 @@ class Lead(Base):
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
     closed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Privacy: when its notes and messages were anonymised by the retention job.
+    anonymised_at: Mapped[datetime | None] = mapped_column(default=None)
     # The first-response promise (console/sla.py): its target in covered minutes, when it is
     # missed, and the next moment an alert is due (a warning threshold or the breach).
     sla_minutes: Mapped[int | None] = mapped_column(Integer, default=None)

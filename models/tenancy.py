@@ -49,6 +49,10 @@ class Business(Base):
     always_open: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # The owner's script edits are published at once (else they wait as a draft for the agency).
     owner_may_publish: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Privacy: closed leads' notes are anonymised this many days after closing (None: kept).
+    retention_days: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Bumped to revoke the business's calendar feed links (they are signed with this version).
+    calendar_feed_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # The last per-business event sequence number handed out (see models/events.py).
     event_seq: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), default=0, server_default="0"
