@@ -1,0 +1,120 @@
+"""Customer records: importing a business's customers, A/B/C on demand, privacy requests."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+
+from console import contact_import, customer_classes, privacy
+from console.tenancy import visible_businesses
+from models import Role
+from routes.access import signed_in, user_of
+from routes.forms import now, see_other, text
+from routes.templating import render
+
+WORKERS = (Role.SECRETARY, Role.ADMIN)
+
+
+@signed_in(*WORKERS)
+async def import_page(request: Request) -> Response:
+    """Step by step: upload, map the columns (with a preview), import, the report."""
+    form = await request.form() if request.method == "POST" else FormData()
+    upload = form.get("file")
+    file = upload if isinstance(upload, UploadFile) else None
+    step = text(form, "step")
+    async with request.app.state.db.transaction() as session:
+        shown = await contact_import.import_step(
+            session,
+            user_of(request),
+            business_id=text(form, "business_id"),
+            filename=file.filename or "" if file else text(form, "filename"),
+            content=await file.read() if file else None,
+            payload=text(form, "payload"),
+            mapping={n: text(form, "map_" + n) for n in contact_import.FIELDS}
+            if step in ("preview", "import")
+            else None,
+            merge=text(form, "duplicates") == "merge",
+            commit=step == "import",
+            now=now(request),
+        )
+    return render(request, "customers/import.html", {"step": shown})
+
+
+@signed_in(*WORKERS)
+async def import_report(request: Request) -> Response:
+    """The rejected and skipped rows of an import just done, as the CSV the page shows."""
+    form = await request.form()
+    disposition = 'attachment; filename="import-report.csv"'
+    return Response(
+        text(form, "report"), media_type="text/csv", headers={"Content-Disposition": disposition}
+    )
+
+
+@signed_in(*WORKERS)
+async def settings_page(request: Request) -> Response:
+    """A/B/C on demand and each business's retention period (the admin edits it)."""
+    async with request.app.state.db.transaction(write=False) as session:
+        businesses = await visible_businesses(session, user_of(request))
+    return render(request, "customers/settings.html", {"businesses": businesses})
+
+
+@signed_in(*WORKERS)
+async def classify(request: Request) -> Response:
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        business = await customer_classes.classify_visible(
+            session, user_of(request), text(form, "business_id")
+        )
+    return see_other(request, f"/contacts/settings?classified={business.id}")
+
+
+@signed_in(Role.ADMIN)
+async def set_retention(request: Request) -> Response:
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        await privacy.set_retention(
+            session,
+            user_of(request),
+            request.path_params["business_id"],
+            text(form, "retention_days"),
+            now=now(request),
+        )
+    return see_other(request, "/contacts/settings")
+
+
+@signed_in(*WORKERS)
+async def export(request: Request) -> Response:
+    """Everything held about the contact, as a JSON file (audited)."""
+    async with request.app.state.db.transaction() as session:
+        document = await privacy.export_contact(
+            session,
+            user_of(request),
+            request.path_params["contact_id"],
+            now=now(request),
+            address=request.state.client_address,
+        )
+    disposition = f'attachment; filename="contact-{request.path_params["contact_id"]}.json"'
+    return Response(
+        json.dumps(document, ensure_ascii=False, indent=2),
+        media_type="application/json",
+        headers={"Content-Disposition": disposition},
+    )
+
+
+@signed_in(*WORKERS)
+async def erase(request: Request) -> Response:
+    """Anonymise the contact on their request (audited); the card stays, empty."""
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        contact = await privacy.erase_contact(
+            session,
+            user_of(request),
+            request.path_params["contact_id"],
+            now=now(request),
+            address=request.state.client_address,
+            confirmed=text(form, "confirm") == "erase",
+        )
+    return see_other(request, f"/contacts/{contact.id}")
