@@ -1,0 +1,236 @@
+"""The agency's administration (admins only; anyone else is told 'not found'): businesses,
+people, assignments and the audit log; and the public page where an invitee sets a password."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from console import admin
+from console.i18n import LOCALES
+from models import Role
+from routes.access import signed_in, user_of
+from routes.forms import now, see_other, text
+from routes.templating import render
+
+# The set-password link must not leak through Referer, nor stay in a shared cache.
+PRIVATE = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+ROLES = [role.value for role in Role]
+
+
+def actor(request: Request) -> admin.Actor:
+    return admin.Actor(user_of(request), now(request), request.state.client_address)
+
+
+def link_url(request: Request, token: str) -> str:
+    base = request.app.state.settings.public_url or str(request.base_url).rstrip("/")
+    return f"{base}/invite/{token}"
+
+
+def secret(request: Request) -> str:
+    return str(request.app.state.settings.secret_key)
+
+
+# --- businesses -------------------------------------------------------------------------------
+
+
+@signed_in(Role.ADMIN)
+async def new_business(request: Request) -> Response:
+    return render(request, "agency/business_new.html", {"locales": LOCALES})
+
+
+@signed_in(Role.ADMIN)
+async def create_business(request: Request) -> Response:
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        business = await admin.create_business(
+            session,
+            actor(request),
+            slug=text(form, "slug"),
+            name=text(form, "name"),
+            timezone=text(form, "timezone"),
+            locale=text(form, "locale"),
+        )
+    return see_other(request, f"/agency/businesses/{business.id}")
+
+
+@signed_in(Role.ADMIN)
+async def business(request: Request) -> Response:
+    """A business's settings and its secretaries (and who else could serve it)."""
+    async with request.app.state.db.transaction(write=False) as session:
+        found = await admin.get_business(session, request.path_params["business_id"])
+        assigned = await admin.assignments_of(session, found)
+        people = await admin.users_page(session)
+    taken = {a.user.id for a in assigned}
+    free = [r.user for r in people if r.user.role == Role.SECRETARY and r.user.id not in taken]
+    context = {"business": found, "assigned": assigned, "free": free, "locales": LOCALES}
+    return render(request, "agency/business.html", context)
+
+
+@signed_in(Role.ADMIN)
+async def update_business(request: Request) -> Response:
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        found = await admin.get_business(session, request.path_params["business_id"])
+        await admin.update_business(
+            session,
+            actor(request),
+            found,
+            name=text(form, "name"),
+            timezone=text(form, "timezone"),
+            locale=text(form, "locale"),
+        )
+    return see_other(request, f"/agency/businesses/{found.id}")
+
+
+@signed_in(Role.ADMIN)
+async def set_business_active(request: Request) -> Response:
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        found = await admin.get_business(session, request.path_params["business_id"])
+        await admin.set_business_active(
+            session, actor(request), found, active=text(form, "active") == "1"
+        )
+    return see_other(request, f"/agency/businesses/{found.id}")
+
+
+@signed_in(Role.ADMIN)
+async def assign(request: Request) -> Response:
+    """Assign a secretary, or change whether she is the business's backup."""
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        found = await admin.get_business(session, request.path_params["business_id"])
+        person = await admin.get_user(session, text(form, "user_id"))
+        backup = text(form, "backup") == "1"
+        await admin.assign(session, actor(request), found, person, backup=backup)
+    return see_other(request, f"/agency/businesses/{found.id}#secretaries")
+
+
+@signed_in(Role.ADMIN)
+async def unassign(request: Request) -> Response:
+    async with request.app.state.db.transaction() as session:
+        found = await admin.get_business(session, request.path_params["business_id"])
+        person = await admin.get_user(session, request.path_params["user_id"])
+        await admin.unassign(session, actor(request), found, person)
+    return see_other(request, f"/agency/businesses/{found.id}#secretaries")
+
+
+# --- people -----------------------------------------------------------------------------------
+
+
+async def _people(request: Request, **extra: object) -> Response:
+    async with request.app.state.db.transaction(write=False) as session:
+        rows = await admin.users_page(session)
+    context = {"rows": rows, "roles": ROLES, "locales": LOCALES, **extra}
+    response = render(request, "agency/users.html", context)
+    response.headers.update(PRIVATE)
+    return response
+
+
+@signed_in(Role.ADMIN)
+async def users(request: Request) -> Response:
+    return await _people(request)
+
+
+@signed_in(Role.ADMIN)
+async def invite(request: Request) -> Response:
+    """Create the user and show the admin the set-password link to send."""
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        person = await admin.invite_user(
+            session,
+            actor(request),
+            email=text(form, "email"),
+            name=text(form, "name"),
+            role=text(form, "role"),
+            locale=text(form, "locale"),
+        )
+    link = link_url(request, admin.password_link_token(secret(request), person))
+    return await _people(request, link=link, link_for=person)
+
+
+@signed_in(Role.ADMIN)
+async def change_role(request: Request) -> Response:
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        person = await admin.get_user(session, request.path_params["user_id"])
+        await admin.change_role(session, actor(request), person, text(form, "role"))
+    await request.app.state.hub.end_sessions(user_id=str(person.id))
+    return see_other(request, "/agency/users")
+
+
+@signed_in(Role.ADMIN)
+async def set_user_active(request: Request) -> Response:
+    form = await request.form()
+    active = text(form, "active") == "1"
+    async with request.app.state.db.transaction() as session:
+        person = await admin.get_user(session, request.path_params["user_id"])
+        await admin.set_user_active(session, actor(request), person, active=active)
+    if not active:
+        await request.app.state.hub.end_sessions(user_id=str(person.id))
+    return see_other(request, "/agency/users")
+
+
+@signed_in(Role.ADMIN)
+async def reset_password(request: Request) -> Response:
+    async with request.app.state.db.transaction() as session:
+        person = await admin.get_user(session, request.path_params["user_id"])
+        await admin.reset_password(session, actor(request), person)
+    await request.app.state.hub.end_sessions(user_id=str(person.id))
+    link = link_url(request, admin.password_link_token(secret(request), person))
+    return await _people(request, link=link, link_for=person)
+
+
+@signed_in(Role.ADMIN)
+async def end_sessions(request: Request) -> Response:
+    async with request.app.state.db.transaction() as session:
+        person = await admin.get_user(session, request.path_params["user_id"])
+        await admin.end_sessions(session, actor(request), person)
+    await request.app.state.hub.end_sessions(user_id=str(person.id))
+    return see_other(request, "/agency/users")
+
+
+# --- the audit log ----------------------------------------------------------------------------
+
+
+@signed_in(Role.ADMIN)
+async def audit(request: Request) -> Response:
+    """Who did what, newest first; filtered by person, business, action and dates."""
+    params = request.query_params
+    filters = admin.AuditFilters(
+        **{f.name: params.get(f.name, "") for f in fields(admin.AuditFilters)}
+    )
+    async with request.app.state.db.transaction(write=False) as session:
+        page = await admin.audit_log(session, filters)
+    return render(request, "agency/audit.html", {"page": page, "filters": filters})
+
+
+# --- the invitee's own page (no session: the signed link is the proof) ---------------------------
+
+
+async def password_form(request: Request) -> Response:
+    async with request.app.state.db.transaction(write=False) as session:
+        person = await admin.user_of_password_link(
+            session, secret(request), request.path_params["token"], now=now(request)
+        )
+    response = render(request, "login/set_password.html", {"person": person})
+    response.headers.update(PRIVATE)
+    return response
+
+
+async def set_password(request: Request) -> Response:
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        await admin.set_password_from_link(
+            session,
+            secret(request),
+            request.path_params["token"],
+            password=text(form, "password"),
+            repeated=text(form, "repeated"),
+            now=now(request),
+        )
+    response = see_other(request, "/login")
+    response.headers.update(PRIVATE)
+    return response
