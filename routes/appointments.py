@@ -1,0 +1,75 @@
+"""The business's calendar: the secretary books and cancels from the lead page, the owner sees
+what is coming in his portal, and calendars read the signed feed (no session: the token in the
+path is the proof, and bumping the business's feed version revokes it)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from console import appointments
+from console.appointments import Booking
+from console.tenancy import visible_businesses
+from models import Role
+from routes.access import signed_in, user_of
+from routes.forms import now, see_other, text
+from routes.templating import render
+
+WORKERS = (Role.SECRETARY, Role.ADMIN)
+
+
+@signed_in(*WORKERS)
+async def book(request: Request) -> Response:
+    """Book the lead's meeting; a slot outside the hours is 422, a taken one 409."""
+    form = await request.form()
+    booking = Booking(
+        **{name: text(form, name) for name in ("day", "start", "minutes", "title", "location")},
+        notes=text(form, "notes"),
+        request_key=text(form, "request_key"),
+    )
+    async with request.app.state.db.transaction() as session:
+        appointment = await appointments.book_appointment(
+            session, user_of(request), request.path_params["lead_id"], booking, now=now(request)
+        )
+    return see_other(request, f"/leads/{appointment.lead_id}#appointments")
+
+
+@signed_in(*WORKERS)
+async def cancel(request: Request) -> Response:
+    async with request.app.state.db.transaction() as session:
+        appointment = await appointments.cancel_appointment(
+            session, user_of(request), request.path_params["appointment_id"], now=now(request)
+        )
+    return see_other(request, f"/leads/{appointment.lead_id}#appointments")
+
+
+@signed_in(Role.OWNER)
+async def portal(request: Request) -> Response:
+    """What is coming, and the link with which his calendar subscribes to it."""
+    settings = request.app.state.settings
+    base_url = settings.public_url or str(request.base_url)
+    async with request.app.state.db.transaction(write=False) as session:
+        coming = await appointments.upcoming(session, user_of(request), now=now(request))
+        businesses = await visible_businesses(session, user_of(request))
+    feeds = [
+        (business, appointments.feed_url(settings.secret_key, business, base_url))
+        for business in businesses
+    ]
+    context = {
+        "coming": coming,
+        "feeds": feeds,
+        "timezones": {b.id: b.timezone for b in businesses},
+    }
+    return render(request, "portal/appointments.html", context)
+
+
+async def feed(request: Request) -> Response:
+    """The business's calendar as iCalendar, for Google, Apple and Outlook to subscribe to."""
+    async with request.app.state.db.transaction(write=False) as session:
+        business = await appointments.feed_business(
+            session, request.app.state.settings.secret_key, request.path_params["token"]
+        )
+        booked = await appointments.feed_appointments(session, business, now=now(request))
+    body = appointments.calendar_ics(business, booked, now=now(request))
+    headers = {"Cache-Control": "private, max-age=300", "Referrer-Policy": "no-referrer"}
+    return Response(body, media_type="text/calendar; charset=utf-8", headers=headers)

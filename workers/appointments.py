@@ -1,0 +1,15 @@
+"""Appointment reminders: the day before, to the contact, once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from console.appointments import queue_reminders
+
+
+async def remind_appointments(ctx: dict[str, Any], *, now: datetime | None = None) -> int:
+    """Queue the reminders of the appointments starting within a day; safe to run twice or on
+    two workers at once (each reminder has its idempotency key)."""
+    async with ctx["db"].transaction() as session:
+        return await queue_reminders(session, now=now or datetime.now(UTC))
