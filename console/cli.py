@@ -118,6 +118,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--business", action="append", default=[], metavar="SLUG", help="only these (repeatable)"
     )
     simulate.set_defaults(run=run_simulate)
+
+    imports = commands.add_parser(
+        "import-contacts",
+        help="import a business's customers from a CSV or XLSX file (all accepted rows or none)",
+    )
+    imports.add_argument("--business", required=True, metavar="SLUG")
+    imports.add_argument("file", metavar="FILE")
+    imports.add_argument(
+        "--mapping",
+        default="",
+        help="field=column pairs, e.g. name=שם,phone=טלפון (default: guessed from the headers)",
+    )
+    imports.add_argument(
+        "--merge", action="store_true", help="fill known customers' missing fields (else skip)"
+    )
+    imports.set_defaults(run=run_import_contacts)
     return parser
 
 
@@ -315,6 +331,48 @@ def run_simulate(settings: Settings, args: argparse.Namespace) -> int:
         businesses=args.business,
     )
     return simulate(settings, plan, out=lambda line: print(line, flush=True))
+
+
+def run_import_contacts(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from console import contact_import
+
+    path = Path(args.file)
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+    sheet = contact_import.read_sheet(path.name, content)
+    if args.mapping:
+        mapping = contact_import.mapping_from_option(args.mapping, sheet.headers)
+    else:
+        mapping = contact_import.parse_mapping(
+            {k: str(v) for k, v in contact_import.guess_mapping(sheet.headers).items()},
+            sheet.headers,
+        )
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 100 == 0:
+            filled = 30 * done // max(total, 1)
+            bar = "#" * filled + "." * (30 - filled)
+            print(f"\r[{bar}] {done}/{total}", end="\n" if done == total else "", file=sys.stderr)
+
+    async def run(db: Database) -> contact_import.ImportReport:
+        async with db.transaction() as session:
+            business = await accounts.business_by_slug(session, args.business)
+            return await contact_import.import_contacts(
+                session, business, sheet, mapping, merge=args.merge, progress=progress
+            )
+
+    report = _with_db(settings, run)
+    print(
+        f"created: {report.created}, merged: {report.merged}, "
+        f"skipped: {len(report.skipped)}, rejected: {len(report.rejected)}"
+    )
+    if report.rejected or report.skipped:
+        print(report.as_csv(), end="")
+    return 0
 
 
 if __name__ == "__main__":

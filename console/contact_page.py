@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console.contacts import find_contact, get_contact, normalise_phone
 from console.errors import Invalid, NotFound
 from console.lead_page import leads_and_interactions
+from console.surveys import surveys_of_contact
 from console.tenancy import get_business
 from models import Business, Contact, Interaction, Lead, User
+from models.records import Survey
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class ContactView:
     business: Business
     leads: list[Lead]
     interactions: dict[uuid.UUID, list[Interaction]] = field(default_factory=dict)
+    surveys: list[Survey] = field(default_factory=list)  # the answered ones, newest first
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,8 @@ async def contact_view(
 async def _history(session: AsyncSession, contact: Contact) -> ContactView:
     business = await session.get_one(Business, contact.business_id)
     leads, by_lead = await leads_and_interactions(session, contact.id)
-    return ContactView(contact, business, leads, by_lead)
+    surveys = await surveys_of_contact(session, contact.id)
+    return ContactView(contact, business, leads, by_lead, surveys)
 
 
 async def caller_lookup(

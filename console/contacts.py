@@ -14,6 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.accounts import EMAIL
+from console.customer_classes import classify_business
 from console.errors import Conflict, Invalid
 from console.reminder_policy import plan_contact_followups
 from console.tenancy import get_scoped, scoped
@@ -249,6 +250,8 @@ async def update_contact(
         changes["abc_class"] = None
     if changes.get("abc_class") not in (None, "A", "B", "C"):
         raise Invalid("The class must be A, B or C.", field="abc_class")
+    if "abc_class" in changes:  # a class a person sets stays; empty is "automatic" again
+        changes["abc_class_locked"] = changes["abc_class"] is not None
     if "phone" in fields:
         phone = normalise_phone(fields["phone"]) if fields["phone"].strip() else None
         await _unique(session, contact, phone=phone, email=None)
@@ -276,6 +279,8 @@ async def update_contact(
     if reclassed:  # A, B and C are followed up every 14, 30 and 90 days (as the business set)
         await plan_contact_followups(session, contact)
     await session.flush()
+    if changes.get("abc_class_locked") is False:  # "automatic": the class from won deals now
+        await classify_business(session, contact.business_id)
     return contact
 
 

@@ -37,6 +37,8 @@ def rows(report: KpiReport) -> Iterator[tuple[str, str, str, Any]]:
     yield "period", "timezone", _("Time zone"), kpis.timezone
     for metric in metrics(kpis):
         yield "kpi", metric.key, metric.label, metric.value
+    for metric in report.feedback_metrics:
+        yield "feedback", metric.key, metric.label, metric.value
     for channel, count in kpis.by_channel.items():
         yield "channel", channel, labels.label("channel", channel), count
     for day, count in kpis.by_day:

@@ -50,6 +50,7 @@ from console.db import dialect_of
 from console.errors import Invalid
 from console.i18n import current_locale, direction
 from console.i18n import gettext as _
+from console.surveys import SurveyNumbers, survey_numbers
 from console.tenancy import get_business, visible_businesses
 from models import Business, Interaction, Lead, Task, User
 from models.contacts import CHANNELS
@@ -646,6 +647,23 @@ class KpiReport:
 
     business: Business
     kpis: Kpis
+    # The customers' surveys answered in the period (kept beside `kpis`, which is about leads).
+    feedback: SurveyNumbers | None = None
+
+    @property
+    def feedback_metrics(self) -> list[Metric]:
+        """The surveys' numbers: how many answered, the average rating, who would recommend."""
+        found = self.feedback or SurveyNumbers(0, None, None)
+        return [
+            Metric("survey_answers", _("Surveys answered"), found.answered, "count"),
+            Metric("survey_rating", _("Average rating (1–5)"), found.average_stars, "count"),
+            Metric(
+                "survey_recommend",
+                _("Share who would recommend the business"),
+                found.recommend_percent,
+                "percent",
+            ),
+        ]
 
     @property
     def period(self) -> Period:
@@ -714,7 +732,12 @@ async def report_for(
     business = await get_business(session, user, business_id)
     period = parse_period(raw_from, raw_to, today=local_today(business, now))
     kpis = await compute_kpis(session, [business], period, now=now)
-    return KpiReport(business, kpis[business.id])
+    return KpiReport(business, kpis[business.id], await _feedback(session, business, period))
+
+
+async def _feedback(session: AsyncSession, business: Business, period: Period) -> SurveyNumbers:
+    start, end = period.bounds(ZoneInfo(business.timezone))
+    return await survey_numbers(session, business.id, start, end)
 
 
 @dataclass(frozen=True)
@@ -756,4 +779,5 @@ async def kpi_screen(
     except Invalid as error:
         return replace(screen, error=error)
     kpis = await compute_kpis(session, [business], period, now=now)
-    return replace(screen, report=KpiReport(business, kpis[business.id]))
+    feedback = await _feedback(session, business, period)
+    return replace(screen, report=KpiReport(business, kpis[business.id], feedback))

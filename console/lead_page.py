@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from console.appointments import appointments_of_lead
 from console.availability import OwnerAway, owners_away
 from console.canned_replies import canned_replies, fill_reply
 from console.feedback import comments_of_lead
@@ -20,6 +21,7 @@ from console.replies import ReplyOptions, reply_options
 from console.scripts import fill_greeting, published_script
 from console.tasks import people_for_hand_off, tasks_of_lead
 from models import Business, Comment, Interaction, Lead, Role, Script, Task, User
+from models.records import Appointment
 
 # A hand-off is due, unless she says otherwise, two of the business's working hours from now.
 DEFAULT_DUE_IN_COVERED_MINUTES = 120
@@ -90,6 +92,7 @@ class LeadView:
     # its tasks, the owner's among them.
     owners_away: list[OwnerAway] = field(default_factory=list)
     comments: list[Comment] = field(default_factory=list)
+    appointments: list[Appointment] = field(default_factory=list)  # booked for this lead
 
     def away_of(self, user_id: uuid.UUID) -> str:
         return next((away.text for away in self.owners_away if away.user.id == user_id), "")
@@ -143,6 +146,7 @@ async def lead_view(
         ],
         owners_away=owners_away(owners, lead.business.timezone, now),
         comments=await comments_of_lead(session, lead.id),
+        appointments=await appointments_of_lead(session, lead.id),
     )
 
 

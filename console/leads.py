@@ -17,6 +17,7 @@ from console import events, sla
 from console.contacts import find_or_create_contact, touch_contact
 from console.errors import Conflict, Invalid, NotFound
 from console.reminder_policy import plan_quote_followups
+from console.surveys import SurveyLinks, start_survey
 from console.tenancy import get_business, get_scoped, may_see, parse_id, visible_businesses
 from models import Business, Contact, Lead, Role, SecretaryAssignment, User
 from models.contacts import CHANNELS
@@ -349,8 +350,10 @@ async def move_stage(
     deal_value: str = "",
     lost_reason: str = "",
     now: datetime,
+    survey_links: SurveyLinks | None = None,
 ) -> Lead:
-    """Move a lead along the pipeline; won and lost close it (lost needs a reason)."""
+    """Move a lead along the pipeline; won and lost close it (lost needs a reason). A won lead
+    gets its customer survey, once (sent when `survey_links` can write the link)."""
     if stage not in STAGES:
         raise Invalid("Unknown stage.", field="stage")
     value = _deal_value(deal_value)
@@ -374,6 +377,8 @@ async def move_stage(
     if moved:  # a quote is followed up on its days; any other stage stops that
         await plan_quote_followups(session, lead)
     await session.flush()
+    if moved and stage == "won":
+        await start_survey(session, lead, links=survey_links, now=now)
     kind = "lead.closed" if was_open and lead.closed_at else "lead.updated"
     await events.record(session, lead.business_id, kind, at=now, lead_id=lead.id)
     return lead

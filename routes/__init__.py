@@ -6,12 +6,15 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from routes import (
+    admin,
     alerts,
     api,
+    appointments,
     auth,
     calls,
     channels,
     contacts,
+    customers,
     feedback,
     health,
     home,
@@ -22,10 +25,13 @@ from routes import (
     live,
     policies,
     portal,
+    reports,
     scripts,
     settings,
+    surveys,
     task_acks,
     tasks,
+    wallboard,
 )
 from routes.templating import TEMPLATES
 
@@ -51,6 +57,7 @@ routes = [
     Route("/portal/tasks/{task_id}/done", portal.finish_task, methods=["POST"]),
     Route("/portal/tasks/{task_id}/comments", portal.comment_on_task, methods=["POST"]),
     Route("/portal/availability", portal.set_availability, methods=["POST"]),
+    Route("/portal/appointments", appointments.portal, methods=["GET"]),
     Route("/portal/businesses/{business_id}/script", portal.script_editor, methods=["GET"]),
     Route("/portal/businesses/{business_id}/script", portal.save_script, methods=["POST"]),
     Route("/portal/businesses/{business_id}/hours", hours.owner_editor, methods=["GET"]),
@@ -79,6 +86,8 @@ routes = [
     Route("/leads/{lead_id}/replies", calls.reply, methods=["POST"]),
     Route("/leads/{lead_id}/tasks", calls.hand_off, methods=["POST"]),
     Route("/leads/{lead_id}/comments", feedback.comment_on_lead, methods=["POST"]),
+    Route("/leads/{lead_id}/appointments", appointments.book, methods=["POST"]),
+    Route("/appointments/{appointment_id}/cancel", appointments.cancel, methods=["POST"]),
     Route("/calls/{call_id}/autosave", calls.autosave, methods=["POST"]),
     Route("/calls/{call_id}/wrap-up", calls.wrap_up, methods=["POST"]),
     Route("/alerts", alerts.alert_list, methods=["GET"]),
@@ -89,6 +98,14 @@ routes = [
     Route("/contacts", contacts.search, methods=["GET"]),
     Route("/contacts/lookup", contacts.lookup, methods=["GET"]),
     Route("/contacts/silent", contacts.silent, methods=["GET"]),
+    # customer records: import, A/B/C on demand, retention, privacy requests
+    Route("/contacts/import", customers.import_page, methods=["GET", "POST"]),
+    Route("/contacts/import/report.csv", customers.import_report, methods=["POST"]),
+    Route("/contacts/settings", customers.settings_page, methods=["GET"]),
+    Route("/contacts/classify", customers.classify, methods=["POST"]),
+    Route("/contacts/settings/{business_id}/retention", customers.set_retention, methods=["POST"]),
+    Route("/contacts/{contact_id}/export", customers.export, methods=["POST"]),
+    Route("/contacts/{contact_id}/erase", customers.erase, methods=["POST"]),
     Route("/contacts/{contact_id}", contacts.show, methods=["GET"]),
     Route("/contacts/{contact_id}", contacts.update, methods=["POST"]),
     # the user's own settings
@@ -97,6 +114,29 @@ routes = [
     Route("/settings/tokens/{token_id}/revoke", settings.revoke_token, methods=["POST"]),
     # the agency's administration
     Route("/agency/ratings", feedback.ratings, methods=["GET"]),
+    Route("/agency/reports", reports.page, methods=["GET"]),
+    Route("/agency/reports/secretaries.csv", reports.secretaries_csv, methods=["GET"]),
+    Route("/agency/reports/billing.csv", reports.billing_csv, methods=["GET"]),
+    Route("/agency/reports.xlsx", reports.xlsx_export, methods=["GET"]),
+    Route("/agency/wallboard", wallboard.page, methods=["GET"]),
+    Route("/agency/audit", admin.audit, methods=["GET"]),
+    Route("/agency/users", admin.users, methods=["GET"]),
+    Route("/agency/users", admin.invite, methods=["POST"]),
+    Route("/agency/users/{user_id}/role", admin.change_role, methods=["POST"]),
+    Route("/agency/users/{user_id}/active", admin.set_user_active, methods=["POST"]),
+    Route("/agency/users/{user_id}/password", admin.reset_password, methods=["POST"]),
+    Route("/agency/users/{user_id}/sessions/end", admin.end_sessions, methods=["POST"]),
+    Route("/agency/businesses/new", admin.new_business, methods=["GET"]),
+    Route("/agency/businesses", admin.create_business, methods=["POST"]),
+    Route("/agency/businesses/{business_id}", admin.business, methods=["GET"]),
+    Route("/agency/businesses/{business_id}", admin.update_business, methods=["POST"]),
+    Route("/agency/businesses/{business_id}/active", admin.set_business_active, methods=["POST"]),
+    Route("/agency/businesses/{business_id}/assignments", admin.assign, methods=["POST"]),
+    Route(
+        "/agency/businesses/{business_id}/assignments/{user_id}/remove",
+        admin.unassign,
+        methods=["POST"],
+    ),
     Route("/agency/businesses/{business_id}/script", scripts.editor, methods=["GET"]),
     Route("/agency/businesses/{business_id}/script", scripts.save, methods=["POST"]),
     Route(
@@ -136,9 +176,16 @@ routes = [
         channels.remove_line,
         methods=["POST"],
     ),
+    # a new or reset user setting a password from the signed link the agency sent
+    Route("/invite/{token}", admin.password_form, methods=["GET"]),
+    Route("/invite/{token}", admin.set_password, methods=["POST"]),
     # an owner answering a hand-off from the signed link in his message, without signing in
     Route("/ack/{token}", task_acks.page, methods=["GET"]),
     Route("/ack/{token}", task_acks.confirm, methods=["POST"]),
+    # a customer's survey after a won lead, and a business's calendar feed: signed links
+    Route("/survey/{token}", surveys.page, methods=["GET"]),
+    Route("/survey/{token}", surveys.answer, methods=["POST"]),
+    Route("/calendar/{token}.ics", appointments.feed, methods=["GET"]),
     # leads arriving by themselves
     Route("/intake/twilio/sms", intake.twilio_sms, methods=["POST"]),
     Route("/intake/twilio/voice", intake.twilio_voice, methods=["POST"]),

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from console import api, api_tokens, i18n, openapi, ratelimit
+from console.admin import Actor, record_lead_view
 from console.errors import Unauthorized, UnsupportedMedia
 from models import User
 from routes.errors import console_error
@@ -79,8 +80,12 @@ async def list_leads(request: Request, user: User) -> Response:
 
 @bearer
 async def show_lead(request: Request, user: User) -> Response:
-    async with request.app.state.db.transaction(write=False) as session:
-        return _json(await api.lead_by_id(session, user, request.path_params["lead_id"]))
+    """One lead; the view is audited as the lead page's is."""
+    async with request.app.state.db.transaction() as session:
+        lead = await api.lead_by_id(session, user, request.path_params["lead_id"])
+        viewer = Actor(user, now(request), getattr(request.state, "client_address", ""))
+        await record_lead_view(session, lead.id, lead.business_id, actor=viewer, via="api")
+    return _json(lead)
 
 
 @bearer

@@ -9,6 +9,7 @@ from starlette.responses import RedirectResponse, Response
 
 from console import auth, i18n
 from console.accounts import set_user_locale
+from console.admin import record_sign_in
 from console.errors import Throttled
 from models import Role, User
 from routes.access import current_user, safe_next
@@ -52,6 +53,9 @@ async def login(request: Request) -> Response:
                 password=password,
                 address=request.state.client_address,
                 now=now,
+            )
+            await record_sign_in(
+                session, user, email=email, address=request.state.client_address, now=now
             )
             started = None
             if user is not None:

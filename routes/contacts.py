@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from console import contacts, reminders
 from console.contact_page import caller_lookup, contact_view
+from console.customer_classes import inactive_contacts, inactive_since
 from models import Role
 from routes.access import signed_in, user_of
 from routes.forms import now, see_other, text
@@ -18,9 +19,17 @@ WORKERS = (Role.SECRETARY, Role.ADMIN)
 @signed_in(*WORKERS, Role.OWNER)
 async def search(request: Request) -> Response:
     query = request.query_params.get("q", "")
+    inactive = request.query_params.get("inactive") == "1"
     async with request.app.state.db.transaction(write=False) as session:
-        found = await contacts.search_contacts(session, user_of(request), query)
-    return render(request, "contacts/index.html", {"contacts": found, "q": query}, block="results")
+        if inactive and not query.strip():
+            found = await inactive_contacts(session, user_of(request), now=now(request))
+        else:
+            found = await contacts.search_contacts(session, user_of(request), query)
+    before = inactive_since(now(request))
+    if inactive:  # the filter: only those silent for two years
+        found = [c for c in found if (c.last_contact_at or c.created_at) < before]
+    context = {"contacts": found, "q": query, "inactive": inactive, "inactive_before": before}
+    return render(request, "contacts/index.html", context, block="results")
 
 
 @signed_in(*WORKERS, Role.OWNER)
@@ -50,7 +59,8 @@ async def lookup(request: Request) -> Response:
 async def show(request: Request) -> Response:
     async with request.app.state.db.transaction(write=False) as session:
         view = await contact_view(session, user_of(request), request.path_params["contact_id"])
-    return render(request, "contacts/show.html", {"view": view})
+    context = {"view": view, "inactive_before": inactive_since(now(request))}
+    return render(request, "contacts/show.html", context)
 
 
 @signed_in(*WORKERS)

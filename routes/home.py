@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.admin import staffing_gaps
 from console.overview import agency_overview
 from models import Role
 from routes.access import signed_in, user_of
@@ -16,4 +17,5 @@ async def agency(request: Request) -> Response:
     """The agency's overview: its businesses and people."""
     async with request.app.state.db.transaction(write=False) as session:
         overview = await agency_overview(session, user_of(request))
-    return render(request, "agency/index.html", {"overview": overview})
+        gaps = await staffing_gaps(session)
+    return render(request, "agency/index.html", {"overview": overview, "gaps": gaps})

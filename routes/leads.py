@@ -6,11 +6,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from console import leads
+from console.admin import record_lead_view
 from console.lead_page import lead_view
 from console.leads import InboxFilters, NewLead
+from console.surveys import SurveyLinks
 from console.tenancy import visible_businesses
 from models import Role
 from routes.access import signed_in, user_of
+from routes.admin import actor as admin_actor
 from routes.forms import now, see_other, text
 from routes.templating import render
 
@@ -52,8 +55,8 @@ async def create_lead(request: Request) -> Response:
 
 @signed_in(*WORKERS, Role.OWNER)
 async def show_lead(request: Request) -> Response:
-    """The lead page: script, call log, contact card and history, tasks."""
-    async with request.app.state.db.transaction(write=False) as session:
+    """The lead page: script, call log, contact card and history, tasks (the view is audited)."""
+    async with request.app.state.db.transaction() as session:
         view = await lead_view(
             session,
             user_of(request),
@@ -61,6 +64,8 @@ async def show_lead(request: Request) -> Response:
             now=now(request),
             reply_template=request.app.state.settings.whatsapp_reply_template,
         )
+        lead = view.lead
+        await record_lead_view(session, lead.id, lead.business_id, actor=admin_actor(request))
     return render(request, "leads/show.html", {"view": view, "now": now(request)})
 
 
@@ -108,5 +113,6 @@ async def move_stage(request: Request) -> Response:
             deal_value=text(form, "deal_value"),
             lost_reason=text(form, "lost_reason"),
             now=now(request),
+            survey_links=SurveyLinks.of(request.app.state.settings),
         )
     return see_other(request, f"/leads/{lead.id}")

@@ -33,7 +33,7 @@ from console.tenancy import visible_businesses
 from routes.templating import env
 
 MAX_FRAME = 16_384
-PAGES = ("queue", "tasks", "portal", "alerts", "other")
+PAGES = ("queue", "tasks", "portal", "alerts", "wallboard", "other")
 ALERT_EVENTS = frozenset({"alert.raised", "alert.acknowledged"})
 LEAD_EVENTS = frozenset(
     {
@@ -47,6 +47,9 @@ LEAD_EVENTS = frozenset(
     }
 )
 TASK_EVENTS = frozenset({"task.created", "task.done", "task.cancelled", "task.reopened"})
+# The wallboard fetches its board again (throttled in the page) when one of these happens.
+WALLBOARD_EVENTS = LEAD_EVENTS | ALERT_EVENTS | {"presence.changed"}
+WALLBOARD_REFRESH = '<template data-refresh="wallboard"></template>'
 
 
 def same_origin(websocket: WebSocket) -> bool:
@@ -223,6 +226,8 @@ class Fragments:
     async def _parts(self, event: LiveEvent, audience: Audience) -> list[str]:
         lead_id = str(event.payload.get("lead_id") or "")
         page = audience.page
+        if page == "wallboard" and event.kind in WALLBOARD_EVENTS:
+            return [WALLBOARD_REFRESH]
         if event.kind == "presence.changed":
             where = "row" if page == "queue" else "page" if page == f"lead:{lead_id}" else None
             if where is None:

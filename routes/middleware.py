@@ -30,10 +30,10 @@ ANON_COOKIE = "mazkira_csrf"
 LOCALE_COOKIE = "mazkira_lang"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Webhooks and the bearer-token API prove who they are by signature or token, not by cookie;
-# so does an owner's signed task link (the token in the path).
-CSRF_EXEMPT_PREFIXES = ("/intake/", "/api/", "/ack/")
+# so does an owner's signed task link and a customer's survey link (the token in the path).
+CSRF_EXEMPT_PREFIXES = ("/intake/", "/api/", "/ack/", "/survey/")
 # The API (bearer token) and the webhooks (signature or key) need no session lookup, no cookies.
-NO_SESSION_PREFIXES = ("/static/", "/healthz", "/api/", "/intake/")
+NO_SESSION_PREFIXES = ("/static/", "/healthz", "/api/", "/intake/", "/calendar/")
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

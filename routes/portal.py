@@ -7,10 +7,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from console import availability, feedback, portal, scripts, task_sla, tasks
+from console.admin import record_change, record_lead_view
 from console.portal import ReviewFilters
 from console.tenancy import get_business, parse_id
 from models import Role
 from routes.access import signed_in, user_of
+from routes.admin import actor as admin_actor
 from routes.forms import is_htmx, now, see_other, text
 from routes.templating import render
 
@@ -37,8 +39,12 @@ async def index(request: Request) -> Response:
 @signed_in(Role.OWNER)
 async def lead(request: Request) -> Response:
     """A lead as the owner reads it: what was done, its tasks, the comments; he may comment."""
-    async with request.app.state.db.transaction(write=False) as session:
+    async with request.app.state.db.transaction() as session:
         view = await portal.owner_lead(session, user_of(request), request.path_params["lead_id"])
+        lead = view.lead
+        await record_lead_view(
+            session, lead.id, lead.business_id, actor=admin_actor(request), via="portal"
+        )
     return render(request, "portal/lead.html", {"view": view, "now": now(request)})
 
 
@@ -157,7 +163,7 @@ async def save_script(request: Request) -> Response:
         if action == "preview":
             context = {"business": business, "preview": scripts.preview(typed)}
             return render(request, "portal/script.html", context, block="preview")
-        await scripts.save_owner_draft(
+        script = await scripts.save_owner_draft(
             session,
             user_of(request),
             business,
@@ -165,5 +171,7 @@ async def save_script(request: Request) -> Response:
             publish=action == "publish",
             now=now(request),
         )
+        done = "script.published" if script.status == "published" else "script.saved"
+        await record_change(session, admin_actor(request), done, business, by="owner")
     saved = "published" if action == "publish" else "draft"
     return see_other(request, f"/portal/businesses/{business.id}/script?saved={saved}")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import canned_replies, scripts
+from console import admin, canned_replies, scripts
 from console.tenancy import get_business
 from models import Role
 from routes.access import signed_in, user_of
+from routes.admin import actor
 from routes.forms import now, see_other, text
 from routes.templating import render
 
@@ -47,9 +48,11 @@ async def save(request: Request) -> Response:
         if action == "preview":
             preview = scripts.preview(typed)
             return render(request, "agency/script.html", {"preview": preview}, block="preview")
-        await scripts.save_draft(session, user_of(request), business, typed)
+        draft = await scripts.save_draft(session, user_of(request), business, typed)
         if action == "publish":
-            await scripts.publish_draft(session, business, now=now(request))
+            draft = await scripts.publish_draft(session, business, now=now(request))
+        done = "script.published" if action == "publish" else "script.saved"
+        await admin.record_change(session, actor(request), done, business, version=draft.version)
     return see_other(request, f"/agency/businesses/{business.id}/script")
 
 
@@ -59,7 +62,11 @@ async def owner_may_publish(request: Request) -> Response:
     form = await request.form()
     async with request.app.state.db.transaction() as session:
         business = await get_business(session, user_of(request), request.path_params["business_id"])
-        await scripts.set_owner_may_publish(session, business, text(form, "allowed") == "1")
+        allowed = text(form, "allowed") == "1"
+        await scripts.set_owner_may_publish(session, business, allowed)
+        await admin.record_change(
+            session, actor(request), "script.owner_may_publish", business, allowed=allowed
+        )
     return see_other(request, f"/agency/businesses/{business.id}/script")
 
 

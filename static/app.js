@@ -229,6 +229,17 @@
     }
   }
 
+  // The wallboard: fetch the board again at most once a second, however many events arrive.
+  let boardTimer = null;
+  function refreshBoard() {
+    if (boardTimer) return;
+    boardTimer = setTimeout(() => {
+      boardTimer = null;
+      if (!document.getElementById("wallboard")) return;
+      htmx.ajax("GET", "/agency/wallboard", { target: "#wallboard", select: "#wallboard", swap: "outerHTML" });
+    }, 1000);
+  }
+
   function softReload() {
     htmx.ajax("GET", location.pathname + location.search, { target: "#main", select: "#main", swap: "outerHTML" });
   }
@@ -255,7 +266,10 @@
     template.innerHTML = text;
     const fragment = template.content;
     fragment.querySelectorAll("template[data-reload]").forEach((el) => { el.remove(); softReload(); });
-    fragment.querySelectorAll("template[data-refresh]").forEach((el) => { el.remove(); refreshCounts(); });
+    fragment.querySelectorAll("template[data-refresh]").forEach((el) => {
+      el.remove();
+      if (el.dataset.refresh === "wallboard") refreshBoard(); else refreshCounts();
+    });
     fragment.querySelectorAll("template[data-attention]").forEach((el) => { el.remove(); attention(el); });
     Array.from(fragment.children).forEach((el) => { if (el.dataset && el.dataset.upsert) upsert(el); });
     const holder = document.createElement("div");

@@ -19,6 +19,8 @@ from console.hub import Audience, Hub, RedisBroker
 from console.jobs import Periodic
 from console.notify import Senders
 from console.scheduler import ArqScheduler, schedule_queued
+from workers.appointments import remind_appointments
+from workers.customers import anonymise_leads, classify_customers
 from workers.digests import send_digests
 from workers.housekeeping import purge_events, purge_sessions
 from workers.notifications import send_notifications
@@ -33,6 +35,9 @@ PERIODIC = [
     Periodic(sweep_sla, every_seconds=5),
     Periodic(remind_followups, every_seconds=300),
     Periodic(send_digests, every_seconds=300),
+    Periodic(remind_appointments, every_seconds=300),
+    Periodic(classify_customers, every_seconds=3600),
+    Periodic(anonymise_leads, every_seconds=3600),
 ]
 
 
