@@ -581,6 +581,11 @@ class KpiOut(Answer):
     overdue_tasks: int = Field(description="Of them, past their due time.")
     task_age_hours: float | None = Field(description="Their average age in hours.")
     oldest_task_hours: float | None = Field(description="The oldest one's age in hours.")
+    survey_answers: int = Field(description="Customers' surveys answered in the period.")
+    survey_rating: float | None = Field(description="Their average rating, 1 to 5.")
+    survey_recommend: float | None = Field(
+        description="Of them, the share who would recommend the business, in percent."
+    )
 
 
 async def kpis_for(session: AsyncSession, user: User, query: KpiQuery, *, now: datetime) -> KpiOut:
@@ -595,6 +600,7 @@ async def kpis_for(session: AsyncSession, user: User, query: KpiQuery, *, now: d
     else:
         period = kpis.check_period(query.from_, query.to)
     found = (await kpis.compute_kpis(session, [business], period, now=now))[business.id]
+    report = kpis.KpiReport(business, found, await kpis.feedback_of(session, business, period))
     return KpiOut.model_validate(
         {
             "business_id": business.id,
@@ -604,5 +610,6 @@ async def kpis_for(session: AsyncSession, user: User, query: KpiQuery, *, now: d
             "leads_by_channel": found.by_channel,
             "leads_by_day": [DayCount(day=day, leads=count) for day, count in found.by_day],
             **{metric.key: metric.value for metric in kpis.metrics(found)},
+            **{metric.key: metric.value for metric in report.feedback_metrics},
         }
     )

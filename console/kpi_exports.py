@@ -88,7 +88,7 @@ def to_xlsx(report: KpiReport) -> bytes:
     summary.append([_("To date"), period.last])
     summary.append([])
     summary.append([_("Number"), _("Value"), "key"])
-    for metric in metrics(kpis):
+    for metric in [*metrics(kpis), *report.feedback_metrics]:
         value: Any = float(metric.value) if isinstance(metric.value, Decimal) else metric.value
         summary.append([metric.label, value, metric.key])
         if metric.unit == "money" and value is not None:

@@ -732,10 +732,11 @@ async def report_for(
     business = await get_business(session, user, business_id)
     period = parse_period(raw_from, raw_to, today=local_today(business, now))
     kpis = await compute_kpis(session, [business], period, now=now)
-    return KpiReport(business, kpis[business.id], await _feedback(session, business, period))
+    return KpiReport(business, kpis[business.id], await feedback_of(session, business, period))
 
 
-async def _feedback(session: AsyncSession, business: Business, period: Period) -> SurveyNumbers:
+async def feedback_of(session: AsyncSession, business: Business, period: Period) -> SurveyNumbers:
+    """The customers' surveys answered in the period."""
     start, end = period.bounds(ZoneInfo(business.timezone))
     return await survey_numbers(session, business.id, start, end)
 
@@ -779,5 +780,5 @@ async def kpi_screen(
     except Invalid as error:
         return replace(screen, error=error)
     kpis = await compute_kpis(session, [business], period, now=now)
-    feedback = await _feedback(session, business, period)
+    feedback = await feedback_of(session, business, period)
     return replace(screen, report=KpiReport(business, kpis[business.id], feedback))
