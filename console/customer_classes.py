@@ -79,14 +79,6 @@ async def classify_business(session: AsyncSession, business_id: uuid.UUID) -> in
     return len(changed)
 
 
-async def classify_all(session: AsyncSession) -> int:
-    """Every business's classes (the periodic job); running it twice changes nothing more."""
-    changed = 0
-    for business_id in (await session.scalars(select(Business.id))).all():
-        changed += await classify_business(session, business_id)
-    return changed
-
-
 async def classify_visible(session: AsyncSession, user: User, business_id: str) -> Business:
     """A/B/C recomputed now, on request, for one of the user's businesses."""
     business = await get_business(session, user, business_id)

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from console.customer_classes import classify_all
+from sqlalchemy import select
+
+from console.customer_classes import classify_business
 from console.privacy import anonymise_expired_leads
+from models import Business
 
 
 async def classify_customers(ctx: dict[str, Any]) -> int:
-    """Recompute every business's A/B/C classes from won deals (locked classes stay)."""
-    async with ctx["db"].transaction() as session:
-        return await classify_all(session)
+    """Recompute every business's A/B/C classes from won deals (locked classes stay).
+
+    One short transaction per business: at a million leads the whole run takes seconds, and on
+    SQLite one long writing transaction would hold back the SLA sweep's alerts that long."""
+    async with ctx["db"].transaction(write=False) as session:
+        business_ids = list(await session.scalars(select(Business.id)))
+    changed = 0
+    for business_id in business_ids:
+        async with ctx["db"].transaction() as session:
+            changed += await classify_business(session, business_id)
+        await asyncio.sleep(0)  # the SLA sweep and the requests get their turn
+    return changed
 
 
 async def anonymise_leads(ctx: dict[str, Any]) -> int:
