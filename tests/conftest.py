@@ -21,6 +21,7 @@ from console.config import Settings, normalise_database_url
 from console.db import Database
 from console.migrate import upgrade
 from models import Base
+from tests.fakes import FakeMeta, FakeSmtp, FakeTwilio
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = normalise_database_url(
@@ -161,3 +162,22 @@ def free_port() -> Iterator[int]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     yield port
+
+
+# Local servers speaking the providers' formats (tests/fakes.py), one per test that asks.
+@pytest.fixture
+async def twilio() -> AsyncIterator[FakeTwilio]:
+    async with FakeTwilio() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def meta() -> AsyncIterator[FakeMeta]:
+    async with FakeMeta() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[FakeSmtp]:
+    async with FakeSmtp() as fake:
+        yield fake

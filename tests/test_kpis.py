@@ -674,12 +674,6 @@ async def test_the_agency_sees_each_business_and_a_secretary_none(
 # --- digests ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def smtp() -> AsyncIterator[FakeSmtp]:
-    async with FakeSmtp() as fake:
-        yield fake
-
-
 async def send_all(db: Database, smtp: FakeSmtp, now: datetime) -> None:
     senders = Senders(
         Settings(

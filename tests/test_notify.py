@@ -45,18 +45,6 @@ AGENCY_NUMBER = "+97235551234"
 
 
 @pytest.fixture
-async def twilio() -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def meta() -> AsyncIterator[FakeMeta]:
-    async with FakeMeta() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def smtp() -> AsyncIterator[FakeSmtp]:
     async with FakeSmtp(username="agency", password="p@ss/word") as fake:
         yield fake

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -39,24 +38,6 @@ LINE = "+97235551234"
 MAILBOX = "cohen@in.mazkira.example"
 CALLER = "+972542345678"
 REQUEST_KEY = re.compile(r'name="request_key" value="([^"]+)"')
-
-
-@pytest.fixture
-async def twilio() -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def meta() -> AsyncIterator[FakeMeta]:
-    async with FakeMeta() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[FakeSmtp]:
-    async with FakeSmtp() as fake:
-        yield fake
 
 
 @pytest.fixture
