@@ -96,3 +96,11 @@ async def check(limiter: Limiter, key: str, limit: int, window_seconds: int = 60
         raise Throttled(
             "Too many requests; try again in %(seconds)s seconds.", retry_after=wait, seconds=wait
         )
+
+
+async def check_web_form(
+    limiter: Limiter, *, slug: str, key: str, address: str, per_key: int, per_address: int
+) -> None:
+    """A business's web form: posts a minute per intake key and per client address (429)."""
+    await check(limiter, f"form:{slug}:{key[:16]}", per_key)
+    await check(limiter, f"address:{address}", per_address)

@@ -25,7 +25,15 @@ TWIML = "application/xml"
 async def web_form(request: Request) -> Response:
     """`POST /intake/{business_slug}/form` with `X-Intake-Key`: 201 new, 200 when seen before."""
     slug, key = request.path_params["business_slug"], request.headers.get("x-intake-key", "")
-    await _limit(request, f"form:{slug}:{key[:16]}", request.app.state.settings.intake_rate_per_key)
+    settings = request.app.state.settings
+    await ratelimit.check_web_form(
+        request.app.state.limiter,
+        slug=slug,
+        key=key,
+        address=client_address(request.scope, settings.trusted_proxies),
+        per_key=settings.intake_rate_per_key,
+        per_address=settings.intake_rate_per_address,
+    )
     fields = await _fields(request)
     delivery = intake.Delivery(slug, key, fields, now(request))
     received = await request.app.state.form_writer.receive(delivery)  # written in a group
@@ -132,14 +140,6 @@ def _received(lead_id: object, contact_id: object, duplicate: bool) -> Response:
 
 def _arrived(arrived: Arrived) -> Response:
     return _received(arrived.lead.id, arrived.lead.contact_id, arrived.duplicate)
-
-
-async def _limit(request: Request, key: str, limit: int) -> None:
-    """Per key, and per client address, in one-minute windows (429 with Retry-After)."""
-    settings, limiter = request.app.state.settings, request.app.state.limiter
-    address = client_address(request.scope, settings.trusted_proxies)
-    await ratelimit.check(limiter, key, limit)
-    await ratelimit.check(limiter, f"address:{address}", settings.intake_rate_per_address)
 
 
 def _public_url(request: Request) -> str:
