@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -55,3 +56,13 @@ async def sign_in(
     return await client.post(
         "/login", data={"email": email, "password": password, "csrf_token": token}
     )
+
+
+class MovableClock:
+    """A clock the test sets, and moves, instead of sleeping (the app's `clock`)."""
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def now(self) -> datetime:
+        return self.moment

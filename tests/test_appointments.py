@@ -30,7 +30,7 @@ from console.surveys import SurveyLinks
 from models import Business, Contact, Lead, Notification, User
 from models.records import Appointment, Survey
 from tests.conftest import SECRET
-from tests.factories import csrf_token, make_business, make_user, sign_in
+from tests.factories import MovableClock, csrf_token, make_business, make_user, sign_in
 from workers.appointments import remind_appointments
 
 SUNDAY_9 = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)  # 09:00 in Jerusalem, a working Sunday
@@ -38,14 +38,6 @@ MONDAY = "2026-11-23"
 JERUSALEM = ZoneInfo("Asia/Jerusalem")
 PUBLIC = "https://console.example.test"
 SURVEY_LINK = re.compile(re.escape(PUBLIC) + r"(/survey/\S+)")
-
-
-class MovableClock:
-    def __init__(self, moment: datetime) -> None:
-        self.moment = moment
-
-    def now(self) -> datetime:
-        return self.moment
 
 
 @dataclass

@@ -3,7 +3,6 @@ the story through HTTP (due times move, other roles see nothing, bad input chang
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,7 +28,7 @@ from console.hours import BusinessHours
 from console.i18n import using_locale
 from console.leads import NewLead
 from models import Business, Event, Lead, Task, TaskPolicy
-from tests.factories import csrf_token, make_business, make_user, sign_in
+from tests.factories import MovableClock, csrf_token, make_business, make_user, sign_in
 
 JERUSALEM = ZoneInfo("Asia/Jerusalem")
 SUNDAY_9 = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)  # 09:00 in Jerusalem, a working Sunday
@@ -205,14 +204,6 @@ def test_the_task_policy_has_sensible_bounds() -> None:
 # --- through HTTP -----------------------------------------------------------------------------
 
 
-@dataclass
-class FixedClock:
-    at: datetime
-
-    def now(self) -> datetime:
-        return self.at
-
-
 def week_form(
     token: str, timezone: str = "Asia/Jerusalem", **days: list[tuple[str, str]]
 ) -> dict[str, Any]:
@@ -249,7 +240,7 @@ async def a_waiting_lead_and_a_hand_off(db: Database, business: Business) -> tup
 async def test_admin_edits_the_hours_and_the_due_times_move(
     client: httpx.AsyncClient, app: Any, db: Database
 ) -> None:
-    app.state.clock = FixedClock(SUNDAY_9)
+    app.state.clock = MovableClock(SUNDAY_9)
     async with db.transaction() as session:
         business = await make_business(session, name="מרפאת לוי")
         admin = await make_user(session, "admin")
@@ -310,7 +301,7 @@ async def test_admin_edits_the_hours_and_the_due_times_move(
 async def test_bad_hours_are_refused_and_change_nothing(
     client: httpx.AsyncClient, app: Any, db: Database
 ) -> None:
-    app.state.clock = FixedClock(SUNDAY_9)
+    app.state.clock = MovableClock(SUNDAY_9)
     async with db.transaction() as session:
         business = await make_business(session)
         admin = await make_user(session, "admin")

@@ -31,7 +31,7 @@ from console.kpis import Period, compute_kpis
 from console.notify import Senders, send_due_notifications
 from models import Business, Contact, Interaction, Lead, Notification, Task, User
 from tests.conftest import SECRET
-from tests.factories import make_business, make_user, sign_in
+from tests.factories import MovableClock, make_business, make_user, sign_in
 from tests.fakes import FakeSmtp
 from workers.digests import send_digests
 from workers.settings import PERIODIC
@@ -47,14 +47,6 @@ QUERY = "from=2025-03-02&to=2025-03-08"
 def local(day: int, hour: int, minute: int = 0, second: int = 0, *, month: int = 3) -> datetime:
     """A moment of 2025 given on Jerusalem's clock, in UTC."""
     return datetime(2025, month, day, hour, minute, second, tzinfo=JERUSALEM).astimezone(UTC)
-
-
-@dataclass
-class FixedClock:
-    at: datetime
-
-    def now(self) -> datetime:
-        return self.at
 
 
 # --- the fixture --------------------------------------------------------------------------------
@@ -475,7 +467,7 @@ def settings(db: Database) -> Settings:
 
 @pytest.fixture
 async def owner_client(app: Any, client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    app.state.clock = FixedClock(NOW)
+    app.state.clock = MovableClock(NOW)
     yield client
 
 

@@ -34,19 +34,11 @@ from models import (
     User,
 )
 from tests.conftest import SECRET
-from tests.factories import make_business, make_user, sign_in
+from tests.factories import MovableClock, make_business, make_user, sign_in
 
 SUNDAY_9 = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)  # 09:00 in Jerusalem, a working Sunday
 HTMX = {"HX-Request": "true"}
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-class MovableClock:
-    def __init__(self, moment: datetime) -> None:
-        self.moment = moment
-
-    def now(self) -> datetime:
-        return self.moment
 
 
 @pytest.fixture

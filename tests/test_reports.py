@@ -26,7 +26,7 @@ from console.db import Database
 from console.hub import Connection
 from console.wallboard import wallboard
 from models import Alert, Business, Contact, Interaction, InteractionRating, Lead, User
-from tests.factories import make_business, make_user, sign_in
+from tests.factories import MovableClock, make_business, make_user, sign_in
 
 JERUSALEM = ZoneInfo("Asia/Jerusalem")
 NOW = datetime(2025, 5, 6, 9, 0, tzinfo=UTC)
@@ -36,14 +36,6 @@ QUERY = "from=2025-03-01&to=2025-04-30"
 def local(month: int, day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
     """A moment of 2025 on Jerusalem's clock (UTC+2 until 28 March, then UTC+3), in UTC."""
     return datetime(2025, month, day, hour, minute, second, tzinfo=JERUSALEM).astimezone(UTC)
-
-
-@dataclass
-class FixedClock:
-    at: datetime
-
-    def now(self) -> datetime:
-        return self.at
 
 
 @dataclass
@@ -279,7 +271,7 @@ def typed(raw: str) -> Any:
 
 @pytest.fixture
 async def admin_client(app: Any, client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    app.state.clock = FixedClock(NOW)
+    app.state.clock = MovableClock(NOW)
     yield client
 
 
@@ -419,7 +411,7 @@ async def test_the_wallboard_shows_each_business_and_who_handles_what(
     db: Database, app: Any, admin_client: httpx.AsyncClient
 ) -> None:
     now = datetime.now(UTC)
-    app.state.clock = FixedClock(now)
+    app.state.clock = MovableClock(now)
     async with db.transaction() as session:
         a = await make_business(session, name="Alpha Clinic")
         b = await make_business(session, name="Beta Plumbing")

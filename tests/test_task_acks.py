@@ -27,21 +27,13 @@ from console.task_acks import apply_button_reply
 from console.task_links import BUTTON, LINK, TaskLinks
 from models import Lead, Notification, Task, User
 from tests.conftest import SECRET
-from tests.factories import make_business, make_user
+from tests.factories import MovableClock, make_business, make_user
 from tests.fakes import FakeMeta, meta_text_message_payload, signed_meta_body
 
 SUNDAY_9 = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)  # 09:00 in Jerusalem, a working Sunday
 PUBLIC = "https://console.example.test"
 LINKS = TaskLinks(SECRET, PUBLIC)
 LINK_IN_BODY = re.compile(re.escape(PUBLIC) + r"(/ack/\S+)")
-
-
-class MovableClock:
-    def __init__(self, moment: datetime) -> None:
-        self.moment = moment
-
-    def now(self) -> datetime:
-        return self.moment
 
 
 @dataclass
