@@ -31,7 +31,7 @@ from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from console import kpis, leads, tasks
+from console import kpis, leads, periods, tasks
 from console.db import made_once
 from console.errors import ConsoleError, Invalid, NotFound
 from console.tenancy import get_business, may_see, parse_id
@@ -535,7 +535,9 @@ class KpiQuery(BaseModel):
     )
     to: Day | None = Field(
         default=None,
-        description=f"The period's last day, included; a period is {kpis.MAX_DAYS} days at most.",
+        description=(
+            f"The period's last day, included; a period is {periods.MAX_DAYS} days at most."
+        ),
     )
 
 
@@ -593,12 +595,12 @@ async def kpis_for(session: AsyncSession, user: User, query: KpiQuery, *, now: d
     that ends before it starts or is too long."""
     business = await get_business(session, user, query.business)
     if query.from_ is None and query.to is None:
-        period = kpis.preset(kpis.DEFAULT_PRESET, kpis.local_today(business, now))
+        period = periods.preset(periods.DEFAULT_PRESET, periods.local_today(business, now))
     elif query.from_ is None or query.to is None:
         name = "from" if query.from_ is None else "to"
         raise Invalid("The field %(name)s is not valid.", field=name, name=name)
     else:
-        period = kpis.check_period(query.from_, query.to)
+        period = periods.check_period(query.from_, query.to)
     found = (await kpis.compute_kpis(session, [business], period, now=now))[business.id]
     report = kpis.KpiReport(business, found, await kpis.feedback_of(session, business, period))
     return KpiOut.model_validate(

@@ -26,16 +26,9 @@ from console import labels
 from console.contacts import normalise_email
 from console.errors import Invalid
 from console.i18n import format_local, gettext, using_locale
-from console.kpis import (
-    HANDLED_KINDS,
-    Kpis,
-    Period,
-    compute_kpis,
-    describe_period,
-    metrics,
-    within_period,
-)
+from console.kpis import HANDLED_KINDS, Kpis, compute_kpis, describe_period, metrics
 from console.notify import queue_notification
+from console.periods import Period, within_period
 from models import Business, Contact, Interaction, Notification, OwnerMembership, Task, User
 
 DIGEST_HOUR = 7

@@ -30,15 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console.db import dialect_of
 from console.errors import Invalid
 from console.i18n import current_locale
-from console.kpis import (
-    HANDLED_KINDS,
-    Period,
-    _Sql,
-    _zone_groups,
-    describe_period,
-    parse_period,
-    preset,
-)
+from console.kpis import HANDLED_KINDS, describe_period
+from console.periods import Period, PeriodSql, parse_period, preset, zone_groups
 from console.tenancy import visible_businesses
 from models import Business, Interaction, InteractionRating, Lead, Role, User
 
@@ -133,7 +126,7 @@ async def agency_report(
     businesses = await visible_businesses(session, user)
     if not businesses:
         return AgencyReport(period, [], [])
-    sql = _Sql(_zone_groups(businesses, period), dialect_of(session), now)
+    sql = PeriodSql(zone_groups(businesses, period), dialect_of(session), now)
     secretaries = await _secretaries(session, sql)
     months = await _business_months(session, sql, businesses, period)
     return AgencyReport(period, secretaries, months)
@@ -160,7 +153,7 @@ async def report_screen(
 # --- per secretary --------------------------------------------------------------------------------
 
 
-async def _secretaries(session: AsyncSession, sql: _Sql) -> list[SecretaryRow]:
+async def _secretaries(session: AsyncSession, sql: PeriodSql) -> list[SecretaryRow]:
     found: dict[uuid.UUID, dict[str, Any]] = {}
 
     def of(user_id: uuid.UUID) -> dict[str, Any]:
@@ -247,7 +240,7 @@ async def _secretaries(session: AsyncSession, sql: _Sql) -> list[SecretaryRow]:
 
 
 async def _business_months(
-    session: AsyncSession, sql: _Sql, businesses: Sequence[Business], period: Period
+    session: AsyncSession, sql: PeriodSql, businesses: Sequence[Business], period: Period
 ) -> list[BusinessMonth]:
     months: dict[tuple[uuid.UUID, date], dict[str, Any]] = {}
     leads = select(

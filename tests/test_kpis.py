@@ -23,12 +23,13 @@ from bs4 import BeautifulSoup
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console import api_tokens, kpis
+from console import api_tokens, kpis, periods
 from console.config import Settings
 from console.db import Database
 from console.errors import Invalid
-from console.kpis import Period, compute_kpis
+from console.kpis import compute_kpis
 from console.notify import Senders, send_due_notifications
+from console.periods import Period
 from models import Business, Contact, Interaction, Lead, Notification, Task, User
 from tests.conftest import SECRET
 from tests.factories import MovableClock, make_business, make_user, sign_in
@@ -405,7 +406,7 @@ async def test_days_follow_the_business_s_clock_across_a_clock_change(db: Databa
     """Jerusalem moves from UTC+2 to UTC+3 at 02:00 on Friday 28 March 2025 (00:00 UTC)."""
     period = Period(date(2025, 3, 27), date(2025, 3, 29))
     start, end = period.bounds(JERUSALEM)
-    assert kpis.offset_segments(JERUSALEM, start, end) == [
+    assert periods.offset_segments(JERUSALEM, start, end) == [
         (datetime(2025, 3, 26, 22, 0, tzinfo=UTC), 7200),
         (datetime(2025, 3, 28, 0, 0, tzinfo=UTC), 10800),
     ]
@@ -430,9 +431,9 @@ async def test_days_follow_the_business_s_clock_across_a_clock_change(db: Databa
 
 def test_a_period_that_is_not_valid_is_refused_with_a_clear_message() -> None:
     today = date(2025, 3, 10)
-    assert kpis.parse_period("2025-03-02", "2025-03-08", today=today) == WEEK
-    assert kpis.parse_period(None, None, today=today) == Period(date(2025, 2, 9), today)
-    assert kpis.parse_period("2024-01-01", "2025-12-31", today=today).days == 731
+    assert periods.parse_period("2025-03-02", "2025-03-08", today=today) == WEEK
+    assert periods.parse_period(None, None, today=today) == Period(date(2025, 2, 9), today)
+    assert periods.parse_period("2024-01-01", "2025-12-31", today=today).days == 731
     for raw_from, raw_to, field, message in (
         ("2025-03-08", "2025-03-02", "to", "The period ends before it starts."),
         ("2023-01-01", "2025-01-01", "to", "A period can be at most two years (731 days)."),
@@ -443,18 +444,18 @@ def test_a_period_that_is_not_valid_is_refused_with_a_clear_message() -> None:
         ("0001-01-01", "0001-01-02", "from", "Choose days between 2000-01-01 and 2100-12-31."),
     ):
         with pytest.raises(Invalid) as refused:
-            kpis.parse_period(raw_from, raw_to, today=today)
+            periods.parse_period(raw_from, raw_to, today=today)
         assert (refused.value.field, refused.value.message) == (field, message)
 
 
 def test_the_presets_follow_the_israeli_week() -> None:
     wednesday = date(2025, 3, 5)
-    assert kpis.preset("week", wednesday) == WEEK  # Sunday to Saturday
-    assert kpis.preset("week", date(2025, 3, 2)) == WEEK
-    assert kpis.preset("week", date(2025, 3, 8)) == WEEK
-    assert kpis.preset("last7", wednesday) == Period(date(2025, 2, 27), wednesday)
-    assert kpis.preset("last30", wednesday) == Period(date(2025, 2, 4), wednesday)
-    assert kpis.preset("month", date(2024, 2, 10)) == Period(date(2024, 2, 1), date(2024, 2, 29))
+    assert periods.preset("week", wednesday) == WEEK  # Sunday to Saturday
+    assert periods.preset("week", date(2025, 3, 2)) == WEEK
+    assert periods.preset("week", date(2025, 3, 8)) == WEEK
+    assert periods.preset("last7", wednesday) == Period(date(2025, 2, 27), wednesday)
+    assert periods.preset("last30", wednesday) == Period(date(2025, 2, 4), wednesday)
+    assert periods.preset("month", date(2024, 2, 10)) == Period(date(2024, 2, 1), date(2024, 2, 29))
 
 
 # --- the screen, the exports, the API ---------------------------------------------------------
