@@ -104,7 +104,7 @@ async def seed(
             session, OwnerMembership, [{"user_id": owner_id, "business_id": business_ids[0]}]
         )
     contacts: dict[uuid.UUID, list[uuid.UUID]] = {}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for n, business_id in enumerate(business_ids):
         ids = [uuid.uuid4() for _ in range(contacts_per_business)]
         contacts[business_id] = ids

@@ -14,6 +14,7 @@ import asyncio
 import json
 import statistics
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select, text, update
@@ -24,12 +25,12 @@ from console import sla
 from console.config import Settings
 from console.db import Database
 from console.hub import Connection
-from models import Alert, Business, Lead
+from models import Alert, Business, Lead, LeadAlarm
 
 DUE = 1000
 
 
-async def make_due(db: Database, count: int) -> list[object]:
+async def make_due(db: Database, count: int) -> list[uuid.UUID]:
     async with db.transaction() as session:
         ids = list(
             (
@@ -41,13 +42,10 @@ async def make_due(db: Database, count: int) -> list[object]:
         await session.execute(
             update(Lead)
             .where(Lead.id.in_(ids))
-            .values(
-                next_alert_at=long_ago,
-                first_response_at=None,
-                sla_minutes=30,
-                created_at=long_ago - timedelta(days=1),
-            )
+            .values(first_response_at=None, sla_minutes=30, created_at=long_ago - timedelta(days=1))
         )
+        await session.execute(delete(LeadAlarm))
+        await sla.set_alarms(session, dict.fromkeys(ids, long_ago))
     return ids
 
 
@@ -72,7 +70,7 @@ async def time_sweeps(db: Database, runs: int) -> list[float]:
 async def alert_latency(db: Database) -> float:
     """A lead falls due 1.5 s from now while a console listens; how late does its alert arrive?"""
     async with db.transaction() as session:  # no backlog: only this lead is due
-        await session.execute(update(Lead).values(next_alert_at=None))
+        await session.execute(delete(LeadAlarm))
     app = create_app(Settings(database_url=db.url, secret_key="bench-" + "x" * 40), db=db)
     async with app.router.lifespan_context(app):
         async with db.transaction() as session:
@@ -89,7 +87,7 @@ async def alert_latency(db: Database) -> float:
                 1,
                 None,
             )
-            lead.next_alert_at = due
+            await sla.set_alarms(session, {lead.id: due})
             await session.execute(delete(Alert).where(Alert.lead_id == lead.id))  # a rerun
             from console.db import after_commit
             from console.scheduler import SweepAt

@@ -89,7 +89,7 @@ async def stamp_first_response(
 ) -> None:
     """The first call or message (not a note) keeps the lead's promise and ends its alerts."""
     if kind in RESPONSE_KINDS and lead.first_response_at is None:
-        sla.stop_clock(lead, lead.business, user, RESPONSE_CHANNELS[kind], now)
+        await sla.stop_clock(session, lead, lead.business, user, RESPONSE_CHANNELS[kind], now)
         await sla.clear_alerts(session, lead, now)
         if lead.stage == "new":
             lead.stage, lead.stage_changed_at = "contacted", now

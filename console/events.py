@@ -87,9 +87,13 @@ async def _hand_out_blocks(
 ) -> list[tuple[uuid.UUID, int]]:
     """Each business's last sequence number after taking `counts[business]` more, in statements
     compiled once whatever the count: on PostgreSQL one UPDATE … FROM unnest(ids, counts)
-    RETURNING; on SQLite an executemany, then the numbers read back (its writer holds the
-    database's write lock from BEGIN IMMEDIATE, so nobody moves them in between)."""
+    RETURNING, after a SELECT … ORDER BY id FOR UPDATE when there are several businesses (the
+    UPDATE locks rows in whatever order its plan meets them); on SQLite an executemany, then
+    the numbers read back (its writer holds the database's write lock from BEGIN IMMEDIATE, so
+    nobody moves them in between)."""
     if session.get_bind().dialect.name == "postgresql":
+        if len(counts) > 1:  # rows locked in one fixed order, so two batches never deadlock
+            await session.execute(_LOCK_IN_ORDER, {"ids": list(counts)})
         handed = await session.execute(
             update(Business)
             .where(Business.id == _BLOCKS.c.business_id)
@@ -112,6 +116,12 @@ async def _hand_out_blocks(
     return [(business_id, last) for business_id, last in handed]
 
 
+_LOCK_IN_ORDER = (
+    select(Business.id)
+    .where(Business.id == func.any(bindparam("ids", type_=postgresql.ARRAY(Uuid()))))
+    .order_by(Business.id)
+    .with_for_update()
+)
 _BLOCKS = (
     func.unnest(
         bindparam("ids", type_=postgresql.ARRAY(Uuid())),

@@ -19,6 +19,7 @@ from console.hours import BusinessHours
 from console.leads import get_lead, secretaries_of
 from console.replies import ReplyOptions, reply_options
 from console.scripts import fill_greeting, published_script
+from console.sla import clock_for
 from console.tasks import people_for_hand_off, tasks_of_lead
 from models import Business, Comment, Interaction, Lead, Role, Script, Task, User
 from models.records import Appointment
@@ -107,7 +108,7 @@ async def lead_view(
     reply_template: str | None = None,
 ) -> LeadView:
     lead = await get_lead(session, user, lead_id)
-    clock = BusinessHours.from_business(lead.business.weekly_hours, lead.business.timezone)
+    clock = clock_for(lead.business)  # with its exceptions and 24/7, as the SLA counts
     script = await published_script(session, lead.business_id)
     greeting = fill_greeting(
         script.greeting if script else "",

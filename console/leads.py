@@ -370,7 +370,7 @@ async def move_stage(
     was_open = lead.closed_at is None
     lead.closed_at = (lead.closed_at or now) if stage in ("won", "lost") else None
     if lead.closed_at is not None:
-        lead.next_alert_at = None
+        await sla.set_alarms(session, {lead.id: None})
         await sla.clear_alerts(session, lead, now)
     elif not was_open and lead.first_response_at is None:
         await sla.start_clock(session, lead, lead.business)  # reopened, still never answered

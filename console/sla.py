@@ -1,9 +1,10 @@
 """The SLA engine: each lead's promise of a first response, counted in the business's covered
 hours, the alerts raised as it runs out, and how fast it was kept.
 
-A lead stores its target (covered minutes), the moment it is missed (`respond_by`) and the next
-moment an alert is due (`next_alert_at`: a warning threshold, then the breach). The sweep finds
-due leads through the partial index on `next_alert_at` alone — never a scan of all leads — and
+A lead stores its target (covered minutes) and the moment it is missed (`respond_by`); the next
+moment an alert is due (a warning threshold, then the breach) is its row in the narrow
+`lead_alarms` table while one is due. The sweep finds due leads through that table's index on
+`due_at` — never a scan of all leads — and
 raises each alert under a unique key (`lead:<id>:first_response:<percent>`), so a retry, a second
 worker or a sweep racing the exact-time check changes nothing.
 """
@@ -14,10 +15,10 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, Uuid, bindparam, column, func, select, update
+from sqlalchemy import DateTime, Uuid, bindparam, column, delete, func, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,7 +29,7 @@ from console.errors import Invalid, NotFound
 from console.hours import BusinessHours
 from console.scheduler import SweepAt
 from console.tenancy import get_scoped
-from models import Alert, Business, Lead, Role, SlaPolicy, User
+from models import Alert, Business, Lead, LeadAlarm, Role, SlaPolicy, User
 from models.contacts import CHANNELS
 from models.leads import PRIORITIES
 from models.sla import ANY
@@ -39,6 +40,8 @@ DEFAULT_TARGETS = {"phone": 5, "whatsapp": 5, "walk-in": 5, "sms": 15, "web": 30
 DEFAULT_WARNINGS = (50, 80)
 BREACH = 100
 SWEEP_LIMIT = 1000
+# A sweep that found a full batch runs again this soon (two of the scheduler's slots on).
+BACKLOG_PAUSE = timedelta(seconds=0.2)
 CLOCKS_KEPT = 4096
 _clocks: dict[str, BusinessHours] = {}
 
@@ -136,21 +139,79 @@ async def start_clock(
     business: Business,
     policies: Sequence[SlaPolicy] | None = None,
 ) -> None:
-    """Give a new lead its promise: target, breach time, first alert time and queue place."""
+    """Give a lead its promise: target, breach time, first alert time and queue place."""
     if policies is None:
         policies = (await policies_of(session, [business.id]))[business.id]
+    due = promise_times(lead, business, policies)
+    if inspect(lead).persistent:
+        await set_alarms(session, {lead.id: due})
+    elif due is not None:  # a new lead: its alarm is inserted with it, in the same flush
+        lead.alarm = LeadAlarm(due_at=due)
+    if due is not None:
+        after_commit(session, SweepAt(due))
+
+
+def promise_times(lead: Lead, business: Business, policies: Sequence[SlaPolicy]) -> datetime | None:
+    """Set the lead's target, breach time and queue place; return when its first alert is due."""
     promise = pick_promise(policies, lead.channel, lead.priority)
     clock = clock_for(business)
     lead.sla_minutes = promise.minutes
     lead.respond_by = threshold_moment(clock, lead, BREACH)
     lead.warn_at = threshold_moment(clock, lead, promise.thresholds[0])
-    lead.next_alert_at = next_alert(clock, lead, promise, lead.created_at)
     lead.queue_rank, lead.queue_at = 0, lead.respond_by or lead.created_at
-    if lead.next_alert_at is not None:
-        after_commit(session, SweepAt(lead.next_alert_at))
+    return next_alert(clock, lead, promise, lead.created_at)
 
 
-def stop_clock(lead: Lead, business: Business, user: User, channel: str, now: datetime) -> None:
+async def set_alarms(session: AsyncSession, alarms: Mapping[uuid.UUID, datetime | None]) -> None:
+    """Leads' next alert times (None: no alert is due any more), in two statements at most, each
+    compiled once whatever the count: a DELETE of the leads done with and an upsert of the rest
+    (PostgreSQL binds both as arrays, unnested; SQLite runs them as executemany)."""
+    done = [lead_id for lead_id, due in alarms.items() if due is None]
+    later = {lead_id: due for lead_id, due in alarms.items() if due is not None}
+    if dialect_of(session) == "postgresql":
+        if done:
+            await session.execute(_DELETE_ARRAY, {"ids": done})
+        if later:
+            await session.execute(
+                _UPSERT_ARRAY, {"ids": list(later), "times": list(later.values())}
+            )
+        return
+    if done:
+        await session.execute(_DELETE_ONE, [{"lead": lead_id} for lead_id in done])
+    if later:
+        await session.execute(
+            _UPSERT_ONE, [{"lead_id": lead_id, "due_at": due} for lead_id, due in later.items()]
+        )
+
+
+_ALARMS = LeadAlarm.metadata.tables["lead_alarms"]
+_DELETE_ONE = delete(_ALARMS).where(_ALARMS.c.lead_id == bindparam("lead"))
+_UPSERT_ONE = sqlite.insert(_ALARMS)
+_UPSERT_ONE = _UPSERT_ONE.on_conflict_do_update(
+    index_elements=[_ALARMS.c.lead_id], set_={"due_at": _UPSERT_ONE.excluded.due_at}
+)
+_DELETE_ARRAY = delete(_ALARMS).where(
+    _ALARMS.c.lead_id == func.any(bindparam("ids", type_=postgresql.ARRAY(Uuid())))
+)
+_ARRAYS = (
+    func.unnest(
+        bindparam("ids", type_=postgresql.ARRAY(Uuid())),
+        bindparam("times", type_=postgresql.ARRAY(DateTime(timezone=True))),
+    )
+    .table_valued(column("lead_id", Uuid()), column("due_at", DateTime(timezone=True)))
+    .render_derived(name="alarms_in")
+)
+_UPSERT_ARRAY = postgresql.insert(_ALARMS).from_select(
+    ["lead_id", "due_at"], select(_ARRAYS.c.lead_id, _ARRAYS.c.due_at)
+)
+_UPSERT_ARRAY = _UPSERT_ARRAY.on_conflict_do_update(
+    index_elements=[_ALARMS.c.lead_id], set_={"due_at": _UPSERT_ARRAY.excluded.due_at}
+)
+
+
+async def stop_clock(
+    session: AsyncSession, lead: Lead, business: Business, user: User, channel: str, now: datetime
+) -> None:
     """The first response: measure it (covered and wall-clock minutes) and stand the alerts down."""
     lead.first_response_at = now
     lead.first_response_by_id = user.id
@@ -159,8 +220,8 @@ def stop_clock(lead: Lead, business: Business, user: User, channel: str, now: da
     lead.first_response_covered_minutes = round(
         clock_for(business).covered_minutes_between(lead.created_at, now), 2
     )
-    lead.next_alert_at = None
     lead.queue_rank, lead.queue_at = 1, lead.created_at
+    await set_alarms(session, {lead.id: None})
 
 
 async def clear_alerts(session: AsyncSession, lead: Lead, now: datetime) -> None:
@@ -212,15 +273,19 @@ async def sweep(session: AsyncSession, *, now: datetime, limit: int = SWEEP_LIMI
     """Raise the alerts that are due: a fixed number of statements for up to `limit` leads."""
     due_statement = (
         select(*DueLead.columns())
-        .where(Lead.next_alert_at <= now)
-        .order_by(Lead.next_alert_at)
+        .select_from(LeadAlarm)
+        .join(Lead, Lead.id == LeadAlarm.lead_id)
+        .where(LeadAlarm.due_at <= now)
+        .order_by(LeadAlarm.due_at)
         .limit(limit)
     )
-    if dialect_of(session) == "postgresql":
-        due_statement = due_statement.with_for_update(skip_locked=True)
+    if dialect_of(session) == "postgresql":  # a second worker takes the next ones, not these
+        due_statement = due_statement.with_for_update(of=LeadAlarm, skip_locked=True)
     due = [DueLead(*row) for row in await session.execute(due_statement)]
     if not due:
         return SweepReport(0, 0)
+    if len(due) == limit:  # a backlog (e.g. after an outage): the next run follows at once
+        after_commit(session, SweepAt(now + BACKLOG_PAUSE))
     business_ids = sorted({lead.business_id for lead in due})
     hours = select(
         Business.id,
@@ -233,10 +298,10 @@ async def sweep(session: AsyncSession, *, now: datetime, limit: int = SWEEP_LIMI
     policies = await policies_of(session, business_ids)
     tell_owner: set[str] = set()
     alerts: list[dict[str, Any]] = []
-    moves: list[dict[str, Any]] = []
+    moves: dict[uuid.UUID, datetime | None] = {}
     for lead in due:
         if lead.first_response_at is not None or lead.closed_at is not None:
-            moves.append({"id": lead.id, "next_alert_at": None})
+            moves[lead.id] = None
             continue
         promise = pick_promise(policies[lead.business_id], lead.channel, lead.priority)
         clock = clocks[lead.business_id]
@@ -251,11 +316,10 @@ async def sweep(session: AsyncSession, *, now: datetime, limit: int = SWEEP_LIMI
             if promise.notify_owner:
                 tell_owner.add(alerts[-1]["key"])
         ahead = next((moment for _percent, moment in moments if moment > now), None)
-        moves.append({"id": lead.id, "next_alert_at": ahead})
+        moves[lead.id] = ahead
     raised = await insert_new_alerts(session, alerts)
-    if moves:
-        await _move_next_alerts(session, moves)
-    upcoming = [m["next_alert_at"] for m in moves if m["next_alert_at"] is not None]
+    await set_alarms(session, moves)
+    upcoming = [due for due in moves.values() if due is not None]
     if upcoming:
         after_commit(session, SweepAt(min(upcoming)))
     await events.record_many(
@@ -273,46 +337,6 @@ async def sweep(session: AsyncSession, *, now: datetime, limit: int = SWEEP_LIMI
         businesses = await session.scalars(select(Business).where(Business.id.in_(told)))
         await tell_owners(session, breaches, {b.id: b for b in businesses}, now=now)
     return SweepReport(len(due), len(raised))
-
-
-async def _move_next_alerts(session: AsyncSession, moves: list[dict[str, Any]]) -> None:
-    """Every swept lead's next alert time. PostgreSQL takes them in one UPDATE … FROM
-    unnest(ids, times), two array binds (a statement compiled once, whatever the count);
-    SQLite in one UPDATE … IN for the leads done with (the most, usually) and a Core
-    executemany by primary key for the others (the ORM's bulk UPDATE cost more than SQLite)."""
-    if dialect_of(session) != "postgresql":
-        leads = Lead.metadata.tables["leads"]
-        done = [m["id"] for m in moves if m["next_alert_at"] is None]
-        later = [{"lead": m["id"], "at": m["next_alert_at"]} for m in moves if m["next_alert_at"]]
-        if done:
-            await session.execute(
-                update(leads).where(leads.c.id.in_(done)).values(next_alert_at=None)
-            )
-        if later:
-            await session.execute(
-                update(leads)
-                .where(leads.c.id == bindparam("lead"))
-                .values(next_alert_at=bindparam("at")),
-                later,
-            )
-        return
-    await session.execute(
-        update(Lead)
-        .where(Lead.id == _MOVED.c.lead_id)
-        .values(next_alert_at=_MOVED.c.at)
-        .execution_options(synchronize_session=False),
-        {"ids": [m["id"] for m in moves], "times": [m["next_alert_at"] for m in moves]},
-    )
-
-
-_MOVED = (
-    func.unnest(
-        bindparam("ids", type_=postgresql.ARRAY(Uuid())),
-        bindparam("times", type_=postgresql.ARRAY(DateTime(timezone=True))),
-    )
-    .table_valued(column("lead_id", Uuid()), column("at", DateTime(timezone=True)))
-    .render_derived(name="moved")
-)
 
 
 def _alert_row(lead: DueLead, percent: int, moment: datetime, now: datetime) -> dict[str, Any]:
@@ -428,7 +452,10 @@ async def restart_waiting_clocks(session: AsyncSession, business: Business) -> l
         )
     ).all()
     policies = (await policies_of(session, [business.id]))[business.id]
-    for lead in waiting:
-        await start_clock(session, lead, business, policies)
+    alarms = {lead.id: promise_times(lead, business, policies) for lead in waiting}
+    await set_alarms(session, alarms)
+    upcoming = [due for due in alarms.values() if due is not None]
+    if upcoming:
+        after_commit(session, SweepAt(min(upcoming)))
     await session.flush()
     return [lead.id for lead in waiting]

@@ -7,7 +7,7 @@ from models.channels import CannedReply, Line
 from models.contacts import Contact
 from models.events import Event
 from models.feedback import Comment, InteractionRating
-from models.leads import Interaction, Lead
+from models.leads import Interaction, Lead, LeadAlarm
 from models.records import Appointment, AuditEvent, Survey
 from models.scripts import Script
 from models.sla import SlaPolicy, TaskPolicy
@@ -28,6 +28,7 @@ __all__ = [
     "Interaction",
     "InteractionRating",
     "Lead",
+    "LeadAlarm",
     "Line",
     "LoginFailure",
     "Notification",

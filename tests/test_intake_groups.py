@@ -15,7 +15,7 @@ from console import intake
 from console.db import Database
 from console.errors import Invalid, NotFound, Unauthorized
 from console.intake import Delivery, FormWriter, Received
-from models import Contact, Event, Lead
+from models import Contact, Event, Lead, LeadAlarm
 from tests.factories import make_business
 
 NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
@@ -55,7 +55,7 @@ async def test_one_group_answers_each_form_as_alone(db: Database) -> None:
         assert sorted(seqs) == [1, 2]
         lead = await session.get_one(Lead, first.lead_id)
         assert (lead.channel, lead.source, lead.sla_minutes) == ("web", "web form", 30)
-        assert lead.respond_by is not None and lead.next_alert_at is not None
+        assert lead.respond_by is not None and await session.get(LeadAlarm, lead.id) is not None
 
 
 async def test_a_group_meeting_a_twin_written_elsewhere_is_written_form_by_form(

@@ -17,7 +17,8 @@ from console.config import Settings
 from console.db import Database
 from console.errors import Invalid
 from console.leads import NewLead
-from models import Alert, Business, Lead, SlaPolicy
+from console.scheduler import SweepAt
+from models import Alert, Business, Lead, LeadAlarm, SlaPolicy
 from tests.conftest import REDIS_URL, SECRET, Databases
 from tests.factories import csrf_token, make_business, make_user, sign_in
 from workers.sla import sweep_sla
@@ -50,6 +51,13 @@ def test_the_most_specific_policy_wins() -> None:
     assert sla.pick_promise([], "whatsapp", "normal").thresholds == (50, 80, 100)
 
 
+async def due_at(db: Database, lead: Lead) -> datetime | None:
+    """When the lead's next alert is due (its alarm row), or None."""
+    async with db.transaction(write=False) as session:
+        alarm = await session.get(LeadAlarm, lead.id)
+    return alarm.due_at if alarm else None
+
+
 async def new_lead(db: Database, business: object, channel: str, at: datetime) -> Lead:
     async with db.transaction() as session:
         return await leads.create_lead(
@@ -68,7 +76,7 @@ async def test_the_promise_counts_only_covered_hours(db: Database) -> None:
     assert call.sla_minutes == 5
     assert call.respond_by == SUNDAY_9 + timedelta(minutes=5)
     assert call.warn_at == SUNDAY_9 + timedelta(minutes=2.5)
-    assert call.next_alert_at == call.warn_at and call.queue_at == call.respond_by
+    assert await due_at(db, call) == call.warn_at and call.queue_at == call.respond_by
     mail = await new_lead(db, business, "email", FRIDAY_12_58)
     # 2 minutes are left on Friday, the other 118 on Sunday from 08:00: 09:58 Sunday.
     assert mail.respond_by == datetime(2026, 11, 29, 7, 58, tzinfo=UTC)
@@ -94,8 +102,26 @@ async def test_alerts_are_raised_once_whoever_sweeps_and_however_often(db: Datab
             await session.scalars(select(Alert.percent).where(Alert.lead_id == due[0].id))
         ).all()
         assert sorted(percents) == [50, 80, 100]
-        pending = await session.scalar(select(func.count()).where(Lead.next_alert_at.is_not(None)))
-        assert pending == 0
+        assert await session.scalar(select(func.count()).select_from(LeadAlarm)) == 0
+
+
+async def test_a_backlog_is_swept_in_batches_each_calling_the_next(db: Database) -> None:
+    async with db.transaction() as session:
+        business = await make_business(session)
+    for _ in range(5):
+        await new_lead(db, business, "phone", SUNDAY_9)
+    moment = SUNDAY_9 + timedelta(minutes=6)  # all five past the breach
+    queued: list[list[object]] = []
+    db.after_commit.append(queued.append)
+    for expected_due, follows in ((2, True), (2, True), (1, False)):
+        async with db.transaction() as session:
+            report = await sla.sweep(session, now=moment, limit=2)
+        assert (report.due, report.raised) == (expected_due, expected_due)
+        runs = [item.at for item in queued.pop() if isinstance(item, SweepAt)]
+        assert (moment + sla.BACKLOG_PAUSE in runs) == follows
+    async with db.transaction(write=False) as session:
+        assert await session.scalar(select(func.count()).select_from(Alert)) == 5
+        assert await session.scalar(select(func.count()).select_from(LeadAlarm)) == 0
 
 
 async def test_the_sweep_reads_only_due_leads_through_its_index(databases: Databases) -> None:
@@ -105,13 +131,14 @@ async def test_the_sweep_reads_only_due_leads_through_its_index(databases: Datab
             str(row[3])
             for row in await connection.execute(
                 text(
-                    "EXPLAIN QUERY PLAN SELECT * FROM leads WHERE next_alert_at <= :now "
-                    "ORDER BY next_alert_at LIMIT 1000"
+                    "EXPLAIN QUERY PLAN SELECT leads.* FROM lead_alarms "
+                    "JOIN leads ON leads.id = lead_alarms.lead_id WHERE due_at <= :now "
+                    "ORDER BY due_at LIMIT 1000"
                 ),
                 {"now": "2026-11-22 09:00:00"},
             )
         )
-    assert "ix_leads_next_alert" in plan and "SCAN leads" not in plan
+    assert "ix_lead_alarms_due_at" in plan and "SCAN leads" not in plan
 
 
 async def test_a_first_response_is_measured_and_stands_the_alerts_down(db: Database) -> None:
@@ -131,7 +158,7 @@ async def test_a_first_response_is_measured_and_stands_the_alerts_down(db: Datab
     assert answered.first_response_covered_minutes == 4.0
     assert answered.first_response_wall_minutes == 4.0
     assert answered.first_response_channel == "whatsapp"
-    assert answered.next_alert_at is None and answered.queue_rank == 1
+    assert await due_at(db, answered) is None and answered.queue_rank == 1
     assert [a.percent for a in alerts] == [50] and alerts[0].cleared_at is not None
     async with db.transaction() as session:  # a later sweep raises nothing for it
         assert (await sla.sweep(session, now=SUNDAY_9 + timedelta(hours=1))).raised == 0
@@ -282,7 +309,7 @@ async def test_a_business_without_hours_still_takes_leads(db: Database) -> None:
         business = await make_business(session)
         business.weekly_hours = {}  # never covered: no promise can be kept or missed
     lead = await new_lead(db, business, "phone", SUNDAY_9)
-    assert lead.respond_by is None and lead.next_alert_at is None
+    assert lead.respond_by is None and await due_at(db, lead) is None
     assert lead.queue_at == SUNDAY_9
 
 
@@ -334,7 +361,7 @@ async def test_a_new_policy_moves_the_waiting_leads_due_times(db: Database) -> N
     async with db.transaction(write=False) as session:
         moved = await session.get_one(Lead, waiting.id)
     assert moved.sla_minutes == 30 and moved.respond_by == SUNDAY_9 + timedelta(minutes=30)
-    assert moved.next_alert_at == SUNDAY_9 + timedelta(minutes=15)
+    assert await due_at(db, moved) == SUNDAY_9 + timedelta(minutes=15)
     for channel, priority, minutes, warnings in (
         ("fax", "", 10, [50]),
         ("", "soon", 10, [50]),

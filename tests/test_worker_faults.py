@@ -37,7 +37,7 @@ from console.db import Database
 from console.hub import CHANNEL
 from console.notify import queue_notification
 from console.scheduler import ArqScheduler, schedule_queued
-from models import Alert, Business, Event, Lead, Notification
+from models import Alert, Business, Event, Lead, LeadAlarm, Notification
 from tests.conftest import IN_CI, SECRET
 from tests.factories import make_business, make_user
 from tests.fakes import FakeMeta, FakeSmtp, FakeTwilio
@@ -264,10 +264,7 @@ async def assert_each_alert_once(db: Database, lead_ids: list[uuid.UUID]) -> Non
         )
         for business_id, count, first, last in sequences:
             assert (first, last) == (1, count), business_id
-        waiting = await session.scalar(
-            select(func.count()).select_from(Lead).where(Lead.next_alert_at.is_not(None))
-        )
-        assert waiting == 0
+        assert await session.scalar(select(func.count()).select_from(LeadAlarm)) == 0
 
 
 async def statuses(db: Database) -> Counter[str]:
