@@ -22,6 +22,7 @@ from console.audit import record_audit
 from console.auth import end_user_sessions, normalise_email
 from console.errors import ConsoleError, Invalid, NotFound
 from console.passwords import check_policy, hash_password
+from console.privacy import apply_retention, parse_retention
 from console.tenancy import parse_id
 from models import (
     AuditEvent,
@@ -102,21 +103,29 @@ async def update_business(
     name: str,
     timezone: str,
     locale: str,
+    retention_days: str | None = None,
 ) -> Business:
-    """Change the name, time zone and language; all are checked before any is changed."""
+    """Change the name, time zone, language and (when the form has it) the retention period;
+    all are checked before any is changed."""
     if not name.strip():
         raise Invalid("The business needs a name.", field="name")
     if len(name.strip()) > 200:
         raise Invalid("The name may be at most %(n)s characters.", field="name", n=200)
     accounts.check_timezone(timezone)
     accounts.check_locale(locale)
-    changed = {
+    retention = parse_retention(retention_days) if retention_days is not None else None
+    changed: dict[str, str | int | None] = {
         field: value
         for field, value in (("name", name.strip()), ("timezone", timezone), ("locale", locale))
         if getattr(business, field) != value
     }
     for field, value in changed.items():
         setattr(business, field, value)
+    if retention_days is not None and retention != business.retention_days:
+        changed["retention_days"] = retention
+        await apply_retention(
+            session, actor.user, business, retention, now=actor.now, address=actor.address
+        )
     await session.flush()
     await _audit(
         session,

@@ -230,6 +230,9 @@ class ContactOut(Answer):
     industry: str
     birthday: date | None
     preferred_channel: str | None = Field(description="One of the lead channels.")
+    locale: Literal["he", "en"] | None = Field(
+        description="The language the contact is written to; null: the business's language."
+    )
     notes: str
     abc_class: Literal["A", "B", "C"] | None
     customer_since: date | None

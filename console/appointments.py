@@ -1,10 +1,12 @@
 """The business's calendar: the secretary books a meeting inside the business's hours, never two
-at once; the contact is told and reminded the day before; the owner subscribes to a signed feed.
+at once; the contact is told (booked, cancelled) and reminded the day before.
 
 Two bookings of one business are serialised before the overlap check: PostgreSQL locks the
 business row (`SELECT … FOR UPDATE`), SQLite's writers already queue on `BEGIN IMMEDIATE`. The
 form's one-time key makes a double click book once (`made_once`, after the lock, so the twin
-finds the first booking instead of colliding with it).
+finds the first booking instead of colliding with it). Cancelling withdraws what is still
+queued for the meeting; the reminder run locks the rows it reminds of (PostgreSQL: `FOR UPDATE
+SKIP LOCKED`), so a cancellation and a reminder never cross. The feed is console/calendar_feed.py.
 """
 
 from __future__ import annotations
@@ -12,31 +14,28 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from console.contact_messages import queue_to_contact
 from console.db import dialect_of, made_once
-from console.errors import Conflict, Invalid, NotFound
-from console.i18n import format_local, gettext, using_locale
+from console.errors import Conflict, Invalid
+from console.i18n import format_local, gettext
 from console.leads import get_lead
-from console.notify import queue_notification
 from console.sla import clock_for
-from console.surveys import channel_for
 from console.tenancy import get_scoped, scoped
-from models import Business, Contact, User
+from models import Business, Contact, Notification, User
 from models.records import Appointment
 
-FEED = "mazkira.calendar-feed"
 MIN_MINUTES = 5
 MAX_MINUTES = 8 * 60
 REMIND_AHEAD = timedelta(days=1)
-# The feed carries what is coming and the last month (calendars keep what they were shown).
-FEED_PAST = timedelta(days=30)
 UPCOMING_LIMIT = 200
+# What may still be waiting to go out about a meeting when it is cancelled.
+WITHDRAWN = ("confirm", "reminder")
+WITHDRAWN_NOTE = "withdrawn: the appointment was cancelled"
 
 
 @dataclass(frozen=True)
@@ -93,6 +92,7 @@ async def book_appointment(
     booking: Booking,
     *,
     now: datetime,
+    whatsapp_template: str | None = None,
 ) -> Appointment:
     """Book a meeting for a lead at the meeting stage, inside the business's hours, in a free
     slot; the contact's confirmation is queued with it."""
@@ -144,7 +144,15 @@ async def book_appointment(
         )
         session.add(appointment)
         await session.flush()
-        await tell_contact(session, appointment, business, lead.contact, "confirm", now=now)
+        await tell_contact(
+            session,
+            appointment,
+            business,
+            lead.contact,
+            "confirm",
+            whatsapp_template=whatsapp_template,
+            now=now,
+        )
         return appointment
 
     appointment, _new = await made_once(session, earlier, write)
@@ -160,11 +168,43 @@ async def _lock_calendar(session: AsyncSession, business_id: uuid.UUID) -> None:
 
 
 async def cancel_appointment(
-    session: AsyncSession, user: User, appointment_id: str | uuid.UUID, *, now: datetime
+    session: AsyncSession,
+    user: User,
+    appointment_id: str | uuid.UUID,
+    *,
+    now: datetime,
+    whatsapp_template: str | None = None,
 ) -> Appointment:
+    """Cancel once: what is still queued about the meeting is withdrawn (never sent after
+    this), and a contact whose meeting was still ahead is told."""
     appointment = await get_scoped(session, user, Appointment, appointment_id)
-    if appointment.cancelled_at is None:
-        appointment.cancelled_at = now
+    if appointment.cancelled_at is not None:
+        return appointment
+    appointment.cancelled_at = now
+    await session.flush()  # the row's lock: a reminder run that holds it commits first
+    await session.execute(
+        update(Notification)
+        .where(
+            Notification.idempotency_key.in_(
+                [f"appointment:{appointment.id}:{kind}" for kind in WITHDRAWN]
+            ),
+            Notification.status == "queued",
+        )
+        .values(status="failed", last_error=WITHDRAWN_NOTE)
+        .execution_options(synchronize_session=False)
+    )
+    if appointment.starts_at > now:
+        business = await session.get_one(Business, appointment.business_id)
+        contact = await session.get_one(Contact, appointment.contact_id)
+        await tell_contact(
+            session,
+            appointment,
+            business,
+            contact,
+            "cancelled",
+            whatsapp_template=whatsapp_template,
+            now=now,
+        )
     return appointment
 
 
@@ -185,10 +225,10 @@ async def upcoming(session: AsyncSession, user: User, *, now: datetime) -> list[
         user,
         Appointment.business_id,
     )
-    return await _with_contacts(session, list((await session.scalars(statement)).all()))
+    return await with_contacts(session, list((await session.scalars(statement)).all()))
 
 
-async def _with_contacts(session: AsyncSession, found: list[Appointment]) -> list[Booked]:
+async def with_contacts(session: AsyncSession, found: list[Appointment]) -> list[Booked]:
     """Each appointment with its contact: one more statement."""
     wanted = {appointment.contact_id for appointment in found}
     contacts: dict[uuid.UUID, Contact] = {}
@@ -208,14 +248,13 @@ async def tell_contact(
     contact: Contact,
     kind: str,
     *,
+    whatsapp_template: str | None,
     now: datetime,
 ) -> bool:
-    """Queue the confirmation ("confirm") or the reminder ("reminder") once; say if it was new."""
-    route = channel_for(contact)
-    if route is None:
-        return False
-    channel, recipient = route
-    with using_locale(business.locale):
+    """Queue the confirmation, the reminder or the cancellation once (its key); say if it was
+    new. It goes as the secretary's replies go: console/contact_messages.py."""
+
+    def compose() -> tuple[str, str]:
         values = {
             "business": business.name,
             "when": format_local(appointment.starts_at, business.timezone, "medium"),
@@ -223,28 +262,36 @@ async def tell_contact(
         if kind == "confirm":
             subject = gettext("Your appointment with %(business)s") % values
             body = gettext("Your appointment with %(business)s is booked for %(when)s.") % values
-        else:
+        elif kind == "reminder":
             subject = gettext("Reminder: your appointment with %(business)s") % values
             body = (
                 gettext("A reminder: your appointment with %(business)s is on %(when)s.") % values
             )
-        if appointment.location:
+        else:
+            subject = gettext("Cancelled: your appointment with %(business)s") % values
+            body = gettext("Your appointment with %(business)s on %(when)s is cancelled.") % values
+        if appointment.location and kind != "cancelled":
             body += "\n" + gettext("Where: %(location)s") % {"location": appointment.location}
-    return await queue_notification(
+        return subject, body
+
+    return await queue_to_contact(
         session,
+        business,
+        contact,
         key=f"appointment:{appointment.id}:{kind}",
-        business_id=business.id,
-        channel=channel,
-        recipient=recipient,
-        subject=subject,
-        body=body,
+        compose=compose,
+        whatsapp_template=whatsapp_template,
         now=now,
     )
 
 
-async def queue_reminders(session: AsyncSession, *, now: datetime) -> int:
+async def queue_reminders(
+    session: AsyncSession, *, now: datetime, whatsapp_template: str | None = None
+) -> int:
     """Queue the reminder of every appointment starting within a day; each is queued once
-    (its idempotency key), so running this twice, or on two workers, changes nothing."""
+    (its idempotency key), so running this twice, or on two workers, changes nothing. The
+    rows are locked until commit, so a cancellation waits for this run (and then withdraws
+    what it queued) or this run skips a meeting being cancelled."""
     statement = (
         select(Appointment, Business, Contact)
         .join(Business, Business.id == Appointment.business_id)
@@ -256,120 +303,31 @@ async def queue_reminders(session: AsyncSession, *, now: datetime) -> int:
             Business.active.is_(True),
         )
         .order_by(Appointment.starts_at)
+        .with_for_update(of=Appointment, skip_locked=True)
+    )
+    due = (await session.execute(statement)).all()
+    keys = [f"appointment:{row[0].id}:reminder" for row in due]
+    sent = (
+        set(
+            await session.scalars(
+                select(Notification.idempotency_key).where(Notification.idempotency_key.in_(keys))
+            )
+        )
+        if keys
+        else set()
     )
     queued = 0
-    for appointment, business, contact in (await session.execute(statement)).all():
-        if await tell_contact(session, appointment, business, contact, "reminder", now=now):
+    for appointment, business, contact in due:
+        if f"appointment:{appointment.id}:reminder" in sent:
+            continue
+        if await tell_contact(
+            session,
+            appointment,
+            business,
+            contact,
+            "reminder",
+            whatsapp_template=whatsapp_template,
+            now=now,
+        ):
             queued += 1
     return queued
-
-
-# --- the calendar feed ------------------------------------------------------------------------
-
-
-def feed_token(secret_key: str, business: Business) -> str:
-    """The token of the business's feed; bumping `calendar_feed_version` revokes every old one."""
-    payload = [business.id.hex, business.calendar_feed_version]
-    return str(URLSafeSerializer(secret_key, salt=FEED).dumps(payload))
-
-
-def feed_url(secret_key: str, business: Business, base_url: str) -> str:
-    return f"{base_url.rstrip('/')}/calendar/{feed_token(secret_key, business)}.ics"
-
-
-async def feed_business(session: AsyncSession, secret_key: str, token: str) -> Business:
-    """The business a feed token names, if it is still its current version; else NotFound."""
-    try:
-        payload: Any = URLSafeSerializer(secret_key, salt=FEED).loads(token)
-        business_hex, version = payload
-        business_id = uuid.UUID(hex=business_hex)
-    except (BadSignature, TypeError, ValueError):
-        raise NotFound("Not found.") from None
-    business = await session.get(Business, business_id)
-    if business is None or not business.active or business.calendar_feed_version != version:
-        raise NotFound("Not found.")
-    return business
-
-
-async def feed_appointments(
-    session: AsyncSession, business: Business, *, now: datetime
-) -> list[Booked]:
-    statement = (
-        select(Appointment)
-        .where(Appointment.business_id == business.id, Appointment.ends_at > now - FEED_PAST)
-        .order_by(Appointment.starts_at)
-    )
-    return await _with_contacts(session, list((await session.scalars(statement)).all()))
-
-
-def ics_text(value: str) -> str:
-    """A TEXT value escaped as RFC 5545 §3.3.11 asks."""
-    return (
-        value.replace("\\", "\\\\")
-        .replace(";", "\\;")
-        .replace(",", "\\,")
-        .replace("\r\n", "\\n")
-        .replace("\n", "\\n")
-        .replace("\r", "\\n")
-    )
-
-
-def _fold(line: str) -> str:
-    """Lines longer than 75 octets continue on the next line after a space (§3.1)."""
-    encoded = line.encode()
-    if len(encoded) <= 75:
-        return line
-    parts: list[str] = []
-    current = b""
-    limit = 75
-    for char in line:
-        piece = char.encode()
-        if len(current) + len(piece) > limit:
-            parts.append(current.decode())
-            current = b""
-            limit = 74  # the leading space counts
-        current += piece
-    parts.append(current.decode())
-    return "\r\n ".join(parts)
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def calendar_ics(business: Business, booked: list[Booked], *, now: datetime) -> str:
-    """The business's calendar as an iCalendar stream; cancelled meetings stay as CANCELLED so
-    subscribed calendars drop them."""
-    lines = [
-        "BEGIN:VCALENDAR",
-        "VERSION:2.0",
-        "PRODID:-//Mazkira//Appointments//EN",
-        "CALSCALE:GREGORIAN",
-        "METHOD:PUBLISH",
-        f"X-WR-CALNAME:{ics_text(business.name)}",
-        f"X-WR-TIMEZONE:{business.timezone}",
-    ]
-    for appointment, contact in ((b.appointment, b.contact) for b in booked):
-        who = (contact.name or contact.phone or contact.email or "") if contact else ""
-        summary = appointment.title or who or "Appointment"
-        if appointment.title and who:
-            summary = f"{appointment.title} ({who})"
-        lines += [
-            "BEGIN:VEVENT",
-            f"UID:{appointment.id}@mazkira",
-            f"DTSTAMP:{_stamp(appointment.cancelled_at or appointment.created_at or now)}",
-            f"DTSTART:{_stamp(appointment.starts_at)}",
-            f"DTEND:{_stamp(appointment.ends_at)}",
-            f"SUMMARY:{ics_text(summary)}",
-        ]
-        if appointment.location:
-            lines.append(f"LOCATION:{ics_text(appointment.location)}")
-        details = [appointment.notes] if appointment.notes else []
-        if contact is not None and contact.phone:
-            details.append(contact.phone)
-        if details:
-            lines.append(f"DESCRIPTION:{ics_text(chr(10).join(details))}")
-        status = "CANCELLED" if appointment.cancelled_at else "CONFIRMED"
-        lines += [f"STATUS:{status}", "END:VEVENT"]
-    lines.append("END:VCALENDAR")
-    return "".join(_fold(line) + "\r\n" for line in lines)

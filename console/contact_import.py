@@ -313,6 +313,36 @@ async def import_contacts(
     return report
 
 
+async def audit_import(
+    session: AsyncSession,
+    business: Business,
+    report: ImportReport,
+    filename: str,
+    *,
+    now: datetime,
+    actor: User | None = None,
+    actor_email: str = "",
+    address: str = "",
+) -> None:
+    """Record the import beside the rows it wrote (same transaction): who, from where, counts."""
+    await record_audit(
+        session,
+        action="contacts.imported",
+        now=now,
+        actor=actor,
+        actor_email=actor_email,
+        business_id=business.id,
+        subject_type="business",
+        subject_id=business.id,
+        address=address,
+        file=filename[:200],
+        created=report.created,
+        merged=report.merged,
+        skipped=len(report.skipped),
+        rejected=len(report.rejected),
+    )
+
+
 def _fill(contact: Contact, fields: dict[str, str], taken: set[str]) -> None:
     """Missing fields filled from the row; what the card holds is never overwritten, and a
     phone or e-mail another contact has already is not given to a second one."""
@@ -358,6 +388,7 @@ async def import_step(
     merge: bool = False,
     commit: bool = False,
     now: datetime,
+    address: str = "",
 ) -> ImportStep:
     """Upload (guess the mapping, preview), change the mapping (preview again), or import."""
     step = ImportStep(await visible_businesses(session, user), merge=merge)
@@ -383,18 +414,8 @@ async def import_step(
         step.report = await import_contacts(
             session, step.business, sheet, step.mapping, merge=merge
         )
-        await record_audit(
-            session,
-            action="contacts.imported",
-            now=now,
-            actor=user,
-            business_id=step.business.id,
-            subject_type="business",
-            subject_id=step.business.id,
-            created=step.report.created,
-            merged=step.report.merged,
-            skipped=len(step.report.skipped),
-            rejected=len(step.report.rejected),
+        await audit_import(
+            session, step.business, step.report, filename, now=now, actor=user, address=address
         )
         return step
     if "phone" in step.mapping or "email" in step.mapping:

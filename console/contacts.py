@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console.accounts import EMAIL
 from console.customer_classes import classify_business
 from console.errors import Conflict, Invalid
+from console.i18n import LOCALES
 from console.reminder_policy import plan_contact_followups
 from console.tenancy import get_scoped, scoped
 from models import Business, Contact, User
@@ -222,7 +223,16 @@ async def get_contact(session: AsyncSession, user: User, contact_id: str | uuid.
     return await get_scoped(session, user, Contact, contact_id)
 
 
-EDITABLE = ("name", "company", "address", "industry", "notes", "preferred_channel", "abc_class")
+EDITABLE = (
+    "name",
+    "company",
+    "address",
+    "industry",
+    "notes",
+    "preferred_channel",
+    "locale",
+    "abc_class",
+)
 CARD_FIELDS = (
     *EDITABLE,
     "phone",
@@ -246,6 +256,10 @@ async def update_contact(
         changes["preferred_channel"] = None
     if changes.get("preferred_channel") not in (None, *CHANNELS):
         raise Invalid("Unknown channel.", field="preferred_channel")
+    if changes.get("locale") == "":
+        changes["locale"] = None  # the business's language
+    if changes.get("locale") not in (None, *LOCALES):
+        raise Invalid("Unknown language.", field="locale")
     if changes.get("abc_class") == "":
         changes["abc_class"] = None
     if changes.get("abc_class") not in (None, "A", "B", "C"):

@@ -1,5 +1,6 @@
 """The owners' digests: each morning an e-mail with yesterday's handled calls and messages, the
-open tasks and the KPIs, and on Sunday (the Israeli week's first day) one more for the week
+open tasks, the KPIs and the customers' surveys (how many answered, the average rating, the
+share who would recommend), and on Sunday (the Israeli week's first day) one more for the week
 before; in the owner's language, one business per e-mail.
 
 The job runs every few minutes. A digest is due from `DIGEST_HOUR` in the business's zone until
@@ -26,9 +27,17 @@ from console import labels
 from console.contacts import normalise_email
 from console.errors import Invalid
 from console.i18n import format_local, gettext, using_locale
-from console.kpis import HANDLED_KINDS, Kpis, compute_kpis, describe_period, metrics
+from console.kpis import (
+    HANDLED_KINDS,
+    KpiReport,
+    Kpis,
+    compute_kpis,
+    describe_period,
+    metrics,
+)
 from console.notify import queue_notification
 from console.periods import Period, within_period
+from console.surveys import SurveyNumbers, survey_numbers_by_business
 from models import Business, Contact, Interaction, Notification, OwnerMembership, Task, User
 
 DIGEST_HOUR = 7
@@ -110,11 +119,14 @@ async def queue_digests(
         by_period[digest.period][digest.business.id] = digest.business
     numbers: dict[tuple[Period, uuid.UUID], Kpis] = {}
     handled: dict[tuple[Period, uuid.UUID], list[HandledLine]] = {}
+    feedback: dict[tuple[Period, uuid.UUID], SurveyNumbers] = {}
     for period, businesses in by_period.items():
         found = await compute_kpis(session, list(businesses.values()), period, now=now)
         numbers.update({(period, business_id): kpis for business_id, kpis in found.items()})
         lines = await _handled_lines(session, list(businesses.values()), period)
         handled.update({(period, business_id): rows for business_id, rows in lines.items()})
+        surveys = await survey_numbers_by_business(session, list(businesses.values()), period)
+        feedback.update({(period, business_id): n for business_id, n in surveys.items()})
     tasks = await _open_task_lines(session, {digest.business.id for digest in due})
     for digest in due:
         with using_locale(digest.owner.locale):
@@ -123,6 +135,7 @@ async def queue_digests(
                 numbers[(digest.period, digest.business.id)],
                 handled.get((digest.period, digest.business.id), []),
                 tasks.get(digest.business.id, []),
+                feedback=feedback.get((digest.period, digest.business.id)),
                 public_url=public_url,
             )
         if await queue_notification(
@@ -252,6 +265,7 @@ def compose(
     handled: list[HandledLine],
     tasks: list[TaskLine],
     *,
+    feedback: SurveyNumbers | None = None,
     public_url: str | None,
 ) -> tuple[str, str]:
     """The subject and plain-text body, in the current language (the owner's)."""
@@ -303,6 +317,9 @@ def compose(
         if metric.key == "leads" and channels:
             line += f" ({', '.join(channels)})"
         lines.append(line)
+    for metric in KpiReport(business, kpis, feedback).feedback_metrics:
+        if metric.key == "survey_answers" or (feedback and feedback.answered):
+            lines.append(f"  {metric.label}: {metric.shown}")  # rating and share once answered
     if public_url:
         link = (
             f"{public_url}/portal/kpis?business={business.id}"

@@ -188,12 +188,31 @@ async def set_retention(
 ) -> int | None:
     """The admin sets how many days closed leads keep their notes (empty: kept)."""
     business = await get_business(session, user, business_id)
+    days = parse_retention(raw_days)
+    await apply_retention(session, user, business, days, now=now)
+    return days
+
+
+def parse_retention(raw_days: str) -> int | None:
+    """A retention period as typed: whole days, 1 to 36500, or empty for "kept"."""
     raw = raw_days.strip()
     if raw and (not raw.isdigit() or not 1 <= int(raw) <= MAX_RETENTION_DAYS):
         raise Invalid(
             "Enter a number of days between 1 and 36500, or leave it empty.", field="days"
         )
-    days = int(raw) if raw else None
+    return int(raw) if raw else None
+
+
+async def apply_retention(
+    session: AsyncSession,
+    user: User | None,
+    business: Business,
+    days: int | None,
+    *,
+    now: datetime,
+    address: str = "",
+) -> None:
+    """Set the period, audited when it changes (from the settings page or the business's)."""
     if days != business.retention_days:
         await record_audit(
             session,
@@ -203,10 +222,10 @@ async def set_retention(
             business_id=business.id,
             subject_type="business",
             subject_id=business.id,
+            address=address,
             days=days,
         )
     business.retention_days = days
-    return days
 
 
 async def anonymise_expired_leads(session: AsyncSession, *, now: datetime) -> int:

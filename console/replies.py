@@ -11,22 +11,22 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import events
 from console.calls import stamp_first_response
+from console.contact_messages import business_lines, whatsapp_window_ends
 from console.contacts import touch_contact
 from console.db import made_once
 from console.errors import Invalid, NotFound
 from console.leads import get_lead
 from console.notify import queue_notification
-from models import Interaction, Lead, Line, Role, User
+from models import Interaction, Lead, Role, User
 
 REPLY_CHANNELS = ("whatsapp", "sms", "email")
-WHATSAPP_WINDOW = timedelta(hours=24)
 MAX_LENGTH = {"whatsapp": 4_096, "sms": 1_600, "email": 20_000}
 LINE_OF = {"whatsapp": "whatsapp", "sms": "sms", "email": "email"}
 
@@ -54,28 +54,16 @@ async def reply_options(
 ) -> ReplyOptions:
     """The channels this lead's contact can be answered on, from the business's lines."""
     contact = lead.contact
-    lines = {
-        line.channel: line.address
-        for line in await session.scalars(
-            select(Line).where(Line.business_id == lead.business_id).order_by(Line.created_at)
-        )
-    }
-    last_whatsapp = await session.scalar(
-        select(func.max(Interaction.started_at)).where(
-            Interaction.contact_id == contact.id,
-            Interaction.kind == "whatsapp",
-            Interaction.direction == "in",
-        )
-    )
+    lines = await business_lines(session, lead.business_id)
+    window_ends = await whatsapp_window_ends(session, contact.id)
     found = []
     for channel in REPLY_CHANNELS:
         recipient = contact.email if channel == "email" else contact.phone
         if not recipient or LINE_OF[channel] not in lines:
             continue
         if channel == "whatsapp":
-            ends = last_whatsapp + WHATSAPP_WINDOW if last_whatsapp else None
-            open_now = ends is not None and now < ends
-            found.append(ReplyChannel(channel, recipient, lines["whatsapp"], open_now, ends))
+            open_now = window_ends is not None and now < window_ends
+            found.append(ReplyChannel(channel, recipient, lines["whatsapp"], open_now, window_ends))
         else:
             found.append(ReplyChannel(channel, recipient, lines[LINE_OF[channel]]))
     usable = [c.channel for c in found if c.window_open]  # free text goes out at once

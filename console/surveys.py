@@ -9,6 +9,7 @@ nothing. The answers show on the contact's card and in the business's KPIs.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,10 +20,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.config import Settings
+from console.contact_messages import language_of, queue_to_contact
 from console.db import dialect_of
 from console.errors import ConsoleError, Invalid, NotFound
-from console.i18n import gettext, using_locale
-from console.notify import queue_notification
+from console.i18n import gettext
+from console.periods import Period, within_period
 from models import Business, Contact, Lead
 from models.records import Survey
 
@@ -33,14 +35,16 @@ IMPROVE_LENGTH = 2000
 
 @dataclass(frozen=True)
 class SurveyLinks:
-    """Signs survey tokens and writes the links; without PUBLIC_URL no link can be sent."""
+    """Signs survey tokens and writes the links; without PUBLIC_URL no link can be sent. The
+    approved WhatsApp template carries a link to a contact outside the 24-hour window."""
 
     secret_key: str
     public_url: str | None
+    whatsapp_template: str | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> SurveyLinks:
-        return cls(settings.secret_key, settings.public_url)
+        return cls(settings.secret_key, settings.public_url, settings.whatsapp_reply_template)
 
     def token(self, survey_id: uuid.UUID, *, now: datetime) -> str:
         expires = int((now + LIFETIME).timestamp())
@@ -64,25 +68,6 @@ def read_token(secret_key: str, token: str, *, now: datetime) -> uuid.UUID:
     if expires_at <= now:
         raise ConsoleError("This survey link has expired.")
     return survey_id
-
-
-def channel_for(contact: Contact) -> tuple[str, str] | None:
-    """The channel and address to reach a contact on: the one they prefer (if we have the
-    address), else e-mail, else SMS; None when there is neither."""
-    addresses = {
-        "email": contact.email,
-        "sms": contact.phone,
-        "whatsapp": contact.phone,
-    }
-    preferred = contact.preferred_channel or ""
-    address = addresses.get(preferred)
-    if address:
-        return preferred, address
-    if contact.email:
-        return "email", contact.email
-    if contact.phone:
-        return "sms", contact.phone
-    return None
 
 
 async def start_survey(
@@ -109,12 +94,12 @@ async def start_survey(
         return None
     survey = await session.get_one(Survey, survey_id)
     url = links.url(survey_id, now=now) if links is not None else None
-    contact = await session.get_one(Contact, lead.contact_id)
-    route = channel_for(contact)
-    if url is None or route is None:
+    if url is None or links is None:
         return survey
+    contact = await session.get_one(Contact, lead.contact_id)
     business = await session.get_one(Business, lead.business_id)
-    with using_locale(business.locale):
+
+    def compose() -> tuple[str, str]:
         values = {"business": business.name, "url": url}
         subject = gettext("How did we do? %(business)s") % values
         body = (
@@ -123,14 +108,15 @@ async def start_survey(
             )
             % values
         )
-    await queue_notification(
+        return subject, body
+
+    await queue_to_contact(
         session,
+        business,
+        contact,
         key=f"survey:{survey_id}:invite",
-        business_id=business.id,
-        channel=route[0],
-        recipient=route[1],
-        subject=subject,
-        body=body,
+        compose=compose,
+        whatsapp_template=links.whatsapp_template,
         now=now,
     )
     return survey
@@ -140,6 +126,7 @@ async def start_survey(
 class SurveyPage:
     survey: Survey
     business: Business
+    locale: str  # the contact's language
 
     @property
     def answered(self) -> bool:
@@ -154,7 +141,8 @@ async def survey_page(
     if survey is None:
         raise NotFound("Not found.")
     business = await session.get_one(Business, survey.business_id)
-    return SurveyPage(survey, business)
+    contact = await session.get_one(Contact, survey.contact_id)
+    return SurveyPage(survey, business, language_of(contact, business))
 
 
 @dataclass(frozen=True)
@@ -211,6 +199,21 @@ class SurveyNumbers:
     average_stars: float | None
     recommend_percent: float | None
 
+    @classmethod
+    def of(cls, answered: int, stars: Any, recommending: Any) -> SurveyNumbers:
+        if not answered:
+            return cls(0, None, None)
+        return cls(
+            answered, round(float(stars), 2), round(100 * int(recommending or 0) / answered, 1)
+        )
+
+
+NUMBERS = (
+    func.count(Survey.id),
+    func.avg(Survey.stars),
+    func.sum(case((Survey.would_recommend.is_(True), 1), else_=0)),
+)
+
 
 async def survey_numbers(
     session: AsyncSession, business_id: uuid.UUID, start: datetime, end: datetime
@@ -219,20 +222,25 @@ async def survey_numbers(
     would recommend the business (the index on business and answered_at serves it)."""
     row = (
         await session.execute(
-            select(
-                func.count(Survey.id),
-                func.avg(Survey.stars),
-                func.sum(case((Survey.would_recommend.is_(True), 1), else_=0)),
-            ).where(
+            select(*NUMBERS).where(
                 Survey.business_id == business_id,
                 Survey.answered_at >= start,
                 Survey.answered_at < end,
             )
         )
     ).one()
-    answered = int(row[0] or 0)
-    if not answered:
-        return SurveyNumbers(0, None, None)
-    return SurveyNumbers(
-        answered, round(float(row[1]), 2), round(100 * int(row[2] or 0) / answered, 1)
+    return SurveyNumbers.of(int(row[0] or 0), row[1], row[2])
+
+
+async def survey_numbers_by_business(
+    session: AsyncSession, businesses: Sequence[Business], period: Period
+) -> dict[uuid.UUID, SurveyNumbers]:
+    """The same numbers for several businesses in one statement, each period in the business's
+    own zone (the owners' digests)."""
+    rows = await session.execute(
+        select(Survey.business_id, *NUMBERS)
+        .where(within_period(businesses, period, Survey.business_id, Survey.answered_at))
+        .group_by(Survey.business_id)
     )
+    found = {row[0]: SurveyNumbers.of(int(row[1] or 0), row[2], row[3]) for row in rows}
+    return {b.id: found.get(b.id, SurveyNumbers(0, None, None)) for b in businesses}

@@ -2,11 +2,10 @@
 first response, and the open warnings and breaches; then the secretaries on duty (connected to
 the live console in any process) and what each is handling (leads she holds, calls she is
 logging). Six statements whatever the data; who is connected comes from the hub, not the
-database."""
+database, and a change of it refreshes the open wallboards at once."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +14,7 @@ from typing import Any
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console.hub import PRESENCE_TTL, Hub
+from console.hub import Hub
 from console.tenancy import visible_businesses
 from models import Alert, Business, Contact, Interaction, Lead, Role, User
 
@@ -76,30 +75,9 @@ class Wallboard:
 
 
 def on_duty(hub: Hub | None) -> dict[str, str]:
-    """Who is connected now, by user id: "calling", "viewing" (a lead) or "console". This
-    process's sockets, and the lead viewers the other processes reported recently."""
-    found: dict[str, str] = {}
-    if hub is None:
-        return found
-    rank = {"calling": 0, "viewing": 1, "console": 2}
-
-    def see(user_id: str, where: str) -> None:
-        if user_id not in found or rank[where] < rank[found[user_id]]:
-            found[user_id] = where
-
-    moment = time.monotonic()
-    for processes in hub.presence.values():
-        for process, (at, people) in processes.items():
-            if process == hub.process or moment - at <= PRESENCE_TTL:
-                for user_id, _name, mode in people:
-                    see(user_id, "calling" if mode == "calling" else "viewing")
-    for connection in hub.connections:
-        if not connection.closed:
-            if connection.lead:
-                see(connection.user_id, "calling" if connection.mode == "calling" else "viewing")
-            else:
-                see(connection.user_id, "console")
-    return found
+    """Who is connected now, by user id: "calling", "viewing" (a lead) or "console". Each
+    process reports its secretaries through the hub on every change (and every 15 s)."""
+    return hub.on_duty() if hub is not None else {}
 
 
 async def wallboard(

@@ -55,6 +55,8 @@ class Contact(Base):
     industry: Mapped[str] = mapped_column(String(100), default="")
     birthday: Mapped[date | None] = mapped_column(Date, default=None)
     preferred_channel: Mapped[str | None] = mapped_column(String(16), default=None)
+    # The language messages to the contact are written in (None: the business's).
+    locale: Mapped[str | None] = mapped_column(String(8), default=None)
     notes: Mapped[str] = mapped_column(Text, default="")
     abc_class: Mapped[str | None] = mapped_column(String(1), default=None)
     # Set by a person: the computed A/B/C class no longer replaces it.

@@ -58,6 +58,11 @@ routes = [
     Route("/portal/tasks/{task_id}/comments", portal.comment_on_task, methods=["POST"]),
     Route("/portal/availability", portal.set_availability, methods=["POST"]),
     Route("/portal/appointments", appointments.portal, methods=["GET"]),
+    Route(
+        "/portal/businesses/{business_id}/calendar-feed",
+        appointments.revoke_feed,
+        methods=["POST"],
+    ),
     Route("/portal/businesses/{business_id}/script", portal.script_editor, methods=["GET"]),
     Route("/portal/businesses/{business_id}/script", portal.save_script, methods=["POST"]),
     Route("/portal/businesses/{business_id}/hours", hours.owner_editor, methods=["GET"]),

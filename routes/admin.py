@@ -81,6 +81,7 @@ async def update_business(request: Request) -> Response:
             name=text(form, "name"),
             timezone=text(form, "timezone"),
             locale=text(form, "locale"),
+            retention_days=text(form, "retention_days") if "retention_days" in form else None,
         )
     return see_other(request, f"/agency/businesses/{found.id}")
 

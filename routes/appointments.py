@@ -1,13 +1,13 @@
 """The business's calendar: the secretary books and cancels from the lead page, the owner sees
 what is coming in his portal, and calendars read the signed feed (no session: the token in the
-path is the proof, and bumping the business's feed version revokes it)."""
+path is the proof; the owner's "new link" bumps the business's feed version, which revokes it)."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import appointments
+from console import appointments, calendar_feed
 from console.appointments import Booking
 from console.tenancy import visible_businesses
 from models import Role
@@ -29,7 +29,12 @@ async def book(request: Request) -> Response:
     )
     async with request.app.state.db.transaction() as session:
         appointment = await appointments.book_appointment(
-            session, user_of(request), request.path_params["lead_id"], booking, now=now(request)
+            session,
+            user_of(request),
+            request.path_params["lead_id"],
+            booking,
+            now=now(request),
+            whatsapp_template=request.app.state.settings.whatsapp_reply_template,
         )
     return see_other(request, f"/leads/{appointment.lead_id}#appointments")
 
@@ -38,7 +43,11 @@ async def book(request: Request) -> Response:
 async def cancel(request: Request) -> Response:
     async with request.app.state.db.transaction() as session:
         appointment = await appointments.cancel_appointment(
-            session, user_of(request), request.path_params["appointment_id"], now=now(request)
+            session,
+            user_of(request),
+            request.path_params["appointment_id"],
+            now=now(request),
+            whatsapp_template=request.app.state.settings.whatsapp_reply_template,
         )
     return see_other(request, f"/leads/{appointment.lead_id}#appointments")
 
@@ -52,7 +61,7 @@ async def portal(request: Request) -> Response:
         coming = await appointments.upcoming(session, user_of(request), now=now(request))
         businesses = await visible_businesses(session, user_of(request))
     feeds = [
-        (business, appointments.feed_url(settings.secret_key, business, base_url))
+        (business, calendar_feed.feed_url(settings.secret_key, business, base_url))
         for business in businesses
     ]
     context = {
@@ -63,13 +72,27 @@ async def portal(request: Request) -> Response:
     return render(request, "portal/appointments.html", context)
 
 
+@signed_in(Role.OWNER)
+async def revoke_feed(request: Request) -> Response:
+    """A new feed link: the old one answers 404 from now on."""
+    async with request.app.state.db.transaction() as session:
+        await calendar_feed.revoke_feed(
+            session,
+            user_of(request),
+            request.path_params["business_id"],
+            now=now(request),
+            address=request.state.client_address,
+        )
+    return see_other(request, "/portal/appointments#calendar-feeds")
+
+
 async def feed(request: Request) -> Response:
     """The business's calendar as iCalendar, for Google, Apple and Outlook to subscribe to."""
     async with request.app.state.db.transaction(write=False) as session:
-        business = await appointments.feed_business(
+        business = await calendar_feed.feed_business(
             session, request.app.state.settings.secret_key, request.path_params["token"]
         )
-        booked = await appointments.feed_appointments(session, business, now=now(request))
-    body = appointments.calendar_ics(business, booked, now=now(request))
+        booked = await calendar_feed.feed_appointments(session, business, now=now(request))
+    body = calendar_feed.calendar_ics(business, booked, now=now(request))
     headers = {"Cache-Control": "private, max-age=300", "Referrer-Policy": "no-referrer"}
     return Response(body, media_type="text/calendar; charset=utf-8", headers=headers)

@@ -39,6 +39,7 @@ async def import_page(request: Request) -> Response:
             merge=text(form, "duplicates") == "merge",
             commit=step == "import",
             now=now(request),
+            address=request.state.client_address,
         )
     return render(request, "customers/import.html", {"step": shown})
 

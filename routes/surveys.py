@@ -19,7 +19,7 @@ async def page(request: Request) -> Response:
     """The questions, or "already answered"; in the business's language."""
     async with request.app.state.db.transaction(write=False) as session:
         view = await survey_page(session, _secret(request), _token(request), now=now(request))
-    with using_locale(view.business.locale):
+    with using_locale(view.locale):
         response = render(request, "surveys/show.html", {"view": view})
     response.headers.update(PRIVATE)
     return response

@@ -209,6 +209,7 @@ async def test_an_owner_works_through_the_api_and_sees_only_his_business(
     assert note.json()["notes"] == "called"
     contacts = (await client.get("/api/v1/contacts", headers=auth)).json()["items"]
     assert {c["business_id"] for c in contacts} == {str(agency.a.id)} and len(contacts) == 2
+    assert {c["locale"] for c in contacts} == {None}  # written to in the business's language
     listed_tasks = (await client.get("/api/v1/tasks", headers=auth)).json()["items"]
     assert [t["id"] for t in listed_tasks] == [str(agency.task_a.id)]
     async with db.transaction(write=False) as session:

@@ -22,16 +22,17 @@ from sqlalchemy import func, select, update
 
 from asgi import create_app
 from console import leads
-from console.appointments import calendar_ics, ics_text
+from console.calendar_feed import calendar_ics, ics_text
 from console.config import Settings
 from console.db import Database
 from console.leads import NewLead
 from console.surveys import SurveyLinks
-from models import Business, Contact, Lead, Notification, User
+from models import AuditEvent, Business, Contact, Lead, Notification, User
 from models.records import Appointment, Survey
 from tests.conftest import SECRET
 from tests.factories import MovableClock, csrf_token, make_business, make_user, sign_in
 from workers.appointments import remind_appointments
+from workers.digests import send_digests
 
 SUNDAY_9 = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)  # 09:00 in Jerusalem, a working Sunday
 MONDAY = "2026-11-23"
@@ -289,6 +290,53 @@ async def test_the_owner_subscribes_to_a_signed_feed_that_a_new_version_revokes(
     assert (await guest.get(path)).status_code == 404  # the old link is revoked
 
 
+async def test_the_owner_revokes_his_feed_and_gets_a_new_link(
+    db: Database, web: object, guest: httpx.AsyncClient
+) -> None:
+    story = await desk(db)
+    async with db.transaction() as session:
+        stranger = await make_user(session, "owner", await make_business(session))
+
+    async def feed_link(client: httpx.AsyncClient) -> str:
+        portal = await client.get("/portal/appointments")
+        assert f'action="/portal/businesses/{story.business.id}/calendar-feed"' in portal.text
+        found = re.search(r'value="(https://[^"]+/calendar/[^"]+\.ics)"', portal.text)
+        assert found is not None
+        return found.group(1).removeprefix(PUBLIC)
+
+    revoke = f"/portal/businesses/{story.business.id}/calendar-feed"
+    async with await browser(web) as owner, await browser(web) as other:
+        await sign_in(owner, story.owner.email)
+        old = await feed_link(owner)
+        assert (await guest.get(old)).status_code == 200
+        # Another business's owner and the secretary cannot revoke it (404), nor change it.
+        await sign_in(other, stranger.email)
+        token = await csrf_token(other, "/portal/appointments")
+        assert (await other.post(revoke, data={"csrf_token": token})).status_code == 404
+        await other.post("/logout", data={"csrf_token": token})
+        await sign_in(other, story.secretary.email)
+        token = await csrf_token(other, f"/leads/{story.lead.id}")
+        assert (await other.post(revoke, data={"csrf_token": token})).status_code == 404
+        assert (await guest.get(old)).status_code == 200
+
+        token = await csrf_token(owner, "/portal/appointments")
+        revoked = await owner.post(revoke, data={"csrf_token": token})
+        assert revoked.status_code == 303
+        new = await feed_link(owner)
+    assert new != old
+    assert (await guest.get(old)).status_code == 404
+    assert (await guest.get(new)).status_code == 200
+    async with db.transaction(write=False) as session:
+        [audit] = list(
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "calendar_feed.revoked")
+            )
+        )
+        business = await session.get_one(Business, story.business.id, populate_existing=True)
+    assert audit.actor_id == story.owner.id and audit.business_id == story.business.id
+    assert audit.details == {"version": 2} and business.calendar_feed_version == 2
+
+
 def test_ics_text_is_escaped_as_rfc_5545_asks() -> None:
     assert ics_text("a;b,c\\d\ne") == "a\\;b\\,c\\\\d\\ne"
     business = Business(id=uuid.uuid4(), name="x" * 200, timezone="Asia/Jerusalem")
@@ -370,6 +418,15 @@ async def test_a_won_lead_gets_one_survey_answered_once_and_shown_in_the_kpis(
     rows = csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig")))
     feedback = {r["key"]: r["value"] for r in rows if r["section"] == "feedback"}
     assert feedback == {"survey_answers": "1", "survey_rating": "4.0", "survey_recommend": "100.0"}
+
+    # And in the owner's morning digest (Monday 07:05 in Jerusalem: Sunday's), in his English.
+    monday_morning = datetime(2026, 11, 23, 7, 5, tzinfo=JERUSALEM)
+    assert (await send_digests({"db": db}, now=monday_morning)).queued == 1
+    [digest] = await notices(db, f"digest:daily:{story.business.id}:")
+    assert digest.recipient == story.owner.email
+    assert "  Surveys answered: 1\n" in digest.body
+    assert "  Average rating (1–5): 4\n" in digest.body
+    assert "  Share who would recommend the business: 100%\n" in digest.body
 
 
 async def test_a_survey_is_made_once_even_without_a_link_to_send(db: Database) -> None:

@@ -428,6 +428,22 @@ async def test_import_contacts_command(db: Database, tmp_path: Path) -> None:
     assert await count(db, Contact) == 4
     missing = await asyncio.to_thread(mazkira, env, *command[:3], str(tmp_path / "none.csv"))
     assert missing.returncode == 2
+    # Audited as the web import is: who and where are the command line.
+    async with db.transaction(write=False) as session:
+        [audit] = list(
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "contacts.imported")
+            )
+        )
+    assert (audit.actor_id, audit.actor_email, audit.address) == (None, "cli", "cli")
+    assert audit.business_id == business.id
+    assert audit.details == {
+        "file": "customers.csv",
+        "created": 3,
+        "merged": 2,
+        "skipped": 0,
+        "rejected": 2,
+    }
 
 
 # --------------------------------------------------------------------------- privacy
@@ -705,3 +721,48 @@ async def test_retention_is_set_by_the_admin_only(client: httpx.AsyncClient, db:
     with pytest.raises(NotFound):
         async with db.transaction() as session:
             await erase_contact(session, secretary, "not-an-id", now=NOW)
+
+
+async def test_the_admin_sets_the_retention_on_the_business_s_page_too(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    async with db.transaction() as session:
+        business = await make_business(session, name="Alpha")
+        admin = await make_user(session, "admin")
+        secretary = await make_user(session, "secretary", business)
+    url = f"/agency/businesses/{business.id}"
+    form = {"name": "Alpha", "timezone": "Asia/Jerusalem", "locale": "he"}
+    await sign_in(client, secretary.email)
+    token = await csrf_token(client, "/inbox")
+    refused = await client.post(url, data={"csrf_token": token, **form, "retention_days": "9"})
+    assert refused.status_code == 404
+    await client.post("/logout", data={"csrf_token": token})
+
+    await sign_in(client, admin.email)
+    page = await client.get(url)
+    assert 'name="retention_days"' in page.text
+    token = await csrf_token(client, url)
+    for bad in ("-3", "0", "36501", "a year"):
+        answer = await client.post(
+            url, data={"csrf_token": token, **form, "name": "Renamed", "retention_days": bad}
+        )
+        assert answer.status_code == 422, bad  # the same check as the settings page
+    saved = await client.post(url, data={"csrf_token": token, **form, "retention_days": "400"})
+    assert saved.status_code == 303
+    kept = await client.post(url, data={"csrf_token": token, **form})  # the field left out
+    assert kept.status_code == 303
+    async with db.transaction(write=False) as session:
+        found = await session.get_one(Business, business.id, populate_existing=True)
+        audits = list(
+            await session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.business_id == business.id)
+                .order_by(AuditEvent.id)
+            )
+        )
+    assert (found.name, found.retention_days) == ("Alpha", 400)  # nothing of the refused posts
+    retention = [a for a in audits if a.action == "business.retention"]
+    assert [(a.actor_id, a.details) for a in retention] == [(admin.id, {"days": 400})]
+    assert retention[0].address  # from where
+    updated = [a.details["changed"] for a in audits if a.action == "business.updated"]
+    assert updated == [["retention_days"], []]

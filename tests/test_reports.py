@@ -533,3 +533,56 @@ async def test_a_new_lead_makes_the_wallboard_refresh(tmp_path_factory: Any) -> 
             await console.close()
     finally:
         server.stop()
+
+
+async def test_the_wallboard_follows_a_secretary_connecting_in_another_process_at_once(
+    tmp_path: Any,
+) -> None:
+    from tests.conftest import REDIS_URL, need_service
+    from tests.live_client import Console, receive, silence
+    from tests.servers import Server
+
+    need_service("Redis", REDIS_URL, 6379)
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'console.db'}",
+        "REDIS_URL": REDIS_URL,
+        "SECRET_KEY": "wallboard-duty-" + "k" * 40,
+    }
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    first, second = Server(tmp_path / "one", env), Server(tmp_path / "two", env)
+    first.run("migrate")
+    first.run("create-business", "--slug", "cohen", "--name", "Cohen")
+    for email, role, extra in (
+        ("michal@example.test", "secretary", ["--business", "cohen"]),
+        ("admin@example.test", "admin", []),
+    ):
+        first.run(
+            "create-user", "--email", email, "--password", "live-password", "--role", role, *extra
+        )
+    first.start()
+    second.start()
+    try:
+        admin = await Console(first).sign_in("admin@example.test", "live-password")
+        michal = await Console(second).sign_in("michal@example.test", "live-password")
+
+        async def online() -> list[str]:
+            board = await admin.http.get("/agency/wallboard", headers={"HX-Request": "true"})
+            return re.findall(r'id="duty-[0-9a-f-]+" data-online="(yes|no)"', board.text)
+
+        board = await admin.socket(page="wallboard")
+        await silence(board, 'data-refresh="wallboard"', 1.0)  # what its own opening caused
+        assert await online() == []  # the board lists the connected and the busy
+        # Michal opens her queue on the other process: the board is told at once (no poll).
+        queue = await michal.socket(page="queue")
+        await receive(board, 'data-refresh="wallboard"', within=3.0)
+        assert await online() == ["yes"]
+        await queue.close()
+        await receive(board, 'data-refresh="wallboard"', within=3.0)
+        assert await online() == []
+        await board.close()
+        for console in (michal, admin):
+            await console.close()
+    finally:
+        first.stop()
+        second.stop()
