@@ -30,9 +30,9 @@ from console.migrate import upgrade
 from console.ratelimit import limiter_for
 from console.scheduler import ArqScheduler, LocalScheduler, Scheduler, schedule_queued
 from routes import routes
-from routes.errors import console_error, http_error, server_error
+from routes.errors import WhenDatabaseDown, console_error, http_error, server_error
 from routes.live import Fragments
-from routes.middleware import Cookies, Guard, Sessions
+from routes.middleware import Cookies, Guard, Sessions, redact_access_log
 from workers.notifications import send_notifications
 from workers.settings import PERIODIC
 from workers.sla import sweep_sla
@@ -47,12 +47,14 @@ def create_app(
 ) -> Starlette:
     """The console. Tests hand in a migrated `db` they own; otherwise the app makes its own."""
     settings = settings or Settings.from_env()
+    redact_access_log()
     owns_db = db is None
     db = db or Database(settings.database_url)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     cookies = Cookies(settings)
     hub = Hub(RedisBroker(redis) if redis is not None else LocalBroker(), render=_no_render)
-    hub.render = Fragments(db, hub.viewers)
+    fragments = Fragments(db, hub.viewers)
+    hub.render, hub.batch = fragments, fragments.batch
     db.after_commit.append(hub.publish)
     jobs_ctx: dict[str, Any] = {"db": db, "settings": settings}
     scheduler: Scheduler = (
@@ -97,6 +99,7 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(Guard, settings=settings),
+            Middleware(WhenDatabaseDown),
             Middleware(Sessions, settings=settings, db=db, cookies=cookies),
         ],
         exception_handlers={

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -123,6 +124,25 @@ async def made_once(
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def unavailable(error: BaseException) -> bool:
+    """The database is down or restarting (refused, reset, shutting down), not a bug: the
+    request may be tried again in a moment. Connection failures come raw from the driver
+    (sockets refused or reset, asyncpg's SQLSTATE 08xxx and 57P0x) or wrapped by SQLAlchemy."""
+    seen: BaseException | None = error
+    for _ in range(8):  # the error, what it wraps, and their causes
+        if seen is None:
+            return False
+        if isinstance(seen, (ConnectionError, TimeoutError, socket.gaierror)):
+            return True
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        state = str(getattr(seen, "sqlstate", "") or "")
+        if state.startswith("08") or state in {"57P01", "57P02", "57P03"}:
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
 
 
 def dialect_of(session: AsyncSession) -> str:

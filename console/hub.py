@@ -17,12 +17,14 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from console.duty import Duty, busiest, place_of
 from console.events import LiveEvent
 
 log = logging.getLogger("mazkira.hub")
@@ -56,17 +58,38 @@ class Connection:
     outbox: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     closed: bool = False
     close_code: int = 1000
+    held: list[str] | None = None  # live messages kept back while a replay is being read
 
-    def offer(self, message: str) -> bool:
-        """Queue a message; a client too slow to keep up is cut off, not waited for."""
+    def offer(self, message: str, *, numbered: bool = True) -> bool:
+        """Queue a message; a client too slow to keep up is cut off, not waited for. While a
+        replay is read, numbered messages wait for it (presence, unnumbered, goes at once)."""
         if self.closed:
             return False
+        if self.held is not None and numbered:
+            if len(self.held) >= OUTBOX_LIMIT:
+                self.close(1013)
+                return False
+            self.held.append(message)
+            return True
         try:
             self.outbox.put_nowait(message)
         except asyncio.QueueFull:
             self.close(1013)
             return False
         return True
+
+    def hold(self) -> None:
+        """Keep live messages back until `resume`: a replay read meanwhile must go first, or
+        the page would see a later number before the earlier ones and drop those."""
+        if self.held is None:
+            self.held = []
+
+    def resume(self, replay: list[str]) -> None:
+        """Queue the replay, then what was held back while it was read."""
+        held, self.held = self.held or [], None
+        for message in [*replay, *held]:
+            if not self.offer(message):
+                return
 
     def close(self, code: int = 1000) -> None:
         if self.closed:
@@ -127,12 +150,16 @@ class RedisBroker:
 
     async def _listen(self, receive: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
         delay = 0.2
+        lost = False
         while True:
             try:
                 async with self.redis.pubsub() as pubsub:
                     await pubsub.subscribe(self.channel)
                     self.ready.set()
                     delay = 0.2
+                    if lost:  # what was published meanwhile never came: consoles catch up
+                        lost = False
+                        await receive({"type": "resumed"})
                     async for message in pubsub.listen():
                         if message.get("type") != "message":
                             continue
@@ -145,6 +172,7 @@ class RedisBroker:
             except (RedisError, OSError) as error:
                 # Consoles resume from their cursors when they reconnect; nothing is lost.
                 log.warning("redis pub/sub lost (%s); retrying in %.1fs", error, delay)
+                lost = True
                 self.ready.set()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -163,6 +191,8 @@ class Hub:
     def __init__(self, broker: Broker, render: Render) -> None:
         self.broker = broker
         self.render = render
+        # Opened around the rendering of one commit's events (the app shares a read session).
+        self.batch: Callable[[], AbstractAsyncContextManager[object]] = nullcontext
         self.process = uuid.uuid4().hex
         self.connections: set[Connection] = set()
         self.by_business: dict[str, set[Connection]] = defaultdict(set)
@@ -170,6 +200,9 @@ class Hub:
         # presence[lead][process] = (reported at, [(user id, name, mode), ...])
         self.presence: dict[str, dict[str, tuple[float, list[tuple[str, str, str]]]]] = {}
         self.lead_business: dict[str, str] = {}
+        # duty[process] = (reported at, [(user id, where), ...]): the secretaries it has connected
+        self.duty: dict[str, tuple[float, Duty]] = {}
+        self.duty_sent: Duty | None = None
         self.task: asyncio.Task[None] | None = None
 
     async def start(self, latest: dict[str, int]) -> None:
@@ -199,6 +232,7 @@ class Hub:
             self.by_business[business].discard(connection)
         if connection.lead:
             await self._presence_changed(connection.lead)
+        await self._duty_changed()
 
     async def move(self, connection: Connection, page: str, mode: str, business: str) -> None:
         """The client said which page it shows; presence follows it."""
@@ -208,6 +242,7 @@ class Hub:
             self.lead_business[connection.lead] = business
         for lead in {before, connection.lead} - {None}:
             await self._presence_changed(lead)  # type: ignore[arg-type]
+        await self._duty_changed()
 
     def cursor_for(self, businesses: Iterable[str]) -> dict[str, int]:
         return {b: self.latest.get(b, 0) for b in businesses}
@@ -216,12 +251,17 @@ class Hub:
 
     async def publish(self, items: list[Any]) -> None:
         """Called after a commit: hand its events to every process (this one included)."""
-        for event in (item for item in items if isinstance(item, LiveEvent)):
-            stamped = replace(event, published_at=time.time())
-            try:
-                await self.broker.send({"type": "event", "event": stamped.as_dict()})
-            except (RedisError, OSError):
-                log.warning("event %s not published; consoles catch up on reconnect", event.id)
+        events = [item for item in items if isinstance(item, LiveEvent)]
+        if not events:
+            return
+        # In one process the events are rendered here and now: for all of them, one read.
+        async with self.batch() if isinstance(self.broker, LocalBroker) else nullcontext():
+            for event in events:
+                stamped = replace(event, published_at=time.time())
+                try:
+                    await self.broker.send({"type": "event", "event": stamped.as_dict()})
+                except (RedisError, OSError):
+                    log.warning("event %s not published; consoles catch up on reconnect", event.id)
 
     async def end_sessions(
         self, *, session_id: str | None = None, user_id: str | None = None
@@ -243,9 +283,20 @@ class Hub:
                     connection.user_id == message.get("user_id")
                 ):
                     connection.close(4401)
+        elif kind == "resumed":
+            # Events published while the broker was away were lost on the way: each page
+            # reconnects and gets them from its cursor, in order (as after a restart).
+            for connection in list(self.connections):
+                connection.close(1012)
         elif kind == "presence" and message.get("process") != self.process:
             self._store_presence(message)
             await self._fan_out_presence(message["lead"], message["business"])
+        elif kind == "duty":
+            people = [(str(user), str(where)) for user, where in message.get("people", [])]
+            before = self.duty.get(message["process"])
+            self.duty[message["process"]] = (time.monotonic(), people)
+            if before is None or before[1] != people:
+                await self._refresh_wallboards()
 
     async def deliver(self, event: LiveEvent) -> None:
         """Render the event once per audience and queue it for each of its clients."""
@@ -258,6 +309,9 @@ class Hub:
                     event.business_id, connection.locale, connection.role, connection.page
                 )
                 audiences[audience].append(connection)
+        await self._offer(event, audiences)
+
+    async def _offer(self, event: LiveEvent, audiences: dict[Audience, list[Connection]]) -> None:
         for audience, connections in audiences.items():
             try:
                 html = await self.render(event, audience)
@@ -266,7 +320,7 @@ class Hub:
                 continue
             if html:
                 for connection in connections:
-                    connection.offer(html)
+                    connection.offer(html, numbered=event.seq > 0)
 
     # --- presence -------------------------------------------------------------------------------
 
@@ -320,9 +374,55 @@ class Hub:
         event = LiveEvent(0, business, 0, "presence.changed", {"lead_id": lead})
         await self.deliver(event)
 
+    # --- who is on duty (the wallboard) ----------------------------------------------------------
+
+    def local_duty(self) -> Duty:
+        """The secretaries this process has connected, each at her busiest socket."""
+        places = [
+            (c.user_id, place_of(c.lead, c.mode))
+            for c in self.connections
+            if not c.closed and c.role == "secretary"
+        ]
+        return sorted(busiest(places).items())
+
+    def on_duty(self) -> dict[str, str]:
+        """Who is connected now in any process, by user id; a process not heard from within
+        `PRESENCE_TTL` has nobody on duty."""
+        moment = time.monotonic()
+        reports = [
+            people
+            for process, (at, people) in self.duty.items()
+            if process != self.process and moment - at <= PRESENCE_TTL
+        ]
+        return busiest(place for people in [*reports, self.local_duty()] for place in people)
+
+    async def _duty_changed(self) -> None:
+        """Tell every process (this one too) when this process's secretaries on duty change."""
+        people = self.local_duty()
+        if people != self.duty_sent:
+            await self._send_duty(people)
+
+    async def _send_duty(self, people: Duty) -> None:
+        self.duty_sent = people
+        message = {"type": "duty", "process": self.process, "people": people}
+        try:
+            await self.broker.send(message)
+        except (RedisError, OSError):
+            await self._receive(json.loads(json.dumps(message)))  # at least this process
+
+    async def _refresh_wallboards(self) -> None:
+        audiences: dict[Audience, list[Connection]] = defaultdict(list)
+        for connection in self.connections:
+            if connection.page == "wallboard" and not connection.closed:
+                audience = Audience("", connection.locale, connection.role, connection.page)
+                audiences[audience].append(connection)
+        if audiences:
+            await self._offer(LiveEvent(0, "", 0, "duty.changed", {}), audiences)
+
     async def _report_presence_forever(self) -> None:
         while True:
             await asyncio.sleep(PRESENCE_EVERY)
+            await self._send_duty(self.local_duty())  # keeps it fresh in the other processes
             for lead in {c.lead for c in self.connections if c.lead}:
                 business = self.lead_business.get(lead)
                 if business:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload
 
@@ -23,16 +23,22 @@ SINCE_MARGIN = timedelta(seconds=5)
 
 
 async def queue_row(session: AsyncSession, business_id: str, lead_id: str) -> QueueRow | None:
-    holder = aliased(User)
-    statement = (
-        select(*QueueRow.columns(holder))
-        .join(Contact, Contact.id == Lead.contact_id)
-        .join(Business, Business.id == Lead.business_id)
-        .outerjoin(holder, holder.id == Lead.claimed_by_id)
-        .where(Lead.id == uuid.UUID(lead_id), Lead.business_id == uuid.UUID(business_id))
+    """One lead's inbox row (every new lead's event renders it: the statement is built once)."""
+    found = await session.execute(
+        _QUEUE_ROW, {"lead": uuid.UUID(lead_id), "business": uuid.UUID(business_id)}
     )
-    row = (await session.execute(statement)).one_or_none()
+    row = found.one_or_none()
     return QueueRow(*row) if row else None
+
+
+_HOLDER = aliased(User)
+_QUEUE_ROW = (
+    select(*QueueRow.columns(_HOLDER))
+    .join(Contact, Contact.id == Lead.contact_id)
+    .join(Business, Business.id == Lead.business_id)
+    .outerjoin(_HOLDER, _HOLDER.id == Lead.claimed_by_id)
+    .where(Lead.id == bindparam("lead"), Lead.business_id == bindparam("business"))
+)
 
 
 async def lead_with_people(session: AsyncSession, business_id: str, lead_id: str) -> Lead | None:

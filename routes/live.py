@@ -12,10 +12,14 @@ import asyncio
 import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, nullcontext
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from console import auth, live
@@ -27,7 +31,7 @@ from console.events import LiveEvent
 from console.hub import Audience, Connection, Hub
 from console.i18n import current_locale, using_locale
 from console.lead_page import contact_history
-from console.leads import get_lead
+from console.leads import QueueRow, get_lead
 from console.overview import handled_row
 from console.tenancy import visible_businesses
 from routes.templating import env
@@ -48,7 +52,7 @@ LEAD_EVENTS = frozenset(
 )
 TASK_EVENTS = frozenset({"task.created", "task.done", "task.cancelled", "task.reopened"})
 # The wallboard fetches its board again (throttled in the page) when one of these happens.
-WALLBOARD_EVENTS = LEAD_EVENTS | ALERT_EVENTS | {"presence.changed"}
+WALLBOARD_EVENTS = LEAD_EVENTS | ALERT_EVENTS | {"presence.changed", "duty.changed"}
 WALLBOARD_REFRESH = '<template data-refresh="wallboard"></template>'
 
 
@@ -78,6 +82,7 @@ async def live_socket(websocket: WebSocket) -> None:
     )
     await websocket.accept()
     hub: Hub = app.state.hub
+    connection.hold()  # until the hello's replay is queued
     hub.join(connection)
     sender = asyncio.create_task(_send_outbox(websocket, connection))
     try:
@@ -156,21 +161,27 @@ async def _hello(
     if not set(cursor) <= connection.businesses:
         connection.close(4403)  # a subscription for a business this user may not see
         return
-    async with db.transaction(write=False) as session:
-        business = next(iter(connection.businesses), "")
-        if page.startswith("lead:"):
+    business = next(iter(connection.businesses), "")
+    if page.startswith("lead:"):
+        async with db.transaction(write=False) as session:
             try:
                 lead = await get_lead(session, user, page.removeprefix("lead:"))
             except NotFound:
                 connection.close(4404)
                 return
-            business = str(lead.business_id)
-        elif page not in PAGES:
-            connection.close(4400)
-            return
+        business = str(lead.business_id)
+    elif page not in PAGES:
+        connection.close(4400)
+        return
+    # Live events are rendered for the new page from here on and held back until the replay,
+    # read after this point, has been queued: each event is in the replay or among the held
+    # (or both; the page drops the repeat by its number), and never ahead of an earlier one.
+    connection.hold()
+    await hub.move(connection, page, "calling" if mode == "calling" else "viewing", business)
+    async with db.transaction(write=False) as session:
         latest = await event_log.latest_seqs(session)
         if any(seq > latest.get(b, 0) for b, seq in cursor.items()):
-            connection.offer(reload_message())
+            connection.resume([reload_message()])
             connection.close(4409)  # a sequence number from the future: the page is stale
             return
         replay = await event_log.events_after(session, cursor)
@@ -182,14 +193,14 @@ async def _hello(
             if unseen
             else []
         )
-    await hub.move(connection, page, "calling" if mode == "calling" else "viewing", business)
-    audience_events = sorted([*replay.events, *from_time], key=lambda e: e.id)
-    for event in audience_events:
+    messages: list[str] = []
+    for event in sorted([*replay.events, *from_time], key=lambda e: e.id):
         html = await hub.render(event, _audience(connection, event.business_id))
         if html:
-            connection.offer(html)
+            messages.append(html)
     if replay.gaps or len(from_time) >= event_log.REPLAY_LIMIT:
-        connection.offer(reload_message())
+        messages.append(reload_message())
+    connection.resume(messages)
 
 
 def _audience(connection: Connection, business_id: str) -> Audience:
@@ -206,6 +217,10 @@ def _parse_time(raw: object) -> datetime:
 
 def reload_message() -> str:
     return '<!--mz {}--><template data-reload="1"></template>'
+
+
+# While a commit's events are rendered (`Fragments.batch`), the read session they share.
+_SHARED_READ: ContextVar[AsyncSession | None] = ContextVar("shared_read", default=None)
 
 
 class Fragments:
@@ -234,25 +249,46 @@ class Fragments:
                 return []
             return [self._presence(where, lead_id)]
         parts: list[str] = []
-        async with self.db.transaction(write=False) as session:
-            if event.kind in LEAD_EVENTS and page == "queue":
-                parts += await self._queue_row(session, event, lead_id)
-            if event.kind in LEAD_EVENTS | TASK_EVENTS and page == f"lead:{lead_id}":
-                parts += await self._lead_page(session, event, lead_id, audience)
-            if event.kind in TASK_EVENTS and page == "tasks":
-                parts += await self._task_row(session, event)
-            if event.kind == "interaction.logged" and page == "portal":
-                parts += await self._handled_row(session, event)
-            if event.kind in ALERT_EVENTS and audience.role != "owner":
-                parts += await self._alert(session, event, audience)
-            if event.kind in ("interaction.started", "lead.closed") and page == "alerts":
-                parts.append('<template data-reload="1"></template>')
-        if event.kind == "lead.created" and audience.role != "owner":
-            parts.append(await self._attention(event, lead_id))
+        attention = event.kind == "lead.created" and audience.role != "owner"
+        shared = _SHARED_READ.get()
+        reading = self.db.transaction(write=False) if shared is None else nullcontext(shared)
+        try:
+            async with reading as session:
+                row = None
+                if (event.kind in LEAD_EVENTS and page == "queue") or attention:
+                    row = await live.queue_row(session, event.business_id, lead_id)
+                if event.kind in LEAD_EVENTS and page == "queue":
+                    parts += self._queue_row(row, event, lead_id)
+                if event.kind in LEAD_EVENTS | TASK_EVENTS and page == f"lead:{lead_id}":
+                    parts += await self._lead_page(session, event, lead_id, audience)
+                if event.kind in TASK_EVENTS and page == "tasks":
+                    parts += await self._task_row(session, event)
+                if event.kind == "interaction.logged" and page == "portal":
+                    parts += await self._handled_row(session, event)
+                if event.kind in ALERT_EVENTS and audience.role != "owner":
+                    parts += await self._alert(session, event, audience)
+                if event.kind in ("interaction.started", "lead.closed") and page == "alerts":
+                    parts.append('<template data-reload="1"></template>')
+        except Exception:
+            if shared is not None:  # the rest of the commit's events read on their own
+                _SHARED_READ.set(None)
+            raise
+        if attention and row is not None:
+            parts.append(env.get_template("partials/attention.html").render(row=row))
         return parts
 
-    async def _queue_row(self, session: Any, event: LiveEvent, lead_id: str) -> list[str]:
-        row = await live.queue_row(session, event.business_id, lead_id)
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        """The events of one commit rendered in one read transaction (a new lead's row and its
+        attention banner were a transaction each, which on SQLite cost more than the query)."""
+        async with self.db.transaction(write=False) as session:
+            token = _SHARED_READ.set(session)
+            try:
+                yield
+            finally:
+                _SHARED_READ.reset(token)
+
+    def _queue_row(self, row: QueueRow | None, event: LiveEvent, lead_id: str) -> list[str]:
         refresh = '<template data-refresh="queue"></template>'
         if row is None or event.kind == "lead.closed":
             return [f'<tr id="lead-{lead_id}" hx-swap-oob="delete"></tr>', refresh]
@@ -326,13 +362,6 @@ class Fragments:
         if audience.role == "secretary" or row.level == "breach":
             parts.append(env.get_template("partials/attention.html").render(alert=row))
         return parts
-
-    async def _attention(self, event: LiveEvent, lead_id: str) -> str:
-        async with self.db.transaction(write=False) as session:
-            row = await live.queue_row(session, event.business_id, lead_id)
-        if row is None:
-            return ""
-        return env.get_template("partials/attention.html").render(row=row)
 
     def _presence(self, where: str, lead_id: str) -> str:
         return env.get_template("partials/presence.html").render(

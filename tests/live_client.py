@@ -22,7 +22,11 @@ META = re.compile(r"^<!--mz (\{.*?\})-->")
 class Console:
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.http = httpx.AsyncClient(base_url=server.url)
+        # An idle connection is dropped before uvicorn's 5 s keep-alive closes it under us (a
+        # request sent on it in that instant would fail, as the soak saw).
+        self.http = httpx.AsyncClient(
+            base_url=server.url, limits=httpx.Limits(keepalive_expiry=2.0)
+        )
         self.token = ""
 
     async def sign_in(self, email: str, password: str) -> Console:

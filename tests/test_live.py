@@ -178,8 +178,10 @@ async def test_presence_shows_who_is_on_a_lead_and_clears_when_they_leave(
     shown = await receive(watcher, "data-viewer")
     assert f'id="row-presence-{lead}"' in shown and "calling" in shown and "📞" in shown
     await on_lead.close()
-    cleared = await receive(watcher, f'id="row-presence-{lead}"')
-    assert "data-viewer" not in cleared
+    # The watcher's replay of the row, rendered once she was on it, may still come first.
+    async with asyncio.timeout(5):
+        while "data-viewer" in await receive(watcher, f'id="row-presence-{lead}"'):
+            pass
     await watcher.close()
 
 
