@@ -66,6 +66,10 @@ class Settings:
     # Web-form intake per minute, per business key and per client address (0: no limit).
     intake_rate_per_key: int = 600
     intake_rate_per_address: int = 60
+    # Provider webhooks (Twilio, Meta, Mailgun) come in bursts from the providers' own addresses,
+    # so they are never counted; an address that sends this many bad signatures in a minute is
+    # refused (429) for the rest of that minute (0: never).
+    webhook_bad_signatures_per_address: int = 20
     # JSON API calls per minute per token (0: no limit).
     api_rate_per_token: int = 600
 
@@ -123,6 +127,7 @@ class Settings:
             whatsapp_reply_template=env.get("WHATSAPP_REPLY_TEMPLATE") or None,
             intake_rate_per_key=_int(env, "INTAKE_RATE_PER_KEY", 600),
             intake_rate_per_address=_int(env, "INTAKE_RATE_PER_ADDRESS", 60),
+            webhook_bad_signatures_per_address=_int(env, "WEBHOOK_BAD_SIGNATURES_PER_ADDRESS", 20),
             api_rate_per_token=_int(env, "API_RATE_PER_TOKEN", 600),
         )
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 
 from starlette.datastructures import FormData
 from starlette.middleware.cors import CORSMiddleware
@@ -13,7 +14,7 @@ from starlette.routing import request_response
 
 from console import intake, intake_email, intake_twilio, intake_whatsapp, ratelimit
 from console.arrivals import Arrived
-from console.errors import Invalid, UnsupportedMedia
+from console.errors import Invalid, Unauthorized, UnsupportedMedia
 from console.task_acks import apply_button_reply
 from routes.forms import now
 from routes.middleware import client_address
@@ -97,11 +98,12 @@ async def whatsapp_subscribe(request: Request) -> Response:
 async def whatsapp_events(request: Request) -> Response:
     """`POST /intake/whatsapp`: messages and delivery statuses, signed over the raw body."""
     _content_type(request, ("application/json",))
-    payload = intake_whatsapp.verify(
-        request.app.state.settings,
-        await request.body(),
-        request.headers.get("x-hub-signature-256"),
-    )
+    async with _signed(request):
+        payload = intake_whatsapp.verify(
+            request.app.state.settings,
+            await request.body(),
+            request.headers.get("x-hub-signature-256"),
+        )
     batch = intake_whatsapp.parse(payload)
     settings, moment = request.app.state.settings, now(request)
     async with request.app.state.db.transaction() as session:
@@ -120,14 +122,14 @@ async def whatsapp_events(request: Request) -> Response:
 async def email(request: Request) -> Response:
     """`POST /intake/email`: a mail forwarded by a Mailgun route."""
     _content_type(request, FORM_TYPES)
-    fields = _texts(await request.form())
-    clock = request.app.state.clock
-    await intake_email.verify(
-        request.app.state.settings,
-        request.app.state.limiter,
-        fields,
-        now=clock.now().timestamp(),
-    )
+    async with _signed(request):
+        fields = _texts(await request.form())
+        await intake_email.verify(
+            request.app.state.settings,
+            request.app.state.limiter,
+            fields,
+            now=request.app.state.clock.now().timestamp(),
+        )
     async with request.app.state.db.transaction() as session:
         arrived = await intake_email.receive_mail(session, fields, now=now(request))
     return _arrived(arrived)
@@ -153,18 +155,33 @@ def _public_url(request: Request) -> str:
 
 async def _twilio_params(request: Request) -> dict[str, list[str]]:
     _content_type(request, ("application/x-www-form-urlencoded",))
-    form = await request.form()
-    params: dict[str, list[str]] = {}
-    for name, value in form.multi_items():
-        if isinstance(value, str):
-            params.setdefault(name, []).append(value)
-    intake_twilio.verify(
-        request.app.state.settings,
-        _public_url(request),
-        params,
-        request.headers.get("x-twilio-signature"),
-    )
+    async with _signed(request):
+        form = await request.form()
+        params: dict[str, list[str]] = {}
+        for name, value in form.multi_items():
+            if isinstance(value, str):
+                params.setdefault(name, []).append(value)
+        intake_twilio.verify(
+            request.app.state.settings,
+            _public_url(request),
+            params,
+            request.headers.get("x-twilio-signature"),
+        )
     return params
+
+
+@asynccontextmanager
+async def _signed(request: Request) -> AsyncIterator[None]:
+    """A provider's webhook: an address that sent too many bad signatures this minute is
+    refused before its body is read (429); each bad signature counts against it."""
+    settings, limiter = request.app.state.settings, request.app.state.limiter
+    address = client_address(request.scope, settings.trusted_proxies)
+    await ratelimit.refuse_a_forger(limiter, address, settings.webhook_bad_signatures_per_address)
+    try:
+        yield
+    except Unauthorized:
+        await ratelimit.count_a_bad_signature(limiter, address)
+        raise
 
 
 def _content_type(request: Request, accepted: tuple[str, ...]) -> None:

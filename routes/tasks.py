@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from console import task_sla, tasks
-from routes.access import signed_in, user_of
+from routes.access import safe_next, signed_in, user_of
 from routes.forms import now, see_other, text
 from routes.templating import render
 
@@ -44,6 +44,4 @@ async def set_status(request: Request) -> Response:
             text(form, "status"),
             now=now(request),
         )
-    return see_other(
-        request, text(form, "next") if text(form, "next").startswith("/") else "/tasks"
-    )
+    return see_other(request, safe_next(text(form, "next"), "/tasks"))

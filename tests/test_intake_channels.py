@@ -337,6 +337,27 @@ async def test_web_form_intake_is_rate_limited_per_key(
     assert await count(db, Lead) == 5
 
 
+async def test_an_address_sending_bad_signatures_is_held_back_and_no_other(
+    client: httpx.AsyncClient, app: object, db: Database, settings: Settings
+) -> None:
+    """Providers' own addresses are never counted; forgers are, by their bad signatures."""
+    await business_with_lines(db)
+    good = sms("שלום")
+    forged = SignedForm(good.url, good.fields, {**good.headers, "X-Twilio-Signature": "AAAA"})
+    limit = settings.webhook_bad_signatures_per_address
+    answers = [(await post(client, forged)).status_code for _ in range(limit)]
+    assert answers == [401] * limit
+    for held_back in (good, whatsapp("היי"), mail("שלום")):  # even signed well, this minute
+        answer = await post(client, held_back)
+        assert answer.status_code == 429, answer.text
+        assert int(answer.headers["Retry-After"]) >= 1 and answer.json()["error"]
+    assert await count(db, Lead) == 0
+    provider = httpx.ASGITransport(app=app, client=("203.0.113.7", 443))  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=provider, base_url="http://testserver") as twilio:
+        assert [(await post(twilio, sms(f"הודעה {n}"))).status_code for n in range(3)] == [200] * 3
+    assert await count(db, Interaction) == 3
+
+
 async def test_a_line_belongs_to_one_business(db: Database) -> None:
     await business_with_lines(db)
     async with db.transaction() as session:
