@@ -1,14 +1,16 @@
-"""Two browsers at once: a lead appears on the secretaries' screens without a reload, the title
-counts it, and when one takes it the other sees who holds it."""
+"""Two browsers at once: a lead that came in by the web form appears on the secretaries' screens
+without a reload, and when one takes it the other sees who holds it, then that she is on a call."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import httpx
 import pytest
+from playwright.async_api import expect
 
 from tests.browser import chromium, need_chromium
-from tests.live_client import Console
 from tests.servers import Server
 
 pytestmark = pytest.mark.browser
@@ -51,25 +53,32 @@ async def test_a_new_lead_appears_live_and_the_other_secretary_sees_who_took_it(
                 await page.wait_for_selector("#live-state.on")
                 pages.append(page)
             michal, noa = pages
+            for page in pages:  # a mark that a reload or a navigation would wipe
+                await page.evaluate("window.stayed = true")
 
-            intake = await Console(server).sign_in("noa@example.test", PASSWORD)
-            new_call = (await intake.http.get("/leads/new")).text
-            business = new_call.split('<option value="')[2].split('"')[0]
-            await intake.post(
-                "/leads", business_id=business, phone="052-7654321", subject="פנייה חיה"
-            )
-            await intake.post("/leads/x/release")  # nothing; keeps the session warm
+            # A customer fills the business's web form: the row comes to both screens, untaken.
+            key = server.run("intake-key", "--business", "cohen").strip()
+            async with httpx.AsyncClient(base_url=server.url) as client:
+                answer = await client.post(
+                    "/intake/cohen/form",
+                    headers={"X-Intake-Key": key},
+                    json={"name": "רונית", "phone": "052-7654321", "message": "פנייה חיה"},
+                )
+            assert answer.status_code == 201, answer.text
+            lead_id = answer.json()["lead_id"]
             for page in pages:
-                row = page.locator("tr.lead-row", has_text="פנייה חיה")
+                row = page.locator(f"#lead-{lead_id}")
                 await row.wait_for(timeout=5000)
-            assert await noa.title() != ""
-            lead_id = (
-                await michal.locator("tr.lead-row", has_text="פנייה חיה").get_attribute("id") or ""
-            ).removeprefix("lead-")
-            # The lead arrived claimed by Noa (she opened it); Michal sees Noa's name at once.
+                assert "פנייה חיה" in await row.inner_text()
+                assert await row.locator("button[data-claim]").count() == 1
+                assert await page.evaluate("window.stayed") is True  # no reload
+                await expect(page).to_have_title(re.compile(r"^\(1\) "))  # the title counts it
+            # Noa takes it from her queue; Michal's row shows her name instead of the button.
+            await noa.locator(f"#lead-{lead_id} button[data-claim]").click()
             holder = michal.locator(f"#lead-{lead_id} .holder-name")
             await holder.wait_for(timeout=5000)
             assert await holder.inner_text() == "נועה"
+            assert await michal.locator(f"#lead-{lead_id} button[data-claim]").count() == 0
             # Noa opens it to log the call: Michal's queue row shows her on it.
             await noa.goto(f"{server.url}/leads/{lead_id}")
             await noa.click("button[name=kind][value=inbound_call]")
@@ -81,6 +90,5 @@ async def test_a_new_lead_appears_live_and_the_other_secretary_sees_who_took_it(
             await michal.locator(f"#row-presence-{lead_id} .viewer").wait_for(
                 state="detached", timeout=5000
             )
-            await intake.close()
     finally:
         server.stop()

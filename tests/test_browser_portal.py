@@ -140,6 +140,27 @@ async def test_the_owner_reviews_rates_and_acknowledges_on_his_phone(tmp_path: P
             assert "✓" in await task.inner_text()
             assert await task.locator("button", has_text="ראיתי").count() == 0
 
+            # his numbers: the last seven days hold the lead and the call handled for it
+            await page.click("nav.mainnav a[href='/portal/kpis']")
+            await page.wait_for_url(f"{server.url}/portal/kpis*")
+            await page.locator("a.chip", has_text="7 הימים האחרונים").click()
+            await page.locator("a.chip[aria-current]", has_text="7 הימים האחרונים").wait_for()
+            numbers = await page.eval_on_selector_all(
+                "dl.kpi-stats > div",
+                "els => Object.fromEntries(els.map(e => [e.querySelector('dt').innerText,"
+                " e.querySelector('dd').innerText]))",
+            )
+            assert numbers["פניות"] == "1" and numbers["שיחות והודעות שטופלו"] == "1", numbers
+            # Chart.js drew the leads by day beside the table
+            await page.wait_for_function(
+                "Chart.getChart(document.getElementById('chart-days')) !== undefined"
+            )
+            overflow = await page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0
+            await page.screenshot(path=str(tmp_path / "portal-kpis.png"), full_page=True)
+
             # the agency sees the rating, per secretary
             await context.clear_cookies()
             await page.set_viewport_size({"width": 1280, "height": 900})

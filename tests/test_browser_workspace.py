@@ -100,6 +100,7 @@ async def test_secretary_works_a_lead_and_only_its_owner_sees_the_task(tmp_path:
             await page.keyboard.press("j")  # select the first row, then take it
             await page.keyboard.press("c")
             await page.wait_for_url(f"{server.url}/leads/*")
+            assert await page.locator(".holder-box strong").inner_text() == "מיכל"  # hers now
             greeting = page.locator("blockquote.greeting")
             assert await greeting.inner_text() == "אינסטלציה כהן, מדברת מיכל, שלום יעל"
 
@@ -127,6 +128,12 @@ async def test_secretary_works_a_lead_and_only_its_owner_sees_the_task(tmp_path:
             history = await page.locator("ol.history").inner_text()
             assert "הרצל 12, תל אביב" in history and "<script>x</script>" in history
             await page.screenshot(path=str(tmp_path / "lead.png"), full_page=True)
+
+            # back in her queue the lead shows answered, and held by her
+            await page.goto(f"{server.url}/inbox")
+            row = page.locator("tr.lead-row", has_text="יעל")
+            assert await row.locator(".answered").count() == 1
+            assert await row.locator(".holder-name").inner_text() == "מיכל"
 
             for owner, sees in (("avi@example.test", True), ("dana@example.test", False)):
                 await context.clear_cookies()
