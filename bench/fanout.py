@@ -16,13 +16,20 @@ import re
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+from websockets.asyncio.client import ClientConnection
 
 from bench.inbox import create_database
+from console import accounts
+from console.config import normalise_database_url
+from console.db import Database
+from console.migrate import upgrade
 from tests.live_client import Console, meta
 from tests.servers import Server
 
@@ -36,20 +43,117 @@ REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 
 def rss_mb(server: Server) -> float:
     assert server.process is not None
-    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
+    return pid_rss_mb(server.process.pid)
+
+
+def pid_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
 
-async def fresh_postgres() -> str:
-    await create_database(POSTGRES)
-    engine = create_async_engine(POSTGRES)
+async def fresh_postgres(url: str = POSTGRES) -> str:
+    """An empty PostgreSQL database (made when missing); its URL as `mazkira serve` reads it."""
+    url = normalise_database_url(url)
+    await create_database(url)
+    engine = create_async_engine(url)
     async with engine.begin() as connection:
         await connection.execute(text("DROP SCHEMA public CASCADE"))
         await connection.execute(text("CREATE SCHEMA public"))
     await engine.dispose()
-    return make_url(POSTGRES).render_as_string(hide_password=False)
+    return make_url(url).render_as_string(hide_password=False)
+
+
+async def add_people(
+    url: str, *, businesses: int, password: str, serves: int = 1, prefix: str = "b"
+) -> list[tuple[str, str]]:
+    """Migrate, then an admin and `businesses` businesses, each with its secretary `s{n}`, who
+    also serves the next `serves - 1` businesses; returns each business's (slug, intake key)."""
+    db = Database(normalise_database_url(url))
+    await upgrade(db)
+    made = []
+    async with db.transaction() as session:
+        await accounts.create_user(
+            session, email="admin@bench.test", password=password, role="admin"
+        )
+        for n in range(businesses):
+            business = await accounts.create_business(session, slug=f"{prefix}{n}", name=f"עסק {n}")
+            made.append((business.slug, business.intake_key))
+        for n in range(businesses):
+            await accounts.create_user(
+                session,
+                email=f"s{n}@bench.test",
+                password=password,
+                role="secretary",
+                name=f"מזכירה {n}",
+                businesses=[made[(n + k) % businesses][0] for k in range(serves)],
+            )
+    await db.dispose()
+    return made
+
+
+async def listen(ws: ClientConnection, received: dict[str, list[float]]) -> None:
+    """Each row fragment's delay from its stamp, under `business:seq`."""
+    async for message in ws:
+        stamp = meta(str(message))
+        if stamp.get("t") and "lead-row" in str(message):
+            received.setdefault(f"{stamp['b']}:{stamp['s']}", []).append(
+                time.time() - float(stamp["t"])
+            )
+
+
+async def collect(
+    sockets: Iterable[ClientConnection],
+    make_event: Callable[[int], Awaitable[None]],
+    events: int,
+    per_event: int,
+) -> dict[str, float | int]:
+    """Make `events` events 50 ms apart while every socket listens; each one's time to its last
+    console, once `per_event` consoles have it (or 5 s after the last event)."""
+    received: dict[str, list[float]] = {}
+    listeners = [asyncio.create_task(listen(ws, received)) for ws in sockets]
+    await asyncio.sleep(1)
+    for n in range(events):
+        await make_event(n)
+        await asyncio.sleep(0.05)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if len(received) >= events and all(len(t) >= per_event for t in received.values()):
+            break
+        await asyncio.sleep(0.1)
+    for task in listeners:
+        task.cancel()
+    return spread(received, per_event)
+
+
+def spread(received: dict[str, list[float]], per_event: int) -> dict[str, float | int]:
+    per_event_ms = sorted(max(times) * 1000 for times in received.values()) or [0.0]
+    at99 = min(len(per_event_ms) - 1, int(len(per_event_ms) * 0.99))
+    return {
+        "events": len(received),
+        "complete_events": sum(1 for times in received.values() if len(times) >= per_event),
+        "p50_ms": round(statistics.median(per_event_ms), 1),
+        "p99_ms": round(per_event_ms[at99], 1),
+        "max_ms": round(per_event_ms[-1], 1),
+    }
+
+
+async def start(processes: int, work: Path, *, postgres: bool = False) -> list[Server]:
+    """One `mazkira serve` on SQLite (or PostgreSQL), or two on PostgreSQL + Redis, with the
+    people in place."""
+    env = {"SECRET_KEY": "fanout-" + "k" * 40}
+    if processes == 2 or postgres:
+        env["DATABASE_URL"] = await fresh_postgres()
+    if processes == 2:
+        env["REDIS_URL"] = REDIS
+    servers = [Server(work / f"p{n}", env) for n in range(processes)]
+    for server in servers:
+        server.log.parent.mkdir(parents=True, exist_ok=True)
+    await add_people(servers[0].env["DATABASE_URL"], businesses=BUSINESSES, password=PASSWORD)
+    for server in servers:
+        server.start()
+    return servers
 
 
 async def main() -> None:
@@ -58,33 +162,7 @@ async def main() -> None:
     parser.add_argument("--processes", type=int, choices=[1, 2], default=1)
     parser.add_argument("--leads", type=int, default=150)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="mazkira-fanout-"))
-    env = {"SECRET_KEY": "fanout-" + "k" * 40}
-    if args.processes == 2:
-        env |= {"DATABASE_URL": await fresh_postgres(), "REDIS_URL": REDIS}
-    servers = [Server(work / f"p{n}", env) for n in range(args.processes)]
-    for server in servers:
-        server.log.parent.mkdir(parents=True, exist_ok=True)
-    first = servers[0]
-    first.run("migrate")
-    first.run(
-        "create-user", "--email", "admin@bench.test", "--password", PASSWORD, "--role", "admin"
-    )
-    for n in range(BUSINESSES):
-        first.run("create-business", "--slug", f"b{n}", "--name", f"עסק {n}")
-        first.run(
-            "create-user",
-            "--email",
-            f"s{n}@bench.test",
-            "--password",
-            PASSWORD,
-            "--role",
-            "secretary",
-            "--business",
-            f"b{n}",
-        )
-    for server in servers:
-        server.start()
+    servers = await start(args.processes, Path(tempfile.mkdtemp(prefix="mazkira-fanout-")))
     try:
         result = await measure(servers, args.clients, args.leads)
     finally:
@@ -93,7 +171,7 @@ async def main() -> None:
     print(json.dumps({"processes": args.processes, **result}))
 
 
-async def measure(servers: list[Server], clients: int, leads: int) -> dict[str, float | int]:
+async def measure(servers: list[Server], clients: int, leads: int) -> dict[str, Any]:
     consoles = [
         await Console(servers[n % len(servers)]).sign_in(f"s{n}@bench.test", PASSWORD)
         for n in range(BUSINESSES)
@@ -101,46 +179,24 @@ async def measure(servers: list[Server], clients: int, leads: int) -> dict[str, 
     admin = await Console(servers[0]).sign_in("admin@bench.test", PASSWORD)
     new_call = (await admin.http.get("/leads/new")).text
     business_ids = re.findall(r'<option value="([0-9a-f-]{36})"', new_call)
-    received: dict[str, list[float]] = {}
-    sockets = []
-    for n in range(clients):
-        console = consoles[n % BUSINESSES]
-        sockets.append(await console.socket())
+    sockets = [await consoles[n % BUSINESSES].socket() for n in range(clients)]
     print(f"{len(sockets)} consoles connected", flush=True)
 
-    async def listen(ws: object) -> None:
-        async for message in ws:  # type: ignore[attr-defined]
-            stamp = meta(str(message))
-            if stamp.get("t") and "lead-row" in str(message):
-                received.setdefault(f"{stamp['b']}:{stamp['s']}", []).append(
-                    time.time() - float(stamp["t"])
-                )
-
-    listeners = [asyncio.create_task(listen(ws)) for ws in sockets]
-    await asyncio.sleep(1)
-    for n in range(leads):
+    async def new_lead(n: int) -> None:
         business = business_ids[n % len(business_ids)]
         answer = await admin.post(
             "/leads", business_id=business, phone=f"052-7{n:06d}", subject="bench"
         )
         assert answer.status_code == 303, answer.status_code
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(2)
-    per_event = sorted(max(times) * 1000 for times in received.values())
-    complete = sum(1 for times in received.values() if len(times) >= clients // BUSINESSES)
-    for task in listeners:
-        task.cancel()
+
+    figures = await collect(sockets, new_lead, leads, clients // BUSINESSES)
     for ws in sockets:
         await ws.close()
     for console in [*consoles, admin]:
         await console.close()
     return {
         "clients": clients,
-        "events": len(per_event),
-        "complete_events": complete,
-        "p50_ms": round(statistics.median(per_event), 1),
-        "p99_ms": round(per_event[min(len(per_event) - 1, int(len(per_event) * 0.99))], 1),
-        "max_ms": round(per_event[-1], 1),
+        **figures,
         "rss_mb": round(sum(rss_mb(s) for s in servers), 1),
     }
 

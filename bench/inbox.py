@@ -21,9 +21,10 @@ import httpx
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.applications import Starlette
 
 from asgi import create_app
-from bench.seed import count_leads, seed
+from bench.seed import PASSWORD, count_leads, seed
 from console.config import Settings, normalise_database_url
 from console.db import Database
 from console.migrate import upgrade
@@ -46,8 +47,9 @@ async def prepare(kind: str, leads: int, businesses: int) -> Database:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         db = Database(f"sqlite+aiosqlite:///{path}")
     else:
-        await create_database(normalise_database_url(POSTGRES))
-        db = Database(normalise_database_url(POSTGRES))
+        url = postgres_url(leads, businesses)
+        await create_database(url)
+        db = Database(url)
         await upgrade(db)
         if await count_leads(db) == leads:
             return db
@@ -68,6 +70,15 @@ async def prepare(kind: str, leads: int, businesses: int) -> Database:
     return db
 
 
+def postgres_url(leads: int, businesses: int) -> str:
+    """`mazkira_bench` holds the million leads; other sizes have databases of their own, so
+    `bench.scale` can keep 10,000 beside them."""
+    url = make_url(normalise_database_url(POSTGRES))
+    if (leads, businesses) != (1_000_000, 1_000):
+        url = url.set(database=f"{url.database}_{leads}_{businesses}")
+    return url.render_as_string(hide_password=False)
+
+
 async def create_database(url: str) -> None:
     """The benchmark's own PostgreSQL database (never the tests'), made when missing."""
     target = make_url(url)
@@ -81,9 +92,24 @@ async def create_database(url: str) -> None:
     await engine.dispose()
 
 
-async def measure(db: Database, requests: int) -> dict[str, Any]:
+def bench_app(db: Database) -> Starlette:
+    """The whole console on this database, without its jobs, for requests in this process."""
     settings = Settings(database_url=db.url, secret_key="bench-" + "x" * 40)
-    app = create_app(settings, db=db, run_jobs=False)
+    return create_app(settings, db=db, run_jobs=False)
+
+
+async def sign_in(client: httpx.AsyncClient, email: str = "secretary@bench.test") -> None:
+    """Sign in as the seeded secretary (or another seeded user); the client keeps the cookie."""
+    login = await client.get("/login")
+    token = login.text.split('name="csrf_token" value="')[1].split('"')[0]
+    signed = await client.post(
+        "/login", data={"email": email, "password": PASSWORD, "csrf_token": token}
+    )
+    assert signed.status_code == 303, signed.text
+
+
+async def measure(db: Database, requests: int) -> dict[str, Any]:
+    app = bench_app(db)
     statements: list[str] = []
 
     def record(*args: object) -> None:
@@ -93,17 +119,7 @@ async def measure(db: Database, requests: int) -> dict[str, Any]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-            login = await client.get("/login")
-            token = login.text.split('name="csrf_token" value="')[1].split('"')[0]
-            signed = await client.post(
-                "/login",
-                data={
-                    "email": "secretary@bench.test",
-                    "password": "bench-password",
-                    "csrf_token": token,
-                },
-            )
-            assert signed.status_code == 303, signed.text
+            await sign_in(client)
             for _ in range(5):  # warm caches and the session's last-seen stamp
                 await client.get("/inbox")
             times = []
