@@ -120,7 +120,10 @@ _LOCK_IN_ORDER = (
     select(Business.id)
     .where(Business.id == func.any(bindparam("ids", type_=postgresql.ARRAY(Uuid()))))
     .order_by(Business.id)
-    .with_for_update()
+    # NO KEY UPDATE, as the UPDATE itself takes: it does not wait for the KEY SHARE locks that
+    # inserting a business's leads and contacts takes on its row (FOR UPDATE did, and two
+    # transactions each holding one and wanting the other's row deadlocked).
+    .with_for_update(key_share=True)
 )
 _BLOCKS = (
     func.unnest(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -368,18 +368,36 @@ class BusinessHours:
     def add_covered_minutes(self, start: datetime, minutes: float) -> datetime:
         """The moment `minutes` of covered time have passed since `start` (counting from the
         next opening if it is outside hours)."""
+        [moment] = self.add_covered_minutes_each(start, [minutes])
+        if moment is None:
+            raise ValueError("no covered hours")
+        return moment
+
+    def add_covered_minutes_each(
+        self, start: datetime, amounts: Sequence[float]
+    ) -> list[datetime | None]:
+        """`add_covered_minutes` for several amounts from one start, in one walk over the
+        windows (a promise's warnings and breach); None where the hours run out first."""
         start = _as_utc(start)
-        if not math.isfinite(minutes) or minutes < 0:
-            raise ValueError(f"minutes must be finite and not negative, not {minutes!r}")
-        remaining = timedelta(minutes=minutes)
+        for minutes in amounts:
+            if not math.isfinite(minutes) or minutes < 0:
+                raise ValueError(f"minutes must be finite and not negative, not {minutes!r}")
+        wanted = sorted((timedelta(minutes=m), n) for n, m in enumerate(amounts))
+        found: list[datetime | None] = [None] * len(amounts)
         if self.always_open:
-            return start + remaining
+            for amount, n in wanted:
+                found[n] = start + amount
+            return found
+        passed = timedelta()  # covered time before the window being walked
         for window_start, window_end in self._windows_from(start):
-            available = window_end - window_start
-            if remaining <= available:
-                return window_start + remaining
-            remaining -= available
-        raise ValueError("no covered hours")
+            window = window_end - window_start
+            while wanted and wanted[0][0] <= passed + window:
+                amount, n = wanted.pop(0)
+                found[n] = window_start + (amount - passed)
+            if not wanted:
+                break
+            passed += window
+        return found
 
     def covered_minutes_between(self, t1: datetime, t2: datetime) -> float:
         """Covered minutes in [t1, t2); 0 when t2 is not after t1."""

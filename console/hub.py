@@ -254,8 +254,11 @@ class Hub:
         events = [item for item in items if isinstance(item, LiveEvent)]
         if not events:
             return
-        # In one process the events are rendered here and now: for all of them, one read.
-        async with self.batch() if isinstance(self.broker, LocalBroker) else nullcontext():
+        # In one process the events are rendered here and now: for all of them, one read (and
+        # none when no console of their businesses is open).
+        listened = any(self.by_business.get(event.business_id) for event in events)
+        local = isinstance(self.broker, LocalBroker) and listened
+        async with self.batch() if local else nullcontext():
             for event in events:
                 stamped = replace(event, published_at=time.time())
                 try:

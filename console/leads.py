@@ -86,21 +86,38 @@ def build_lead(
     external_id: str | None = None,
     lead_id: uuid.UUID | None = None,
 ) -> Lead:
-    """The lead `new` makes for this contact, not yet added and without its promise (one
-    shape for every way a lead comes in: `create_lead`, and the web form's groups)."""
+    """The lead `new` makes for this contact, not yet added and without its promise."""
     return Lead(
-        id=lead_id or uuid.uuid4(),
-        business_id=business.id,
-        contact_id=contact.id,
-        channel=new.channel,
-        subject=new.subject.strip()[:300],
-        message=new.message,
-        priority=new.priority,
-        source=new.source.strip()[:100],
-        created_at=now,
-        stage_changed_at=now,
-        external_id=external_id,
+        **lead_values(
+            new, business.id, contact.id, now=now, external_id=external_id, lead_id=lead_id
+        )
     )
+
+
+def lead_values(
+    new: NewLead,
+    business_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    *,
+    now: datetime,
+    external_id: str | None = None,
+    lead_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    """The columns a new lead starts with (one shape for every way a lead comes in: the ORM's
+    `build_lead`, and the web form's groups, which insert plain rows)."""
+    return {
+        "id": lead_id or uuid.uuid4(),
+        "business_id": business_id,
+        "contact_id": contact_id,
+        "channel": new.channel,
+        "subject": new.subject.strip()[:300],
+        "message": new.message,
+        "priority": new.priority,
+        "source": new.source.strip()[:100],
+        "created_at": now,
+        "stage_changed_at": now,
+        "external_id": external_id,
+    }
 
 
 @dataclass(frozen=True)

@@ -116,8 +116,12 @@ async def policies_of(
 def threshold_moment(clock: BusinessHours, lead: Lead | DueLead, percent: int) -> datetime | None:
     """When `percent` of the lead's target has passed; None for a business with no hours."""
     assert lead.sla_minutes is not None
+    return _moment(clock, lead.created_at, lead.sla_minutes, percent)
+
+
+def _moment(clock: BusinessHours, start: datetime, minutes: int, percent: int) -> datetime | None:
     try:
-        return clock.add_covered_minutes(lead.created_at, lead.sla_minutes * percent / 100)
+        return clock.add_covered_minutes(start, minutes * percent / 100)
     except ValueError:  # no covered hours in the coming year: no promise can be kept or missed
         return None
 
@@ -153,13 +157,43 @@ async def start_clock(
 
 def promise_times(lead: Lead, business: Business, policies: Sequence[SlaPolicy]) -> datetime | None:
     """Set the lead's target, breach time and queue place; return when its first alert is due."""
-    promise = pick_promise(policies, lead.channel, lead.priority)
-    clock = clock_for(business)
-    lead.sla_minutes = promise.minutes
-    lead.respond_by = threshold_moment(clock, lead, BREACH)
-    lead.warn_at = threshold_moment(clock, lead, promise.thresholds[0])
-    lead.queue_rank, lead.queue_at = 0, lead.respond_by or lead.created_at
-    return next_alert(clock, lead, promise, lead.created_at)
+    times = promise_for(clock_for(business), policies, lead.channel, lead.priority, lead.created_at)
+    lead.sla_minutes, lead.respond_by, lead.warn_at = times.minutes, times.respond_by, times.warn_at
+    lead.queue_rank, lead.queue_at = 0, times.respond_by or lead.created_at
+    return times.first_alert
+
+
+@dataclass(frozen=True, slots=True)
+class PromiseTimes:
+    """A new lead's promise: its target, its first warning, its breach and its first alert."""
+
+    minutes: int
+    warn_at: datetime | None
+    respond_by: datetime | None
+    first_alert: datetime | None
+
+
+def promise_for(
+    clock: BusinessHours,
+    policies: Sequence[SlaPolicy],
+    channel: str,
+    priority: str,
+    created_at: datetime,
+) -> PromiseTimes:
+    """The promise a lead of this channel and priority gets when it arrives at `created_at`
+    (pure: the web form's groups compute it for rows they write without the ORM)."""
+    promise = pick_promise(policies, channel, priority)
+    amounts = [promise.minutes * percent / 100 for percent in promise.thresholds]
+    moments = dict(
+        zip(promise.thresholds, clock.add_covered_minutes_each(created_at, amounts), strict=True)
+    )
+    first_alert = next(
+        (moment for moment in moments.values() if moment is not None and moment > created_at),
+        None,
+    )
+    return PromiseTimes(
+        promise.minutes, moments[promise.thresholds[0]], moments[BREACH], first_alert
+    )
 
 
 async def set_alarms(session: AsyncSession, alarms: Mapping[uuid.UUID, datetime | None]) -> None:

@@ -396,6 +396,23 @@ def test_counting_undoes_adding(
             assert end == hours.next_open(start)
 
 
+def test_several_amounts_in_one_walk_agree_with_one_at_a_time() -> None:
+    hours = BusinessHours.from_business(SPLIT)
+    rng = random.Random(20261124)
+    for _ in range(200):
+        start = at(2026, 1, 1) + timedelta(seconds=rng.randrange(365 * 24 * 3600))
+        amounts = [rng.choice([0.0, 2.5, 4.0, rng.uniform(0, 900)]) for _ in range(4)]
+        amounts.append(amounts[0])  # unordered, and once twice
+        each = hours.add_covered_minutes_each(start, amounts)
+        assert each == [hours.add_covered_minutes(start, minutes) for minutes in amounts]
+    closed = BusinessHours.from_business({day: [] for day in DEFAULT})
+    assert closed.add_covered_minutes_each(at(2026, 5, 4), [5.0, 0.0]) == [None, None]
+    with pytest.raises(ValueError, match="no covered hours"):
+        closed.add_covered_minutes(at(2026, 5, 4), 5)
+    with pytest.raises(ValueError, match="not negative"):
+        hours.add_covered_minutes_each(at(2026, 5, 4), [5.0, -1.0])
+
+
 # --- daylight saving --------------------------------------------------------------------------
 
 

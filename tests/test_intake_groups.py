@@ -85,6 +85,37 @@ async def test_a_group_meeting_a_twin_written_elsewhere_is_written_form_by_form(
     assert not answers[1].duplicate
 
 
+async def test_groups_written_side_by_side_make_each_person_once(db: Database) -> None:
+    """PostgreSQL writes several groups at once: the same new callers in two of them wait for
+    each other (never a deadlock), and each person is one contact, each form one lead."""
+    async with db.transaction() as session:
+        businesses = [await make_business(session, slug=f"b{n}") for n in range(3)]
+    writer = FormWriter(db, group=4, parallel=3)
+    phones = ["054-2345678", "052-7654321", "053-3456789", "050-4567890"]
+    forms = [
+        Delivery(
+            business.slug,
+            business.intake_key,
+            {"phone": phones[n % len(phones)], "external_id": f"form-{n}"},
+            NOW,
+        )
+        for n in range(36)
+        for business in [businesses[n % 3]]
+    ]
+    answers = await asyncio.gather(*(writer.receive(form) for form in forms))
+    assert not any(answer.duplicate for answer in answers)
+    async with db.transaction(write=False) as session:
+        assert await session.scalar(select(func.count()).select_from(Lead)) == 36
+        contacts = (await session.execute(select(Contact.business_id, Contact.phone))).all()
+        assert len(contacts) == len(set(contacts)) == 12  # 4 callers in each of 3 businesses
+        for business in businesses:
+            seqs = await session.scalars(select(Event.seq).where(Event.business_id == business.id))
+            assert sorted(seqs) == list(range(1, 13))
+    again = await asyncio.gather(*(writer.receive(form) for form in forms[:6]))
+    assert [answer.lead_id for answer in again] == [answer.lead_id for answer in answers[:6]]
+    assert all(answer.duplicate for answer in again)
+
+
 async def test_the_intake_benchmark_runs(tmp_path: Path) -> None:
     result = await bench_intake.run(
         "sqlite", rate=40, seconds=0.25, connections=2, warmup=0.1, work=tmp_path, businesses=2
