@@ -10,12 +10,12 @@ from starlette.datastructures import FormData
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import request_response
 
 from console import intake, intake_email, intake_twilio, intake_whatsapp, ratelimit
 from console.arrivals import Arrived
-from console.errors import Invalid, Unauthorized, UnsupportedMedia
+from console.errors import ConsoleError, Invalid, Unauthorized, UnsupportedMedia
 from console.task_acks import apply_button_reply
+from routes.errors import console_error
 from routes.forms import now
 from routes.middleware import client_address
 
@@ -24,7 +24,21 @@ TWIML = "application/xml"
 
 
 async def web_form(request: Request) -> Response:
-    """`POST /intake/{business_slug}/form` with `X-Intake-Key`: 201 new, 200 when seen before."""
+    """`POST /intake/{business_slug}/form` with `X-Intake-Key`: 201 new, 200 when seen before.
+
+    The form on a business's own site posts from the visitor's browser: any origin may, with
+    the key (no cookies are involved, so this opens nothing else), and reads the answer, a
+    refusal included."""
+    try:
+        received = await _receive_form(request)
+        response = _received(received.lead_id, received.contact_id, received.duplicate)
+    except ConsoleError as refusal:
+        response = await console_error(request, refusal)
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+async def _receive_form(request: Request) -> intake.Received:
     slug, key = request.path_params["business_slug"], request.headers.get("x-intake-key", "")
     settings = request.app.state.settings
     await ratelimit.check_web_form(
@@ -37,14 +51,13 @@ async def web_form(request: Request) -> Response:
     )
     fields = await _fields(request)
     delivery = intake.Delivery(slug, key, fields, now(request))
-    received = await request.app.state.form_writer.receive(delivery)  # written in a group
-    return _received(received.lead_id, received.contact_id, received.duplicate)
+    writer: intake.FormWriter = request.app.state.form_writer
+    return await writer.receive(delivery)  # written in a group
 
 
-# The form on a business's own site posts from the visitor's browser: any origin may, with the
-# key (no cookies are involved, so this opens nothing else).
-cross_site_form = CORSMiddleware(
-    request_response(web_form),
+# The browser asks first whether the site may post with its key header.
+web_form_preflight = CORSMiddleware(
+    Response(status_code=204, headers={"Allow": "POST, OPTIONS"}),
     allow_origins=["*"],
     allow_methods=["POST"],
     allow_headers=["Content-Type", "X-Intake-Key"],
