@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import insert, or_, select
+from sqlalchemy import bindparam, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.accounts import EMAIL
@@ -188,17 +188,14 @@ class ContactBook:
         wanted = list(wanted)
         phones = {phone for _, phone, _ in wanted if phone}
         emails = {email for _, _, email in wanted if email}
-        conditions = [Contact.phone.in_(phones)] if phones else []
-        conditions += [Contact.email.in_(emails)] if emails else []
-        if not conditions:
+        if not phones and not emails:
             return cls(session, [])
-        statement = (
-            select(Contact)
-            .where(Contact.business_id.in_({business for business, _, _ in wanted}))
-            .where(or_(*conditions))
-            .order_by(Contact.created_at)
+        businesses = {business for business, _, _ in wanted}
+        found = await session.scalars(
+            _CONTACTS_OF,
+            {"businesses": list(businesses), "phones": list(phones), "emails": list(emails)},
         )
-        return cls(session, (await session.scalars(statement)).all())
+        return cls(session, found.all())
 
     def find_or_create(
         self, business_id: uuid.UUID, *, phone: str | None, email: str | None, name: str
@@ -232,6 +229,17 @@ class ContactBook:
             self.made = []
 
 
+_CONTACTS_OF = (  # built once: a group's lookups differ only in their lists
+    select(Contact)
+    .where(Contact.business_id.in_(bindparam("businesses", expanding=True)))
+    .where(
+        or_(
+            Contact.phone.in_(bindparam("phones", expanding=True)),
+            Contact.email.in_(bindparam("emails", expanding=True)),
+        )
+    )
+    .order_by(Contact.created_at)
+)
 _INSERT_CONTACT = insert(Contact.metadata.tables["contacts"])  # the rest by column defaults
 
 

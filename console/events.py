@@ -13,7 +13,19 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Uuid, bindparam, column, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Uuid,
+    bindparam,
+    case,
+    column,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -85,12 +97,13 @@ async def record(
 async def _hand_out_blocks(
     session: AsyncSession, counts: Counter[uuid.UUID]
 ) -> list[tuple[uuid.UUID, int]]:
-    """Each business's last sequence number after taking `counts[business]` more, in statements
-    compiled once whatever the count: on PostgreSQL one UPDATE … FROM unnest(ids, counts)
+    """Each business's last sequence number after taking `counts[business]` more: on PostgreSQL,
+    in statements compiled once whatever the count, one UPDATE … FROM unnest(ids, counts)
     RETURNING, after a SELECT … ORDER BY id FOR UPDATE when there are several businesses (the
-    UPDATE locks rows in whatever order its plan meets them); on SQLite an executemany, then
-    the numbers read back (its writer holds the database's write lock from BEGIN IMMEDIATE, so
-    nobody moves them in between)."""
+    UPDATE locks rows in whatever order its plan meets them); on SQLite one UPDATE … SET
+    event_seq = event_seq + CASE id … END RETURNING, compiled once per number of businesses (its
+    writer holds the database's write lock from BEGIN IMMEDIATE; a statement is a hop to the
+    driver's thread and back, so one, not an executemany and a read)."""
     if session.get_bind().dialect.name == "postgresql":
         if len(counts) > 1:  # rows locked in one fixed order, so two batches never deadlock
             await session.execute(_LOCK_IN_ORDER, {"ids": list(counts)})
@@ -104,14 +117,11 @@ async def _hand_out_blocks(
         )
         return [(business_id, last) for business_id, last in handed]
     businesses = Business.metadata.tables["businesses"]
-    await session.execute(
-        update(businesses)
-        .where(businesses.c.id == bindparam("business"))
-        .values(event_seq=businesses.c.event_seq + bindparam("n")),
-        [{"business": business_id, "n": n} for business_id, n in counts.items()],
-    )
     handed = await session.execute(
-        select(businesses.c.id, businesses.c.event_seq).where(businesses.c.id.in_(list(counts)))
+        update(businesses)
+        .where(businesses.c.id.in_(list(counts)))
+        .values(event_seq=businesses.c.event_seq + case(dict(counts), value=businesses.c.id))
+        .returning(businesses.c.id, businesses.c.event_seq)
     )
     return [(business_id, last) for business_id, last in handed]
 

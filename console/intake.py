@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -164,9 +164,7 @@ async def receive_forms(
     slugs = {delivery.slug for delivery in deliveries}
     businesses = {
         business.slug: business
-        for business in await session.scalars(
-            select(Business).where(Business.slug.in_(slugs), Business.active.is_(True))
-        )
+        for business in await session.scalars(_BUSINESSES, {"slugs": list(slugs)})
     }
     answers: list[Received | ConsoleError | None] = []
     accepted: list[tuple[int, Business, WebForm, str | None, str | None, datetime]] = []
@@ -254,6 +252,14 @@ async def _insert(
     )
 
 
+# Built once: a group's lookups differ only in their lists.
+_BUSINESSES = select(Business).where(
+    Business.slug.in_(bindparam("slugs", expanding=True)), Business.active.is_(True)
+)
+_EARLIER = select(Lead.business_id, Lead.external_id, Lead.id, Lead.contact_id).where(
+    Lead.business_id.in_(bindparam("businesses", expanding=True)),
+    Lead.external_id.in_(bindparam("ids", expanding=True)),
+)
 _INSERT_LEAD = insert(Lead.metadata.tables["leads"])  # the rest by column defaults
 _INSERT_ALARM = insert(LeadAlarm.metadata.tables["lead_alarms"])
 
@@ -279,10 +285,11 @@ async def _earlier_leads(
         return {}
     wanted = set(keys)
     rows = await session.execute(
-        select(Lead.business_id, Lead.external_id, Lead.id, Lead.contact_id).where(
-            Lead.business_id.in_({business for business, _ in wanted}),
-            Lead.external_id.in_({external_id for _, external_id in wanted}),
-        )
+        _EARLIER,
+        {
+            "businesses": list({business for business, _ in wanted}),
+            "ids": list({external_id for _, external_id in wanted}),
+        },
     )
     return {
         (business, external_id): (lead, contact)

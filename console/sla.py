@@ -107,8 +107,7 @@ async def policies_of(
     session: AsyncSession, business_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[SlaPolicy]]:
     found: dict[uuid.UUID, list[SlaPolicy]] = {b: [] for b in business_ids}
-    statement = select(SlaPolicy).where(SlaPolicy.business_id.in_(list(business_ids)))
-    for policy in await session.scalars(statement):
+    for policy in await session.scalars(_POLICIES_OF, {"ids": list(business_ids)}):
         found[policy.business_id].append(policy)
     return found
 
@@ -218,6 +217,7 @@ async def set_alarms(session: AsyncSession, alarms: Mapping[uuid.UUID, datetime 
         )
 
 
+_POLICIES_OF = select(SlaPolicy).where(SlaPolicy.business_id.in_(bindparam("ids", expanding=True)))
 _ALARMS = LeadAlarm.metadata.tables["lead_alarms"]
 _DELETE_ONE = delete(_ALARMS).where(_ALARMS.c.lead_id == bindparam("lead"))
 _UPSERT_ONE = sqlite.insert(_ALARMS)
