@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from console import api
+from console import api_models
 
 VERSION = "1.0.0"
 REF = "#/components/schemas/{model}"
@@ -63,7 +63,7 @@ IDEMPOTENCY_KEY = {
     "required": False,
     "description": "Any unique string: a repeat with the same key (same user) creates nothing "
     "and answers 200 with the lead the first request made.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": api.MAX_IDEMPOTENCY_KEY},
+    "schema": {"type": "string", "minLength": 1, "maxLength": api_models.MAX_IDEMPOTENCY_KEY},
 }
 
 OPERATIONS = (
@@ -72,8 +72,8 @@ OPERATIONS = (
         "/api/v1/leads",
         "listLeads",
         "Leads of your businesses, newest first",
-        api.LeadPage,
-        query=api.LeadQuery,
+        api_models.LeadPage,
+        query=api_models.LeadQuery,
         errors=(422,),
     ),
     Operation(
@@ -81,9 +81,9 @@ OPERATIONS = (
         "/api/v1/leads",
         "createLead",
         "Create a lead (the contact is found or made by phone or e-mail)",
-        api.LeadOut,
+        api_models.LeadOut,
         status=201,
-        body=api.NewLeadRequest,
+        body=api_models.NewLeadRequest,
         parameters=(IDEMPOTENCY_KEY,),
         errors=(400, 404, 415, 422),
         also={200: "A repeat of an earlier request with the same Idempotency-Key."},
@@ -93,7 +93,7 @@ OPERATIONS = (
         "/api/v1/leads/{lead_id}",
         "getLead",
         "One lead",
-        api.LeadOut,
+        api_models.LeadOut,
         parameters=(_id("lead_id", "lead"),),
         errors=(404,),
     ),
@@ -102,8 +102,8 @@ OPERATIONS = (
         "/api/v1/leads/{lead_id}/interactions",
         "listLeadInteractions",
         "A lead's calls, messages and notes, newest first",
-        api.InteractionPage,
-        query=api.PageQuery,
+        api_models.InteractionPage,
+        query=api_models.PageQuery,
         parameters=(_id("lead_id", "lead"),),
         errors=(404, 422),
     ),
@@ -112,7 +112,7 @@ OPERATIONS = (
         "/api/v1/interactions/{interaction_id}",
         "getInteraction",
         "One interaction",
-        api.InteractionOut,
+        api_models.InteractionOut,
         parameters=(_id("interaction_id", "interaction"),),
         errors=(404,),
     ),
@@ -121,8 +121,8 @@ OPERATIONS = (
         "/api/v1/contacts",
         "listContacts",
         "Contacts of your businesses, newest first",
-        api.ContactPage,
-        query=api.ContactQuery,
+        api_models.ContactPage,
+        query=api_models.ContactQuery,
         errors=(422,),
     ),
     Operation(
@@ -130,7 +130,7 @@ OPERATIONS = (
         "/api/v1/contacts/{contact_id}",
         "getContact",
         "One contact",
-        api.ContactOut,
+        api_models.ContactOut,
         parameters=(_id("contact_id", "contact"),),
         errors=(404,),
     ),
@@ -139,8 +139,8 @@ OPERATIONS = (
         "/api/v1/tasks",
         "listTasks",
         "Tasks of your businesses, newest first",
-        api.TaskPage,
-        query=api.TaskQuery,
+        api_models.TaskPage,
+        query=api_models.TaskQuery,
         errors=(422,),
     ),
     Operation(
@@ -148,7 +148,7 @@ OPERATIONS = (
         "/api/v1/tasks/{task_id}",
         "getTask",
         "One task",
-        api.TaskOut,
+        api_models.TaskOut,
         parameters=(_id("task_id", "task"),),
         errors=(404,),
     ),
@@ -157,7 +157,7 @@ OPERATIONS = (
         "/api/v1/tasks/{task_id}/done",
         "markTaskDone",
         "Mark a task done (its assignee, its creator or an admin); done again changes nothing",
-        api.TaskOut,
+        api_models.TaskOut,
         parameters=(_id("task_id", "task"),),
         errors=(404, 409),
     ),
@@ -166,8 +166,8 @@ OPERATIONS = (
         "/api/v1/kpis",
         "getKpis",
         "A business's KPIs for a period of days in its zone (both ends included)",
-        api.KpiOut,
-        query=api.KpiQuery,
+        api_models.KpiOut,
+        query=api_models.KpiQuery,
         errors=(404, 422),
     ),
 )
@@ -179,7 +179,7 @@ Mazkira's JSON API for owners and their integrations.
 --email E`) and send it as `Authorization: Bearer mzk_…`. A token acts as its user and sees
 exactly what the user sees in the console: the user's businesses only; anything else is 404.
 
-**Lists** are newest first, `limit` items a page (at most {api.MAX_LIMIT}); pass the answer's
+**Lists** are newest first, `limit` items a page (at most {api_models.MAX_LIMIT}); pass the answer's
 `next_cursor` as `cursor` for the next page.
 
 **Errors** are JSON, `{{"error": message, "field": name}}`, with the status saying which.
@@ -239,7 +239,7 @@ def _operation(op: Operation, refs: dict[Any, dict[str, str]]) -> dict[str, Any]
     for status, text in op.also.items():
         responses[str(status)] = {"description": text, "content": answer}
     for status in sorted({*op.errors, *ALWAYS}):
-        responses[str(status)] = _error(status, refs[(api.ApiError, "serialization")])
+        responses[str(status)] = _error(status, refs[(api_models.ApiError, "serialization")])
     parameters = [*op.parameters, *(_query_parameters(op.query) if op.query else [])]
     spec: dict[str, Any] = {
         "operationId": op.operation_id,
@@ -255,7 +255,7 @@ def _operation(op: Operation, refs: dict[Any, dict[str, str]]) -> dict[str, Any]
 
 @cache
 def document() -> dict[str, Any]:
-    answers = {op.answer for op in OPERATIONS} | {api.ApiError}
+    answers = {op.answer for op in OPERATIONS} | {api_models.ApiError}
     models: list[tuple[type[BaseModel], Any]] = [(m, "serialization") for m in answers]
     models += [(op.body, "validation") for op in OPERATIONS if op.body]
     refs, schemas = models_json_schema(models, ref_template=REF)

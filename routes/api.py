@@ -1,4 +1,5 @@
-"""The JSON API v1: a bearer token in, JSON out. Parsing, queries and shapes are console/api.py."""
+"""The JSON API v1: a bearer token in, JSON out. Requests and answers are console/api_models.py,
+the queries console/api.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from console import api, api_tokens, i18n, openapi, ratelimit
+from console import api, api_models, api_tokens, i18n, openapi, ratelimit
 from console.admin import Actor, record_lead_view
 from console.errors import Unauthorized, UnsupportedMedia
 from models import User
@@ -73,7 +74,7 @@ async def document(request: Request) -> Response:
 
 @bearer
 async def list_leads(request: Request, user: User) -> Response:
-    query = api.parse_query(api.LeadQuery, request.query_params)
+    query = api_models.parse_query(api_models.LeadQuery, request.query_params)
     async with request.app.state.db.transaction(write=False) as session:
         return _json(await api.leads_page(session, user, query))
 
@@ -94,7 +95,7 @@ async def create_lead(request: Request, user: User) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise UnsupportedMedia("Send the lead as JSON (Content-Type: application/json).")
-    new = api.parse_new_lead(await request.body())
+    new = api_models.parse_new_lead(await request.body())
     key = request.headers.get("idempotency-key")
     async with request.app.state.db.transaction() as session:
         lead, created = await api.add_lead(
@@ -105,7 +106,7 @@ async def create_lead(request: Request, user: User) -> Response:
 
 @bearer
 async def lead_interactions(request: Request, user: User) -> Response:
-    query = api.parse_query(api.PageQuery, request.query_params)
+    query = api_models.parse_query(api_models.PageQuery, request.query_params)
     lead_id = request.path_params["lead_id"]
     async with request.app.state.db.transaction(write=False) as session:
         return _json(await api.interactions_page(session, user, lead_id, query))
@@ -120,7 +121,7 @@ async def show_interaction(request: Request, user: User) -> Response:
 
 @bearer
 async def list_contacts(request: Request, user: User) -> Response:
-    query = api.parse_query(api.ContactQuery, request.query_params)
+    query = api_models.parse_query(api_models.ContactQuery, request.query_params)
     async with request.app.state.db.transaction(write=False) as session:
         return _json(await api.contacts_page(session, user, query))
 
@@ -133,7 +134,7 @@ async def show_contact(request: Request, user: User) -> Response:
 
 @bearer
 async def list_tasks(request: Request, user: User) -> Response:
-    query = api.parse_query(api.TaskQuery, request.query_params)
+    query = api_models.parse_query(api_models.TaskQuery, request.query_params)
     async with request.app.state.db.transaction(write=False) as session:
         return _json(await api.tasks_page(session, user, query))
 
@@ -155,6 +156,6 @@ async def mark_task_done(request: Request, user: User) -> Response:
 
 @bearer
 async def kpis(request: Request, user: User) -> Response:
-    query = api.parse_query(api.KpiQuery, request.query_params)
+    query = api_models.parse_query(api_models.KpiQuery, request.query_params)
     async with request.app.state.db.transaction(write=False) as session:
         return _json(await api.kpis_for(session, user, query, now=now(request)))
