@@ -190,7 +190,7 @@ async def cancel_appointment(
             ),
             Notification.status == "queued",
         )
-        .values(status="failed", last_error=WITHDRAWN_NOTE)
+        .values(status="withdrawn", last_error=WITHDRAWN_NOTE)
         .execution_options(synchronize_session=False)
     )
     if appointment.starts_at > now:

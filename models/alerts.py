@@ -52,7 +52,8 @@ class Notification(Base):
 
     __tablename__ = "notifications"
     __table_args__ = (
-        CheckConstraint("status IN ('queued', 'sent', 'failed')", name="status"),
+        # withdrawn: called off before it was sent (an appointment cancelled), never a failure
+        CheckConstraint("status IN ('queued', 'sent', 'failed', 'withdrawn')", name="status"),
         Index(
             "ix_notifications_queued",
             "next_attempt_at",
@@ -84,7 +85,7 @@ class Notification(Base):
     recipient: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(300), default="")
     body: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(8), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(String(500), default="")
     provider_id: Mapped[str] = mapped_column(String(200), default="")

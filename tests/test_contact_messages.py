@@ -296,7 +296,7 @@ async def test_cancelling_tells_the_contact_and_the_reminder_is_never_sent(
     await cancel(first)  # a second click changes nothing
     notices = await outbox(db, f"appointment:{first.id}:")
     assert sorted(notices) == ["cancelled", "confirm", "reminder"]
-    assert notices["reminder"].status == "failed"
+    assert notices["reminder"].status == "withdrawn"  # called off, not a failure
     assert notices["reminder"].last_error == "withdrawn: the appointment was cancelled"
     assert (notices["cancelled"].channel, notices["cancelled"].sender) == ("sms", LINE)
     assert "בוטלה" in notices["cancelled"].body  # the business's (and her) language
