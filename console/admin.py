@@ -1,5 +1,5 @@
-"""The agency's administration: businesses, people, who serves which business, and the audit
-log that records each change (in the same transaction as the change).
+"""The agency's administration: businesses, people, and who serves which business; each change
+is recorded in the audit log (console/audit.py) in the same transaction as the change.
 
 Every function takes an `Actor` (the admin, the moment and the client address) so the audit
 row says who, when and from where. Refusals raise before anything is written.
@@ -10,22 +10,20 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import accounts
-from console.audit import record_audit
-from console.auth import end_user_sessions, normalise_email
+from console.audit import Actor, record_action
+from console.auth import end_user_sessions
 from console.errors import ConsoleError, Invalid, NotFound
 from console.passwords import check_policy, hash_password
 from console.privacy import apply_retention, parse_retention
 from console.tenancy import parse_id
 from models import (
-    AuditEvent,
     Business,
     OwnerMembership,
     Role,
@@ -38,39 +36,6 @@ from models import (
 # password is set with it (it is signed with the moment the password last changed).
 PASSWORD_LINK_MAX_AGE = timedelta(days=3)
 LINK_PURPOSE = "set-password"
-AUDIT_PAGE_SIZE = 50
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is doing it, when, and from which address."""
-
-    user: User | None
-    now: datetime
-    address: str = ""
-
-
-async def _audit(
-    session: AsyncSession,
-    actor: Actor,
-    action: str,
-    *,
-    business_id: uuid.UUID | None = None,
-    subject: User | Business | None = None,
-    **details: Any,
-) -> None:
-    subject_type = "user" if isinstance(subject, User) else "business" if subject else ""
-    await record_audit(
-        session,
-        action=action,
-        now=actor.now,
-        actor=actor.user,
-        business_id=business_id,
-        subject_type=subject_type,
-        subject_id=subject.id if subject is not None else "",
-        address=actor.address,
-        **details,
-    )
 
 
 # --- businesses -------------------------------------------------------------------------------
@@ -82,7 +47,7 @@ async def create_business(
     business = await accounts.create_business(
         session, slug=slug, name=name, timezone=timezone or "Asia/Jerusalem", locale=locale or "he"
     )
-    await _audit(
+    await record_action(
         session, actor, "business.created", business_id=business.id, subject=business, slug=slug
     )
     return business
@@ -127,7 +92,7 @@ async def update_business(
             session, actor.user, business, retention, now=actor.now, address=actor.address
         )
     await session.flush()
-    await _audit(
+    await record_action(
         session,
         actor,
         "business.updated",
@@ -144,7 +109,7 @@ async def set_business_active(
     business.active = active
     await session.flush()
     action = "business.reactivated" if active else "business.deactivated"
-    await _audit(session, actor, action, business_id=business.id, subject=business)
+    await record_action(session, actor, action, business_id=business.id, subject=business)
     return business
 
 
@@ -221,7 +186,7 @@ async def set_password_from_link(
     user.password_changed_at = now
     await end_user_sessions(session, user.id, now=now)
     await session.flush()
-    await _audit(session, Actor(user, now), "user.password_set", subject=user)
+    await record_action(session, Actor(user, now), "user.password_set", subject=user)
     return user
 
 
@@ -250,7 +215,7 @@ async def invite_user(
     )
     user.password_changed_at = actor.now
     await session.flush()
-    await _audit(session, actor, "user.invited", subject=user, email=user.email, role=role)
+    await record_action(session, actor, "user.invited", subject=user, email=user.email, role=role)
     return user
 
 
@@ -275,7 +240,9 @@ async def change_role(session: AsyncSession, actor: Actor, user: User, role: str
     user.role = role
     await end_user_sessions(session, user.id, now=actor.now)  # their pages were for the old role
     await session.flush()
-    await _audit(session, actor, "user.role_changed", subject=user, role=role, previous=previous)
+    await record_action(
+        session, actor, "user.role_changed", subject=user, role=role, previous=previous
+    )
     return user
 
 
@@ -287,7 +254,7 @@ async def set_user_active(session: AsyncSession, actor: Actor, user: User, *, ac
     ended = 0 if active else await end_user_sessions(session, user.id, now=actor.now)
     await session.flush()
     action = "user.reactivated" if active else "user.deactivated"
-    await _audit(session, actor, action, subject=user, sessions_ended=ended)
+    await record_action(session, actor, action, subject=user, sessions_ended=ended)
     return ended
 
 
@@ -297,13 +264,13 @@ async def reset_password(session: AsyncSession, actor: Actor, user: User) -> Use
     user.password_changed_at = actor.now
     ended = await end_user_sessions(session, user.id, now=actor.now)
     await session.flush()
-    await _audit(session, actor, "user.password_reset", subject=user, sessions_ended=ended)
+    await record_action(session, actor, "user.password_reset", subject=user, sessions_ended=ended)
     return user
 
 
 async def end_sessions(session: AsyncSession, actor: Actor, user: User) -> int:
     ended = await end_user_sessions(session, user.id, now=actor.now)
-    await _audit(session, actor, "user.sessions_ended", subject=user, sessions_ended=ended)
+    await record_action(session, actor, "user.sessions_ended", subject=user, sessions_ended=ended)
     return ended
 
 
@@ -342,7 +309,7 @@ async def assign(
     else:
         existing.is_backup = backup
     await session.flush()
-    await _audit(
+    await record_action(
         session, actor, "assignment.set", business_id=business.id, subject=user, backup=backup
     )
 
@@ -353,7 +320,7 @@ async def unassign(session: AsyncSession, actor: Actor, business: Business, user
         raise NotFound("She is not assigned to this business.")
     await session.delete(existing)
     await session.flush()
-    await _audit(session, actor, "assignment.removed", business_id=business.id, subject=user)
+    await record_action(session, actor, "assignment.removed", business_id=business.id, subject=user)
 
 
 @dataclass(frozen=True)
@@ -389,139 +356,3 @@ async def staffing_gaps(session: AsyncSession) -> list[StaffingGap]:
         )
     ).all()
     return [StaffingGap(business, int(n), int(b)) for business, n, b in rows]
-
-
-# --- sign-ins and the audit log ---------------------------------------------------------------
-
-
-async def record_sign_in(
-    session: AsyncSession, user: User | None, *, email: str, address: str, now: datetime
-) -> None:
-    """A sign-in, or a failed one (with the e-mail typed; never the password)."""
-    if user is not None:
-        await record_audit(
-            session,
-            action="sign_in",
-            now=now,
-            actor=user,
-            address=address,
-            subject_type="user",
-            subject_id=user.id,
-        )
-    else:
-        await record_audit(
-            session,
-            action="sign_in.failed",
-            now=now,
-            actor_email=normalise_email(email),
-            address=address,
-        )
-
-
-@dataclass(frozen=True)
-class AuditFilters:
-    person: str = ""
-    business: str = ""
-    action: str = ""
-    since: str = ""  # YYYY-MM-DD, UTC, inclusive
-    until: str = ""  # YYYY-MM-DD, UTC, inclusive
-    before: str = ""  # the keyset: the id of the last row of the previous page
-
-
-@dataclass(frozen=True)
-class AuditRow:
-    event: AuditEvent
-    business_name: str | None
-
-
-@dataclass(frozen=True)
-class AuditPage:
-    rows: list[AuditRow]
-    next_before: int | None
-    businesses: list[Business]
-
-
-def _date(raw: str, field: str) -> datetime | None:
-    """The start of a day (UTC) typed as YYYY-MM-DD, or None when blank."""
-    if not raw.strip():
-        return None
-    try:
-        return datetime.combine(date.fromisoformat(raw.strip()), time(), tzinfo=UTC)
-    except ValueError:
-        raise Invalid("Enter the date as YYYY-MM-DD.", field=field) from None
-
-
-def _audit_statement(filters: AuditFilters) -> Select[AuditEvent, str]:
-    statement = select(AuditEvent, Business.name).outerjoin(
-        Business, Business.id == AuditEvent.business_id
-    )
-    if filters.person.strip():
-        statement = statement.where(
-            AuditEvent.actor_email.contains(normalise_email(filters.person), autoescape=True)
-        )
-    if filters.business:
-        statement = statement.where(AuditEvent.business_id == parse_id(filters.business))
-    if filters.action.strip():
-        statement = statement.where(
-            AuditEvent.action.startswith(filters.action.strip(), autoescape=True)
-        )
-    since, until = _date(filters.since, "since"), _date(filters.until, "until")
-    if since is not None:
-        statement = statement.where(AuditEvent.at >= since)
-    if until is not None:
-        statement = statement.where(AuditEvent.at < until + timedelta(days=1))
-    if filters.before:
-        try:
-            before = int(filters.before)
-        except ValueError:
-            raise Invalid("Not a page of the log.", field="before") from None
-        statement = statement.where(AuditEvent.id < before)
-    return statement
-
-
-async def audit_log(session: AsyncSession, filters: AuditFilters) -> AuditPage:
-    """Newest first, a page at a time by keyset (the id): two statements."""
-    try:
-        statement = _audit_statement(filters)
-    except NotFound:
-        raise Invalid("No such business.", field="business") from None
-    rows = (
-        await session.execute(statement.order_by(AuditEvent.id.desc()).limit(AUDIT_PAGE_SIZE + 1))
-    ).all()
-    more = len(rows) > AUDIT_PAGE_SIZE
-    rows = rows[:AUDIT_PAGE_SIZE]
-    businesses = list((await session.scalars(select(Business).order_by(Business.name))).all())
-    return AuditPage(
-        rows=[AuditRow(event, name) for event, name in rows],
-        next_before=rows[-1][0].id if more and rows else None,
-        businesses=businesses,
-    )
-
-
-async def record_lead_view(
-    session: AsyncSession,
-    lead_id: uuid.UUID,
-    business_id: uuid.UUID,
-    *,
-    actor: Actor,
-    via: str = "page",
-) -> None:
-    """Someone opened a lead's details: the lead page, the owner's view of it, or the API."""
-    await record_audit(
-        session,
-        action="lead.viewed",
-        now=actor.now,
-        actor=actor.user,
-        business_id=business_id,
-        subject_type="lead",
-        subject_id=lead_id,
-        address=actor.address,
-        via=via,
-    )
-
-
-async def record_change(
-    session: AsyncSession, actor: Actor, action: str, business: Business, **details: Any
-) -> None:
-    """A change made elsewhere (a script saved or published, a response promise set)."""
-    await _audit(session, actor, action, business_id=business.id, subject=business, **details)

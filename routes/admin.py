@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from console import admin
+from console.audit import Actor, AuditFilters, audit_log
 from console.i18n import LOCALES
 from models import Role
 from routes.access import signed_in, user_of
@@ -20,8 +21,8 @@ PRIVATE = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 ROLES = [role.value for role in Role]
 
 
-def actor(request: Request) -> admin.Actor:
-    return admin.Actor(user_of(request), now(request), request.state.client_address)
+def actor(request: Request) -> Actor:
+    return Actor(user_of(request), now(request), request.state.client_address)
 
 
 def link_url(request: Request, token: str) -> str:
@@ -200,11 +201,9 @@ async def end_sessions(request: Request) -> Response:
 async def audit(request: Request) -> Response:
     """Who did what, newest first; filtered by person, business, action and dates."""
     params = request.query_params
-    filters = admin.AuditFilters(
-        **{f.name: params.get(f.name, "") for f in fields(admin.AuditFilters)}
-    )
+    filters = AuditFilters(**{f.name: params.get(f.name, "") for f in fields(AuditFilters)})
     async with request.app.state.db.transaction(write=False) as session:
-        page = await admin.audit_log(session, filters)
+        page = await audit_log(session, filters)
     return render(request, "agency/audit.html", {"page": page, "filters": filters})
 
 

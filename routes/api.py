@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from console import api, api_models, api_tokens, i18n, openapi, ratelimit
-from console.admin import Actor, record_lead_view
+from console.audit import Actor, record_lead_view
 from console.errors import Unauthorized, UnsupportedMedia
 from models import User
 from routes.errors import console_error

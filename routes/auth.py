@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response
 
 from console import auth, i18n
 from console.accounts import set_user_locale
-from console.admin import record_sign_in
+from console.audit import record_sign_in
 from console.errors import Throttled
 from models import Role, User
 from routes.access import current_user, safe_next

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from console import leads
-from console.admin import record_lead_view
+from console.audit import record_lead_view
 from console.lead_page import lead_view
 from console.leads import InboxFilters, NewLead
 from console.surveys import SurveyLinks

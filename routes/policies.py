@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import admin, reminder_policy, sla, task_sla
+from console import audit, reminder_policy, sla, task_sla
 from console.errors import Invalid
 from console.tenancy import get_business
 from models import Role
@@ -51,7 +51,7 @@ async def save_policy(request: Request) -> Response:
             warnings=warnings,
             notify_owner=bool(text(form, "notify_owner")),
         )
-        await admin.record_change(
+        await audit.record_change(
             session, actor(request), "sla.policy_set", business, minutes=minutes
         )
     return see_other(request, f"/agency/businesses/{business.id}/sla")
@@ -70,7 +70,7 @@ async def save_task_policy(request: Request) -> Response:
         await task_sla.set_task_policy(
             session, business, acknowledge_minutes=acknowledge, remind_before_due_minutes=remind
         )
-        await admin.record_change(session, actor(request), "sla.task_policy_set", business)
+        await audit.record_change(session, actor(request), "sla.task_policy_set", business)
     return see_other(request, f"/agency/businesses/{business.id}/sla#task-policy")
 
 
@@ -83,5 +83,5 @@ async def save_reminders(request: Request) -> Response:
     async with request.app.state.db.transaction() as session:
         business = await get_business(session, user_of(request), request.path_params["business_id"])
         await reminder_policy.set_reminder_policy(session, business, wanted, now=now(request))
-        await admin.record_change(session, actor(request), "sla.reminders_set", business)
+        await audit.record_change(session, actor(request), "sla.reminders_set", business)
     return see_other(request, f"/agency/businesses/{business.id}/sla#reminders")

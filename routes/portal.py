@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from console import availability, feedback, portal, scripts, task_sla, tasks
-from console.admin import record_change, record_lead_view
+from console.audit import record_change, record_lead_view
 from console.portal import ReviewFilters
 from console.tenancy import get_business, parse_id
 from models import Role

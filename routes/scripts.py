@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import admin, canned_replies, scripts
+from console import audit, canned_replies, scripts
 from console.tenancy import get_business
 from models import Role
 from routes.access import signed_in, user_of
@@ -52,7 +52,7 @@ async def save(request: Request) -> Response:
         if action == "publish":
             draft = await scripts.publish_draft(session, business, now=now(request))
         done = "script.published" if action == "publish" else "script.saved"
-        await admin.record_change(session, actor(request), done, business, version=draft.version)
+        await audit.record_change(session, actor(request), done, business, version=draft.version)
     return see_other(request, f"/agency/businesses/{business.id}/script")
 
 
@@ -64,7 +64,7 @@ async def owner_may_publish(request: Request) -> Response:
         business = await get_business(session, user_of(request), request.path_params["business_id"])
         allowed = text(form, "allowed") == "1"
         await scripts.set_owner_may_publish(session, business, allowed)
-        await admin.record_change(
+        await audit.record_change(
             session, actor(request), "script.owner_may_publish", business, allowed=allowed
         )
     return see_other(request, f"/agency/businesses/{business.id}/script")
