@@ -29,12 +29,12 @@ from console.contacts import normalise_email, normalise_phone
 from console.db import Database, after_commit, dialect_of
 from console.deliveries import record_send
 from console.errors import Invalid
+from console.mail import SmtpMail
 from console.providers import (
     HTTP_TIMEOUT,
     MetaWhatsApp,
     ProviderError,
     SendResult,
-    SmtpMail,
     TwilioMessages,
 )
 from console.scheduler import RunSoon

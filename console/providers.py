@@ -1,4 +1,5 @@
-"""Outbound messages: one small adapter per provider (Twilio, Meta's WhatsApp Cloud API, SMTP).
+"""Outbound messages: one small adapter per provider (Twilio, Meta's WhatsApp Cloud API; SMTP in
+console/mail.py).
 
 Each send takes an idempotency key from the caller, returns a `SendResult` or raises
 `ProviderError`, whose `retryable` tells a job whether trying again later can help.
@@ -7,7 +8,6 @@ Each send takes an idempotency key from the caller, returns a `SendResult` or ra
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
 import json
 import logging
@@ -15,19 +15,15 @@ import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit
 
-import aiosmtplib
 import httpx
 
 log = logging.getLogger("mazkira.providers")
 
 # Connecting should be quick; a provider may take a while to answer a send.
 HTTP_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
-SMTP_TIMEOUT_SECONDS = 30.0
 
 # Graph API error codes that mean "later may work": rate limits and temporary outages.
 # https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes
@@ -51,13 +47,6 @@ META_MAX_BUTTONS = 3
 META_BUTTON_TITLE_LENGTH = 20
 META_BUTTON_ID_LENGTH = 256
 META_BUTTONS_BODY_LENGTH = 1024
-
-# SMTP_URL scheme: (default port, STARTTLS, TLS from the first byte).
-SMTP_SCHEMES = {
-    "smtp": (25, False, False),
-    "smtp+starttls": (587, True, False),
-    "smtps": (465, False, True),
-}
 
 
 @dataclass(frozen=True)
@@ -174,13 +163,13 @@ class _HttpAdapter:
                 return await client.post(url, **request)
             except httpx.TimeoutException as error:
                 failure = ProviderError(f"timed out: {error!r}", retryable=True)
-                raise _logged(idempotency_key, failure) from error
+                raise logged_failure(idempotency_key, failure) from error
             except httpx.TransportError as error:
                 failure = ProviderError(f"connection failed: {error!r}", retryable=True)
-                raise _logged(idempotency_key, failure) from error
+                raise logged_failure(idempotency_key, failure) from error
 
 
-def _logged(idempotency_key: str, error: ProviderError) -> ProviderError:
+def logged_failure(idempotency_key: str, error: ProviderError) -> ProviderError:
     log.warning(
         "send %s failed (%s, code %s, retryable %s): %s",
         idempotency_key,
@@ -247,7 +236,7 @@ class TwilioMessages(_HttpAdapter):
             log.info("twilio accepted %s as %s", idempotency_key, answer["sid"])
             return SendResult(provider_id=answer["sid"], status=str(answer.get("status", "")))
         code = answer.get("code")
-        raise _logged(
+        raise logged_failure(
             idempotency_key,
             ProviderError(
                 str(answer.get("message") or f"Twilio answered {response.status_code}"),
@@ -338,7 +327,7 @@ class MetaWhatsApp(_HttpAdapter):
         carrying the button's id."""
         problem = _buttons_problem(body, buttons)
         if problem:  # no retry can make Meta accept it
-            raise _logged(idempotency_key, ProviderError(problem, retryable=False))
+            raise logged_failure(idempotency_key, ProviderError(problem, retryable=False))
         interactive = {
             "type": "button",
             "body": {"text": body},
@@ -373,7 +362,7 @@ class MetaWhatsApp(_HttpAdapter):
             if isinstance(first, dict) and isinstance(first.get("id"), str):
                 log.info("meta accepted %s as %s", idempotency_key, first["id"])
                 return SendResult(first["id"], str(first.get("message_status", "accepted")))
-        raise _logged(idempotency_key, _meta_error(response, answer))
+        raise logged_failure(idempotency_key, _meta_error(response, answer))
 
 
 def _buttons_problem(body: str, buttons: Sequence[Mapping[str, str]]) -> str | None:
@@ -416,115 +405,3 @@ def _meta_error(response: httpx.Response, answer: dict[str, Any]) -> ProviderErr
         code=code,
         http_status=response.status_code,
     )
-
-
-class SmtpMail:
-    """Mail through an SMTP relay named by one URL.
-
-    `smtp://` is plain (for a relay on the same machine), `smtp+starttls://` upgrades with
-    STARTTLS (default port 587), `smtps://` is TLS from the start (default port 465). The
-    default sender is the `from` query parameter: `smtps://user:pass@host?from=a@example.com`.
-    """
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in SMTP_SCHEMES:
-            raise ValueError("SMTP_URL must start with smtp://, smtp+starttls:// or smtps://")
-        if not parts.hostname:
-            raise ValueError("SMTP_URL has no host")
-        default_port, self.start_tls, self.use_tls = SMTP_SCHEMES[parts.scheme]
-        try:
-            self.port = parts.port or default_port
-        except ValueError as error:
-            raise ValueError("SMTP_URL has a malformed port") from error
-        self.host = parts.hostname
-        self.username = unquote(parts.username) if parts.username else None
-        self.password = unquote(parts.password) if parts.password else None
-        senders = parse_qs(parts.query).get("from")
-        if not senders or "@" not in senders[0]:
-            raise ValueError("SMTP_URL needs the sender: ...?from=agency@example.com")
-        self.sender = senders[0]
-
-    def message_id(self, idempotency_key: str) -> str:
-        """The same key gives the same Message-ID, so a retried send is recognisably the same."""
-        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
-        return f"<{digest}@{self.sender.rsplit('@', 1)[1]}>"
-
-    def build(
-        self,
-        to: str,
-        subject: str,
-        text: str,
-        *,
-        html: str | None = None,
-        idempotency_key: str,
-        reply_to: str | None = None,
-    ) -> EmailMessage:
-        """The message as it goes out: UTF-8 parts, non-ASCII headers RFC 2047-encoded."""
-        message = EmailMessage()
-        message["From"] = self.sender
-        message["To"] = to
-        message["Subject"] = subject
-        message["Date"] = formatdate(localtime=False, usegmt=True)
-        message["Message-ID"] = self.message_id(idempotency_key)
-        if reply_to:
-            message["Reply-To"] = reply_to
-        message.set_content(text, charset="utf-8")
-        if html is not None:
-            message.add_alternative(html, subtype="html", charset="utf-8")
-        return message
-
-    async def send(
-        self,
-        to: str,
-        subject: str,
-        text: str,
-        *,
-        html: str | None = None,
-        idempotency_key: str,
-        reply_to: str | None = None,
-    ) -> SendResult:
-        """Hand the message to the relay; the relay's refusal codes decide `retryable`."""
-        try:
-            message = self.build(
-                to, subject, text, html=html, idempotency_key=idempotency_key, reply_to=reply_to
-            )
-        except ValueError as error:  # e.g. a line break in a header: no retry will help
-            raise ProviderError(f"cannot build the mail: {error}", retryable=False) from error
-        try:
-            await aiosmtplib.send(
-                message,
-                hostname=self.host,
-                port=self.port,
-                username=self.username,
-                password=self.password,
-                use_tls=self.use_tls,
-                start_tls=self.start_tls,
-                timeout=SMTP_TIMEOUT_SECONDS,
-            )
-        except (aiosmtplib.SMTPException, OSError) as error:
-            raise _logged(idempotency_key, _smtp_failure(error)) from error
-        log.info("smtp relay took %s as %s", idempotency_key, message["Message-ID"])
-        return SendResult(provider_id=str(message["Message-ID"]), status="sent")
-
-
-def _smtp_failure(error: aiosmtplib.SMTPException | OSError) -> ProviderError:
-    """4xx replies are temporary, 5xx final; a lost or refused connection is worth a retry."""
-    if isinstance(error, aiosmtplib.SMTPResponseException):
-        return ProviderError(
-            f"SMTP {error.code}: {error.message}",
-            retryable=400 <= error.code < 500,
-            code=error.code,
-        )
-    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
-        codes = [refusal.code for refusal in error.recipients]
-        reasons = "; ".join(f"{refusal.code} {refusal.message}" for refusal in error.recipients)
-        return ProviderError(
-            f"SMTP refused the recipient: {reasons}",
-            retryable=bool(codes) and all(400 <= code < 500 for code in codes),
-            code=codes[0] if codes else None,
-        )
-    if isinstance(error, aiosmtplib.SMTPServerDisconnected | OSError):
-        # OSError covers refused connections and timeouts (aiosmtplib's are TimeoutErrors).
-        return ProviderError(f"SMTP connection failed: {error}", retryable=True)
-    return ProviderError(f"SMTP failed: {error}", retryable=False)

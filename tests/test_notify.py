@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from console.config import Settings
 from console.db import Database
 from console.errors import Invalid
+from console.mail import SmtpMail
 from console.notify import (
     LEASE,
     MAX_ATTEMPTS,
@@ -29,7 +30,6 @@ from console.notify import (
     queue_notification,
     send_due_notifications,
 )
-from console.providers import SmtpMail
 from console.scheduler import RunSoon
 from models import Notification
 from tests.conftest import REDIS_URL, SECRET

@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from console.mail import SmtpMail
 from console.providers import (
     META_REENGAGEMENT_CODE,
     MetaWhatsApp,
     ProviderError,
     SendResult,
-    SmtpMail,
     TwilioMessages,
     check_public_url,
     check_public_url_async,
