@@ -40,6 +40,7 @@ from starlette.routing import Route
 
 # The builders of inbound webhooks live in the console (`mazkira simulate` sends them too);
 # tests import them from here as before.
+from console.config import Settings
 from console.webhook_payloads import META_ERRORS, TWILIO_API_VERSION, new_sid, wamid
 from console.webhook_payloads import SignedForm as SignedForm
 from console.webhook_payloads import SignedJson as SignedJson
@@ -551,3 +552,28 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def settings_with_fakes(
+    database_url: str,
+    secret_key: str,
+    twilio: FakeTwilio,
+    meta: FakeMeta,
+    smtp: FakeSmtp,
+    **more: Any,
+) -> Settings:
+    """Settings that send through these local fakes (private URLs allowed: they are local), the
+    WhatsApp template `follow_up:he` for outside the 24-hour window, and `more` on top."""
+    return Settings(
+        database_url=database_url,
+        secret_key=secret_key,
+        allow_private_provider_urls=True,
+        twilio_account_sid=twilio.account_sid,
+        twilio_auth_token=twilio.auth_token,
+        twilio_api_url=twilio.base_url,
+        whatsapp_access_token=meta.access_token,
+        whatsapp_api_url=meta.base_url,
+        smtp_url=smtp.url(),
+        whatsapp_reply_template="follow_up:he",
+        **more,
+    )

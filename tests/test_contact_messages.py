@@ -27,7 +27,14 @@ from models import Business, Lead, Notification, User
 from models.records import Appointment
 from tests.conftest import SECRET
 from tests.factories import MovableClock, csrf_token, make_business, make_user, sign_in
-from tests.fakes import FakeMeta, FakeSmtp, FakeTwilio, meta_text_message_payload, signed_meta_body
+from tests.fakes import (
+    FakeMeta,
+    FakeSmtp,
+    FakeTwilio,
+    meta_text_message_payload,
+    settings_with_fakes,
+    signed_meta_body,
+)
 from workers.appointments import remind_appointments
 
 NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)  # Sunday 09:00 in Jerusalem, a working day
@@ -42,20 +49,15 @@ PHONE = "+972527654321"
 
 @pytest.fixture
 def settings(db: Database, twilio: FakeTwilio, meta: FakeMeta, smtp: FakeSmtp) -> Settings:
-    return Settings(
-        database_url=db.url,
-        secret_key=SECRET,
+    return settings_with_fakes(
+        db.url,
+        SECRET,
+        twilio,
+        meta,
+        smtp,
         public_url=PUBLIC,
-        allow_private_provider_urls=True,
-        twilio_account_sid=twilio.account_sid,
-        twilio_auth_token=twilio.auth_token,
-        twilio_api_url=twilio.base_url,
         twilio_from=AGENCY,
-        whatsapp_access_token=meta.access_token,
-        whatsapp_api_url=meta.base_url,
         whatsapp_app_secret=META_SECRET,
-        smtp_url=smtp.url(),
-        whatsapp_reply_template="follow_up:he",
     )
 
 

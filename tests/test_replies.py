@@ -26,6 +26,7 @@ from tests.fakes import (
     mailgun_forward_form,
     meta_status_payload,
     meta_text_message_payload,
+    settings_with_fakes,
     signed_meta_body,
     signed_twilio_form,
     twilio_status_params,
@@ -42,20 +43,15 @@ REQUEST_KEY = re.compile(r'name="request_key" value="([^"]+)"')
 
 @pytest.fixture
 def settings(db: Database, twilio: FakeTwilio, meta: FakeMeta, smtp: FakeSmtp) -> Settings:
-    return Settings(
-        database_url=db.url,
-        secret_key=SECRET,
+    return settings_with_fakes(
+        db.url,
+        SECRET,
+        twilio,
+        meta,
+        smtp,
         public_url=PUBLIC,
-        allow_private_provider_urls=True,
-        twilio_account_sid=twilio.account_sid,
-        twilio_auth_token=twilio.auth_token,
-        twilio_api_url=twilio.base_url,
-        whatsapp_access_token=meta.access_token,
-        whatsapp_api_url=meta.base_url,
         whatsapp_app_secret=META_SECRET,
         email_webhook_signing_key=MAILGUN_KEY,
-        smtp_url=smtp.url(),
-        whatsapp_reply_template="follow_up:he",
     )
 
 
