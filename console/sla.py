@@ -115,25 +115,10 @@ async def policies_of(
 def threshold_moment(clock: BusinessHours, lead: Lead | DueLead, percent: int) -> datetime | None:
     """When `percent` of the lead's target has passed; None for a business with no hours."""
     assert lead.sla_minutes is not None
-    return _moment(clock, lead.created_at, lead.sla_minutes, percent)
-
-
-def _moment(clock: BusinessHours, start: datetime, minutes: int, percent: int) -> datetime | None:
     try:
-        return clock.add_covered_minutes(start, minutes * percent / 100)
+        return clock.add_covered_minutes(lead.created_at, lead.sla_minutes * percent / 100)
     except ValueError:  # no covered hours in the coming year: no promise can be kept or missed
         return None
-
-
-def next_alert(
-    clock: BusinessHours, lead: Lead | DueLead, promise: Promise, after: datetime
-) -> datetime | None:
-    """The first threshold still ahead of `after`, or None once the breach has passed."""
-    for percent in promise.thresholds:
-        moment = threshold_moment(clock, lead, percent)
-        if moment is not None and moment > after:
-            return moment
-    return None
 
 
 async def start_clock(
