@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from console import kpis, leads, periods, tasks
+from console import kpi_report, kpis, leads, periods, tasks
 from console.api_models import (
     IDEMPOTENCY_NAMESPACE,
     MAX_IDEMPOTENCY_KEY,
@@ -274,7 +274,9 @@ async def kpis_for(session: AsyncSession, user: User, query: KpiQuery, *, now: d
     else:
         period = periods.check_period(query.from_, query.to)
     found = (await kpis.compute_kpis(session, [business], period, now=now))[business.id]
-    report = kpis.KpiReport(business, found, await kpis.feedback_of(session, business, period))
+    report = kpi_report.KpiReport(
+        business, found, await kpi_report.feedback_of(session, business, period)
+    )
     return KpiOut.model_validate(
         {
             "business_id": business.id,

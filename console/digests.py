@@ -27,14 +27,8 @@ from console import labels
 from console.contacts import normalise_email
 from console.errors import Invalid
 from console.i18n import format_local, gettext, using_locale
-from console.kpis import (
-    HANDLED_KINDS,
-    KpiReport,
-    Kpis,
-    compute_kpis,
-    describe_period,
-    metrics,
-)
+from console.kpi_report import KpiReport, describe_period
+from console.kpis import HANDLED_KINDS, Kpis, compute_kpis, metrics
 from console.notify import queue_notification
 from console.periods import Period, within_period
 from console.surveys import SurveyNumbers, survey_numbers_by_business

@@ -17,7 +17,8 @@ from openpyxl.styles import Font
 from console import labels
 from console.i18n import direction
 from console.i18n import gettext as _
-from console.kpis import KpiReport, day_label, metrics
+from console.kpi_report import KpiReport, day_label
+from console.kpis import metrics
 
 CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

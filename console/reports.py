@@ -30,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console.db import dialect_of
 from console.errors import Invalid
 from console.i18n import current_locale
-from console.kpis import HANDLED_KINDS, describe_period
+from console.kpi_report import describe_period
+from console.kpis import HANDLED_KINDS
 from console.periods import Period, PeriodSql, parse_period, preset, zone_groups
 from console.tenancy import visible_businesses
 from models import Business, Interaction, InteractionRating, Lead, Role, User

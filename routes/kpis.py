@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import kpi_exports, kpis
+from console import kpi_exports, kpi_report
 from models import Role
 from routes.access import signed_in, user_of
 from routes.forms import now
@@ -17,7 +17,7 @@ async def page(request: Request) -> Response:
     """A business's numbers and charts for a period; a period that is not valid is 422."""
     query = request.query_params
     async with request.app.state.db.transaction(write=False) as session:
-        screen = await kpis.kpi_screen(
+        screen = await kpi_report.kpi_screen(
             session,
             user_of(request),
             query.get("business"),
@@ -25,15 +25,15 @@ async def page(request: Request) -> Response:
             query.get("to"),
             now=now(request),
         )
-    chart = kpis.chart_data(screen.report) if screen.report else None
+    chart = kpi_report.chart_data(screen.report) if screen.report else None
     context = {"screen": screen, "report": screen.report, "chart": chart}
     return render(request, "portal/kpis.html", context, status=422 if screen.error else 200)
 
 
-async def _report(request: Request) -> kpis.KpiReport:
+async def _report(request: Request) -> kpi_report.KpiReport:
     query = request.query_params
     async with request.app.state.db.transaction(write=False) as session:
-        return await kpis.report_for(
+        return await kpi_report.report_for(
             session,
             user_of(request),
             query.get("business", ""),
