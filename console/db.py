@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from console import sqlite_driver
 
 AfterCommit = Callable[[list[Any]], Any]
 T = TypeVar("T")
@@ -34,7 +36,11 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             engine = create_async_engine(
-                url, echo=echo, pool_size=8, max_overflow=8, connect_args={"timeout": 30}
+                url,
+                echo=echo,
+                pool_size=8,
+                max_overflow=8,
+                async_creator=sqlite_driver.creator(make_url(url).database or "", timeout=30),
             )
             _tune_sqlite(engine)
         else:
