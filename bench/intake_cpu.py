@@ -4,9 +4,10 @@
 Starts `mazkira serve` and the ceiling as `bench.intake` does, loads each flat out (closed loop,
 keep-alive connections) after a 2-second warm-up, and reads every thread's CPU time from
 `/proc/PID/task/*/stat` before and after: the event loop's thread (the process's first), and the
-rest (SQLite's driver threads, one per pooled connection; none on PostgreSQL, whose server runs
-in processes of its own and is not counted). It prints, per server, requests per second, CPU per
-request in ms, how many cores each kind of thread kept busy, and whether the loop was the
+rest (SQLite's driver threads, one per pooled connection; none on PostgreSQL). PostgreSQL's own
+processes are counted apart (every process named `postgres` on this machine: the server shares
+the two cores with the console and the load). It prints, per server, requests per second, CPU
+per request in ms, how many cores each kind of thread kept busy, and whether the loop was the
 bottleneck (busy ≥ 0.95 of a core) or waited. The last line is one JSON object.
 
 Linux only (it reads /proc). `bench.intake` gives the figures the issue asks for; this one says
@@ -41,15 +42,30 @@ def thread_cpu(pid: int) -> dict[int, float]:
     return found
 
 
+def postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL process on this machine (the server is local here)."""
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            with open(f"/proc/{pid}/stat") as stat:
+                head, _, rest = stat.read().rpartition(")")
+            if head.endswith("(postgres"):
+                fields = rest.split()
+                total += (int(fields[11]) + int(fields[12])) / TICKS
+    return total
+
+
 async def split(
     server: Served, load: Load, *, seconds: float, connections: int, warmup: float
 ) -> dict[str, Any]:
     assert server.process is not None
     pid = server.process.pid
     await load.flat_out(warmup, connections)  # pools filled, caches and clocks built
-    before = thread_cpu(pid)
+    before, database_before = thread_cpu(pid), postgres_cpu()
     phase = await load.flat_out(seconds, connections)
-    after = thread_cpu(pid)
+    after, database = thread_cpu(pid), postgres_cpu() - database_before
     used = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
     loop = used.get(pid, 0.0)
     others = sum(cpu for tid, cpu in used.items() if tid != pid)
@@ -60,6 +76,7 @@ async def split(
         "threads_ms": round(others / phase.requests * 1000, 3),
         "loop_cores": round(loop / phase.seconds, 2),
         "threads_cores": round(others / phase.seconds, 2),
+        "postgres_ms": round(database / phase.requests * 1000, 3),
         "statuses": dict(phase.statuses),
     }
 
@@ -97,6 +114,7 @@ async def run(
         "intake_loop_ms": intake["loop_ms"],
         "intake_threads_ms": intake["threads_ms"],
         "intake_loop_cores": intake["loop_cores"],
+        "intake_postgres_ms": intake["postgres_ms"],
         "ceiling_rps": ceiling["rps"],
         "ceiling_cpu_ms": ceiling["cpu_ms"],
         "detail": figures,
@@ -127,7 +145,8 @@ def main() -> None:
             f"{name:8} {figures['rps']:8.1f} req/s  cpu {figures['cpu_ms']:.3f} ms/req"
             f" (loop {figures['loop_ms']:.3f}, other threads {figures['threads_ms']:.3f})"
             f"  loop {figures['loop_cores']:.2f} cores ({waited}),"
-            f" threads {figures['threads_cores']:.2f}  statuses {figures['statuses']}"
+            f" threads {figures['threads_cores']:.2f}, PostgreSQL's processes"
+            f" {figures['postgres_ms']:.3f} ms/req  statuses {figures['statuses']}"
         )
     print(json.dumps({key: value for key, value in result.items() if key != "detail"}))
 
