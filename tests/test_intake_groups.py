@@ -116,6 +116,39 @@ async def test_groups_written_side_by_side_make_each_person_once(db: Database) -
     assert all(answer.duplicate for answer in again)
 
 
+async def test_forms_still_arriving_join_the_group(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group waits for the forms whose requests the event loop is still reading (here: one
+    more each turn of the loop), up to a full group; a lone form goes after one turn."""
+    async with db.transaction() as session:
+        business = await make_business(session, slug="cohen")
+    written: list[int] = []
+    write = FormWriter._write
+
+    async def counted(self: FormWriter, deliveries: list[Delivery]) -> Any:
+        written.append(len(deliveries))
+        return await write(self, deliveries)
+
+    monkeypatch.setattr(FormWriter, "_write", counted)
+    writer = FormWriter(db, group=5)
+
+    def form(n: int) -> Delivery:
+        return Delivery("cohen", business.intake_key, {"phone": f"054-234{n:04d}"}, NOW)
+
+    async def arriving(n: int) -> Received:
+        for _ in range(n):  # the n-th form's request is read n turns of the loop later
+            await asyncio.sleep(0)
+        return await writer.receive(form(n))
+
+    answers = await asyncio.gather(*(arriving(n) for n in range(7)))
+    assert all(isinstance(answer, Received) for answer in answers)
+    assert written == [5, 2]  # a full group at once, then the two that came after it
+    written.clear()
+    assert isinstance(await writer.receive(form(99)), Received)
+    assert written == [1]
+
+
 async def test_the_intake_benchmark_runs(tmp_path: Path) -> None:
     result = await bench_intake.run(
         "sqlite", rate=40, seconds=0.25, connections=2, warmup=0.1, work=tmp_path, businesses=2
