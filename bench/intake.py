@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import json
 import os
@@ -50,6 +49,7 @@ import phonenumbers
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+from bench import intake_env, loop_factory
 from bench.inbox import create_database
 from console import accounts
 from console.config import normalise_database_url
@@ -399,13 +399,7 @@ async def run(
 ) -> dict[str, Any]:
     url = await fresh_database(kind, work)
     forms = Forms(await add_businesses(url, businesses), host="127.0.0.1")
-    env = {
-        "DATABASE_URL": url,
-        "SECRET_KEY": "bench-intake-" + "k" * 40,
-        # The load comes from one address: limits out of its reach, still counted per request.
-        "INTAKE_RATE_PER_KEY": "100000000",
-        "INTAKE_RATE_PER_ADDRESS": "100000000",
-    }
+    env = intake_env(url, secret="bench-intake")
     console = Served("console.cli", ["serve"], env, work / "console.log")
     ceiling = Served("bench.ceiling", [], {}, work / "ceiling.log")
     try:
@@ -461,14 +455,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64, help="for maximum throughput")
     parser.add_argument("--warmup", type=float, default=2, help="seconds at the rate first")
     args = parser.parse_args()
-    loop_factory = None
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
     with (
         tempfile.TemporaryDirectory(prefix="mazkira-intake-") as work,
-        asyncio.Runner(loop_factory=loop_factory) as runner,
+        asyncio.Runner(loop_factory=loop_factory()) as runner,
     ):
         result = runner.run(
             run(

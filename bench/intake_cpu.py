@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench import intake_env, loop_factory
 from bench.intake import BUSINESSES, Forms, Load, Served, add_businesses, fresh_database
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -86,12 +87,7 @@ async def run(
 ) -> dict[str, Any]:
     url = await fresh_database(kind, work)
     forms = Forms(await add_businesses(url, BUSINESSES), host="127.0.0.1")
-    env = {
-        "DATABASE_URL": url,
-        "SECRET_KEY": "bench-intake-" + "k" * 40,
-        "INTAKE_RATE_PER_KEY": "100000000",
-        "INTAKE_RATE_PER_ADDRESS": "100000000",
-    }
+    env = intake_env(url, secret="bench-intake")
     figures = {}
     for name, server in (
         ("intake", Served("console.cli", ["serve"], env, work / "console.log")),
@@ -127,14 +123,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
-    loop_factory = None
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
     with (
         tempfile.TemporaryDirectory(prefix="mazkira-intake-cpu-") as work,
-        asyncio.Runner(loop_factory=loop_factory) as runner,
+        asyncio.Runner(loop_factory=loop_factory()) as runner,
     ):
         result = runner.run(
             run(args.db, seconds=args.seconds, connections=args.connections, work=Path(work))

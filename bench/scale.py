@@ -44,7 +44,7 @@ import websockets
 from sqlalchemy import delete, insert, select, text
 from starlette.applications import Starlette
 
-from bench import ceiling, fanout, intake, sla
+from bench import ceiling, fanout, intake, loop_factory, sla
 from bench.inbox import bench_app, prepare, sign_in
 from console.db import Database
 from models import Alert, Lead, LeadAlarm
@@ -306,12 +306,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, help="fan-out consoles: 1,000 (100 with --quick)")
     parser.add_argument("--quick", action="store_true", help="a small run, for trying it out")
     args = parser.parse_args()
-    loop_factory = None
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
         figures = runner.run(run(args))
     report(figures)
 

@@ -45,6 +45,7 @@ from sqlalchemy import func, select
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from bench import intake_env, loop_factory
 from bench.fanout import add_people, fresh_postgres, pid_rss_mb
 from bench.intake import Forms, Load
 from console.config import normalise_database_url
@@ -138,19 +139,6 @@ async def sample_memory(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), every)
         samples.append(round(sum(pid_rss_mb(pid) for pid in pids), 1))
-
-
-def intake_env(url: str, redis: str | None) -> dict[str, str]:
-    env = {
-        "DATABASE_URL": url,
-        "SECRET_KEY": "soak-" + "k" * 40,
-        # The load comes from one address: limits out of its reach, still counted per request.
-        "INTAKE_RATE_PER_KEY": "100000000",
-        "INTAKE_RATE_PER_ADDRESS": "100000000",
-    }
-    if redis:
-        env["REDIS_URL"] = redis
-    return env
 
 
 async def expected_events(url: str, start: dict[str, int]) -> dict[str, set[int]]:
@@ -249,7 +237,7 @@ async def soak(
     made = await add_people(url, businesses=businesses, password=PASSWORD, serves=2, prefix="soak-")
     slugs = await business_ids(url)
     own = [slugs[slug] for slug, _key in made]  # secretary n's own business
-    env = intake_env(url, redis)
+    env = intake_env(url, secret="soak", redis=redis)
     servers = [Server(work / f"p{n}", env) for n in range(2 if redis else 1)]
     worker: subprocess.Popen[bytes] | None = None
     forms: list[Forms] = []
@@ -422,14 +410,9 @@ def main() -> None:
     )
     parser.add_argument("--sample", type=float, default=60, help="seconds between RSS samples")
     args = parser.parse_args()
-    loop_factory = None
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
     with (
         tempfile.TemporaryDirectory(prefix="mazkira-soak-") as work,
-        asyncio.Runner(loop_factory=loop_factory) as runner,
+        asyncio.Runner(loop_factory=loop_factory()) as runner,
     ):
         result = runner.run(
             soak(
