@@ -168,9 +168,10 @@ def serve(app: str, *, host: str, port: int) -> None:
     import uvicorn
 
     # SQLite's driver runs each statement in a thread of its own, whose answer then waits for
-    # the event loop's thread to let go of the interpreter lock: at the default 5 ms a web form
-    # made some forty such hand-offs and waited on them (bench.intake at 500/s: p50 33 → 25 ms,
-    # p99 70 → 46 ms at 1 ms). The same setting for the ceiling, which has no threads to wait on.
+    # the event loop's thread to let go of the interpreter lock: at the default 5 ms a group of
+    # web forms waited on each of its hand-offs (some forty then, a dozen since
+    # console/sqlite_driver.py; bench.intake at 500/s, before that: p50 33 → 25 ms, p99 70 → 46
+    # ms at 1 ms). The same setting for the ceiling, which has no threads to wait on.
     sys.setswitchinterval(SWITCH_INTERVAL)
     uvicorn.run(
         app,

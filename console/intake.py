@@ -225,13 +225,7 @@ async def receive_forms(
         times = sla.promise_for(
             clocks[business.id], policies[business.id], lead["channel"], lead["priority"], now
         )
-        lead.update(
-            sla_minutes=times.minutes,
-            respond_by=times.respond_by,
-            warn_at=times.warn_at,
-            queue_rank=0,
-            queue_at=times.respond_by or now,
-        )
+        lead.update(times.columns(now))
         leads.append(lead)
         if times.first_alert is not None:
             alarms.append({"lead_id": lead["id"], "due_at": times.first_alert})

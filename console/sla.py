@@ -142,8 +142,8 @@ async def start_clock(
 def promise_times(lead: Lead, business: Business, policies: Sequence[SlaPolicy]) -> datetime | None:
     """Set the lead's target, breach time and queue place; return when its first alert is due."""
     times = promise_for(clock_for(business), policies, lead.channel, lead.priority, lead.created_at)
-    lead.sla_minutes, lead.respond_by, lead.warn_at = times.minutes, times.respond_by, times.warn_at
-    lead.queue_rank, lead.queue_at = 0, times.respond_by or lead.created_at
+    for name, value in times.columns(lead.created_at).items():
+        setattr(lead, name, value)
     return times.first_alert
 
 
@@ -155,6 +155,17 @@ class PromiseTimes:
     warn_at: datetime | None
     respond_by: datetime | None
     first_alert: datetime | None
+
+    def columns(self, created_at: datetime) -> dict[str, Any]:
+        """The lead's columns this promise sets: target, warning, breach and queue place (new
+        leads rank first, by when they must be answered)."""
+        return {
+            "sla_minutes": self.minutes,
+            "respond_by": self.respond_by,
+            "warn_at": self.warn_at,
+            "queue_rank": 0,
+            "queue_at": self.respond_by or created_at,
+        }
 
 
 def promise_for(
