@@ -304,6 +304,28 @@ async def test_the_exact_time_check_runs_once_per_second_due() -> None:
     await scheduler.stop()
 
 
+async def test_moments_queued_in_one_slot_ask_the_scheduler_once() -> None:
+    from console.scheduler import SLOTS_PER_SECOND, RunSoon, SweepAt, schedule_queued
+
+    asked: list[tuple[str, datetime]] = []
+
+    class Recorder:  # what ArqScheduler would enqueue, one Redis round trip each
+        async def at(self, job: str, moment: datetime) -> None:
+            asked.append((job, moment))
+
+        async def stop(self) -> None:
+            return None
+
+    slot = timedelta(seconds=1 / SLOTS_PER_SECOND)
+    start = datetime.fromtimestamp(int(datetime.now(UTC).timestamp()) + 60, UTC)  # a slot's start
+    leads = [SweepAt(start + timedelta(milliseconds=n)) for n in range(64)]  # a group's alarms
+    await schedule_queued(
+        Recorder(), [*leads, SweepAt(start + slot), RunSoon("send_notifications")] * 2
+    )
+    assert [job for job, _ in asked] == ["send_notifications", "sweep_sla", "sweep_sla"]
+    assert [moment for _, moment in asked[1:]] == [start, start + slot]
+
+
 async def test_a_business_without_hours_still_takes_leads(db: Database) -> None:
     async with db.transaction() as session:
         business = await make_business(session)
