@@ -11,11 +11,13 @@ from functools import lru_cache
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import bindparam, insert, or_, select
+from sqlalchemy import insert, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from console.accounts import EMAIL
 from console.customer_classes import classify_business
+from console.db import ByPairs, dialect_of
 from console.errors import Conflict, Invalid
 from console.i18n import LOCALES
 from console.reminder_policy import plan_contact_followups
@@ -186,16 +188,16 @@ class ContactBook:
     ) -> ContactBook:
         """The book for these (business, E.164 phone, e-mail) triples."""
         wanted = list(wanted)
-        phones = {phone for _, phone, _ in wanted if phone}
-        emails = {email for _, _, email in wanted if email}
-        if not phones and not emails:
+        if not any(phone or email for _, phone, email in wanted):
             return cls(session, [])
-        businesses = {business for business, _, _ in wanted}
         found = await session.scalars(
-            _CONTACTS_OF,
-            {"businesses": list(businesses), "phones": list(phones), "emails": list(emails)},
+            _CONTACTS_OF[dialect_of(session)],
+            {
+                **_BY_PHONE.params(session, {(b, phone) for b, phone, _ in wanted if phone}),
+                **_BY_EMAIL.params(session, {(b, email) for b, _, email in wanted if email}),
+            },
         )
-        return cls(session, found.all())
+        return cls(session, found.unique().all())  # one found by phone and e-mail
 
     def find_or_create(
         self, business_id: uuid.UUID, *, phone: str | None, email: str | None, name: str
@@ -229,17 +231,18 @@ class ContactBook:
             self.made = []
 
 
-_CONTACTS_OF = (  # built once: a group's lookups differ only in their lists
-    select(Contact)
-    .where(Contact.business_id.in_(bindparam("businesses", expanding=True)))
-    .where(
-        or_(
-            Contact.phone.in_(bindparam("phones", expanding=True)),
-            Contact.email.in_(bindparam("emails", expanding=True)),
-        )
-    )
-    .order_by(Contact.created_at)
-)
+# Built once: a group's lookups differ only in their lists. Whole rows from the probes (looked
+# up by id afterwards, PostgreSQL's planner read the whole table against the ids found).
+_BY_PHONE = ByPairs("phone", [*Contact.__table__.c], Contact.business_id, Contact.phone)
+_BY_EMAIL = ByPairs("email", [*Contact.__table__.c], Contact.business_id, Contact.email)
+_FOUND = {
+    dialect: union_all(by_phone, _BY_EMAIL.statements[dialect]).subquery("found")
+    for dialect, by_phone in _BY_PHONE.statements.items()
+}
+_CONTACTS_OF = {
+    dialect: select(aliased(Contact, found)).order_by(found.c.created_at)
+    for dialect, found in _FOUND.items()
+}
 _INSERT_CONTACT = insert(Contact.metadata.tables["contacts"])  # the rest by column defaults
 
 

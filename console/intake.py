@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import events, sla
 from console.contacts import ContactBook, normalise_email, normalise_phone, touch_contact
-from console.db import Database, after_commit
+from console.db import ByPairs, Database, after_commit, dialect_of
 from console.errors import ConsoleError, Invalid, NotFound, Unauthorized
 from console.leads import NewLead, lead_values
 from console.scheduler import SweepAt
@@ -266,9 +266,11 @@ async def _insert(
 _BUSINESSES = select(Business).where(
     Business.slug.in_(bindparam("slugs", expanding=True)), Business.active.is_(True)
 )
-_EARLIER = select(Lead.business_id, Lead.external_id, Lead.id, Lead.contact_id).where(
-    Lead.business_id.in_(bindparam("businesses", expanding=True)),
-    Lead.external_id.in_(bindparam("ids", expanding=True)),
+_EARLIER = ByPairs(
+    "earlier",
+    [Lead.business_id, Lead.external_id, Lead.id, Lead.contact_id],
+    Lead.business_id,
+    Lead.external_id,
 )
 _INSERT_LEAD = insert(Lead.metadata.tables["leads"])  # the rest by column defaults
 _INSERT_ALARM = insert(LeadAlarm.metadata.tables["lead_alarms"])
@@ -295,11 +297,7 @@ async def _earlier_leads(
         return {}
     wanted = set(keys)
     rows = await session.execute(
-        _EARLIER,
-        {
-            "businesses": list({business for business, _ in wanted}),
-            "ids": list({external_id for _, external_id in wanted}),
-        },
+        _EARLIER.statements[dialect_of(session)], _EARLIER.params(session, wanted)
     )
     return {
         (business, external_id): (lead, contact)
