@@ -12,6 +12,7 @@ SKIP LOCKED`), so a cancellation and a reminder never cross. The feed is console
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console.contact_messages import queue_to_contact
+from console.contact_messages import lines_of, queue_to_contact
 from console.db import dialect_of, made_once
 from console.errors import Conflict, Invalid
 from console.i18n import format_local, gettext
@@ -250,6 +251,7 @@ async def tell_contact(
     *,
     whatsapp_template: str | None,
     now: datetime,
+    lines: Mapping[str, str] | None = None,
 ) -> bool:
     """Queue the confirmation, the reminder or the cancellation once (its key); say if it was
     new. It goes as the secretary's replies go: console/contact_messages.py."""
@@ -282,6 +284,7 @@ async def tell_contact(
         compose=compose,
         whatsapp_template=whatsapp_template,
         now=now,
+        lines=lines,
     )
 
 
@@ -316,6 +319,7 @@ async def queue_reminders(
         if keys
         else set()
     )
+    lines = await lines_of(session, {row[1].id for row in due}) if due else {}
     queued = 0
     for appointment, business, contact in due:
         if f"appointment:{appointment.id}:reminder" in sent:
@@ -328,6 +332,7 @@ async def queue_reminders(
             "reminder",
             whatsapp_template=whatsapp_template,
             now=now,
+            lines=lines[business.id],
         ):
             queued += 1
     return queued

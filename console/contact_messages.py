@@ -11,7 +11,7 @@ approved template is sent in the contact's language, and without one the message
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -58,10 +58,20 @@ def language_of(contact: Contact, business: Business) -> str:
 
 async def business_lines(session: AsyncSession, business_id: uuid.UUID) -> dict[str, str]:
     """The business's line per channel (the latest added, when it has several)."""
+    return (await lines_of(session, [business_id]))[business_id]
+
+
+async def lines_of(
+    session: AsyncSession, business_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, str]]:
+    """`business_lines` of many businesses in one query (a job that writes to many contacts)."""
+    found: dict[uuid.UUID, dict[str, str]] = {business_id: {} for business_id in business_ids}
     lines = await session.scalars(
-        select(Line).where(Line.business_id == business_id).order_by(Line.created_at)
+        select(Line).where(Line.business_id.in_(list(found))).order_by(Line.created_at)
     )
-    return {line.channel: line.address for line in lines}
+    for line in lines:
+        found[line.business_id][line.channel] = line.address
+    return found
 
 
 async def whatsapp_window_ends(session: AsyncSession, contact_id: uuid.UUID) -> datetime | None:
@@ -84,8 +94,10 @@ async def route_to(
     *,
     whatsapp_template: str | None,
     now: datetime,
+    lines: Mapping[str, str] | None = None,
 ) -> ContactRoute | None:
-    """How a message reaches the contact now; None when the card has no address."""
+    """How a message reaches the contact now; None when the card has no address. `lines` are
+    the business's (`business_lines`), when the caller has them already."""
     found = channel_for(contact)
     if found is None:
         return None
@@ -99,7 +111,8 @@ async def route_to(
                 template = f"{name}:{language_of(contact, business)}"
             else:
                 channel = "sms"  # no template to open the window with: the same phone by SMS
-    lines = await business_lines(session, business.id)
+    if lines is None:
+        lines = await business_lines(session, business.id)
     return ContactRoute(channel, recipient, lines.get(channel, ""), template)
 
 
@@ -112,10 +125,13 @@ async def queue_to_contact(
     compose: Callable[[], tuple[str, str]],
     whatsapp_template: str | None,
     now: datetime,
+    lines: Mapping[str, str] | None = None,
 ) -> bool:
     """Queue the message `compose` writes (subject, body; called in the contact's language)
     once under `key`; say whether it was new."""
-    route = await route_to(session, business, contact, whatsapp_template=whatsapp_template, now=now)
+    route = await route_to(
+        session, business, contact, whatsapp_template=whatsapp_template, now=now, lines=lines
+    )
     if route is None:
         return False
     with using_locale(language_of(contact, business)):

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import accounts
+from console.db import Database
 from models import Business, User
 
 PASSWORD = "correct-horse-battery"
@@ -66,3 +70,20 @@ class MovableClock:
 
     def now(self) -> datetime:
         return self.moment
+
+
+@contextmanager
+def counting(db: Database) -> Iterator[list[str]]:
+    """The SQL statements run meanwhile (transaction control left out), for counting queries."""
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        sql = str(args[2])
+        if not sql.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
+            statements.append(sql)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)

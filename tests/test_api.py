@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 from starlette.routing import Route
 
 from asgi import create_app
@@ -40,7 +39,7 @@ from console.leads import NewLead
 from models import ApiToken, Business, Contact, Interaction, Lead, Task, User
 from routes import routes
 from tests.conftest import SECRET
-from tests.factories import csrf_token, make_business, make_user, sign_in
+from tests.factories import counting, csrf_token, make_business, make_user, sign_in
 
 HTMX = {"HX-Request": "true"}
 
@@ -110,22 +109,6 @@ async def token_for(db: Database, user: User, name: str = "integration") -> str:
 
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
-
-
-@contextmanager
-def counting(db: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(*args: object) -> None:
-        sql = str(args[2])
-        if not sql.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
-            statements.append(sql)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
 async def test_an_owner_works_through_the_api_and_sees_only_his_business(

@@ -24,13 +24,22 @@ from asgi import create_app
 from console import leads
 from console.calendar_feed import calendar_ics, ics_text
 from console.config import Settings
+from console.contacts import normalise_phone
 from console.db import Database
 from console.leads import NewLead
+from console.lines import add_line
 from console.surveys import SurveyLinks
 from models import AuditEvent, Business, Contact, Lead, Notification, User
 from models.records import Appointment, Survey
 from tests.conftest import SECRET
-from tests.factories import MovableClock, csrf_token, make_business, make_user, sign_in
+from tests.factories import (
+    MovableClock,
+    counting,
+    csrf_token,
+    make_business,
+    make_user,
+    sign_in,
+)
 from workers.appointments import remind_appointments
 from workers.digests import send_digests
 
@@ -239,6 +248,37 @@ async def test_the_reminder_is_queued_once_the_day_before_on_the_preferred_chann
     ]
     for notice in await notices(db, f"appointment:{appointment.id}:"):
         assert notice.channel == "sms" and notice.recipient == "+972527654321"
+
+
+async def test_reminders_for_many_businesses_read_their_lines_once(db: Database) -> None:
+    """Each reminder goes from its business's own SMS line; the job reads the lines of all the
+    businesses in one query, not once per appointment."""
+    tomorrow = SUNDAY_9 + timedelta(days=1)
+    numbers = iter(["052-7654321", "052-7654322", "052-7654323", "052-7654324"])
+    async with db.transaction() as session:
+        for n, sender in enumerate(["+972522345678", "+972523456789"]):
+            business = await make_business(session, slug=f"clinic-{n}")
+            await add_line(session, business, "sms", sender)
+            for hour in (1, 2):
+                contact = Contact(
+                    business_id=business.id, name="דנה", phone=normalise_phone(next(numbers))
+                )
+                session.add(contact)
+                await session.flush()
+                starts = tomorrow + timedelta(hours=hour)
+                session.add(
+                    Appointment(
+                        business_id=business.id,
+                        contact_id=contact.id,
+                        starts_at=starts,
+                        ends_at=starts + timedelta(hours=1),
+                    )
+                )
+    with counting(db) as statements:
+        assert await remind_appointments({"db": db}, now=SUNDAY_9 + timedelta(hours=6)) == 4
+    assert sum("FROM lines" in sql for sql in statements) == 1, statements
+    reminders = await notices(db, "appointment:")
+    assert sorted(n.sender for n in reminders) == ["+972522345678"] * 2 + ["+972523456789"] * 2
 
 
 # --- the calendar feed --------------------------------------------------------------------------
