@@ -151,8 +151,16 @@ async def test_forms_still_arriving_join_the_group(
 
 async def test_the_intake_benchmark_runs(tmp_path: Path) -> None:
     result = await bench_intake.run(
-        "sqlite", rate=40, seconds=0.25, connections=2, warmup=0.1, work=tmp_path, businesses=2
+        "sqlite",
+        rate=40,
+        seconds=0.25,
+        connections=2,
+        warmup=0.1,
+        work=tmp_path,
+        businesses=2,
+        existing=30,  # month-old leads in the tables first (closed, no alarms left)
     )
+    assert result["existing"] == 30
     assert result["intake"]["fixed"]["statuses"] == {201: 10}
     assert result["ceiling"]["fixed"]["statuses"] == {201: 10}
     assert result["intake_rps"] > 0 and result["ceiling_rps"] > 0
