@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.types import TypeEngine
 
 from console import sqlite_driver
 
@@ -229,9 +230,24 @@ class ByPairs:
                 f"{self.name}_firsts": [a for a, _ in pairs],
                 f"{self.name}_seconds": [b for _, b in pairs],
             }
-        # The values as the columns hold them (a UUID as SQLite's hex text), compared in SQL.
-        stored = [kind.bind_processor(dialect) or (lambda value: value) for kind in self.types]
-        return {f"{self.name}_pairs": json.dumps([[stored[0](a), stored[1](b)] for a, b in pairs])}
+        return {f"{self.name}_pairs": json_rows(session, self.types, pairs)}
+
+
+def json_rows(
+    session: AsyncSession, types: Sequence[TypeEngine[Any]], rows: Iterable[Sequence[Any]]
+) -> str:
+    """Rows for SQLite's `json_each` (one parameter, however many rows, so the statement is
+    compiled once): each value as its column holds it (a UUID as SQLite's hex text), so that SQL
+    compares them with the columns."""
+    dialect = session.get_bind().dialect
+    stored: list[Callable[[Any], Any]] = [kind.bind_processor(dialect) or _as_is for kind in types]
+    return json.dumps(
+        [[store(value) for store, value in zip(stored, row, strict=True)] for row in rows]
+    )
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 def after_commit(session: AsyncSession, item: Any) -> None:

@@ -17,7 +17,6 @@ from sqlalchemy import (
     Integer,
     Uuid,
     bindparam,
-    case,
     column,
     delete,
     func,
@@ -29,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console.db import after_commit
+from console.db import after_commit, json_rows
 from models import Business, Event
 
 RETENTION = timedelta(days=2)
@@ -98,31 +97,22 @@ async def _hand_out_blocks(
     session: AsyncSession, counts: Counter[uuid.UUID]
 ) -> list[tuple[uuid.UUID, int]]:
     """Each business's last sequence number after taking `counts[business]` more: on PostgreSQL,
-    in statements compiled once whatever the count, one UPDATE … FROM unnest(ids, counts)
-    RETURNING, after a SELECT … ORDER BY id FOR UPDATE when there are several businesses (the
-    UPDATE locks rows in whatever order its plan meets them); on SQLite one UPDATE … SET
-    event_seq = event_seq + CASE id … END RETURNING, compiled once per number of businesses (its
-    writer holds the database's write lock from BEGIN IMMEDIATE; a statement is a hop to the
-    driver's thread and back, so one, not an executemany and a read)."""
+    in statements built and compiled once whatever the count, one UPDATE … FROM unnest(ids,
+    counts) RETURNING, after a SELECT … ORDER BY id FOR UPDATE when there are several businesses
+    (the UPDATE locks rows in whatever order its plan meets them); on SQLite one UPDATE … FROM
+    json_each(blocks) RETURNING (its writer holds the database's write lock from BEGIN
+    IMMEDIATE; a statement is a hop to the driver's thread and back, so one, not an executemany
+    and a read). Built per call (a CASE of the businesses), the statement cost a one-form group
+    a seventh of its time."""
     if session.get_bind().dialect.name == "postgresql":
         if len(counts) > 1:  # rows locked in one fixed order, so two batches never deadlock
             await session.execute(_LOCK_IN_ORDER, {"ids": list(counts)})
         handed = await session.execute(
-            update(Business)
-            .where(Business.id == _BLOCKS.c.business_id)
-            .values(event_seq=Business.event_seq + _BLOCKS.c.n)
-            .returning(Business.id, Business.event_seq)
-            .execution_options(synchronize_session=False),
-            {"ids": list(counts), "counts": list(counts.values())},
+            _HAND_OUT_POSTGRES, {"ids": list(counts), "counts": list(counts.values())}
         )
-        return [(business_id, last) for business_id, last in handed]
-    businesses = Business.metadata.tables["businesses"]
-    handed = await session.execute(
-        update(businesses)
-        .where(businesses.c.id.in_(list(counts)))
-        .values(event_seq=businesses.c.event_seq + case(dict(counts), value=businesses.c.id))
-        .returning(businesses.c.id, businesses.c.event_seq)
-    )
+    else:
+        blocks = json_rows(session, [Uuid(), Integer()], counts.items())
+        handed = await session.execute(_HAND_OUT_SQLITE, {"blocks": blocks})
     return [(business_id, last) for business_id, last in handed]
 
 
@@ -142,6 +132,29 @@ _BLOCKS = (
     )
     .table_valued(column("business_id", Uuid()), column("n", Integer()))
     .render_derived(name="blocks")
+)
+_HAND_OUT_POSTGRES = (
+    update(Business)
+    .where(Business.id == _BLOCKS.c.business_id)
+    .values(event_seq=Business.event_seq + _BLOCKS.c.n)
+    .returning(Business.id, Business.event_seq)
+    .execution_options(synchronize_session=False)
+)
+_SQLITE_BLOCKS = func.json_each(bindparam("blocks")).table_valued("value").alias("blocks")
+_HAND_OUT_SQLITE = (
+    update(Business.metadata.tables["businesses"])
+    .where(
+        Business.metadata.tables["businesses"].c.id
+        == func.json_extract(_SQLITE_BLOCKS.c.value, "$[0]")
+    )
+    .values(
+        event_seq=Business.metadata.tables["businesses"].c.event_seq
+        + func.json_extract(_SQLITE_BLOCKS.c.value, "$[1]")
+    )
+    .returning(
+        Business.metadata.tables["businesses"].c.id,
+        Business.metadata.tables["businesses"].c.event_seq,
+    )
 )
 
 
