@@ -22,9 +22,9 @@ again), sometimes an e-mail, and a message; ten businesses with their default ho
 start empty, or with `--existing N` month-old leads (closed; a contact per two leads), to show
 that a form's cost does not grow with what the agency has gathered.
 
-The last line is one JSON object: `db`, `existing`, `intake_rps` and `ceiling_rps` at maximum throughput, their
-`ratio`, and intake's `p50_ms` / `p99_ms` at the fixed rate (targets: ratio ≥ 0.25, p99 < 50 ms
-at 500/s).
+The last line is one JSON object: `db`, `existing`, `intake_rps` and `ceiling_rps` at maximum
+throughput, their `ratio`, and intake's `p50_ms` / `p99_ms` at the fixed rate (targets: ratio ≥
+0.25, p99 < 50 ms at 500/s).
 """
 
 from __future__ import annotations
