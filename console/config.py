@@ -63,6 +63,10 @@ class Settings:
     # The approved WhatsApp template (without variables) a secretary may send once more than
     # 24 hours passed since the contact last wrote, as "name:language", e.g. "follow_up:he".
     whatsapp_reply_template: str | None = None
+    # The approved WhatsApp template whose body is one variable, {{1}}, that carries a message to
+    # a contact (an appointment's notice, a survey link) once the 24-hours window is shut, as
+    # "name:language"; without it those go as the reply template, which cannot carry them.
+    whatsapp_message_template: str | None = None
     # Web-form intake per minute, per business key and per client address (0: no limit).
     intake_rate_per_key: int = 600
     intake_rate_per_address: int = 60
@@ -93,6 +97,15 @@ class Settings:
         return self.email_webhook_signing_key or derived_secret(
             self.secret_key, "email-webhook-signing-key"
         )
+
+    @property
+    def contact_whatsapp_template(self) -> str | None:
+        """The template for a message to a contact outside the window: the message template
+        with the text as its variable ("name:language:body") when there is one, else the
+        reply template."""
+        if self.whatsapp_message_template:
+            return f"{self.whatsapp_message_template}:body"
+        return self.whatsapp_reply_template
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -125,6 +138,7 @@ class Settings:
             email_webhook_signing_key=env.get("EMAIL_WEBHOOK_SIGNING_KEY") or None,
             twilio_voice_forward_to=env.get("TWILIO_VOICE_FORWARD_TO") or None,
             whatsapp_reply_template=env.get("WHATSAPP_REPLY_TEMPLATE") or None,
+            whatsapp_message_template=env.get("WHATSAPP_MESSAGE_TEMPLATE") or None,
             intake_rate_per_key=_int(env, "INTAKE_RATE_PER_KEY", 600),
             intake_rate_per_address=_int(env, "INTAKE_RATE_PER_ADDRESS", 60),
             webhook_bad_signatures_per_address=_int(env, "WEBHOOK_BAD_SIGNATURES_PER_ADDRESS", 20),

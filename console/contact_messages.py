@@ -107,8 +107,9 @@ async def route_to(
         ends = await whatsapp_window_ends(session, contact.id)
         if ends is None or now >= ends:
             if whatsapp_template:
-                name = whatsapp_template.partition(":")[0]
-                template = f"{name}:{language_of(contact, business)}"
+                name, _, rest = whatsapp_template.partition(":")
+                fill = rest.partition(":")[2]  # "body": the message is the template's variable
+                template = ":".join(filter(None, [name, language_of(contact, business), fill]))
             else:
                 channel = "sms"  # no template to open the window with: the same phone by SMS
     if lines is None:

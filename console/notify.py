@@ -226,12 +226,13 @@ class Senders:
             async def send_whatsapp(notification: Notification) -> SendResult:
                 whatsapp = self._whatsapp_from(notification.sender)
                 if notification.template:
-                    name, _, language = notification.template.partition(":")
+                    name, _, rest = notification.template.partition(":")
+                    language, _, fill = rest.partition(":")
                     return await whatsapp.send_template(
                         notification.recipient,
                         name,
                         language or "he",
-                        [],
+                        [one_line(notification.body)] if fill == "body" else [],
                         idempotency_key=notification.idempotency_key,
                     )
                 if notification.buttons:
@@ -431,3 +432,9 @@ async def _give_up(db: Database, notification_id: uuid.UUID, *, now: datetime) -
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def one_line(text: str) -> str:
+    """Text as a WhatsApp template's variable takes it: no new lines or tabs, no runs of spaces,
+    at most 1,024 characters (Meta refuses the message otherwise)."""
+    return " ".join(text.split())[:1024]

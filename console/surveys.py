@@ -44,7 +44,7 @@ class SurveyLinks:
 
     @classmethod
     def of(cls, settings: Settings) -> SurveyLinks:
-        return cls(settings.secret_key, settings.public_url, settings.whatsapp_reply_template)
+        return cls(settings.secret_key, settings.public_url, settings.contact_whatsapp_template)
 
     def token(self, survey_id: uuid.UUID, *, now: datetime) -> str:
         expires = int((now + LIFETIME).timestamp())

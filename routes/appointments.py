@@ -34,7 +34,7 @@ async def book(request: Request) -> Response:
             request.path_params["lead_id"],
             booking,
             now=now(request),
-            whatsapp_template=request.app.state.settings.whatsapp_reply_template,
+            whatsapp_template=request.app.state.settings.contact_whatsapp_template,
         )
     return see_other(request, f"/leads/{appointment.lead_id}#appointments")
 
@@ -47,7 +47,7 @@ async def cancel(request: Request) -> Response:
             user_of(request),
             request.path_params["appointment_id"],
             now=now(request),
-            whatsapp_template=request.app.state.settings.whatsapp_reply_template,
+            whatsapp_template=request.app.state.settings.contact_whatsapp_template,
         )
     return see_other(request, f"/leads/{appointment.lead_id}#appointments")
 

@@ -48,7 +48,13 @@ PHONE = "+972527654321"
 
 
 @pytest.fixture
-def settings(db: Database, twilio: FakeTwilio, meta: FakeMeta, smtp: FakeSmtp) -> Settings:
+def settings(
+    request: pytest.FixtureRequest,
+    db: Database,
+    twilio: FakeTwilio,
+    meta: FakeMeta,
+    smtp: FakeSmtp,
+) -> Settings:
     return settings_with_fakes(
         db.url,
         SECRET,
@@ -58,6 +64,7 @@ def settings(db: Database, twilio: FakeTwilio, meta: FakeMeta, smtp: FakeSmtp) -
         public_url=PUBLIC,
         twilio_from=AGENCY,
         whatsapp_app_secret=META_SECRET,
+        whatsapp_message_template=getattr(request, "param", None),
     )
 
 
@@ -122,10 +129,19 @@ async def move(client: httpx.AsyncClient, lead_id: uuid.UUID, stage: str) -> Non
     assert answer.status_code == 303, answer.text
 
 
-async def book(client: httpx.AsyncClient, lead_id: uuid.UUID, day: str, start: str) -> None:
+async def book(
+    client: httpx.AsyncClient, lead_id: uuid.UUID, day: str, start: str, **more: str
+) -> None:
     page = f"/leads/{lead_id}"
     answer = await post(
-        client, f"{page}/appointments", page, day=day, start=start, minutes="30", title="ביקור"
+        client,
+        f"{page}/appointments",
+        page,
+        day=day,
+        start=start,
+        minutes="30",
+        title="ביקור",
+        **more,
     )
     assert answer.status_code == 303, answer.text
 
@@ -159,6 +175,9 @@ async def send_all(db: Database, settings: Settings, now: datetime) -> None:
 # --- the business's own line, the contact's language ---------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "settings", [None, "mazkira_message:he"], indirect=True, ids=["reply", "message"]
+)
 async def test_appointment_notices_go_on_whatsapp_from_the_line_and_as_a_template_later(
     client: httpx.AsyncClient,
     db: Database,
@@ -178,7 +197,7 @@ async def test_appointment_notices_go_on_whatsapp_from_the_line_and_as_a_templat
     await sign_in(client, secretary.email)
     await edit_card(client, lead, preferred_channel="whatsapp", locale="en")
     await move(client, lead.id, "meeting")
-    await book(client, lead.id, "2026-11-25", "10:00")  # Wednesday: three days on
+    await book(client, lead.id, "2026-11-25", "10:00", location="הרצל 1,\tתל אביב")  # Wednesday
 
     [appointment] = await appointments_of(db, business)
     confirm = (await outbox(db, f"appointment:{appointment.id}:"))["confirm"]
@@ -191,7 +210,9 @@ async def test_appointment_notices_go_on_whatsapp_from_the_line_and_as_a_templat
     assert await remind_appointments(ctx, now=day_before) == 1
     reminder = (await outbox(db, f"appointment:{appointment.id}:"))["reminder"]
     assert reminder.channel == "whatsapp" and reminder.sender == meta.phone_number_id
-    assert reminder.template == "follow_up:en"  # the approved template, in her language
+    carried = settings.whatsapp_message_template is not None  # the text as its variable
+    # the approved template, in her language
+    assert reminder.template == ("mazkira_message:en:body" if carried else "follow_up:en")
 
     await send_all(db, settings, day_before)
     # sent side by side, so in no fixed order; both from the business's number
@@ -199,7 +220,18 @@ async def test_appointment_notices_go_on_whatsapp_from_the_line_and_as_a_templat
     assert text["type"] == "text" and text["to"] in (CALLER, CALLER[1:])
     assert text["text"]["body"] == confirm.body
     assert template["type"] == "template"
-    assert template["template"] == {"name": "follow_up", "language": {"code": "en"}}
+    if not carried:  # a template without variables: it cannot say when
+        assert template["template"] == {"name": "follow_up", "language": {"code": "en"}}
+    else:  # the reminder itself, when and all, on one line as Meta takes a variable
+        assert reminder.body.startswith(f"A reminder: your appointment with {business.name}")
+        assert "\nWhere: הרצל 1,\tתל אביב" in reminder.body  # a new line and a tab in it
+        variable = {"type": "text", "text": " ".join(reminder.body.split())}
+        assert "\n" not in variable["text"] and "\t" not in variable["text"]
+        assert template["template"] == {
+            "name": "mazkira_message",
+            "language": {"code": "en"},
+            "components": [{"type": "body", "parameters": [variable]}],
+        }
     assert all(f"/{meta.phone_number_id}/messages" in r.path for r in meta.requests)
 
 

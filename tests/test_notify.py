@@ -390,6 +390,8 @@ def test_provider_settings_come_from_the_environment() -> None:
             "TWILIO_FROM": AGENCY_NUMBER,
             "WHATSAPP_ACCESS_TOKEN": "meta-token",
             "WHATSAPP_PHONE_NUMBER_ID": "1065",
+            "WHATSAPP_REPLY_TEMPLATE": "follow_up:he",
+            "WHATSAPP_MESSAGE_TEMPLATE": "mazkira_message:he",
             "ALLOW_PRIVATE_PROVIDER_URLS": "true",
         }
     )
@@ -403,7 +405,10 @@ def test_provider_settings_come_from_the_environment() -> None:
     )
     assert settings.whatsapp_api_url == "https://graph.facebook.com"
     assert settings.allow_private_provider_urls is True
+    assert settings.whatsapp_reply_template == "follow_up:he"  # a secretary's reply
+    assert settings.contact_whatsapp_template == "mazkira_message:he:body"  # a notice, carried
     bare = Settings.from_env({"DATABASE_URL": "postgresql://db/mazkira", "SECRET_KEY": SECRET})
+    assert bare.contact_whatsapp_template is None
     assert (bare.smtp_url, bare.twilio_auth_token, bare.allow_private_provider_urls) == (
         None,
         None,

@@ -12,7 +12,7 @@ async def remind_appointments(ctx: dict[str, Any], *, now: datetime | None = Non
     """Queue the reminders of the appointments starting within a day; safe to run twice or on
     two workers at once (each reminder has its idempotency key)."""
     settings = ctx.get("settings")
-    template = settings.whatsapp_reply_template if settings is not None else None
+    template = settings.contact_whatsapp_template if settings is not None else None
     async with ctx["db"].transaction() as session:
         return await queue_reminders(
             session, now=now or datetime.now(UTC), whatsapp_template=template
