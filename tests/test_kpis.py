@@ -8,8 +8,7 @@ import asyncio
 import csv
 import io
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -20,7 +19,7 @@ import httpx
 import openpyxl
 import pytest
 from bs4 import BeautifulSoup
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import api_tokens, kpis, periods
@@ -32,7 +31,7 @@ from console.notify import Senders, send_due_notifications
 from console.periods import Period
 from models import Business, Contact, Interaction, Lead, Notification, Task, User
 from tests.conftest import SECRET
-from tests.factories import MovableClock, make_business, make_user, sign_in
+from tests.factories import MovableClock, counting, make_business, make_user, sign_in
 from tests.fakes import FakeSmtp
 from workers.digests import send_digests
 from workers.settings import PERIODIC
@@ -319,22 +318,6 @@ async def make_agency(db: Database) -> Agency:
         await write_week(session, a, secretary, owner_a)
         await write_b(session, b, secretary, owner_b)
     return Agency(a, b, owner_a, owner_b, secretary, admin)
-
-
-@contextmanager
-def counting(db: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(*args: object) -> None:
-        sql = str(args[2])
-        if not sql.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
-            statements.append(sql)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
 def as_numbers(found: kpis.Kpis) -> dict[str, Any]:

@@ -6,15 +6,14 @@ that he never reaches another business's calls, tasks or ratings."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from asgi import create_app
 from console import calls, leads, scripts, sla, tasks
@@ -34,7 +33,7 @@ from models import (
     User,
 )
 from tests.conftest import SECRET
-from tests.factories import MovableClock, make_business, make_user, sign_in
+from tests.factories import MovableClock, counting, make_business, make_user, sign_in
 
 SUNDAY_9 = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)  # 09:00 in Jerusalem, a working Sunday
 HTMX = {"HX-Request": "true"}
@@ -168,22 +167,6 @@ async def post_form(
 def cards(page: str) -> list[str]:
     """The handled rows of a page, by id, in their order."""
     return re.findall(r'<article id="handled-([0-9a-f-]+)"', page)
-
-
-@contextmanager
-def counting(db: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(*args: object) -> None:
-        sql = str(args[2])
-        if not sql.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
-            statements.append(sql)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
 # --- the review -------------------------------------------------------------------------------

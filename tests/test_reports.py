@@ -7,8 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +17,6 @@ import httpx
 import openpyxl
 import pytest
 from bs4 import BeautifulSoup
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import reports
@@ -26,7 +24,7 @@ from console.db import Database
 from console.hub import Connection
 from console.wallboard import wallboard
 from models import Alert, Business, Contact, Interaction, InteractionRating, Lead, User
-from tests.factories import MovableClock, make_business, make_user, sign_in
+from tests.factories import MovableClock, counting, make_business, make_user, sign_in
 
 JERUSALEM = ZoneInfo("Asia/Jerusalem")
 NOW = datetime(2025, 5, 6, 9, 0, tzinfo=UTC)
@@ -245,22 +243,6 @@ BILLING: dict[tuple[str, str], dict[str, Any]] = {
 }
 SECRETARY_KEYS = list(SECRETARIES["Noa"])
 BILLING_KEYS = list(BILLING["Alpha Clinic", "2025-03"])
-
-
-@contextmanager
-def counting(db: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(*args: object) -> None:
-        sql = str(args[2])
-        if not sql.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
-            statements.append(sql)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
 def typed(raw: str) -> Any:
