@@ -141,20 +141,12 @@ _HAND_OUT_POSTGRES = (
     .execution_options(synchronize_session=False)
 )
 _SQLITE_BLOCKS = func.json_each(bindparam("blocks")).table_valued("value").alias("blocks")
+_BUSINESSES = Business.metadata.tables["businesses"]
 _HAND_OUT_SQLITE = (
-    update(Business.metadata.tables["businesses"])
-    .where(
-        Business.metadata.tables["businesses"].c.id
-        == func.json_extract(_SQLITE_BLOCKS.c.value, "$[0]")
-    )
-    .values(
-        event_seq=Business.metadata.tables["businesses"].c.event_seq
-        + func.json_extract(_SQLITE_BLOCKS.c.value, "$[1]")
-    )
-    .returning(
-        Business.metadata.tables["businesses"].c.id,
-        Business.metadata.tables["businesses"].c.event_seq,
-    )
+    update(_BUSINESSES)
+    .where(_BUSINESSES.c.id == func.json_extract(_SQLITE_BLOCKS.c.value, "$[0]"))
+    .values(event_seq=_BUSINESSES.c.event_seq + func.json_extract(_SQLITE_BLOCKS.c.value, "$[1]"))
+    .returning(_BUSINESSES.c.id, _BUSINESSES.c.event_seq)
 )
 
 

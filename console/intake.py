@@ -295,12 +295,9 @@ async def _earlier_leads(
     """(lead, contact) of the leads already written under these (business, external_id)."""
     if not keys:
         return {}
-    wanted = set(keys)
     rows = await session.execute(
-        _EARLIER.statements[dialect_of(session)], _EARLIER.params(session, wanted)
-    )
+        _EARLIER.statements[dialect_of(session)], _EARLIER.params(session, set(keys))
+    )  # exactly the pairs asked for
     return {
-        (business, external_id): (lead, contact)
-        for business, external_id, lead, contact in rows
-        if (business, external_id) in wanted
+        (business, external_id): (lead, contact) for business, external_id, lead, contact in rows
     }
