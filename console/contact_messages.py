@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.i18n import using_locale
-from console.notify import queue_notification
+from console.notify import queue_notification, template_parts
 from models import Business, Contact, Interaction, Line
 
 WHATSAPP_WINDOW = timedelta(hours=24)
@@ -107,8 +107,7 @@ async def route_to(
         ends = await whatsapp_window_ends(session, contact.id)
         if ends is None or now >= ends:
             if whatsapp_template:
-                name, _, rest = whatsapp_template.partition(":")
-                fill = rest.partition(":")[2]  # "body": the message is the template's variable
+                name, _, fill = template_parts(whatsapp_template)  # in the contact's language
                 template = ":".join(filter(None, [name, language_of(contact, business), fill]))
             else:
                 channel = "sms"  # no template to open the window with: the same phone by SMS

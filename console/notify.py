@@ -226,8 +226,7 @@ class Senders:
             async def send_whatsapp(notification: Notification) -> SendResult:
                 whatsapp = self._whatsapp_from(notification.sender)
                 if notification.template:
-                    name, _, rest = notification.template.partition(":")
-                    language, _, fill = rest.partition(":")
+                    name, language, fill = template_parts(notification.template)
                     return await whatsapp.send_template(
                         notification.recipient,
                         name,
@@ -432,6 +431,15 @@ async def _give_up(db: Database, notification_id: uuid.UUID, *, now: datetime) -
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def template_parts(template: str) -> tuple[str, str, str]:
+    """An approved WhatsApp template as configured and queued, "name:language[:body]": its
+    name, its language ("" when unsaid) and what fills its one variable ("body": the
+    notification's text; "": it has none)."""
+    name, _, rest = template.partition(":")
+    language, _, fill = rest.partition(":")
+    return name, language, fill
 
 
 def one_line(text: str) -> str:
