@@ -97,7 +97,10 @@ class WorkerProcess:
 
 
 async def eventually(
-    check: Callable[[], bool | Awaitable[bool]], what: str, *workers: WorkerProcess
+    check: Callable[[], bool | Awaitable[bool]],
+    what: str,
+    *workers: WorkerProcess,
+    poll: float = POLL,
 ) -> None:
     """Poll `check` until it holds; fail after TIMEOUT, or at once when one of `workers` has
     exited, with their output."""
@@ -111,7 +114,7 @@ async def eventually(
             logs = "\n".join(f"--- {w.name}:\n{w.output()[-4000:]}" for w in workers)
             why = f"{', '.join(dead)} exited" if dead else f"not within {TIMEOUT:.0f} s"
             raise AssertionError(f"{what}: {why}\n{logs}")
-        await asyncio.sleep(POLL)
+        await asyncio.sleep(poll)
 
 
 @pytest.fixture
@@ -281,7 +284,8 @@ async def new_runs(redis: Redis, job: str, known: set[str], worker: WorkerProces
         running.difference_update(known)
         return bool(running)
 
-    await eventually(started, f"a run of {job} started", worker)
+    # Seen within milliseconds: a sweep of a few hundred leads takes ~70 ms on a fast machine.
+    await eventually(started, f"a run of {job} started", worker, poll=0.005)
     return running
 
 
@@ -311,7 +315,7 @@ async def test_a_worker_killed_mid_sweep_leaves_each_alert_raised_exactly_once(
             lead_ids += batch
             worker = spawn(worker_env)
             running = await new_runs(redis, "sweep_sla", killed_runs, worker)
-            await asyncio.sleep(random.uniform(0, 0.05))  # somewhere in the sweep
+            await asyncio.sleep(random.uniform(0, 0.02))  # somewhere in the sweep
             worker.kill()
             killed_runs |= running
             if not set(await alert_keys(db)) & breach_keys(batch):
