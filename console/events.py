@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,7 +48,15 @@ class LiveEvent:
     published_at: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # By hand: dataclasses.asdict deep-copies, and every new lead's event comes through here.
+        return {
+            "id": self.id,
+            "business_id": self.business_id,
+            "seq": self.seq,
+            "kind": self.kind,
+            "payload": dict(self.payload),
+            "published_at": self.published_at,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LiveEvent:
@@ -133,15 +141,14 @@ _BLOCKS = (
     .table_valued(column("business_id", Uuid()), column("n", Integer()))
     .render_derived(name="blocks")
 )
+_BUSINESSES = Business.metadata.tables["businesses"]  # the table: the ORM's bulk UPDATE costs more
 _HAND_OUT_POSTGRES = (
-    update(Business)
-    .where(Business.id == _BLOCKS.c.business_id)
-    .values(event_seq=Business.event_seq + _BLOCKS.c.n)
-    .returning(Business.id, Business.event_seq)
-    .execution_options(synchronize_session=False)
+    update(_BUSINESSES)
+    .where(_BUSINESSES.c.id == _BLOCKS.c.business_id)
+    .values(event_seq=_BUSINESSES.c.event_seq + _BLOCKS.c.n)
+    .returning(_BUSINESSES.c.id, _BUSINESSES.c.event_seq)
 )
 _SQLITE_BLOCKS = func.json_each(bindparam("blocks")).table_valued("value").alias("blocks")
-_BUSINESSES = Business.metadata.tables["businesses"]
 _HAND_OUT_SQLITE = (
     update(_BUSINESSES)
     .where(_BUSINESSES.c.id == func.json_extract(_SQLITE_BLOCKS.c.value, "$[0]"))
