@@ -82,7 +82,8 @@ def create_app(
             runner = InProcessRunner(jobs_ctx, PERIODIC)
             runner.start()
         try:
-            yield
+            async with db.checkpoints():  # SQLite's log, off the writer's commits
+                yield
         finally:
             await scheduler.stop()
             await hub.stop()

@@ -41,6 +41,7 @@ from console.db import made_once
 from console.errors import Invalid, NotFound
 from console.tenancy import get_business, may_see, parse_id
 from models import Contact, Interaction, Lead, Task, User
+from models.base import new_id
 
 S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
@@ -146,7 +147,7 @@ async def add_lead(
     lead_id = (
         uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user.id}:{idempotency_key}")
         if idempotency_key is not None
-        else uuid.uuid4()
+        else new_id()
     )
     fields = new.model_dump(exclude={"business_id"})
 

@@ -30,6 +30,7 @@ from console.errors import Invalid, UnsupportedMedia
 from console.i18n import gettext as _
 from console.tenancy import get_business, visible_businesses
 from models import Business, Contact, User
+from models.base import new_id
 
 MAX_ROWS = 9_999  # 10,000 rows and more are refused: import them in parts
 PREVIEW_ROWS = 20
@@ -304,7 +305,7 @@ async def import_contacts(
             else:
                 report.skipped.append((row.number, row.duplicate))
             continue
-        contact = Contact(id=uuid.uuid4(), business_id=business.id, tags=[])
+        contact = Contact(id=new_id(), business_id=business.id, tags=[])
         _fill(contact, row.fields, taken)
         session.add(contact)
         made[row.number] = contact

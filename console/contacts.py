@@ -23,6 +23,7 @@ from console.i18n import LOCALES
 from console.reminder_policy import plan_contact_followups
 from console.tenancy import get_scoped, scoped
 from models import Business, Contact, User
+from models.base import new_id
 from models.contacts import CHANNELS
 
 DEFAULT_REGION = "IL"
@@ -210,7 +211,7 @@ class ContactBook:
             None,
         )
         if contact is None:
-            made = NewContact(uuid.uuid4(), business_id, name.strip()[:200], phone, email)
+            made = NewContact(new_id(), business_id, name.strip()[:200], phone, email)
             self.made.append(made)
             known.append(made)
             return made

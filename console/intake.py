@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from models import Business, Lead, LeadAlarm
 
 # At most this many forms in one transaction.
 GROUP = 100
+# How long a group waits for forms still arriving, while fewer are in than the last group had.
+GATHER_AT_MOST = 0.003  # seconds
 # Groups written at once on PostgreSQL (each on its own connection).
 PARALLEL_GROUPS = 3
 
@@ -110,6 +113,7 @@ class FormWriter:
         self.waiting: list[tuple[Delivery, asyncio.Future[Received]]] = []
         self.writers: set[asyncio.Task[None]] = set()
         self.writing = 0  # writers between their start and their last look at `waiting`
+        self.last_size = 0  # of the group taken last: under load, about as many come next
 
     async def receive(self, delivery: Delivery) -> Received:
         answer: asyncio.Future[Received] = asyncio.get_running_loop().create_future()
@@ -135,6 +139,7 @@ class FormWriter:
             if not self.waiting:  # another writer took them meanwhile
                 break
             group, self.waiting = self.waiting[: self.group], self.waiting[self.group :]
+            self.last_size = len(group)
             answers: list[Received | Exception]
             try:
                 answers = [*await self._write([delivery for delivery, _ in group])]
@@ -150,14 +155,20 @@ class FormWriter:
 
     async def _gather(self) -> None:
         """Let the forms still arriving join the group: yield to the event loop as long as each
-        turn of it brings more, up to a full group. Their requests are read in this same loop,
-        so a group started at once took the one or two forms already in and left the rest, under
+        turn of it brings more, up to a full group, and, while fewer are in than the group
+        before had, for up to `GATHER_AT_MOST`. Their requests are read in this same loop, so a
+        group started at once took the one or two forms already in and left the rest, under
         load, to wait for it (`bench.intake` flat out settled into groups of 1 and 63, the small
-        one costing a third of the time); a lone form waits one turn of the loop."""
+        one costing a third of the time); stopping at the first quiet turn, into groups of 5
+        and 59 (a quiet turn while the client was still reading its answers). A lone form
+        after a lone form waits one turn of the loop."""
+        started = time.perf_counter()
         while len(self.waiting) < self.group:
             seen = len(self.waiting)
             await asyncio.sleep(0)
-            if len(self.waiting) <= seen:
+            if len(self.waiting) > seen:
+                continue
+            if seen >= self.last_size or time.perf_counter() - started >= GATHER_AT_MOST:
                 return
 
     async def _write(self, deliveries: list[Delivery]) -> list[Received | ConsoleError]:

@@ -20,6 +20,7 @@ from console.reminder_policy import plan_quote_followups
 from console.surveys import SurveyLinks, start_survey
 from console.tenancy import get_business, get_scoped, may_see, parse_id, visible_businesses
 from models import Business, Contact, Lead, Role, SecretaryAssignment, User
+from models.base import new_id
 from models.contacts import CHANNELS
 from models.leads import OPEN_STAGES, PRIORITIES, STAGES
 
@@ -106,7 +107,7 @@ def lead_values(
     """The columns a new lead starts with (one shape for every way a lead comes in: the ORM's
     `build_lead`, and the web form's groups, which insert plain rows)."""
     return {
-        "id": lead_id or uuid.uuid4(),
+        "id": lead_id or new_id(),
         "business_id": business_id,
         "contact_id": contact_id,
         "channel": new.channel,

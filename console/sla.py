@@ -30,6 +30,7 @@ from console.hours import BusinessHours
 from console.scheduler import SweepAt
 from console.tenancy import get_scoped
 from models import Alert, Business, Lead, LeadAlarm, Role, SlaPolicy, User
+from models.base import new_id
 from models.contacts import CHANNELS
 from models.leads import PRIORITIES
 from models.sla import ANY
@@ -371,7 +372,7 @@ async def sweep(session: AsyncSession, *, now: datetime, limit: int = SWEEP_LIMI
 
 def _alert_row(lead: DueLead, percent: int, moment: datetime, now: datetime) -> dict[str, Any]:
     return {
-        "id": uuid.uuid4(),
+        "id": new_id(),
         "key": f"lead:{lead.id}:first_response:{percent}",
         "business_id": lead.business_id,
         "lead_id": lead.id,

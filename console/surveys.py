@@ -26,6 +26,7 @@ from console.errors import ConsoleError, Invalid, NotFound
 from console.i18n import gettext
 from console.periods import Period, within_period
 from models import Business, Contact, Lead
+from models.base import new_id
 from models.records import Survey
 
 SALT = "mazkira.survey"
@@ -76,7 +77,7 @@ async def start_survey(
     """The lead was won: make its survey, once, and queue the link to the contact. None when
     the lead had its survey already."""
     insert = postgresql.insert if dialect_of(session) == "postgresql" else sqlite.insert
-    survey_id = uuid.uuid4()
+    survey_id = new_id()
     statement = (
         insert(Survey)
         .values(

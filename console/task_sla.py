@@ -23,6 +23,7 @@ from console.sla import clock_for, insert_new_alerts
 from console.task_links import TaskLinks
 from console.tenancy import get_scoped
 from models import Alert, Business, Role, Task, TaskPolicy, User
+from models.base import new_id
 
 DEFAULT_ACKNOWLEDGE_MINUTES = 120
 DEFAULT_REMIND_BEFORE_DUE_MINUTES = 60
@@ -237,7 +238,7 @@ async def sweep_tasks(
 
 def _alert(task: Task, kind: str, moment: datetime, now: datetime) -> dict[str, Any]:
     return {
-        "id": uuid.uuid4(),
+        "id": new_id(),
         "key": f"task:{task.id}:{kind}",
         "business_id": task.business_id,
         "lead_id": task.lead_id,

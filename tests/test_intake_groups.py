@@ -149,6 +149,48 @@ async def test_forms_still_arriving_join_the_group(
     assert written == [1]
 
 
+async def test_after_a_group_the_next_waits_across_quiet_turns_for_as_many(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load a group's callers come back together, but not one per turn of the loop (each
+    reads its answer and sends again meanwhile): after a group of 4, four forms arriving two
+    quiet turns apart still make one group (stopping at the first quiet turn made groups of 5
+    and 59 under bench.intake); when fewer come, they go once GATHER_AT_MOST has passed."""
+    async with db.transaction() as session:
+        business = await make_business(session, slug="cohen")
+    written: list[int] = []
+    write = FormWriter._write
+
+    async def counted(self: FormWriter, deliveries: list[Delivery]) -> Any:
+        written.append(len(deliveries))
+        return await write(self, deliveries)
+
+    monkeypatch.setattr(FormWriter, "_write", counted)
+    writer = FormWriter(db, group=10)
+
+    def form(n: int) -> Delivery:
+        return Delivery("cohen", business.intake_key, {"phone": f"054-234{n:04d}"}, NOW)
+
+    async def arriving(n: int) -> Received:
+        for _ in range(3 * n):  # two quiet turns between one form and the next
+            await asyncio.sleep(0)
+        return await writer.receive(form(n))
+
+    groups = [
+        await asyncio.gather(*(writer.receive(form(n)) for n in range(4))),
+        await asyncio.gather(*(arriving(n) for n in range(4, 8))),
+        await asyncio.gather(*(arriving(n) for n in range(8, 10))),
+    ]
+    assert written == [4, 4, 2]
+    assert writer.waiting == []
+    # New rows' ids are UUIDv7, time first: each group's keys come after the last group's, at
+    # the end of the indexes on them (random UUIDv4 keys dirtied a page per row and index).
+    firsts = [min(answer.lead_id for answer in group) for group in groups]
+    lasts = [max(answer.lead_id for answer in group) for group in groups]
+    assert all(answer.lead_id.version == 7 for group in groups for answer in group)
+    assert lasts[0] < firsts[1] and lasts[1] < firsts[2]
+
+
 async def test_the_intake_benchmark_runs(tmp_path: Path) -> None:
     result = await bench_intake.run(
         "sqlite",
