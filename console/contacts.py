@@ -11,9 +11,8 @@ from functools import lru_cache
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import insert, or_, select, union_all
+from sqlalchemy import bindparam, case, func, insert, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from console.accounts import EMAIL
 from console.customer_classes import classify_business
@@ -150,8 +149,9 @@ async def find_or_create_contact(
 
 @dataclass(slots=True)
 class NewContact:
-    """A contact a group of arrivals makes: a plain row, inserted with the others in one
-    statement (the ORM's unit of work cost the web form more than the INSERT)."""
+    """A contact as a group of arrivals sees it: a plain row, found (`stored`) or made. The
+    made ones are inserted in one statement, the found ones that changed updated in one (the
+    ORM's loading and unit of work cost the web form more than the statements)."""
 
     id: uuid.UUID
     business_id: uuid.UUID
@@ -159,6 +159,7 @@ class NewContact:
     phone: str | None
     email: str | None
     last_contact_at: datetime | None = None
+    stored: bool = False
 
     def row(self) -> dict[str, Any]:
         return {
@@ -176,10 +177,11 @@ class ContactBook:
     statement, so that a group of arrivals finds or creates its contacts as
     `find_or_create_contact` would one after the other (the web form writes in groups)."""
 
-    def __init__(self, session: AsyncSession, found: Iterable[Contact]) -> None:
+    def __init__(self, session: AsyncSession, found: Iterable[NewContact]) -> None:
         self.session = session
-        self.known: dict[uuid.UUID, list[Contact | NewContact]] = {}  # per business, oldest first
+        self.known: dict[uuid.UUID, list[NewContact]] = {}  # per business, oldest first
         self.made: list[NewContact] = []
+        self.changed: dict[uuid.UUID, NewContact] = {}  # found ones, by id
         for contact in found:
             self.known.setdefault(contact.business_id, []).append(contact)
 
@@ -191,20 +193,26 @@ class ContactBook:
         wanted = list(wanted)
         if not any(phone or email for _, phone, email in wanted):
             return cls(session, [])
-        found = await session.scalars(
+        rows = await session.execute(
             _CONTACTS_OF[dialect_of(session)],
             {
                 **_BY_PHONE.params(session, {(b, phone) for b, phone, _ in wanted if phone}),
                 **_BY_EMAIL.params(session, {(b, email) for b, _, email in wanted if email}),
             },
         )
-        return cls(session, found.unique().all())  # one found by phone and e-mail
+        found: dict[uuid.UUID, NewContact] = {}  # one found by phone and e-mail comes twice
+        for contact_id, business_id, name, phone, email, last_contact_at in rows:
+            found.setdefault(
+                contact_id,
+                NewContact(contact_id, business_id, name, phone, email, last_contact_at, True),
+            )
+        return cls(session, found.values())
 
     def find_or_create(
         self, business_id: uuid.UUID, *, phone: str | None, email: str | None, name: str
-    ) -> Contact | NewContact:
-        """`find_or_create_contact` for a phone and an e-mail normalised already; a new contact
-        is written by `insert_made`."""
+    ) -> NewContact:
+        """`find_or_create_contact` for a phone and an e-mail normalised already; what it
+        makes or changes is written by `write`."""
         known = self.known.setdefault(business_id, [])
         contact = next(
             (c for c in known if (phone and c.phone == phone) or (email and c.email == email)),
@@ -222,29 +230,82 @@ class ContactBook:
             contact.email = email
         return contact
 
-    async def insert_made(self) -> None:
-        """The new contacts in one INSERT (executemany); the ones found are the ORM's to flush."""
-        if self.made:  # in key order: two groups at once wait for each other, never deadlock
+    def touch(self, contact: NewContact, at: datetime) -> None:
+        """The contact was in touch at `at`."""
+        touch_contact(contact, at)
+        if contact.stored:
+            self.changed[contact.id] = contact
+
+    async def write(self) -> None:
+        """The new contacts in one INSERT, the found ones in one UPDATE (executemany), each in
+        key order: two groups at once wait for each other's rows, never deadlock. The UPDATE
+        only fills what is empty and only moves `last_contact_at` forward, so an edit made
+        meanwhile elsewhere (a secretary naming the contact) is kept."""
+        if self.made:
             self.made.sort(
                 key=lambda made: (str(made.business_id), made.phone or "", made.email or "")
             )
             await self.session.execute(_INSERT_CONTACT, [made.row() for made in self.made])
             self.made = []
+        if self.changed:
+            await self.session.execute(
+                _UPDATE_FOUND,
+                [
+                    {
+                        "found_id": found.id,
+                        "found_name": found.name,
+                        "found_phone": found.phone,
+                        "found_email": found.email,
+                        "found_at": found.last_contact_at,
+                    }
+                    for found in sorted(self.changed.values(), key=lambda found: str(found.id))
+                ],
+            )
+            self.changed = {}
 
 
-# Built once: a group's lookups differ only in their lists. Whole rows from the probes (looked
-# up by id afterwards, PostgreSQL's planner read the whole table against the ids found).
-_BY_PHONE = ByPairs("phone", [*Contact.__table__.c], Contact.business_id, Contact.phone)
-_BY_EMAIL = ByPairs("email", [*Contact.__table__.c], Contact.business_id, Contact.email)
+# Built once: a group's lookups differ only in their lists; the probes give the columns a
+# group needs (loaded as entities, the contacts cost more than the rest of the lookup).
+_COLUMNS = [
+    Contact.id,
+    Contact.business_id,
+    Contact.name,
+    Contact.phone,
+    Contact.email,
+    Contact.last_contact_at,
+    Contact.created_at,
+]
+_BY_PHONE = ByPairs("phone", _COLUMNS, Contact.business_id, Contact.phone)
+_BY_EMAIL = ByPairs("email", _COLUMNS, Contact.business_id, Contact.email)
 _FOUND = {
     dialect: union_all(by_phone, _BY_EMAIL.statements[dialect]).subquery("found")
     for dialect, by_phone in _BY_PHONE.statements.items()
 }
 _CONTACTS_OF = {
-    dialect: select(aliased(Contact, found)).order_by(found.c.created_at)
+    dialect: select(*[found.c[column.key] for column in _COLUMNS[:-1]]).order_by(found.c.created_at)
     for dialect, found in _FOUND.items()
 }
-_INSERT_CONTACT = insert(Contact.metadata.tables["contacts"])  # the rest by column defaults
+_CONTACTS = Contact.metadata.tables["contacts"]
+_INSERT_CONTACT = insert(_CONTACTS)  # the rest by column defaults
+_UPDATE_FOUND = (
+    update(_CONTACTS)
+    .where(_CONTACTS.c.id == bindparam("found_id"))
+    .values(
+        name=case((_CONTACTS.c.name == "", bindparam("found_name")), else_=_CONTACTS.c.name),
+        phone=func.coalesce(_CONTACTS.c.phone, bindparam("found_phone")),
+        email=func.coalesce(_CONTACTS.c.email, bindparam("found_email")),
+        last_contact_at=case(
+            (
+                or_(
+                    _CONTACTS.c.last_contact_at.is_(None),
+                    _CONTACTS.c.last_contact_at < bindparam("found_at"),
+                ),
+                bindparam("found_at"),
+            ),
+            else_=_CONTACTS.c.last_contact_at,
+        ),
+    )
+)
 
 
 async def search_contacts(

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import events, sla
-from console.contacts import ContactBook, normalise_email, normalise_phone, touch_contact
+from console.contacts import ContactBook, normalise_email, normalise_phone
 from console.db import ByPairs, Database, after_commit, dialect_of
 from console.errors import ConsoleError, Invalid, NotFound, Unauthorized
 from console.leads import NewLead, lead_values
@@ -225,7 +225,7 @@ async def receive_forms(
             answers[n] = Received(lead_id, contact_id, duplicate=True)
             continue
         contact = book.find_or_create(business.id, phone=phone, email=email, name=form.name)
-        touch_contact(contact, now)
+        book.touch(contact, now)
         lead = lead_values(
             _new_lead(business, form),
             business.id,
@@ -256,7 +256,7 @@ async def _insert(
 ) -> None:
     """The group's new contacts, leads, alarms and events: a statement each however many
     (plain rows in Core: the ORM's unit of work cost more than the statements themselves)."""
-    await book.insert_made()
+    await book.write()
     # In key order, so that two groups written at once wait for each other's unique keys in
     # the same order instead of deadlocking.
     leads.sort(key=lambda lead: (str(lead["business_id"]), lead["external_id"] or ""))

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bench import intake as bench_intake
 from console import intake
+from console.contacts import ContactBook
 from console.db import Database
 from console.errors import Invalid, NotFound, Unauthorized
 from console.intake import Delivery, FormWriter, Received
@@ -56,6 +57,48 @@ async def test_one_group_answers_each_form_as_alone(db: Database) -> None:
         lead = await session.get_one(Lead, first.lead_id)
         assert (lead.channel, lead.source, lead.sla_minutes) == ("web", "web form", 30)
         assert lead.respond_by is not None and await session.get(LeadAlarm, lead.id) is not None
+
+
+async def test_a_known_caller_is_filled_in_and_touched_keeping_what_was_set_meanwhile(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller already in the book: a later form fills what the contact lacks and moves its
+    last contact forward, never back. The group updates its found contacts in one statement
+    that only fills what is empty, so a name a secretary gave the contact after the group read
+    it (here: in the same transaction, between the read and the write) is kept."""
+    async with db.transaction() as session:
+        business = await make_business(session, slug="cohen")
+
+    async def send(fields: dict[str, Any], at: datetime) -> Received:
+        async with db.transaction() as session:
+            (answer,) = await intake.receive_forms(
+                session, [Delivery("cohen", business.intake_key, fields, at)]
+            )
+        assert isinstance(answer, Received)
+        return answer
+
+    first = await send({"phone": "054-2345678"}, NOW)
+    write = ContactBook.write
+
+    async def named_meanwhile(book: ContactBook) -> None:
+        await book.session.execute(
+            update(Contact).where(Contact.id == first.contact_id).values(name="Dana Cohen")
+        )
+        await write(book)
+
+    monkeypatch.setattr(ContactBook, "write", named_meanwhile)
+    later = NOW + timedelta(hours=1)
+    again = await send({"phone": "0542345678", "name": "דנה", "email": "Dana@Example.com"}, later)
+    monkeypatch.setattr(ContactBook, "write", write)
+    older = await send({"phone": "+972 54-234-5678", "name": "Someone"}, NOW - timedelta(days=1))
+    assert first.contact_id == again.contact_id == older.contact_id
+    async with db.transaction(write=False) as session:
+        dana = await session.get_one(Contact, first.contact_id)
+        assert (dana.name, dana.email, dana.last_contact_at) == (
+            "Dana Cohen",
+            "dana@example.com",
+            later,
+        )
 
 
 async def test_a_group_meeting_a_twin_written_elsewhere_is_written_form_by_form(
