@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.i18n import using_locale
+from console.lines import on_twilio
 from console.notify import queue_notification, template_parts
 from models import Business, Contact, Interaction, Line
 
@@ -102,17 +103,17 @@ async def route_to(
     if found is None:
         return None
     channel, recipient = found
+    if lines is None:
+        lines = await business_lines(session, business.id)
     template = ""
     if channel == "whatsapp":
         ends = await whatsapp_window_ends(session, contact.id)
         if ends is None or now >= ends:
-            if whatsapp_template:
+            if whatsapp_template and not on_twilio(lines.get("whatsapp", "")):
                 name, _, fill = template_parts(whatsapp_template)  # in the contact's language
                 template = ":".join(filter(None, [name, language_of(contact, business), fill]))
-            else:
-                channel = "sms"  # no template to open the window with: the same phone by SMS
-    if lines is None:
-        lines = await business_lines(session, business.id)
+            else:  # no template to open the window with (none set, or a number on Twilio,
+                channel = "sms"  # whose templates need its Content API): the phone by SMS
     return ContactRoute(channel, recipient, lines.get(channel, ""), template)
 
 

@@ -1,4 +1,5 @@
-"""Twilio's webhooks: incoming SMS, incoming calls (answered with TwiML) and delivery statuses.
+"""Twilio's webhooks: incoming SMS and WhatsApp messages (a WhatsApp number on Twilio), incoming
+calls (answered with TwiML) and delivery statuses.
 
 Twilio posts form fields signed with `X-Twilio-Signature` over the public URL it called; the
 business is found by the line the message or call reached (`To`), or, for a status callback,
@@ -21,7 +22,7 @@ from console.config import Settings
 from console.deliveries import record_delivery
 from console.errors import Invalid, Unauthorized
 from console.i18n import gettext, using_locale
-from console.lines import business_on_line
+from console.lines import TWILIO_WHATSAPP, business_on_line, on_twilio
 from console.signatures import verify_twilio
 from models import Business, Lead
 
@@ -59,12 +60,24 @@ def sid(params: Params, name: str) -> str:
 
 
 async def receive_sms(session: AsyncSession, params: Params, *, now: datetime) -> Arrived:
-    """An incoming SMS: a lead, or a message on the sender's open lead."""
+    """An incoming SMS, or a WhatsApp message through Twilio (its addresses `whatsapp:+…`, the
+    line a WhatsApp line on Twilio): a lead, or a message on the sender's open lead."""
     message_sid = sid(params, "MessageSid")
     body = field(params, "Body", required=False, max_length=MAX_BODY)
-    sender = field(params, "From")
-    business = await business_on_line(session, "sms", field(params, "To"))
-    arrival = Arrival("sms", message_sid, phone=sender, text=body, source="SMS")
+    sender, line = field(params, "From"), field(params, "To")
+    if on_twilio(line):
+        business = await business_on_line(session, "whatsapp", line)
+        arrival = Arrival(
+            "whatsapp",
+            message_sid,
+            phone=sender.removeprefix(TWILIO_WHATSAPP),
+            name=field(params, "ProfileName", required=False),
+            text=body,
+            source="WhatsApp",
+        )
+    else:
+        business = await business_on_line(session, "sms", line)
+        arrival = Arrival("sms", message_sid, phone=sender, text=body, source="SMS")
     return await receive(session, business, arrival, now=now)
 
 
@@ -174,7 +187,8 @@ async def receive_status(session: AsyncSession, params: Params, *, now: datetime
         status, error = DELIVERY[raw], ""
     else:
         return False
-    business = await business_on_line(session, "sms", field(params, "From"))
+    line = field(params, "From")
+    business = await business_on_line(session, "whatsapp" if on_twilio(line) else "sms", line)
     reason = f"Twilio error {error}" if error else ""
     return await record_delivery(session, business.id, message_sid, status, error=reason, now=now)
 

@@ -18,20 +18,31 @@ from models import Business, Line
 from models.channels import LINE_CHANNELS
 
 MAX_LABEL = 100
+# How Twilio writes a WhatsApp address, and how a WhatsApp line on Twilio is stored.
+TWILIO_WHATSAPP = "whatsapp:"
+
+
+def on_twilio(whatsapp_line: str) -> bool:
+    """A WhatsApp line whose messages go through Twilio (not Meta's Cloud API)."""
+    return whatsapp_line.startswith(TWILIO_WHATSAPP)
 
 
 def line_address(channel: str, raw: str) -> str:
-    """The address as lines store it: E.164 for calls and SMS, the digits of a WhatsApp
-    `phone_number_id`, a lower-cased e-mail address."""
+    """The address as lines store it: E.164 for calls and SMS; for WhatsApp the digits of
+    Meta's `phone_number_id`, or `whatsapp:` and the E.164 number of a WhatsApp sender on
+    Twilio (written with or without the prefix); a lower-cased e-mail address."""
     if channel not in LINE_CHANNELS:
         raise Invalid("Unknown channel.", field="channel")
     text = raw.strip()
     if channel in ("phone", "sms"):
         return normalise_phone(text.removeprefix("tel:"))
     if channel == "whatsapp":
+        if text.startswith((TWILIO_WHATSAPP, "+")):
+            return TWILIO_WHATSAPP + normalise_phone(text.removeprefix(TWILIO_WHATSAPP))
         if not text.isascii() or not text.isdigit() or not 5 <= len(text) <= 30:
             raise Invalid(
-                "A WhatsApp line is its phone_number_id: the digits Meta shows for the number.",
+                "A WhatsApp line is the phone_number_id Meta shows for the number (digits), "
+                "or a WhatsApp number on Twilio (whatsapp:+972…).",
                 field="address",
             )
         return text

@@ -29,6 +29,7 @@ from console.contacts import normalise_email, normalise_phone
 from console.db import Database, after_commit, dialect_of
 from console.deliveries import record_send
 from console.errors import Invalid
+from console.lines import on_twilio
 from console.mail import SmtpMail
 from console.providers import (
     HTTP_TIMEOUT,
@@ -221,9 +222,13 @@ class Senders:
                 )
 
             return send_sms
-        if channel == "whatsapp" and self.whatsapp is not None:
+        if channel == "whatsapp" and (self.whatsapp is not None or self.twilio is not None):
 
             async def send_whatsapp(notification: Notification) -> SendResult:
+                if on_twilio(notification.sender):
+                    return await self._whatsapp_on_twilio(notification)
+                if self.whatsapp is None:
+                    raise ProviderError("no provider configured for whatsapp", retryable=False)
                 whatsapp = self._whatsapp_from(notification.sender)
                 if notification.template:
                     name, language, fill = template_parts(notification.template)
@@ -249,6 +254,24 @@ class Senders:
 
             return send_whatsapp
         raise ProviderError(f"no provider configured for {channel}", retryable=False)
+
+    async def _whatsapp_on_twilio(self, notification: Notification) -> SendResult:
+        """A business's WhatsApp number on Twilio: the Messages API with `whatsapp:` addresses.
+        Text only: an approved template goes through Twilio's Content API, which the console
+        does not speak (the console and the reminders do not ask for one on such a line), and
+        reply buttons are sent as the text they come with."""
+        if self.twilio is None:
+            raise ProviderError("no provider configured for whatsapp on Twilio", retryable=False)
+        if notification.template:
+            raise ProviderError(
+                "a WhatsApp number on Twilio cannot send a template here", retryable=False
+            )
+        return await self.twilio.send_whatsapp(
+            notification.recipient,
+            notification.sender,
+            notification.body,
+            idempotency_key=notification.idempotency_key,
+        )
 
     def _whatsapp_from(self, phone_number_id: str) -> MetaWhatsApp:
         """The Cloud API client for a business's number (the agency's own when none is given)."""

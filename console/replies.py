@@ -23,6 +23,7 @@ from console.contacts import touch_contact
 from console.db import made_once
 from console.errors import Invalid, NotFound
 from console.leads import get_lead
+from console.lines import on_twilio
 from console.notify import queue_notification
 from models import Interaction, Lead, Role, User
 
@@ -68,6 +69,8 @@ async def reply_options(
             found.append(ReplyChannel(channel, recipient, lines[LINE_OF[channel]]))
     usable = [c.channel for c in found if c.window_open]  # free text goes out at once
     preferred = lead.channel if lead.channel in usable else (usable[0] if usable else None)
+    if on_twilio(lines.get("whatsapp", "")):  # its templates need Twilio's Content API
+        template = None
     return ReplyOptions(found, preferred, template)
 
 
@@ -91,6 +94,13 @@ async def send_reply(
     if route is None:
         raise Invalid("This lead cannot be answered on that channel.", field="channel")
     use_template = channel == "whatsapp" and not route.window_open
+    if use_template and on_twilio(route.sender):
+        raise Invalid(
+            "More than 24 hours passed since the contact's last WhatsApp message: only an "
+            "approved template may be sent, and this business's WhatsApp number is on Twilio, "
+            "whose templates the console cannot send. Answer by SMS or call.",
+            field="channel",
+        )
     if use_template and not template:
         raise Invalid(
             "More than 24 hours passed since the contact's last WhatsApp message: only an "

@@ -110,7 +110,8 @@ def test_setup_commands_on_sqlite(tmp_path: Path) -> None:
         # a line belongs to one business only; addresses must be what the channel uses
         ("add-line", "--business", "levi", "--channel", "sms", "--address", "035551234"),
         ("add-line", "--business", "cohen", "--channel", "phone", "--address", "050-1234567"),
-        ("add-line", "--business", "cohen", "--channel", "whatsapp", "--address", "+97235551234"),
+        ("add-line", "--business", "cohen", "--channel", "whatsapp", "--address", "whatsapp:050"),
+        ("add-line", "--business", "cohen", "--channel", "whatsapp", "--address", "wa-line"),
         ("add-line", "--business", "cohen", "--channel", "email", "--address", "not-mail"),
         ("add-line", "--business", "nope", "--channel", "email", "--address", "a@b.example"),
     ]

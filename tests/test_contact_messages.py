@@ -18,12 +18,14 @@ from sqlalchemy import select
 
 from asgi import create_app
 from console import leads
+from console.arrivals import Arrival, receive
 from console.config import Settings
+from console.contact_messages import ContactRoute, route_to
 from console.db import Database
 from console.leads import NewLead
 from console.lines import add_line
 from console.notify import Senders, send_due_notifications
-from models import Business, Lead, Notification, User
+from models import Business, Contact, Lead, Notification, User
 from models.records import Appointment
 from tests.conftest import SECRET
 from tests.factories import MovableClock, csrf_token, make_business, make_user, sign_in
@@ -352,3 +354,34 @@ async def test_cancelling_tells_the_contact_and_the_reminder_is_never_sent(
             select(Notification.idempotency_key).where(Notification.status == "sent")
         )
         assert not [key for key in sent if key.endswith(":reminder")]
+
+
+async def test_a_whatsapp_number_on_twilio_sends_text_in_the_window_and_sms_after(
+    db: Database,
+) -> None:
+    """A notice to a contact who prefers WhatsApp, from a business whose WhatsApp number is on
+    Twilio: inside the 24-hour window as text from that number; after it by SMS from the
+    business's line, even with an approved template set (its templates need Twilio's Content
+    API, which the console does not speak)."""
+    async with db.transaction() as session:
+        business = await make_business(session, slug="cohen")
+        await add_line(session, business, "whatsapp", "whatsapp:+97235551299")
+        await add_line(session, business, "sms", LINE)
+        arrived = await receive(
+            session,
+            business,
+            Arrival("whatsapp", "SM" + "2" * 32, phone=CALLER, text="שלום", source="WhatsApp"),
+            now=NOW,
+        )
+        contact = await session.get_one(Contact, arrived.lead.contact_id)
+        contact.preferred_channel = "whatsapp"
+    for when, expected in [
+        (NOW + timedelta(hours=2), ContactRoute("whatsapp", CALLER, "whatsapp:+97235551299", "")),
+        (NOW + timedelta(hours=25), ContactRoute("sms", CALLER, LINE, "")),
+    ]:
+        async with db.transaction(write=False) as session:
+            contact = await session.get_one(Contact, arrived.lead.contact_id)
+            found = await route_to(
+                session, business, contact, whatsapp_template="follow_up", now=when
+            )
+        assert found == expected

@@ -16,7 +16,7 @@ from console.errors import Invalid
 from console.lines import add_line
 from console.notify import Senders, send_due_notifications
 from console.replies import send_reply
-from models import Business, Interaction, Lead, Notification, User
+from models import Business, Contact, Interaction, Lead, Notification, User
 from tests.conftest import SECRET
 from tests.factories import csrf_token, make_business, make_user, sign_in
 from tests.fakes import (
@@ -30,6 +30,7 @@ from tests.fakes import (
     signed_meta_body,
     signed_twilio_form,
     twilio_status_params,
+    twilio_whatsapp_params,
 )
 
 PUBLIC = "https://console.mazkira.example"
@@ -236,6 +237,88 @@ async def test_outside_the_whatsapp_window_only_the_template_goes(
             user = await session.get_one(User, secretary.id)
             await send_reply(
                 session, user, lead_id, channel="whatsapp", text="hi", now=datetime.now(UTC)
+            )
+    assert len(await outgoing(db)) == 1
+
+
+async def test_a_whatsapp_number_on_twilio_takes_leads_and_replies_through_twilio(
+    client: httpx.AsyncClient, db: Database, settings: Settings, twilio: FakeTwilio
+) -> None:
+    """A business whose WhatsApp number is on Twilio (its line `whatsapp:+…`): Twilio posts the
+    message to the messaging webhook with `whatsapp:` addresses, the reply goes back through
+    Twilio's Messages API from that number, its status comes back on the status callback; past
+    the 24-hour window the console refuses (templates on Twilio need its Content API)."""
+    async with db.transaction() as session:
+        business = await make_business(session, slug="cohen", name="אינסטלציה כהן")
+        line = await add_line(session, business, "whatsapp", "+972-3-555-1299")
+        secretary = await make_user(session, "secretary", business, name="מיכל")
+    assert line.address == "whatsapp:+97235551299"
+    fields = twilio_whatsapp_params(
+        from_=f"whatsapp:{CALLER}",
+        to=line.address,
+        body="כמה עולה החלפת ברז?",
+        account_sid=twilio.account_sid,
+        profile_name="דנה",
+    )
+    for _ in range(2):  # Twilio retries: one lead
+        signed = signed_twilio_form(f"{PUBLIC}/intake/twilio/sms", twilio.auth_token, fields)
+        answer = await client.post(signed.path, content=signed.body, headers=signed.headers)
+        assert answer.status_code == 200, answer.text
+    elsewhere = signed_twilio_form(
+        f"{PUBLIC}/intake/twilio/sms",
+        twilio.auth_token,
+        {**fields, "To": "whatsapp:+97235550000", "MessageSid": "SM" + "1" * 32},
+    )
+    answer = await client.post(elsewhere.path, content=elsewhere.body, headers=elsewhere.headers)
+    assert answer.status_code == 404  # no line has that number: nothing written
+    lead_id = await only_lead_id(client)
+    async with db.transaction(write=False) as session:
+        lead = await session.get_one(Lead, lead_id)
+        contact = await session.get_one(Contact, lead.contact_id)
+        assert await session.scalar(select(func.count()).select_from(Lead)) == 1
+    assert (lead.channel, lead.source) == ("whatsapp", "WhatsApp")
+    assert (contact.phone, contact.name) == (CALLER, "דנה")
+
+    await sign_in(client, secretary.email)
+    assert (await reply(client, lead_id, "whatsapp", "שלום דנה, 250 ₪")).status_code == 303
+    senders = Senders(settings)
+    try:
+        assert (await send_due_notifications(db, senders, now=datetime.now(UTC))).sent == 1
+    finally:
+        await senders.aclose()
+    [sent] = twilio.messages
+    assert (sent["from"], sent["to"]) == (line.address, f"whatsapp:{CALLER}")
+    assert sent["body"] == "שלום דנה, 250 ₪"
+    [request] = twilio.requests
+    assert request.form()["StatusCallback"] == [f"{PUBLIC}/intake/twilio/status"]
+    status = twilio_status_params(
+        message_sid=sent["sid"],
+        status="read",
+        from_=line.address,
+        to=f"whatsapp:{CALLER}",
+        account_sid=twilio.account_sid,
+    )
+    callback = signed_twilio_form(f"{PUBLIC}/intake/twilio/status", twilio.auth_token, status)
+    answer = await client.post(callback.path, content=callback.body, headers=callback.headers)
+    assert answer.status_code == 204
+    [message] = await outgoing(db)
+    assert message.delivery_status == "read"
+
+    async with db.transaction() as session:  # the contact wrote 25 hours ago
+        await session.execute(
+            update(Interaction).values(started_at=datetime.now(UTC) - timedelta(hours=25))
+        )
+    with pytest.raises(Invalid, match="Twilio"):
+        async with db.transaction() as session:
+            user = await session.get_one(User, secretary.id)
+            await send_reply(
+                session,
+                user,
+                lead_id,
+                channel="whatsapp",
+                text="",
+                now=datetime.now(UTC),
+                template="follow_up:he",
             )
     assert len(await outgoing(db)) == 1
 
