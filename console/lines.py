@@ -42,7 +42,7 @@ def line_address(channel: str, raw: str) -> str:
         if not text.isascii() or not text.isdigit() or not 5 <= len(text) <= 30:
             raise Invalid(
                 "A WhatsApp line is the phone_number_id Meta shows for the number (digits), "
-                "or a WhatsApp number on Twilio (whatsapp:+972…).",
+                "or a WhatsApp number on Twilio, as whatsapp:+97235551234.",
                 field="address",
             )
         return text
