@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -159,25 +160,37 @@ async def test_groups_written_side_by_side_make_each_person_once(db: Database) -
     assert all(answer.duplicate for answer in again)
 
 
-async def test_forms_still_arriving_join_the_group(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A group waits for the forms whose requests the event loop is still reading (here: one
-    more each turn of the loop), up to a full group; a lone form goes after one turn."""
-    async with db.transaction() as session:
-        business = await make_business(session, slug="cohen")
-    written: list[int] = []
+@pytest.fixture
+def written(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each group the writers write, in order."""
+    sizes: list[int] = []
     write = FormWriter._write
 
     async def counted(self: FormWriter, deliveries: list[Delivery]) -> Any:
-        written.append(len(deliveries))
+        sizes.append(len(deliveries))
         return await write(self, deliveries)
 
     monkeypatch.setattr(FormWriter, "_write", counted)
-    writer = FormWriter(db, group=5)
+    return sizes
+
+
+async def cohens_writer(
+    db: Database, *, group: int
+) -> tuple[FormWriter, Callable[[int], Delivery]]:
+    """A writer of `group` forms at most, and the n-th form of one business's site."""
+    async with db.transaction() as session:
+        business = await make_business(session, slug="cohen")
 
     def form(n: int) -> Delivery:
         return Delivery("cohen", business.intake_key, {"phone": f"054-234{n:04d}"}, NOW)
+
+    return FormWriter(db, group=group), form
+
+
+async def test_forms_still_arriving_join_the_group(db: Database, written: list[int]) -> None:
+    """A group waits for the forms whose requests the event loop is still reading (here: one
+    more each turn of the loop), up to a full group; a lone form goes after one turn."""
+    writer, form = await cohens_writer(db, group=5)
 
     async def arriving(n: int) -> Received:
         for _ in range(n):  # the n-th form's request is read n turns of the loop later
@@ -193,26 +206,13 @@ async def test_forms_still_arriving_join_the_group(
 
 
 async def test_after_a_group_the_next_waits_across_quiet_turns_for_as_many(
-    db: Database, monkeypatch: pytest.MonkeyPatch
+    db: Database, written: list[int]
 ) -> None:
     """Under load a group's callers come back together, but not one per turn of the loop (each
     reads its answer and sends again meanwhile): after a group of 4, four forms arriving two
     quiet turns apart still make one group (stopping at the first quiet turn made groups of 5
     and 59 under bench.intake); when fewer come, they go once GATHER_AT_MOST has passed."""
-    async with db.transaction() as session:
-        business = await make_business(session, slug="cohen")
-    written: list[int] = []
-    write = FormWriter._write
-
-    async def counted(self: FormWriter, deliveries: list[Delivery]) -> Any:
-        written.append(len(deliveries))
-        return await write(self, deliveries)
-
-    monkeypatch.setattr(FormWriter, "_write", counted)
-    writer = FormWriter(db, group=10)
-
-    def form(n: int) -> Delivery:
-        return Delivery("cohen", business.intake_key, {"phone": f"054-234{n:04d}"}, NOW)
+    writer, form = await cohens_writer(db, group=10)
 
     async def arriving(n: int) -> Received:
         for _ in range(3 * n):  # two quiet turns between one form and the next
