@@ -209,32 +209,35 @@ class ContactBook:
         return cls(session, found.values())
 
     def find_or_create(
-        self, business_id: uuid.UUID, *, phone: str | None, email: str | None, name: str
+        self,
+        business_id: uuid.UUID,
+        *,
+        phone: str | None,
+        email: str | None,
+        name: str,
+        at: datetime,
     ) -> NewContact:
-        """`find_or_create_contact` for a phone and an e-mail normalised already; what it
-        makes or changes is written by `write`."""
+        """`find_or_create_contact` for a phone and an e-mail normalised already, the contact
+        in touch at `at`; what it makes or changes is written by `write`."""
         known = self.known.setdefault(business_id, [])
         contact = next(
             (c for c in known if (phone and c.phone == phone) or (email and c.email == email)),
             None,
         )
         if contact is None:
-            made = NewContact(new_id(), business_id, name.strip()[:200], phone, email)
-            self.made.append(made)
-            known.append(made)
-            return made
-        contact.name = contact.name or name.strip()[:200]
-        if contact.phone is None and phone and not any(c.phone == phone for c in known):
-            contact.phone = phone
-        if contact.email is None and email and not any(c.email == email for c in known):
-            contact.email = email
-        return contact
-
-    def touch(self, contact: NewContact, at: datetime) -> None:
-        """The contact was in touch at `at`."""
+            contact = NewContact(new_id(), business_id, name.strip()[:200], phone, email)
+            self.made.append(contact)
+            known.append(contact)
+        else:
+            contact.name = contact.name or name.strip()[:200]
+            if contact.phone is None and phone and not any(c.phone == phone for c in known):
+                contact.phone = phone
+            if contact.email is None and email and not any(c.email == email for c in known):
+                contact.email = email
+            if contact.stored:
+                self.changed[contact.id] = contact
         touch_contact(contact, at)
-        if contact.stored:
-            self.changed[contact.id] = contact
+        return contact
 
     async def write(self) -> None:
         """The new contacts in one INSERT, the found ones in one UPDATE (executemany), each in
@@ -281,8 +284,9 @@ _FOUND = {
     dialect: union_all(by_phone, _BY_EMAIL.statements[dialect]).subquery("found")
     for dialect, by_phone in _BY_PHONE.statements.items()
 }
+_READ = [column.key for column in _COLUMNS if column.key != "created_at"]  # it only orders them
 _CONTACTS_OF = {
-    dialect: select(*[found.c[column.key] for column in _COLUMNS[:-1]]).order_by(found.c.created_at)
+    dialect: select(*[found.c[key] for key in _READ]).order_by(found.c.created_at)
     for dialect, found in _FOUND.items()
 }
 _CONTACTS = Contact.metadata.tables["contacts"]

@@ -226,8 +226,7 @@ async def receive_forms(
             lead_id, contact_id = earlier[key]
             answers[n] = Received(lead_id, contact_id, duplicate=True)
             continue
-        contact = book.find_or_create(business.id, phone=phone, email=email, name=form.name)
-        book.touch(contact, now)
+        contact = book.find_or_create(business.id, phone=phone, email=email, name=form.name, at=now)
         lead = lead_values(
             _new_lead(business, form),
             business.id,
