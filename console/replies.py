@@ -94,14 +94,14 @@ async def send_reply(
     if route is None:
         raise Invalid("This lead cannot be answered on that channel.", field="channel")
     use_template = channel == "whatsapp" and not route.window_open
-    if use_template and on_twilio(route.sender):
-        raise Invalid(
-            "More than 24 hours passed since the contact's last WhatsApp message: only an "
-            "approved template may be sent, and this business's WhatsApp number is on Twilio, "
-            "whose templates the console cannot send. Answer by SMS or call.",
-            field="channel",
-        )
-    if use_template and not template:
+    if use_template and not options.template:  # none set, or none for a number on Twilio
+        if on_twilio(route.sender):
+            raise Invalid(
+                "More than 24 hours passed since the contact's last WhatsApp message: only an "
+                "approved template may be sent, and this business's WhatsApp number is on "
+                "Twilio, whose templates the console cannot send. Answer by SMS or call.",
+                field="channel",
+            )
         raise Invalid(
             "More than 24 hours passed since the contact's last WhatsApp message: only an "
             "approved template may be sent, and none is configured.",
@@ -124,7 +124,7 @@ async def send_reply(
         )
 
     async def write() -> Interaction:
-        chosen = (template or "") if use_template else ""
+        chosen = (options.template or "") if use_template else ""
         shown = f"[{chosen.partition(':')[0]}]" if chosen else body
         return await _log_and_queue(session, user, lead, route, shown, chosen, key, now)
 
