@@ -22,7 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import events, sla
-from console.contacts import ContactBook, normalise_email, normalise_phone
+from console.contact_book import ContactBook
+from console.contacts import normalise_email, normalise_phone
 from console.db import ByPairs, Database, after_commit, dialect_of
 from console.errors import ConsoleError, Invalid, NotFound, Unauthorized
 from console.leads import NewLead, lead_values

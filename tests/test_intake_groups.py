@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 
 from bench import intake as bench_intake
 from console import intake
-from console.contacts import ContactBook
+from console.contact_book import ContactBook
 from console.db import Database
 from console.errors import Invalid, NotFound, Unauthorized
 from console.intake import Delivery, FormWriter, Received

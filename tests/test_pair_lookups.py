@@ -18,7 +18,8 @@ from sqlalchemy import event, text
 
 from bench.intake import mobile_numbers
 from console import intake
-from console.contacts import ContactBook, normalise_phone
+from console.contact_book import ContactBook
+from console.contacts import normalise_phone
 from console.db import Database
 from console.intake import Delivery, Received
 from tests.factories import make_business
