@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, insert, or_, select, union_all, update
+from sqlalchemy import bindparam, case, func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.contacts import touch_contact
-from console.db import ByPairs, dialect_of
+from console.db import ByPairs, RowsInsert, dialect_of
 from models import Contact
 from models.base import new_id
 
@@ -121,7 +121,7 @@ class ContactBook:
             self.made.sort(
                 key=lambda made: (str(made.business_id), made.phone or "", made.email or "")
             )
-            await self.session.execute(_INSERT_CONTACT, [made.row() for made in self.made])
+            await _INSERT_CONTACTS(self.session, [made.row() for made in self.made])
             self.made = []
         if self.changed:
             await self.session.execute(
@@ -163,7 +163,7 @@ _CONTACTS_OF = {
     for dialect, found in _FOUND.items()
 }
 _CONTACTS = Contact.metadata.tables["contacts"]
-_INSERT_CONTACT = insert(_CONTACTS)  # the rest by column defaults
+_INSERT_CONTACTS = RowsInsert(_CONTACTS)  # the rest by column defaults
 _UPDATE_FOUND = (
     update(_CONTACTS)
     .where(_CONTACTS.c.id == bindparam("found_id"))

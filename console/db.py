@@ -15,11 +15,16 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
+    Insert,
     Select,
+    Table,
+    Text,
     and_,
     bindparam,
+    cast,
     event,
     func,
+    insert,
     make_url,
     select,
     text,
@@ -36,7 +41,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.types import JSON, TypeEngine
 
 from console import sqlite_driver
 
@@ -264,6 +269,75 @@ class ByPairs:
                 f"{self.name}_seconds": [b for _, b in pairs],
             }
         return {f"{self.name}_pairs": json_rows(session, self.types, pairs)}
+
+
+class RowsInsert:
+    """A group's new rows of one table in one statement however many, compiled once per set of
+    columns. On PostgreSQL the rows go as one array per column, unnested: an executemany is a
+    Bind and an Execute per row, each starting PostgreSQL's executor again, and for a web-form
+    group of 64 that cost more of its CPU than the rows themselves (`bench.intake`,
+    docs/architecture.md). On SQLite, in the same process, an executemany is cheap and stays.
+    Rows are inserted in the order given (a group's rows in key order wait for another's in the
+    same order) and must all carry the same keys; a column they leave out gets its Python-side
+    default per row, as an executemany would give it."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.statements: dict[tuple[str, ...], Insert] = {}
+        # A JSON column's values go as text: an array of lists would be read as two dimensions.
+        # (With whether None is SQL's NULL, as the column's type says, or JSON's null.)
+        self.json_keys = {c.key: c.type.none_as_null for c in table.c if isinstance(c.type, JSON)}
+
+    async def __call__(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if dialect_of(session) != "postgresql":
+            await session.execute(insert(self.table), list(rows))
+            return
+        params = {key: [row[key] for row in rows] for key in rows[0]}
+        for column in self.table.c:
+            default = column.default
+            if column.key in params or default is None:
+                continue
+            if default.is_callable:
+                params[column.key] = [default.arg(None) for _ in rows]  # type: ignore[attr-defined]
+            elif default.is_scalar:
+                params[column.key] = [default.arg] * len(rows)  # type: ignore[attr-defined]
+            else:  # a SQL expression or a sequence: left to the executemany
+                await session.execute(insert(self.table), list(rows))
+                return
+        for key, as_null in self.json_keys.items():  # as text, cast back in the statement
+            if key in params:
+                params[key] = [
+                    None if value is None and as_null else json.dumps(value)
+                    for value in params[key]
+                ]
+        await session.execute(self._statement(tuple(params)), params)
+
+    def _statement(self, keys: tuple[str, ...]) -> Insert:
+        statement = self.statements.get(keys)
+        if statement is None:
+            columns = [self.table.c[key] for key in keys]
+            rows = (
+                func.unnest(
+                    *(
+                        bindparam(c.key, type_=postgresql.ARRAY(self._carried(c.key, c.type)))
+                        for c in columns
+                    )
+                )
+                .table_valued(*keys)
+                .render_derived(name="rows")
+            )
+            values = [
+                cast(rows.c[c.key], c.type) if c.key in self.json_keys else rows.c[c.key]
+                for c in columns
+            ]
+            statement = insert(self.table).from_select(keys, select(*values))
+            self.statements[keys] = statement
+        return statement
+
+    def _carried(self, key: str, kind: TypeEngine[Any]) -> TypeEngine[Any]:
+        return Text() if key in self.json_keys else kind
 
 
 def json_rows(

@@ -20,7 +20,6 @@ from sqlalchemy import (
     column,
     delete,
     func,
-    insert,
     or_,
     select,
     update,
@@ -28,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console.db import after_commit, json_rows
+from console.db import RowsInsert, after_commit, json_rows
 from models import Business, Event
 
 RETENTION = timedelta(days=2)
@@ -104,17 +103,16 @@ async def record(
 async def _hand_out_blocks(
     session: AsyncSession, counts: Counter[uuid.UUID]
 ) -> list[tuple[uuid.UUID, int]]:
-    """Each business's last sequence number after taking `counts[business]` more: on PostgreSQL,
-    in statements built and compiled once whatever the count, one UPDATE … FROM unnest(ids,
-    counts) RETURNING, after a SELECT … ORDER BY id FOR UPDATE when there are several businesses
-    (the UPDATE locks rows in whatever order its plan meets them); on SQLite one UPDATE … FROM
-    json_each(blocks) RETURNING (its writer holds the database's write lock from BEGIN
-    IMMEDIATE; a statement is a hop to the driver's thread and back, so one, not an executemany
-    and a read). Built per call (a CASE of the businesses), the statement cost a one-form group
-    a seventh of its time."""
+    """Each business's last sequence number after taking `counts[business]` more, in one
+    statement built and compiled once whatever the count. PostgreSQL: an UPDATE … FROM the
+    businesses' rows locked in id order (`SELECT … FROM unnest(ids, counts) … ORDER BY id FOR
+    NO KEY UPDATE`), so two batches never deadlock (the UPDATE alone locks rows in whatever
+    order its plan meets them; a separate locking SELECT first cost a web-form group a round
+    trip). SQLite: an UPDATE … FROM json_each(blocks) (its writer holds the database's write
+    lock from BEGIN IMMEDIATE; a statement is a hop to the driver's thread and back). Built
+    per call (a CASE of the businesses), the statement cost a one-form group a seventh of its
+    time."""
     if session.get_bind().dialect.name == "postgresql":
-        if len(counts) > 1:  # rows locked in one fixed order, so two batches never deadlock
-            await session.execute(_LOCK_IN_ORDER, {"ids": list(counts)})
         handed = await session.execute(
             _HAND_OUT_POSTGRES, {"ids": list(counts), "counts": list(counts.values())}
         )
@@ -124,15 +122,6 @@ async def _hand_out_blocks(
     return [(business_id, last) for business_id, last in handed]
 
 
-_LOCK_IN_ORDER = (
-    select(Business.id)
-    .where(Business.id == func.any(bindparam("ids", type_=postgresql.ARRAY(Uuid()))))
-    .order_by(Business.id)
-    # NO KEY UPDATE, as the UPDATE itself takes: it does not wait for the KEY SHARE locks that
-    # inserting a business's leads and contacts takes on its row (FOR UPDATE did, and two
-    # transactions each holding one and wanting the other's row deadlocked).
-    .with_for_update(key_share=True)
-)
 _BLOCKS = (
     func.unnest(
         bindparam("ids", type_=postgresql.ARRAY(Uuid())),
@@ -142,10 +131,21 @@ _BLOCKS = (
     .render_derived(name="blocks")
 )
 _BUSINESSES = Business.metadata.tables["businesses"]  # the table: the ORM's bulk UPDATE costs more
+_INSERT_EVENTS = RowsInsert(Event.metadata.tables["events"])
+_LOCKED_IN_ORDER = (
+    select(_BUSINESSES.c.id, _BLOCKS.c.n)
+    .join_from(_BLOCKS, _BUSINESSES, _BUSINESSES.c.id == _BLOCKS.c.business_id)
+    .order_by(_BUSINESSES.c.id)
+    # NO KEY UPDATE, as the UPDATE itself takes: it does not wait for the KEY SHARE locks that
+    # inserting a business's leads and contacts takes on its row (FOR UPDATE did, and two
+    # transactions each holding one and wanting the other's row deadlocked).
+    .with_for_update(key_share=True, of=_BUSINESSES)
+    .subquery("locked")
+)
 _HAND_OUT_POSTGRES = (
     update(_BUSINESSES)
-    .where(_BUSINESSES.c.id == _BLOCKS.c.business_id)
-    .values(event_seq=_BUSINESSES.c.event_seq + _BLOCKS.c.n)
+    .where(_BUSINESSES.c.id == _LOCKED_IN_ORDER.c.id)
+    .values(event_seq=_BUSINESSES.c.event_seq + _LOCKED_IN_ORDER.c.n)
     .returning(_BUSINESSES.c.id, _BUSINESSES.c.event_seq)
 )
 _SQLITE_BLOCKS = func.json_each(bindparam("blocks")).table_valued("value").alias("blocks")
@@ -237,8 +237,7 @@ async def record_many(
         next_seq[business_id] += 1
     # One executemany, without RETURNING (which SQLite would do row by row): the consoles follow
     # (business, seq); the row ids only order a replay, which reads them from the table.
-    events = Event.metadata.tables["events"]
-    await session.execute(insert(events), rows)  # in Core: the ORM's bulk INSERT costs more
+    await _INSERT_EVENTS(session, rows)  # in Core: the ORM's bulk INSERT costs more
     recorded = [
         LiveEvent(0, str(row["business_id"]), int(row["seq"]), kind, dict(row["payload"]))
         for row in rows

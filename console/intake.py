@@ -17,14 +17,14 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import events, sla
 from console.contact_book import ContactBook
 from console.contacts import normalise_email, normalise_phone
-from console.db import ByPairs, Database, after_commit, dialect_of
+from console.db import ByPairs, Database, RowsInsert, after_commit, dialect_of
 from console.errors import ConsoleError, Invalid, NotFound, Unauthorized
 from console.leads import NewLead, lead_values
 from console.scheduler import SweepAt
@@ -217,8 +217,9 @@ async def receive_forms(
     book = await ContactBook.load(
         session, [(b.id, phone, email) for _, b, _, phone, email, _ in accepted]
     )
-    policies = await sla.policies_of(session, list({b.id for _, b, *_ in accepted}))
-    clocks = {b.id: sla.clock_for(b) for _, b, *_ in accepted}
+    named = {b.id: b for _, b, *_ in accepted}
+    policies = await sla.policies_of(session, list(named))
+    clocks = {business_id: sla.clock_for(b) for business_id, b in named.items()}
     leads: list[dict[str, Any]] = []
     alarms: list[dict[str, Any]] = []
     for n, business, form, phone, email, now in accepted:
@@ -262,9 +263,9 @@ async def _insert(
     # In key order, so that two groups written at once wait for each other's unique keys in
     # the same order instead of deadlocking.
     leads.sort(key=lambda lead: (str(lead["business_id"]), lead["external_id"] or ""))
-    await session.execute(_INSERT_LEAD, leads)
+    await _INSERT_LEADS(session, leads)
     if alarms:
-        await session.execute(_INSERT_ALARM, alarms)
+        await _INSERT_ALARMS(session, alarms)
         for due in {alarm["due_at"] for alarm in alarms}:
             after_commit(session, SweepAt(due))
     await events.record_many(
@@ -285,8 +286,8 @@ _EARLIER = ByPairs(
     Lead.business_id,
     Lead.external_id,
 )
-_INSERT_LEAD = insert(Lead.metadata.tables["leads"])  # the rest by column defaults
-_INSERT_ALARM = insert(LeadAlarm.metadata.tables["lead_alarms"])
+_INSERT_LEADS = RowsInsert(Lead.metadata.tables["leads"])  # the rest by column defaults
+_INSERT_ALARMS = RowsInsert(LeadAlarm.metadata.tables["lead_alarms"])
 
 
 def _new_lead(business: Business, form: WebForm) -> NewLead:
