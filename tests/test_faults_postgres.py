@@ -16,8 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 
+import console.db
 from console.db import Database
 from console.migrate import upgrade
 from models import Business, Event, Lead
@@ -66,6 +68,43 @@ async def console_on(
         server.stop()
         await db.dispose()
         print(server.log.read_text()[-4000:])
+
+
+async def test_a_connection_idle_past_a_restart_is_pinged_and_replaced(
+    postgres: PrivatePostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pooled connections are pinged only when they have lain idle (`PING_AFTER`): one used a
+    moment ago goes straight to work (under load, every one), one idle across a restart is
+    found dead by its ping and replaced, and the transaction never sees it."""
+    monkeypatch.setattr(console.db, "PING_AFTER", 0.3)
+    pings = 0
+    ping = AsyncAdapt_asyncpg_connection.ping
+
+    def counted(connection: AsyncAdapt_asyncpg_connection) -> None:
+        nonlocal pings
+        pings += 1
+        ping(connection)  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(AsyncAdapt_asyncpg_connection, "ping", counted)
+    db = Database(postgres.url)
+
+    async def one() -> int:
+        async with db.transaction(write=False) as session:
+            return int(await session.scalar(text("SELECT 1")) or 0)
+
+    try:
+        assert [await one(), await one(), await one()] == [1, 1, 1]
+        assert pings == 0  # a new connection, then the same one just given back
+        await asyncio.sleep(0.4)
+        assert await one() == 1
+        assert pings == 1
+        await asyncio.to_thread(postgres.stop, "fast")
+        await asyncio.to_thread(postgres.start)
+        await asyncio.sleep(0.4)
+        assert await one() == 1  # the dead one answered its ping with an error: replaced
+        assert pings == 2
+    finally:
+        await db.dispose()
 
 
 async def timed(request: Awaitable[httpx.Response]) -> tuple[httpx.Response, float]:
