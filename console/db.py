@@ -378,8 +378,9 @@ def after_commit(session: AsyncSession, item: Any) -> None:
 
 def _ping_when_idle(engine: AsyncEngine) -> None:
     """SQLAlchemy's pre-ping, for a connection that has lain in the pool longer than
-    `PING_AFTER` seconds: one that failed is dropped and the pool hands out another (or fails, and the
-    request answers 503), so a restarted PostgreSQL meets no request with a dead connection.
+    `PING_AFTER` seconds: one that failed is dropped and the pool hands out another (or fails,
+    and the request answers 503), so a restarted PostgreSQL meets no request with a dead
+    connection.
     Pinging every checkout (`pool_pre_ping`) was three round trips before each transaction —
     BEGIN, an empty statement, ROLLBACK — on connections that had just been used; under load
     none has been idle that long. One returned within `PING_AFTER` of a restart fails its first
