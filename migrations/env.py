@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Literal
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -14,7 +16,7 @@ from models.base import UTCDateTime
 target_metadata = models.Base.metadata
 
 
-def render_item(kind: str, obj: object, _context: object) -> str | bool:
+def render_item(kind: str, obj: Any, _context: AutogenContext) -> str | Literal[False]:
     """Write the UTC type as the plain column type it is in the database."""
     if kind == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"

@@ -41,12 +41,13 @@ from starlette.routing import Route
 # The builders of inbound webhooks live in the console (`mazkira simulate` sends them too);
 # tests import them from here as before.
 from console.config import Settings
-from console.webhook_payloads import META_ERRORS, TWILIO_API_VERSION, new_sid, wamid
+from console.webhook_payloads import META_ERRORS, TWILIO_API_VERSION, wamid
 from console.webhook_payloads import SignedForm as SignedForm
 from console.webhook_payloads import SignedJson as SignedJson
 from console.webhook_payloads import mailgun_forward_form as mailgun_forward_form
 from console.webhook_payloads import meta_status_payload as meta_status_payload
 from console.webhook_payloads import meta_text_message_payload as meta_text_message_payload
+from console.webhook_payloads import new_sid as new_sid
 from console.webhook_payloads import signed_meta_body as signed_meta_body
 from console.webhook_payloads import signed_twilio_form as signed_twilio_form
 from console.webhook_payloads import twilio_sms_params as twilio_sms_params

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -94,8 +95,9 @@ async def contact_with_deals(
 
 def test_the_rule_on_its_own() -> None:
     # Sorted by revenue; A while the revenue before is under 20% of the total, B under 50%.
-    classes = classes_by_revenue({1: Decimal(50), 2: Decimal(30), 3: Decimal(20)})  # type: ignore[dict-item]
-    assert classes == {1: "A", 2: "C", 3: "C"}  # type: ignore[comparison-overlap]
+    one, two, three = uuid.UUID(int=1), uuid.UUID(int=2), uuid.UUID(int=3)
+    classes = classes_by_revenue({one: Decimal(50), two: Decimal(30), three: Decimal(20)})
+    assert classes == {one: "A", two: "C", three: "C"}
     assert classes_by_revenue({}) == {}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 from sqlalchemy import func, select
@@ -70,7 +71,7 @@ async def test_every_refusal_is_clear_and_writes_nothing(
         business = await make_business(session, slug="levi")
         await make_business(session, slug="other")
     url, key = "/intake/levi/form", {"X-Intake-Key": business.intake_key}
-    cases = [
+    cases: list[tuple[str, dict[str, str], dict[str, Any], int]] = [
         ("/intake/levi/form", {}, {"json": {"phone": "054-2345678"}}, 401),
         ("/intake/levi/form", {"X-Intake-Key": "wrong"}, {"json": {"phone": "054-2345678"}}, 401),
         ("/intake/other/form", key, {"json": {"phone": "054-2345678"}}, 401),  # not its key
@@ -90,8 +91,8 @@ async def test_every_refusal_is_clear_and_writes_nothing(
         ),
     ]
     for path, headers, request, status in cases:
-        extra_headers = {**headers, **request.pop("headers", {})}  # type: ignore[arg-type]
-        answer = await client.post(path, headers=extra_headers, **request)  # type: ignore[arg-type]
+        extra_headers = {**headers, **request.pop("headers", {})}
+        answer = await client.post(path, headers=extra_headers, **request)
         assert answer.status_code == status, (path, request, answer.text[:200])
         if status != 413:
             assert "error" in answer.json()

@@ -19,7 +19,7 @@ import httpx
 import openpyxl
 import pytest
 from bs4 import BeautifulSoup
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import api_tokens, kpis, periods
@@ -457,7 +457,9 @@ async def owner_client(app: Any, client: httpx.AsyncClient) -> AsyncIterator[htt
 
 def screen_numbers(html: str) -> dict[str, str]:
     page = BeautifulSoup(html, "html.parser")
-    return {cell["data-metric"]: cell["data-value"] for cell in page.select("td[data-metric]")}
+    return {
+        str(cell["data-metric"]): str(cell["data-value"]) for cell in page.select("td[data-metric]")
+    }
 
 
 def typed(key: str, raw: Any) -> Any:
@@ -560,7 +562,8 @@ async def test_the_english_screen_and_the_presets(
     assert "Leads by channel" in page.text
     # With no business named, his own; with no period, the last 30 days of his clock.
     assert "Cohen Plumbing" in page.text
-    assert soup.select_one('input[name="from"]')["value"] == "2025-02-09"
+    start = soup.select_one('input[name="from"]')
+    assert start is not None and start["value"] == "2025-02-09"
     links = [a["href"] for a in soup.select(".presets a")]
     assert f"/portal/kpis?business={agency.b.id}&from=2025-03-09&to=2025-03-15" in links  # week
     assert f"/portal/kpis?business={agency.b.id}&from=2025-03-01&to=2025-03-31" in links  # month
@@ -741,7 +744,7 @@ async def test_the_weekly_digest_comes_on_sunday_with_the_week_s_calls(
     # Later in the morning nothing new; at noon it is too late for a digest not yet sent.
     assert (await send_digests(ctx, now=local(9, 11, 55))).queued == 0
     async with db.transaction() as session:
-        await session.execute(Notification.__table__.delete())
+        await session.execute(delete(Notification))
     assert (await send_digests(ctx, now=local(9, 12, 0))).queued == 0
 
 

@@ -130,7 +130,7 @@ async def test_a_reconnecting_console_gets_what_it_missed_in_order_once(
     await ws.close()
     missed = [await new_lead(michal, cohen, f"052-76543{n:02d}", f"missed {n}") for n in (11, 12)]
     ws = await michal.socket(cursor={cohen: seen})
-    sequence = []
+    sequence: list[tuple[int, str]] = []
     async with asyncio.timeout(5):
         while len(sequence) < 4:  # created + claimed, for each of the two
             message = str(await ws.recv())

@@ -385,8 +385,8 @@ async def test_the_job_with_a_ctx_and_on_an_arq_worker(db: Database, redis: Redi
     await pool.enqueue_job("remind_followups", _job_id="remind-test")
     await pool.enqueue_job("remind_followups", _job_id="remind-test")  # same id: once
 
-    async def startup(worker_ctx: dict[str, Any]) -> None:
-        worker_ctx["db"], worker_ctx["settings"] = db, settings
+    async def startup(ctx: dict[str, Any]) -> None:  # the name arq's StartupShutdown calls it by
+        ctx["db"], ctx["settings"] = db, settings
 
     worker = Worker(
         functions=config["functions"],

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import openpyxl
 import pytest
-from bs4 import BeautifulSoup
+from bs4 import BeautifulSoup, Tag
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import reports
@@ -29,6 +29,13 @@ from tests.factories import MovableClock, counting, make_business, make_user, si
 JERUSALEM = ZoneInfo("Asia/Jerusalem")
 NOW = datetime(2025, 5, 6, 9, 0, tzinfo=UTC)
 QUERY = "from=2025-03-01&to=2025-04-30"
+
+
+def one(tag: Tag, selector: str) -> Tag:
+    """The element under `tag` that `selector` names, which the page must have."""
+    found = tag.select_one(selector)
+    assert found is not None, selector
+    return found
 
 
 def local(month: int, day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
@@ -298,7 +305,7 @@ async def test_the_screen_and_both_files_show_the_same_numbers(
     assert page.status_code == 200
     soup = BeautifulSoup(page.text, "html.parser")
     on_screen = {
-        tr.select_one('td[data-key="secretary"]')["data-value"]: {
+        one(tr, 'td[data-key="secretary"]')["data-value"]: {
             td["data-key"]: typed(str(td["data-value"]))
             for td in tr.select("td[data-key]")
             if td["data-key"] != "secretary"
@@ -308,7 +315,7 @@ async def test_the_screen_and_both_files_show_the_same_numbers(
     assert on_screen == SECRETARIES
     billing_screen = {
         (
-            str(tr.select_one('td[data-key="business"]')["data-value"]),
+            str(one(tr, 'td[data-key="business"]')["data-value"]),
             str(tr["data-month"]),
         ): {
             td["data-key"]: typed(str(td["data-value"]))
@@ -460,7 +467,7 @@ async def test_the_wallboard_shows_each_business_and_who_handles_what(
             "breaches": "0",
         }
         duty = {
-            row["id"]: (row["data-online"], row.select_one('td[data-key="handling"]')["data-count"])
+            row["id"]: (row["data-online"], one(row, 'td[data-key="handling"]')["data-count"])
             for row in soup.select('tr[id^="duty-"]')
         }
         assert duty == {
@@ -471,8 +478,8 @@ async def test_the_wallboard_shows_each_business_and_who_handles_what(
         assert f"/leads/{held.id}" in html and f"/leads/{calling.id}" in html
     with counting(db) as statements:
         async with db.transaction(write=False) as session:
-            board = await wallboard(session, admin, now=now, online={})
-    assert len(statements) == 6 and len(board.businesses) == 2
+            loaded = await wallboard(session, admin, now=now, online={})
+    assert len(statements) == 6 and len(loaded.businesses) == 2
     first = soup.select_one('tr[id^="duty-"]')
     assert first is not None and first["id"] == f"duty-{tal.id}"  # the connected come first
 

@@ -50,11 +50,17 @@ async def demo_businesses(db: Database) -> None:
 
 
 async def sent(
-    client: httpx.AsyncClient, settings: Settings, db: Database, leads: int, **change: str
+    client: httpx.AsyncClient,
+    settings: Settings,
+    db: Database,
+    leads: int,
+    intake_key: str | None = None,
 ) -> tuple[Tally, list[str]]:
     async with db.transaction(write=False) as session:
-        targets = [replace(target, **change) for target in await load_targets(session)]
-    tally, lines = Tally(), []
+        targets = await load_targets(session)
+    if intake_key is not None:
+        targets = [replace(target, intake_key=intake_key) for target in targets]
+    tally, lines = Tally(), list[str]()
     await send_leads(
         Sender(client, settings, "http://testserver", ring_seconds=(0, 0)),
         Customers(targets, random.Random(5)),

@@ -14,7 +14,7 @@ from sqlalchemy import event, func, select
 from console import leads, scripts
 from console.db import Database
 from console.leads import NewLead
-from models import Interaction, Lead, Task
+from models import Business, Interaction, Lead, Task, User
 from tests.factories import csrf_token, make_business, make_user, sign_in
 
 HTMX = {"HX-Request": "true"}
@@ -36,15 +36,15 @@ def counting(db: Database) -> Iterator[list[str]]:
         event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
-async def seed_leads(db: Database, business: object, user: object, n: int, start: int) -> None:
+async def seed_leads(db: Database, business: Business, user: User, n: int, start: int) -> None:
     async with db.transaction() as session:
         for i in range(start, start + n):
             await leads.create_lead(
                 session,
-                user,  # type: ignore[arg-type]
+                user,
                 NewLead(
                     business_id=str(business.id), phone=f"+97254{2000000 + i}", name=f"לקוח {i}"
-                ),  # type: ignore[attr-defined]
+                ),
                 now=datetime.now(UTC),
             )
 
