@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, case, func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.contacts import touch_contact
-from console.db import ByPairs, RowsInsert, dialect_of
+from console.db import ByPairs, RowsInsert, dialect_of, execute_core
 from models import Contact
 from models.base import new_id
 
@@ -66,7 +66,8 @@ class ContactBook:
         wanted = list(wanted)
         if not any(phone or email for _, phone, email in wanted):
             return cls(session, [])
-        rows = await session.execute(
+        rows = await execute_core(
+            session,
             _CONTACTS_OF[dialect_of(session)],
             {
                 **_BY_PHONE.params(session, {(b, phone) for b, phone, _ in wanted if phone}),
@@ -124,7 +125,8 @@ class ContactBook:
             await _INSERT_CONTACTS(self.session, [made.row() for made in self.made])
             self.made = []
         if self.changed:
-            await self.session.execute(
+            await execute_core(
+                self.session,
                 _UPDATE_FOUND,
                 [
                     {

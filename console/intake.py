@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console import events, sla
 from console.contact_book import ContactBook
 from console.contacts import normalise_email, normalise_phone
-from console.db import ByPairs, Database, RowsInsert, after_commit, dialect_of
+from console.db import ByPairs, Database, RowsInsert, after_commit, dialect_of, execute_core
 from console.errors import ConsoleError, Invalid, NotFound, Unauthorized
 from console.hours import BusinessHours
 from console.leads import NewLead, lead_values
@@ -217,7 +217,7 @@ async def receive_forms(
     slugs = {delivery.slug for delivery in deliveries}
     businesses = {
         row.slug: FormBusiness(*row)
-        for row in await session.execute(_BUSINESSES, {"slugs": list(slugs)})
+        for row in await execute_core(session, _BUSINESSES, {"slugs": list(slugs)})
     }
     answers: list[Received | ConsoleError | None] = []
     accepted: list[tuple[int, FormBusiness, WebForm, str | None, str | None, datetime]] = []
@@ -332,8 +332,8 @@ async def _earlier_leads(
     """(lead, contact) of the leads already written under these (business, external_id)."""
     if not keys:
         return {}
-    rows = await session.execute(
-        _EARLIER.statements[dialect_of(session)], _EARLIER.params(session, set(keys))
+    rows = await execute_core(
+        session, _EARLIER.statements[dialect_of(session)], _EARLIER.params(session, set(keys))
     )  # exactly the pairs asked for
     return {
         (business, external_id): (lead, contact) for business, external_id, lead, contact in rows

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event, select, text
 from sqlalchemy.exc import IntegrityError
 
-from console.db import Database, RowsInsert
+from console.db import Database, RowsInsert, execute_core
 from models import Contact, Event
 from models.base import new_id
 from tests.factories import make_business
@@ -116,3 +116,14 @@ async def test_sqlite_keeps_utc_text_that_sorts_and_reads_back_as_the_moment(
             "2026-11-24 16:47:29.000000",
             "2027-12-29 16:47:29.120000",
         ]
+
+
+async def test_a_core_statement_sees_the_orm_changes_not_yet_flushed(db: Database) -> None:
+    """`execute_core` goes past the ORM's execute, except when the session holds changes its
+    autoflush would write first: the statement still sees them."""
+    async with db.transaction() as session:
+        business = await make_business(session)
+        assert [*(await execute_core(session, select(Contact.name)))] == []
+        session.add(Contact(business_id=business.id, name="ממתין", phone="+972542345678"))
+        names = [name for (name,) in await execute_core(session, select(Contact.name))]
+    assert names == ["ממתין"]
