@@ -2,7 +2,8 @@
 [--seconds 8] [--connections 64]`.
 
 Starts `mazkira serve` and the ceiling as `bench.intake` does, loads each flat out (closed loop,
-keep-alive connections) after a 2-second warm-up, and reads every thread's CPU time from
+keep-alive connections) after a 2-second warm-up (PostgreSQL's tables analyzed after it, as in
+`bench.intake`), and reads every thread's CPU time from
 `/proc/PID/task/*/stat` before and after: the event loop's thread (the process's first), and the
 rest (SQLite's driver threads, one per pooled connection; none on PostgreSQL). PostgreSQL's own
 processes are counted apart (every process named `postgres` on this machine: the server shares
@@ -23,11 +24,20 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from bench import intake_env, loop_factory
-from bench.intake import BUSINESSES, Forms, Load, Served, add_businesses, fresh_database
+from bench.intake import (
+    BUSINESSES,
+    Forms,
+    Load,
+    Served,
+    add_businesses,
+    analyze,
+    fresh_database,
+)
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -59,11 +69,19 @@ def postgres_cpu() -> float:
 
 
 async def split(
-    server: Served, load: Load, *, seconds: float, connections: int, warmup: float
+    server: Served,
+    load: Load,
+    *,
+    seconds: float,
+    connections: int,
+    warmup: float,
+    warmed: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     assert server.process is not None
     pid = server.process.pid
     await load.flat_out(warmup, connections)  # pools filled, caches and clocks built
+    if warmed is not None:
+        await warmed()
     before, database_before = thread_cpu(pid), postgres_cpu()
     phase = await load.flat_out(seconds, connections)
     after, database = thread_cpu(pid), postgres_cpu() - database_before
@@ -98,7 +116,12 @@ async def run(
             await server.ready()
             load = Load(server.port, forms)
             figures[name] = await split(
-                server, load, seconds=seconds, connections=connections, warmup=warmup
+                server,
+                load,
+                seconds=seconds,
+                connections=connections,
+                warmup=warmup,
+                warmed=(lambda: analyze(url)) if name == "intake" else None,
             )
         finally:
             server.stop()
