@@ -235,8 +235,9 @@ async def record_many(
             }
         )
         next_seq[business_id] += 1
-    # One executemany, without RETURNING (which SQLite would do row by row): the consoles follow
-    # (business, seq); the row ids only order a replay, which reads them from the table.
+    # One statement (an unnest on PostgreSQL, an executemany on SQLite), without RETURNING (which
+    # SQLite would do row by row): the consoles follow (business, seq); the row ids only order a
+    # replay, which reads them from the table.
     await _INSERT_EVENTS(session, rows)  # in Core: the ORM's bulk INSERT costs more
     recorded = [
         LiveEvent(0, str(row["business_id"]), int(row["seq"]), kind, dict(row["payload"]))
