@@ -26,7 +26,6 @@ from console.contact_book import ContactBook
 from console.contacts import normalise_email, normalise_phone
 from console.db import ByPairs, Database, RowsInsert, after_commit, dialect_of, execute_core
 from console.errors import ConsoleError, Invalid, NotFound, Unauthorized
-from console.hours import BusinessHours
 from console.leads import NewLead, lead_values
 from console.scheduler import SweepAt
 from models import Business, Lead, LeadAlarm
@@ -82,11 +81,6 @@ class FormBusiness:
     timezone: str
     hours_exceptions: Mapping[str, Any] | None
     always_open: bool
-
-    def clock(self) -> BusinessHours:
-        return sla.clock_of(
-            self.weekly_hours, self.timezone, self.hours_exceptions, self.always_open
-        )
 
 
 async def business_for_key(session: AsyncSession, slug: str, key: str) -> Business:
@@ -242,7 +236,7 @@ async def receive_forms(
     )
     named = {b.id: b for _, b, *_ in accepted}
     policies = await sla.policies_of(session, list(named))
-    clocks = {business_id: b.clock() for business_id, b in named.items()}
+    clocks = {business_id: sla.clock_for(b) for business_id, b in named.items()}
     leads: list[dict[str, Any]] = []
     alarms: list[dict[str, Any]] = []
     for n, business, form, phone, email, now in accepted:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import DateTime, Uuid, bindparam, column, delete, func, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -58,7 +58,20 @@ class Promise:
         return (*sorted(set(self.warnings)), BREACH)
 
 
-def clock_for(business: Business) -> BusinessHours:
+class HasHours(Protocol):
+    """A business as its clock needs it: an entity, or the web form's plain columns."""
+
+    @property
+    def weekly_hours(self) -> Mapping[str, Any]: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def hours_exceptions(self) -> Mapping[str, Any] | None: ...
+    @property
+    def always_open(self) -> bool: ...
+
+
+def clock_for(business: HasHours) -> BusinessHours:
     return clock_of(
         business.weekly_hours, business.timezone, business.hours_exceptions, business.always_open
     )
