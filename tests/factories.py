@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -73,6 +73,23 @@ class MovableClock:
 
 
 @contextmanager
+def _listening(db: Database, record: Callable[..., None]) -> Iterator[None]:
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def statements_sent(db: Database) -> Iterator[list[tuple[str, bool]]]:
+    """Every SQL statement sent meanwhile, with whether it went as an executemany."""
+    sent: list[tuple[str, bool]] = []
+    with _listening(db, lambda *args: sent.append((str(args[2]), bool(args[5])))):
+        yield sent
+
+
+@contextmanager
 def counting(db: Database) -> Iterator[list[str]]:
     """The SQL statements run meanwhile (transaction control left out), for counting queries."""
     statements: list[str] = []
@@ -82,8 +99,5 @@ def counting(db: Database) -> Iterator[list[str]]:
         if not sql.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
             statements.append(sql)
 
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with _listening(db, record):
         yield statements
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)

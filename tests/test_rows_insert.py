@@ -3,38 +3,20 @@ what is written reads back exactly as the ORM would have written it, on both dat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
 
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from console.db import Database, RowsInsert, execute_core
 from models import Contact, Event
 from models.base import new_id
-from tests.factories import make_business
+from tests.factories import make_business, statements_sent
 
 JERUSALEM_WINTER = timezone(timedelta(hours=2))
 THEN = datetime(2026, 11, 24, 18, 47, 29, 120_000, tzinfo=JERUSALEM_WINTER)
-
-
-@contextmanager
-def statements_sent(db: Database) -> Iterator[list[tuple[str, bool]]]:
-    """The statements the engine sends meanwhile, with whether each went as an executemany."""
-    sent: list[tuple[str, bool]] = []
-
-    def record(*args: Any) -> None:
-        sent.append((args[2], args[5]))
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
 async def test_rows_go_in_one_statement_with_their_defaults_and_json(db: Database) -> None:

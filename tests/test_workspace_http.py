@@ -4,36 +4,18 @@ and what the owners see (and do not see) of it."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import httpx
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from console import leads, scripts
 from console.db import Database
 from console.leads import NewLead
 from models import Business, Interaction, Lead, Task, User
-from tests.factories import csrf_token, make_business, make_user, sign_in
+from tests.factories import counting, csrf_token, make_business, make_user, sign_in
 
 HTMX = {"HX-Request": "true"}
-
-
-@contextmanager
-def counting(db: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(*args: object) -> None:
-        sql = str(args[2])
-        if not sql.startswith(("BEGIN", "COMMIT", "ROLLBACK")):
-            statements.append(sql)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
 async def seed_leads(db: Database, business: Business, user: User, n: int, start: int) -> None:
