@@ -15,7 +15,8 @@ from sqlalchemy import bindparam, case, func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.contacts import touch_contact
-from console.db import ByPairs, RowsInsert, dialect_of, execute_core
+from console.db import dialect_of
+from console.many_rows import ByPairs, RowsInsert, execute_core
 from models import Contact
 from models.base import new_id
 

@@ -27,7 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console.db import RowsInsert, after_commit, execute_core, json_rows
+from console.db import after_commit
+from console.many_rows import RowsInsert, execute_core, json_rows
 from models import Business, Event
 
 RETENTION = timedelta(days=2)

@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console import events, sla
 from console.contact_book import ContactBook
 from console.contacts import normalise_email, normalise_phone
-from console.db import ByPairs, Database, RowsInsert, after_commit, dialect_of, execute_core
+from console.db import Database, after_commit, dialect_of
 from console.errors import ConsoleError, Invalid, NotFound, Unauthorized
 from console.leads import NewLead, lead_values
+from console.many_rows import ByPairs, RowsInsert, execute_core
 from console.scheduler import SweepAt
 from models import Business, Lead, LeadAlarm
 

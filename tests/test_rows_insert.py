@@ -1,5 +1,5 @@
-"""A group's rows in one statement (`console.db.RowsInsert`), and the timestamps SQLite stores:
-what is written reads back exactly as the ORM would have written it, on both databases."""
+"""A group's rows in one statement (`console.many_rows.RowsInsert`), and the timestamps SQLite
+stores: what is written reads back exactly as the ORM would have written it, on both databases."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
-from console.db import Database, RowsInsert, execute_core
+from console.db import Database
+from console.many_rows import RowsInsert, execute_core
 from models import Contact, Event
 from models.base import new_id
 from tests.factories import make_business, statements_sent
