@@ -15,20 +15,20 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from console import labels
-from console.clock import Clock, SystemClock
-from console.config import Settings
-from console.contacts import display_phone
-from console.db import Database
-from console.errors import ConsoleError
-from console.events import LiveEvent, latest_seqs
-from console.hub import Audience, Hub, LocalBroker, RedisBroker
-from console.i18n import LOCALES, format_local, using_locale
-from console.intake import FormWriter
-from console.jobs import InProcessRunner
-from console.migrate import upgrade
-from console.ratelimit import limiter_for
-from console.scheduler import ArqScheduler, LocalScheduler, Scheduler, schedule_queued
+from console.base import labels
+from console.base.clock import Clock, SystemClock
+from console.base.config import Settings
+from console.base.db import Database
+from console.base.errors import ConsoleError
+from console.base.i18n import LOCALES, format_local, using_locale
+from console.base.jobs import InProcessRunner
+from console.base.migrate import upgrade
+from console.base.ratelimit import limiter_for
+from console.base.scheduler import ArqScheduler, LocalScheduler, Scheduler, schedule_queued
+from console.contacts.contacts import display_phone
+from console.intake.web_forms import FormWriter
+from console.live.events import LiveEvent, latest_seqs
+from console.live.hub import Audience, Hub, LocalBroker, RedisBroker
 from routes import routes
 from routes.errors import WhenDatabaseDown, console_error, http_error, server_error
 from routes.live import Fragments

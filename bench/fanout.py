@@ -26,10 +26,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.asyncio.client import ClientConnection
 
 from bench.inbox import create_database
-from console import accounts
-from console.config import normalise_database_url
-from console.db import Database
-from console.migrate import upgrade
+from console.base.config import normalise_database_url
+from console.base.db import Database
+from console.base.migrate import upgrade
+from console.people import accounts
 from tests.live_client import Console, meta
 from tests.servers import Server
 

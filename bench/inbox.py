@@ -25,9 +25,9 @@ from starlette.applications import Starlette
 
 from asgi import create_app
 from bench.seed import PASSWORD, count_leads, seed
-from console.config import Settings, normalise_database_url
-from console.db import Database
-from console.migrate import upgrade
+from console.base.config import Settings, normalise_database_url
+from console.base.db import Database
+from console.base.migrate import upgrade
 
 POSTGRES = os.environ.get(
     "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/mazkira_bench"

@@ -56,10 +56,11 @@ from sqlalchemy.engine import make_url
 
 from bench import intake_env, loop_factory
 from bench.inbox import create_database
-from console import accounts, intake
-from console.config import normalise_database_url
-from console.db import Database
-from console.migrate import upgrade
+from console.base.config import normalise_database_url
+from console.base.db import Database
+from console.base.migrate import upgrade
+from console.intake import web_forms
+from console.people import accounts
 from models import Lead, LeadAlarm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -366,7 +367,7 @@ class Served:
 async def fresh_database(kind: str, work: Path) -> str:
     """An empty, migrated database for this run; its URL as `mazkira serve` reads it."""
     if kind == "sqlite":
-        url = f"sqlite:///{work / 'intake.db'}"
+        url = f"sqlite:///{work / 'web_forms.db'}"
     else:
         url = make_url(POSTGRES).render_as_string(hide_password=False)
         await create_database(normalise_database_url(url))
@@ -404,7 +405,7 @@ async def add_existing(url: str, businesses: list[tuple[str, str]], count: int) 
     then = datetime.now(UTC) - timedelta(days=30)
     for start in range(0, count, 1000):
         deliveries = [
-            intake.Delivery(
+            web_forms.Delivery(
                 *businesses[n % len(businesses)],
                 {
                     "name": FIRST_NAMES[n % 20],
@@ -416,7 +417,7 @@ async def add_existing(url: str, businesses: list[tuple[str, str]], count: int) 
             for n in range(start, min(count, start + 1000))
         ]
         async with db.transaction() as session:
-            await intake.receive_forms(session, deliveries)
+            await web_forms.receive_forms(session, deliveries)
     async with db.transaction() as session:
         await session.execute(delete(LeadAlarm))
         await session.execute(

@@ -46,7 +46,7 @@ from starlette.applications import Starlette
 
 from bench import ceiling, fanout, intake, loop_factory, sla
 from bench.inbox import bench_app, prepare, sign_in
-from console.db import Database
+from console.base.db import Database
 from models import Alert, Lead, LeadAlarm
 
 SMALL = 10_000

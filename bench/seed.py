@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console.db import Database
-from console.passwords import hash_password
+from console.base.db import Database
+from console.people.passwords import hash_password
 from models import Business, Contact, Lead, OwnerMembership, SecretaryAssignment, User
 from models.contacts import CHANNELS
 from models.tenancy import DEFAULT_WEEKLY_HOURS

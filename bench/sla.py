@@ -21,10 +21,10 @@ from sqlalchemy import delete, select, text, update
 
 from asgi import create_app
 from bench.inbox import prepare
-from console import sla
-from console.config import Settings
-from console.db import Database
-from console.hub import Connection
+from console.base.config import Settings
+from console.base.db import Database
+from console.live.hub import Connection
+from console.sla import sla
 from models import Alert, Business, Lead, LeadAlarm
 
 DUE = 1000
@@ -89,8 +89,8 @@ async def alert_latency(db: Database) -> float:
             )
             await sla.set_alarms(session, {lead.id: due})
             await session.execute(delete(Alert).where(Alert.lead_id == lead.id))  # a rerun
-            from console.db import after_commit
-            from console.scheduler import SweepAt
+            from console.base.db import after_commit
+            from console.base.scheduler import SweepAt
 
             after_commit(session, SweepAt(due))
         console = Connection(

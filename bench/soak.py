@@ -48,8 +48,8 @@ from websockets.exceptions import ConnectionClosed
 from bench import intake_env, loop_factory
 from bench.fanout import add_people, fresh_postgres, pid_rss_mb
 from bench.intake import Forms, Load
-from console.config import normalise_database_url
-from console.db import Database
+from console.base.config import normalise_database_url
+from console.base.db import Database
 from models import Business, Event, Interaction, Lead
 from routes.live import LEAD_EVENTS
 from tests.live_client import Console, meta

@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from console import accounts
-from console.config import ConfigError, Settings
-from console.db import Database
-from console.errors import ConsoleError
-from console.migrate import upgrade
+from console.base.config import ConfigError, Settings
+from console.base.db import Database
+from console.base.errors import ConsoleError
+from console.base.migrate import upgrade
+from console.people import accounts
 
 # Who and where, in the audit log, for what the command line does.
 CLI_ACTOR = "cli"
@@ -170,7 +170,7 @@ def serve(app: str, *, host: str, port: int) -> None:
     # SQLite's driver runs each statement in a thread of its own, whose answer then waits for
     # the event loop's thread to let go of the interpreter lock: at the default 5 ms a group of
     # web forms waited on each of its hand-offs (some forty then, a dozen since
-    # console/sqlite_driver.py; bench.intake at 500/s, before that: p50 33 → 25 ms, p99 70 → 46
+    # console/base/sqlite_driver.py; bench.intake at 500/s, before that: p50 33 → 25 ms, p99 70 → 46
     # ms at 1 ms). The same setting for the ceiling, which has no threads to wait on.
     sys.setswitchinterval(SWITCH_INTERVAL)
     uvicorn.run(
@@ -188,7 +188,7 @@ def serve(app: str, *, host: str, port: int) -> None:
 
 
 def run_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from console.demo import LINES, MAILBOX_DOMAIN, seed_if_empty
+    from console.demo.demo import LINES, MAILBOX_DOMAIN, seed_if_empty
 
     async def seed(db: Database) -> list[tuple[str, str, str]] | None:
         await upgrade(db)
@@ -268,7 +268,7 @@ def run_create_user(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_set_sla(settings: Settings, args: argparse.Namespace) -> int:
-    from console import sla
+    from console.sla import sla
 
     try:
         warnings = [int(part) for part in args.warn.split(",") if part.strip()]
@@ -306,7 +306,7 @@ def run_intake_key(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_create_token(settings: Settings, args: argparse.Namespace) -> int:
-    from console import api_tokens
+    from console.people import api_tokens
 
     async def create(db: Database) -> str:
         async with db.transaction() as session:
@@ -320,7 +320,7 @@ def run_create_token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_add_line(settings: Settings, args: argparse.Namespace) -> int:
-    from console.lines import add_line
+    from console.channels.lines import add_line
 
     async def add(db: Database) -> str:
         async with db.transaction() as session:
@@ -333,7 +333,7 @@ def run_add_line(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from console.simulate import Plan, simulate
+    from console.demo.simulate import Plan, simulate
 
     plan = Plan.parse(
         url=args.url,
@@ -348,7 +348,7 @@ def run_simulate(settings: Settings, args: argparse.Namespace) -> int:
 def run_import_contacts(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from console import contact_import
+    from console.contacts import contact_import
 
     path = Path(args.file)
     try:

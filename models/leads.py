@@ -67,7 +67,7 @@ class Lead(Base):
             sqlite_where=text("closed_at IS NULL"),
             postgresql_where=text("closed_at IS NULL"),
         ),
-        # The follow-up reminders (console/reminders.py): only leads waiting for one are in it.
+        # The follow-up reminders (console/tasks/reminders.py): only leads waiting for one.
         Index(
             "ix_leads_followup",
             "followup_at",
@@ -107,7 +107,7 @@ class Lead(Base):
     closed_at: Mapped[datetime | None] = mapped_column(default=None)
     # Privacy: when its notes and messages were anonymised by the retention job.
     anonymised_at: Mapped[datetime | None] = mapped_column(default=None)
-    # The first-response promise (console/sla.py): its target in covered minutes and when it is
+    # The first-response promise (console/sla/sla.py): its target in covered minutes and when it is
     # missed; the next moment an alert is due is its `LeadAlarm`, while one is.
     sla_minutes: Mapped[int | None] = mapped_column(Integer, default=None)
     respond_by: Mapped[datetime | None] = mapped_column(default=None)
@@ -122,7 +122,7 @@ class Lead(Base):
     business: Mapped[Business] = relationship(lazy="raise")
     contact: Mapped[Contact] = relationship(lazy="raise")
     claimed_by: Mapped[User | None] = relationship(foreign_keys=[claimed_by_id], lazy="raise")
-    # Set only on a lead being created (console/sla.py: start_clock); later the alarm row is
+    # Set only on a lead being created (console/sla/sla.py: start_clock); later the alarm row is
     # written and deleted by statements, never through this attribute.
     alarm: Mapped[LeadAlarm | None] = relationship(
         lazy="raise", cascade="save-update", passive_deletes=True
@@ -155,7 +155,7 @@ class Interaction(Base):
         CheckConstraint("status IN ('draft', 'done')", name="status"),
         Index("ix_interactions_lead_started", "lead_id", "started_at"),
         Index("ix_interactions_contact_started", "contact_id", "started_at"),
-        # The owner's review (console/portal.py): a business's handled calls, newest first.
+        # The owner's review (console/screens/portal.py): a business's handled calls, newest first.
         Index("ix_interactions_business_started", "business_id", "started_at"),
         Index("uq_interactions_business_request_key", "business_id", "request_key", unique=True),
         # A message's id at its provider (wamid, MessageSid, Message-Id): a delivery written once,

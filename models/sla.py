@@ -25,7 +25,7 @@ class SlaPolicy(Base):
     business_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(16), default=ANY)
     priority: Mapped[str] = mapped_column(String(8), default=ANY)
-    # Counted in the business's covered minutes (see console/hours.py).
+    # Counted in the business's covered minutes (see console/business/hours.py).
     first_response_minutes: Mapped[int] = mapped_column(Integer)
     # Warnings at these shares of the target, e.g. [50, 80]; the breach is at 100.
     warn_at_percent: Mapped[list[int]] = mapped_column(JSON, default=lambda: [50, 80])

@@ -47,7 +47,7 @@ class Task(Base):
     acknowledge_by: Mapped[datetime | None] = mapped_column(default=None)
     acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
     next_alert_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
-    # When the assignee is reminded that the due time is near (console/task_sla.py).
+    # When the assignee is reminded that the due time is near (console/tasks/task_sla.py).
     remind_at: Mapped[datetime | None] = mapped_column(default=None)
     # Who acknowledged, from where (console, link, whatsapp), and how long it took in the
     # business's covered minutes: what the task policy's promise is measured against.

@@ -80,7 +80,7 @@ class User(Base):
     # Where alerts and reminders reach this person: "email", "sms" or "whatsapp".
     phone: Mapped[str | None] = mapped_column(String(20), default=None)
     notify_channel: Mapped[str] = mapped_column(String(16), default="email", server_default="email")
-    # An owner's availability (console/availability.py): away as "meeting", "vacation" or
+    # An owner's availability (console/people/availability.py): away as "meeting", "vacation" or
     # "away" (None: available), until a moment (None: until he says he is back), and a note.
     away_kind: Mapped[str | None] = mapped_column(String(16), default=None)
     away_until: Mapped[datetime | None] = mapped_column(default=None)

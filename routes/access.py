@@ -9,7 +9,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from console.errors import NotFound
+from console.base.errors import NotFound
 from models import User
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -8,9 +8,9 @@ from dataclasses import fields
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import admin
-from console.audit import Actor, AuditFilters, audit_log
-from console.i18n import LOCALES
+from console.agency import admin
+from console.base.i18n import LOCALES
+from console.people.audit import Actor, AuditFilters, audit_log
 from models import Role
 from routes.access import signed_in, user_of
 from routes.forms import now, see_other, text

@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import sla
-from console.alerts_page import alert_rows
+from console.screens.alerts_page import alert_rows
+from console.sla import sla
 from models import Role
 from routes.access import signed_in, user_of
 from routes.forms import now, see_other

@@ -1,5 +1,5 @@
-"""The JSON API v1: a bearer token in, JSON out. Requests and answers are console/api_models.py,
-the queries console/api.py."""
+"""The JSON API v1: a bearer token in, JSON out. Requests and answers are console/api/payloads.py,
+the queries console/api/queries.py."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from console import api, api_models, api_tokens, i18n, openapi, ratelimit
-from console.audit import Actor, record_lead_view
-from console.errors import Unauthorized, UnsupportedMedia
+from console.api import openapi, payloads, queries
+from console.base import i18n, ratelimit
+from console.base.errors import Unauthorized, UnsupportedMedia
+from console.people import api_tokens
+from console.people.audit import Actor, record_lead_view
 from models import User
 from routes.errors import console_error
 from routes.forms import now
@@ -74,16 +76,16 @@ async def document(request: Request) -> Response:
 
 @bearer
 async def list_leads(request: Request, user: User) -> Response:
-    query = api_models.parse_query(api_models.LeadQuery, request.query_params)
+    query = payloads.parse_query(payloads.LeadQuery, request.query_params)
     async with request.app.state.db.transaction(write=False) as session:
-        return _json(await api.leads_page(session, user, query))
+        return _json(await queries.leads_page(session, user, query))
 
 
 @bearer
 async def show_lead(request: Request, user: User) -> Response:
     """One lead; the view is audited as the lead page's is."""
     async with request.app.state.db.transaction() as session:
-        lead = await api.lead_by_id(session, user, request.path_params["lead_id"])
+        lead = await queries.lead_by_id(session, user, request.path_params["lead_id"])
         viewer = Actor(user, now(request), getattr(request.state, "client_address", ""))
         await record_lead_view(session, lead.id, lead.business_id, actor=viewer, via="api")
     return _json(lead)
@@ -95,10 +97,10 @@ async def create_lead(request: Request, user: User) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise UnsupportedMedia("Send the lead as JSON (Content-Type: application/json).")
-    new = api_models.parse_new_lead(await request.body())
+    new = payloads.parse_new_lead(await request.body())
     key = request.headers.get("idempotency-key")
     async with request.app.state.db.transaction() as session:
-        lead, created = await api.add_lead(
+        lead, created = await queries.add_lead(
             session, user, new, now=now(request), idempotency_key=key
         )
     return _json(lead, 201 if created else 200)
@@ -106,49 +108,49 @@ async def create_lead(request: Request, user: User) -> Response:
 
 @bearer
 async def lead_interactions(request: Request, user: User) -> Response:
-    query = api_models.parse_query(api_models.PageQuery, request.query_params)
+    query = payloads.parse_query(payloads.PageQuery, request.query_params)
     lead_id = request.path_params["lead_id"]
     async with request.app.state.db.transaction(write=False) as session:
-        return _json(await api.interactions_page(session, user, lead_id, query))
+        return _json(await queries.interactions_page(session, user, lead_id, query))
 
 
 @bearer
 async def show_interaction(request: Request, user: User) -> Response:
     interaction_id = request.path_params["interaction_id"]
     async with request.app.state.db.transaction(write=False) as session:
-        return _json(await api.interaction_by_id(session, user, interaction_id))
+        return _json(await queries.interaction_by_id(session, user, interaction_id))
 
 
 @bearer
 async def list_contacts(request: Request, user: User) -> Response:
-    query = api_models.parse_query(api_models.ContactQuery, request.query_params)
+    query = payloads.parse_query(payloads.ContactQuery, request.query_params)
     async with request.app.state.db.transaction(write=False) as session:
-        return _json(await api.contacts_page(session, user, query))
+        return _json(await queries.contacts_page(session, user, query))
 
 
 @bearer
 async def show_contact(request: Request, user: User) -> Response:
     async with request.app.state.db.transaction(write=False) as session:
-        return _json(await api.contact_by_id(session, user, request.path_params["contact_id"]))
+        return _json(await queries.contact_by_id(session, user, request.path_params["contact_id"]))
 
 
 @bearer
 async def list_tasks(request: Request, user: User) -> Response:
-    query = api_models.parse_query(api_models.TaskQuery, request.query_params)
+    query = payloads.parse_query(payloads.TaskQuery, request.query_params)
     async with request.app.state.db.transaction(write=False) as session:
-        return _json(await api.tasks_page(session, user, query))
+        return _json(await queries.tasks_page(session, user, query))
 
 
 @bearer
 async def show_task(request: Request, user: User) -> Response:
     async with request.app.state.db.transaction(write=False) as session:
-        return _json(await api.task_by_id(session, user, request.path_params["task_id"]))
+        return _json(await queries.task_by_id(session, user, request.path_params["task_id"]))
 
 
 @bearer
 async def mark_task_done(request: Request, user: User) -> Response:
     async with request.app.state.db.transaction() as session:
-        task = await api.mark_task_done(
+        task = await queries.mark_task_done(
             session, user, request.path_params["task_id"], now=now(request)
         )
     return _json(task)
@@ -156,6 +158,6 @@ async def mark_task_done(request: Request, user: User) -> Response:
 
 @bearer
 async def kpis(request: Request, user: User) -> Response:
-    query = api_models.parse_query(api_models.KpiQuery, request.query_params)
+    query = payloads.parse_query(payloads.KpiQuery, request.query_params)
     async with request.app.state.db.transaction(write=False) as session:
-        return _json(await api.kpis_for(session, user, query, now=now(request)))
+        return _json(await queries.kpis_for(session, user, query, now=now(request)))

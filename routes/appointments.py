@@ -7,9 +7,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import appointments, calendar_feed
-from console.appointments import Booking
-from console.tenancy import visible_businesses
+from console.calendar import appointments, calendar_feed
+from console.calendar.appointments import Booking
+from console.people.tenancy import visible_businesses
 from models import Role
 from routes.access import signed_in, user_of
 from routes.forms import now, see_other, text

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from console import auth, i18n
-from console.accounts import set_user_locale
-from console.audit import record_sign_in
-from console.errors import Throttled
+from console.base import i18n
+from console.base.errors import Throttled
+from console.people import auth
+from console.people.accounts import set_user_locale
+from console.people.audit import record_sign_in
 from models import Role, User
 from routes.access import current_user, safe_next
 from routes.middleware import SESSION_COOKIE

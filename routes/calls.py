@@ -5,8 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import calls, replies, tasks
-from console.task_links import TaskLinks
+from console.leads import calls, replies
+from console.tasks import tasks
+from console.tasks.task_links import TaskLinks
 from models import Role
 from routes.access import signed_in, user_of
 from routes.forms import now, prefixed, see_other, text

@@ -5,8 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import accounts, lines
-from console.tenancy import get_business
+from console.channels import lines
+from console.people import accounts
+from console.people.tenancy import get_business
 from models import Role
 from routes.access import signed_in, user_of
 from routes.forms import see_other, text

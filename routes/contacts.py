@@ -5,9 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import contacts, reminders
-from console.contact_page import caller_lookup, contact_view
-from console.customer_classes import inactive_contacts, inactive_since
+from console.contacts import contacts
+from console.contacts.customer_classes import inactive_contacts, inactive_since
+from console.screens.contact_page import caller_lookup, contact_view
+from console.tasks import reminders
 from models import Role
 from routes.access import signed_in, user_of
 from routes.forms import now, see_other, text

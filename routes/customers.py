@@ -8,8 +8,8 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import contact_import, customer_classes, privacy
-from console.tenancy import visible_businesses
+from console.contacts import contact_import, customer_classes, privacy
+from console.people.tenancy import visible_businesses
 from models import Role
 from routes.access import signed_in, user_of
 from routes.forms import now, see_other, text

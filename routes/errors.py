@@ -10,9 +10,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from console.db import unavailable
-from console.errors import ConsoleError, Throttled
-from console.i18n import current_locale, gettext, pick_locale, using_locale
+from console.base.db import unavailable
+from console.base.errors import ConsoleError, Throttled
+from console.base.i18n import current_locale, gettext, pick_locale, using_locale
 from routes.middleware import LOCALE_COOKIE
 from routes.templating import render
 

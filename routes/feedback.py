@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import feedback
+from console.leads import feedback
 from models import Role
 from routes.access import safe_next, signed_in, user_of
 from routes.forms import now, see_other, text

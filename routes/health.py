@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from console.health import check
+from console.base.health import check
 
 
 async def healthz(request: Request) -> Response:

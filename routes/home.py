@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console.admin import staffing_gaps
-from console.overview import agency_overview
+from console.agency.admin import staffing_gaps
+from console.screens.overview import agency_overview
 from models import Role
 from routes.access import signed_in, user_of
 from routes.templating import render

@@ -10,10 +10,10 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import business_hours
-from console.business_hours import Moved, Pair, TypedException, TypedHours
-from console.hours import DAY_KEYS
-from console.tenancy import get_business
+from console.agency import business_hours
+from console.agency.business_hours import Moved, Pair, TypedException, TypedHours
+from console.business.hours import DAY_KEYS
+from console.people.tenancy import get_business
 from models import Role
 from routes.access import signed_in, user_of
 from routes.forms import is_htmx, now, see_other, text

@@ -11,10 +11,11 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from console import intake, intake_email, intake_twilio, intake_whatsapp, ratelimit
-from console.arrivals import Arrived
-from console.errors import ConsoleError, Invalid, Unauthorized, UnsupportedMedia
-from console.task_acks import apply_button_reply
+from console.base import ratelimit
+from console.base.errors import ConsoleError, Invalid, Unauthorized, UnsupportedMedia
+from console.intake import mailgun, twilio, web_forms, whatsapp
+from console.intake.arrivals import Arrived
+from console.tasks.task_acks import apply_button_reply
 from routes.errors import console_error
 from routes.forms import now
 from routes.middleware import client_address
@@ -38,7 +39,7 @@ async def web_form(request: Request) -> Response:
     return response
 
 
-async def _receive_form(request: Request) -> intake.Received:
+async def _receive_form(request: Request) -> web_forms.Received:
     slug, key = request.path_params["business_slug"], request.headers.get("x-intake-key", "")
     settings = request.app.state.settings
     await ratelimit.check_web_form(
@@ -50,8 +51,8 @@ async def _receive_form(request: Request) -> intake.Received:
         per_address=settings.intake_rate_per_address,
     )
     fields = await _fields(request)
-    delivery = intake.Delivery(slug, key, fields, now(request))
-    writer: intake.FormWriter = request.app.state.form_writer
+    delivery = web_forms.Delivery(slug, key, fields, now(request))
+    writer: web_forms.FormWriter = request.app.state.form_writer
     return await writer.receive(delivery)  # written in a group
 
 
@@ -69,16 +70,16 @@ async def twilio_sms(request: Request) -> Response:
     """`POST /intake/twilio/sms`: an incoming SMS (Twilio's messaging webhook)."""
     params = await _twilio_params(request)
     async with request.app.state.db.transaction() as session:
-        await intake_twilio.receive_sms(session, params, now=now(request))
-    return Response(intake_twilio.twiml(), media_type=TWIML)
+        await twilio.receive_sms(session, params, now=now(request))
+    return Response(twilio.twiml(), media_type=TWIML)
 
 
 async def twilio_voice(request: Request) -> Response:
     """`POST /intake/twilio/voice`: a call ringing, the agency's answer or not, its end."""
     params = await _twilio_params(request)
-    step = intake_twilio.CallStep.of(params)
+    step = twilio.CallStep.of(params)
     async with request.app.state.db.transaction() as session:
-        answer = await intake_twilio.receive_call(
+        answer = await twilio.receive_call(
             session,
             request.app.state.settings,
             step,
@@ -92,14 +93,14 @@ async def twilio_status(request: Request) -> Response:
     """`POST /intake/twilio/status`: how far a message we sent got."""
     params = await _twilio_params(request)
     async with request.app.state.db.transaction() as session:
-        await intake_twilio.receive_status(session, params, now=now(request))
+        await twilio.receive_status(session, params, now=now(request))
     return Response(status_code=204)
 
 
 async def whatsapp_subscribe(request: Request) -> Response:
     """`GET /intake/whatsapp`: Meta checks the webhook by our verify token."""
     query = request.query_params
-    challenge = intake_whatsapp.verify_subscription(
+    challenge = whatsapp.verify_subscription(
         request.app.state.settings,
         query.get("hub.mode", ""),
         query.get("hub.verify_token", ""),
@@ -112,15 +113,15 @@ async def whatsapp_events(request: Request) -> Response:
     """`POST /intake/whatsapp`: messages and delivery statuses, signed over the raw body."""
     _content_type(request, ("application/json",))
     async with _signed(request):
-        payload = intake_whatsapp.verify(
+        payload = whatsapp.verify(
             request.app.state.settings,
             await request.body(),
             request.headers.get("x-hub-signature-256"),
         )
-    batch = intake_whatsapp.parse(payload)
+    batch = whatsapp.parse(payload)
     settings, moment = request.app.state.settings, now(request)
     async with request.app.state.db.transaction() as session:
-        new, news = await intake_whatsapp.receive_batch(
+        new, news = await whatsapp.receive_batch(
             session,
             batch,
             now=moment,
@@ -137,14 +138,14 @@ async def email(request: Request) -> Response:
     _content_type(request, FORM_TYPES)
     async with _signed(request):
         fields = _texts(await request.form())
-        await intake_email.verify(
+        await mailgun.verify(
             request.app.state.settings,
             request.app.state.limiter,
             fields,
             now=request.app.state.clock.now().timestamp(),
         )
     async with request.app.state.db.transaction() as session:
-        arrived = await intake_email.receive_mail(session, fields, now=now(request))
+        arrived = await mailgun.receive_mail(session, fields, now=now(request))
     return _arrived(arrived)
 
 
@@ -174,7 +175,7 @@ async def _twilio_params(request: Request) -> dict[str, list[str]]:
         for name, value in form.multi_items():
             if isinstance(value, str):
                 params.setdefault(name, []).append(value)
-        intake_twilio.verify(
+        twilio.verify(
             request.app.state.settings,
             _public_url(request),
             params,

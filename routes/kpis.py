@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import kpi_exports, kpi_report
+from console.reports import kpi_exports, kpi_report
 from models import Role
 from routes.access import signed_in, user_of
 from routes.forms import now

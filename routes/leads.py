@@ -5,12 +5,12 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import leads
-from console.audit import record_lead_view
-from console.lead_page import lead_view
-from console.leads import InboxFilters, NewLead
-from console.surveys import SurveyLinks
-from console.tenancy import visible_businesses
+from console.leads import leads
+from console.leads.leads import InboxFilters, NewLead
+from console.leads.surveys import SurveyLinks
+from console.people.audit import record_lead_view
+from console.people.tenancy import visible_businesses
+from console.screens.lead_page import lead_view
 from models import Role
 from routes.access import signed_in, user_of
 from routes.admin import actor as admin_actor

@@ -22,18 +22,19 @@ from urllib.parse import urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from console import auth, live
-from console import events as event_log
-from console.alerts_page import alert_row
-from console.db import Database
-from console.errors import NotFound
-from console.events import LiveEvent
-from console.hub import Audience, Connection, Hub
-from console.i18n import current_locale, using_locale
-from console.lead_page import contact_history
-from console.leads import QueueRow, get_lead
-from console.overview import handled_row
-from console.tenancy import visible_businesses
+from console.base.db import Database
+from console.base.errors import NotFound
+from console.base.i18n import current_locale, using_locale
+from console.leads.leads import QueueRow, get_lead
+from console.live import events as event_log
+from console.live.events import LiveEvent
+from console.live.hub import Audience, Connection, Hub
+from console.people import auth
+from console.people.tenancy import visible_businesses
+from console.screens import live
+from console.screens.alerts_page import alert_row
+from console.screens.lead_page import contact_history
+from console.screens.overview import handled_row
 from routes.templating import env
 
 MAX_FRAME = 16_384

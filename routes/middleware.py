@@ -17,9 +17,10 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from console import auth, i18n
-from console.config import Settings
-from console.db import Database
+from console.base import i18n
+from console.base.config import Settings
+from console.base.db import Database
+from console.people import auth
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

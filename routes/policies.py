@@ -5,9 +5,12 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import audit, reminder_policy, sla, task_sla
-from console.errors import Invalid
-from console.tenancy import get_business
+from console.base.errors import Invalid
+from console.business import reminder_policy
+from console.people import audit
+from console.people.tenancy import get_business
+from console.sla import sla
+from console.tasks import task_sla
 from models import Role
 from routes.access import signed_in, user_of
 from routes.admin import actor

@@ -6,10 +6,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import availability, feedback, portal, scripts, task_sla, tasks
-from console.audit import record_change, record_lead_view
-from console.portal import ReviewFilters
-from console.tenancy import get_business, parse_id
+from console.leads import feedback, scripts
+from console.people import availability
+from console.people.audit import record_change, record_lead_view
+from console.people.tenancy import get_business, parse_id
+from console.screens import portal
+from console.screens.portal import ReviewFilters
+from console.tasks import task_sla, tasks
 from models import Role
 from routes.access import signed_in, user_of
 from routes.admin import actor as admin_actor

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import report_exports, reports
+from console.reports import report_exports, reports
 from models import Role
 from routes.access import signed_in, user_of
 from routes.forms import now

@@ -5,8 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import audit, canned_replies, scripts
-from console.tenancy import get_business
+from console.leads import canned_replies, scripts
+from console.people import audit
+from console.people.tenancy import get_business
 from models import Role
 from routes.access import signed_in, user_of
 from routes.admin import actor

@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import api_tokens
+from console.people import api_tokens
 from routes.access import signed_in, user_of
 from routes.forms import is_htmx, now, see_other, text
 from routes.templating import render

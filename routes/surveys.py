@@ -6,8 +6,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console.i18n import using_locale
-from console.surveys import Answers, answer_survey, survey_page
+from console.base.i18n import using_locale
+from console.leads.surveys import Answers, answer_survey, survey_page
 from routes.forms import now, see_other, text
 from routes.templating import render
 

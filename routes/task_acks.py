@@ -7,8 +7,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console.i18n import pick_locale, using_locale
-from console.task_acks import apply_link, link_view
+from console.base.i18n import pick_locale, using_locale
+from console.tasks.task_acks import apply_link, link_view
 from routes.forms import now, see_other
 from routes.middleware import LOCALE_COOKIE
 from routes.templating import render

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import task_sla, tasks
+from console.tasks import task_sla, tasks
 from routes.access import safe_next, signed_in, user_of
 from routes.forms import now, see_other, text
 from routes.templating import render

@@ -12,8 +12,8 @@ from jinja2_fragments.starlette import Jinja2Blocks
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import i18n, labels
-from console.contacts import display_phone
+from console.base import i18n, labels
+from console.contacts.contacts import display_phone
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console.wallboard import on_duty, wallboard
+from console.screens.wallboard import on_duty, wallboard
 from models import Role
 from routes.access import signed_in, user_of
 from routes.forms import now

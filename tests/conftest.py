@@ -17,9 +17,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from asgi import create_app
-from console.config import Settings, normalise_database_url
-from console.db import Database
-from console.migrate import upgrade
+from console.base.config import Settings, normalise_database_url
+from console.base.db import Database
+from console.base.migrate import upgrade
 from models import Base
 from tests.fakes import FakeMeta, FakeSmtp, FakeTwilio
 

@@ -13,8 +13,8 @@ import httpx
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console import accounts
-from console.db import Database
+from console.base.db import Database
+from console.people import accounts
 from models import Business, User
 
 PASSWORD = "correct-horse-battery"

@@ -1,5 +1,5 @@
 """Fake providers for tests: real servers on 127.0.0.1 that speak Twilio's, Meta's and SMTP's
-formats, and (from `console.webhook_payloads`) builders of the signed webhooks they send us.
+formats, and (from `console.demo.webhook_payloads`) builders of the signed webhooks they send us.
 
 The HTTP fakes are Starlette apps served by uvicorn inside the test's own event loop:
 
@@ -40,20 +40,20 @@ from starlette.routing import Route
 
 # The builders of inbound webhooks live in the console (`mazkira simulate` sends them too);
 # tests import them from here as before.
-from console.config import Settings
-from console.webhook_payloads import META_ERRORS, TWILIO_API_VERSION, wamid
-from console.webhook_payloads import SignedForm as SignedForm
-from console.webhook_payloads import SignedJson as SignedJson
-from console.webhook_payloads import mailgun_forward_form as mailgun_forward_form
-from console.webhook_payloads import meta_status_payload as meta_status_payload
-from console.webhook_payloads import meta_text_message_payload as meta_text_message_payload
-from console.webhook_payloads import new_sid as new_sid
-from console.webhook_payloads import signed_meta_body as signed_meta_body
-from console.webhook_payloads import signed_twilio_form as signed_twilio_form
-from console.webhook_payloads import twilio_sms_params as twilio_sms_params
-from console.webhook_payloads import twilio_status_params as twilio_status_params
-from console.webhook_payloads import twilio_voice_params as twilio_voice_params
-from console.webhook_payloads import twilio_whatsapp_params as twilio_whatsapp_params
+from console.base.config import Settings
+from console.demo.webhook_payloads import META_ERRORS, TWILIO_API_VERSION, wamid
+from console.demo.webhook_payloads import SignedForm as SignedForm
+from console.demo.webhook_payloads import SignedJson as SignedJson
+from console.demo.webhook_payloads import mailgun_forward_form as mailgun_forward_form
+from console.demo.webhook_payloads import meta_status_payload as meta_status_payload
+from console.demo.webhook_payloads import meta_text_message_payload as meta_text_message_payload
+from console.demo.webhook_payloads import new_sid as new_sid
+from console.demo.webhook_payloads import signed_meta_body as signed_meta_body
+from console.demo.webhook_payloads import signed_twilio_form as signed_twilio_form
+from console.demo.webhook_payloads import twilio_sms_params as twilio_sms_params
+from console.demo.webhook_payloads import twilio_status_params as twilio_status_params
+from console.demo.webhook_payloads import twilio_voice_params as twilio_voice_params
+from console.demo.webhook_payloads import twilio_whatsapp_params as twilio_whatsapp_params
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 

@@ -23,12 +23,13 @@ import uvicorn
 from sqlalchemy import select
 
 from asgi import create_app
-from console import sla, task_sla
-from console.config import Settings
-from console.db import Database
-from console.demo import ADMIN, DEMO_PASSWORD, LIVE_CALLER, seed_if_empty
-from console.migrate import upgrade
-from console.task_links import TaskLinks
+from console.base.config import Settings
+from console.base.db import Database
+from console.base.migrate import upgrade
+from console.demo.demo import ADMIN, DEMO_PASSWORD, LIVE_CALLER, seed_if_empty
+from console.sla import sla
+from console.tasks import task_sla
+from console.tasks.task_links import TaskLinks
 from models import Business, Interaction, User
 from tests.browser import CHROMIUM, chromium
 from tests.servers import ROOT, free_port

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from console.config import normalise_database_url
+from console.base.config import normalise_database_url
 from tests.conftest import POSTGRES_URL, need_service
 
 MAZKIRA = [sys.executable, "-m", "console.cli"]

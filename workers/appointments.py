@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from console.appointments import queue_reminders
+from console.calendar.appointments import queue_reminders
 
 
 async def remind_appointments(ctx: dict[str, Any], *, now: datetime | None = None) -> int:

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from console.customer_classes import classify_business
-from console.privacy import anonymise_expired_leads
+from console.contacts.customer_classes import classify_business
+from console.contacts.privacy import anonymise_expired_leads
 from models import Business
 
 

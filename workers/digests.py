@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from console.digests import DigestReport, queue_digests
+from console.reports.digests import DigestReport, queue_digests
 
 
 async def send_digests(ctx: dict[str, Any], *, now: datetime | None = None) -> DigestReport:

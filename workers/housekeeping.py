@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from console import auth, events
+from console.live import events
+from console.people import auth
 
 
 async def purge_sessions(ctx: dict[str, Any]) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from console.notify import Senders, SendReport, send_due_notifications
+from console.channels.notify import Senders, SendReport, send_due_notifications
 
 # A run sends batch after batch while there is something to send (a burst of breach notices
 # must not wait 50 per cron tick), up to this many batches; the rest waits for the next run.

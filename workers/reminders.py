@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from console.reminders import FollowupReport
-from console.reminders import remind_followups as write_followups
+from console.tasks.reminders import FollowupReport
+from console.tasks.reminders import remind_followups as write_followups
 
 
 async def remind_followups(ctx: dict[str, Any], *, now: datetime | None = None) -> FollowupReport:

@@ -12,13 +12,13 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from console.config import Settings
-from console.db import Database
-from console.events import LiveEvent
-from console.hub import Audience, Hub, RedisBroker
-from console.jobs import Periodic
-from console.notify import Senders
-from console.scheduler import ArqScheduler, schedule_queued
+from console.base.config import Settings
+from console.base.db import Database
+from console.base.jobs import Periodic
+from console.base.scheduler import ArqScheduler, schedule_queued
+from console.channels.notify import Senders
+from console.live.events import LiveEvent
+from console.live.hub import Audience, Hub, RedisBroker
 from workers.appointments import remind_appointments
 from workers.customers import anonymise_leads, classify_customers
 from workers.digests import send_digests

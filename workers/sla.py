@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from console import sla, task_sla
-from console.task_links import TaskLinks
+from console.sla import sla
+from console.tasks import task_sla
+from console.tasks.task_links import TaskLinks
 
 
 async def sweep_sla(ctx: dict[str, Any]) -> int:

@@ -1,0 +1,1 @@
+"""The agency's administration: businesses, people, assignments and hours."""

@@ -1,0 +1,296 @@
+"""The JSON API v1's queries: every one goes through the tenancy rule; lists are pages in a
+fixed order (newest first) with an opaque cursor, each one statement (an interaction list two:
+its lead is checked first). What a request may say and what an answer holds:
+console/api/payloads.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from console.api.payloads import (
+    IDEMPOTENCY_NAMESPACE,
+    MAX_IDEMPOTENCY_KEY,
+    ContactBrief,
+    ContactOut,
+    ContactPage,
+    ContactQuery,
+    DayCount,
+    InteractionOut,
+    InteractionPage,
+    KpiOut,
+    KpiQuery,
+    LeadOut,
+    LeadPage,
+    LeadQuery,
+    NewLeadRequest,
+    PageQuery,
+    TaskOut,
+    TaskPage,
+    TaskQuery,
+)
+from console.base.db import made_once
+from console.base.errors import Invalid, NotFound
+from console.business import periods
+from console.leads import leads
+from console.people.tenancy import get_business, may_see, parse_id
+from console.reports import kpi_report, kpis
+from console.tasks import tasks
+from models import Contact, Interaction, Lead, Task, User
+from models.base import new_id
+
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
+
+# --- paging -----------------------------------------------------------------------------------
+
+
+def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
+    raw = f"{at.astimezone(UTC).isoformat()}|{row_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(raw: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        at_text, id_text = text.split("|")
+        at = datetime.fromisoformat(at_text)
+        if at.tzinfo is None:
+            raise ValueError("naive cursor")
+        return at.astimezone(UTC), uuid.UUID(id_text)
+    except (ValueError, binascii.Error, OverflowError):
+        raise Invalid("The cursor is not valid.", field="cursor") from None
+
+
+def _paged(
+    statement: S,
+    at: InstrumentedAttribute[datetime],
+    row_id: InstrumentedAttribute[uuid.UUID],
+    query: PageQuery,
+) -> S:
+    """Newest first, after the cursor, one row more than the page (to know if there is more)."""
+    if query.cursor:
+        cursor_at, cursor_id = decode_cursor(query.cursor)
+        statement = statement.where(or_(at < cursor_at, and_(at == cursor_at, row_id < cursor_id)))
+    return statement.order_by(at.desc(), row_id.desc()).limit(query.limit + 1)
+
+
+def _next_cursor(rows: list[Any], query: PageQuery, key: Any) -> tuple[list[Any], str | None]:
+    if len(rows) <= query.limit:
+        return rows, None
+    rows = rows[: query.limit]
+    at, row_id = key(rows[-1])
+    return rows, encode_cursor(at, row_id)
+
+
+def _in_business(column: InstrumentedAttribute[Any], business: uuid.UUID | None) -> list[Any]:
+    return [column == business] if business is not None else []
+
+
+# --- leads ------------------------------------------------------------------------------------
+
+
+LeadRow = Select[Lead, str, str | None, str | None]
+
+
+def _lead_statement(user: User, *conditions: ColumnElement[bool]) -> LeadRow:
+    return (
+        select(Lead, Contact.name, Contact.phone, Contact.email)
+        .join(Contact, Contact.id == Lead.contact_id)
+        .where(may_see(user, Lead.business_id), *conditions)
+    )
+
+
+def _lead_out(lead: Lead, name: str, phone: str | None, email: str | None) -> LeadOut:
+    contact = ContactBrief(id=lead.contact_id, name=name, phone=phone, email=email)
+    fields = {field: getattr(lead, field) for field in LeadOut.model_fields if field != "contact"}
+    return LeadOut(contact=contact, **fields)
+
+
+async def leads_page(session: AsyncSession, user: User, query: LeadQuery) -> LeadPage:
+    conditions = _in_business(Lead.business_id, query.business)
+    if query.stage:
+        conditions.append(Lead.stage == query.stage)
+    if query.channel:
+        conditions.append(Lead.channel == query.channel)
+    if query.since:
+        conditions.append(Lead.created_at >= query.since)
+    statement = _paged(_lead_statement(user, *conditions), Lead.created_at, Lead.id, query)
+    rows, cursor = _next_cursor(
+        list(await session.execute(statement)), query, lambda row: (row[0].created_at, row[0].id)
+    )
+    return LeadPage(items=[_lead_out(*row) for row in rows], next_cursor=cursor)
+
+
+async def lead_by_id(session: AsyncSession, user: User, lead_id: str) -> LeadOut:
+    row = (await session.execute(_lead_statement(user, Lead.id == parse_id(lead_id)))).first()
+    if row is None:
+        raise NotFound("Not found.")
+    return _lead_out(*row)
+
+
+async def add_lead(
+    session: AsyncSession,
+    user: User,
+    new: NewLeadRequest,
+    *,
+    now: datetime,
+    idempotency_key: str | None = None,
+) -> tuple[LeadOut, bool]:
+    """Create a lead (True), or, for a key seen before, answer with the lead it made (False)."""
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+        raise Invalid("The Idempotency-Key header is not valid.", field="Idempotency-Key")
+    business = await get_business(session, user, new.business_id)
+    lead_id = (
+        uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user.id}:{idempotency_key}")
+        if idempotency_key is not None
+        else new_id()
+    )
+    fields = new.model_dump(exclude={"business_id"})
+
+    async def earlier() -> Lead | None:
+        return await session.get(Lead, lead_id) if idempotency_key is not None else None
+
+    async def make() -> Lead:
+        return await leads.create_lead(
+            session,
+            user,
+            leads.NewLead(business_id=str(business.id), **fields),
+            now=now,
+            business=business,
+            lead_id=lead_id,
+        )
+
+    lead, created = await made_once(session, earlier, make)
+    return await lead_by_id(session, user, str(lead.id)), created
+
+
+# --- contacts ---------------------------------------------------------------------------------
+
+
+async def contacts_page(session: AsyncSession, user: User, query: ContactQuery) -> ContactPage:
+    statement = select(Contact).where(
+        may_see(user, Contact.business_id), *_in_business(Contact.business_id, query.business)
+    )
+    statement = _paged(statement, Contact.created_at, Contact.id, query)
+    rows, cursor = _next_cursor(
+        list((await session.scalars(statement)).all()), query, lambda c: (c.created_at, c.id)
+    )
+    return ContactPage(items=[ContactOut.model_validate(c) for c in rows], next_cursor=cursor)
+
+
+async def contact_by_id(session: AsyncSession, user: User, contact_id: str) -> ContactOut:
+    contact = await session.scalar(
+        select(Contact).where(
+            Contact.id == parse_id(contact_id), may_see(user, Contact.business_id)
+        )
+    )
+    if contact is None:
+        raise NotFound("Not found.")
+    return ContactOut.model_validate(contact)
+
+
+# --- interactions -----------------------------------------------------------------------------
+
+
+async def interactions_page(
+    session: AsyncSession, user: User, lead_id: str, query: PageQuery
+) -> InteractionPage:
+    """A lead's interactions, newest first; a lead outside the user's businesses is 404."""
+    lead_uuid = parse_id(lead_id)
+    visible = await session.scalar(
+        select(Lead.id).where(Lead.id == lead_uuid, may_see(user, Lead.business_id))
+    )
+    if visible is None:
+        raise NotFound("Not found.")
+    statement = select(Interaction).where(
+        Interaction.lead_id == lead_uuid, may_see(user, Interaction.business_id)
+    )
+    statement = _paged(statement, Interaction.started_at, Interaction.id, query)
+    rows, cursor = _next_cursor(
+        list((await session.scalars(statement)).all()), query, lambda i: (i.started_at, i.id)
+    )
+    items = [InteractionOut.model_validate(i) for i in rows]
+    return InteractionPage(items=items, next_cursor=cursor)
+
+
+async def interaction_by_id(
+    session: AsyncSession, user: User, interaction_id: str
+) -> InteractionOut:
+    interaction = await session.scalar(
+        select(Interaction).where(
+            Interaction.id == parse_id(interaction_id), may_see(user, Interaction.business_id)
+        )
+    )
+    if interaction is None:
+        raise NotFound("Not found.")
+    return InteractionOut.model_validate(interaction)
+
+
+# --- tasks ------------------------------------------------------------------------------------
+
+
+async def tasks_page(session: AsyncSession, user: User, query: TaskQuery) -> TaskPage:
+    statement = select(Task).where(
+        may_see(user, Task.business_id), *_in_business(Task.business_id, query.business)
+    )
+    if query.status:
+        statement = statement.where(Task.status == query.status)
+    statement = _paged(statement, Task.created_at, Task.id, query)
+    rows, cursor = _next_cursor(
+        list((await session.scalars(statement)).all()), query, lambda t: (t.created_at, t.id)
+    )
+    return TaskPage(items=[TaskOut.model_validate(t) for t in rows], next_cursor=cursor)
+
+
+async def task_by_id(session: AsyncSession, user: User, task_id: str) -> TaskOut:
+    task = await session.scalar(
+        select(Task).where(Task.id == parse_id(task_id), may_see(user, Task.business_id))
+    )
+    if task is None:
+        raise NotFound("Not found.")
+    return TaskOut.model_validate(task)
+
+
+async def mark_task_done(
+    session: AsyncSession, user: User, task_id: str, *, now: datetime
+) -> TaskOut:
+    """As in the console: its assignee, its creator or an admin may; done twice is still done."""
+    task = await tasks.set_task_status(session, user, task_id, "done", now=now)
+    return TaskOut.model_validate(task)
+
+
+async def kpis_for(session: AsyncSession, user: User, query: KpiQuery, *, now: datetime) -> KpiOut:
+    """A business's numbers for a period: 404 outside the user's businesses, 422 for a period
+    that ends before it starts or is too long."""
+    business = await get_business(session, user, query.business)
+    if query.from_ is None and query.to is None:
+        period = periods.preset(periods.DEFAULT_PRESET, periods.local_today(business, now))
+    elif query.from_ is None or query.to is None:
+        name = "from" if query.from_ is None else "to"
+        raise Invalid("The field %(name)s is not valid.", field=name, name=name)
+    else:
+        period = periods.check_period(query.from_, query.to)
+    found = (await kpis.compute_kpis(session, [business], period, now=now))[business.id]
+    report = kpi_report.KpiReport(
+        business, found, await kpi_report.feedback_of(session, business, period)
+    )
+    return KpiOut.model_validate(
+        {
+            "business_id": business.id,
+            "first_day": period.first,
+            "last_day": period.last,
+            "timezone": found.timezone,
+            "leads_by_channel": found.by_channel,
+            "leads_by_day": [DayCount(day=day, leads=count) for day, count in found.by_day],
+            **{metric.key: metric.value for metric in kpis.metrics(found)},
+            **{metric.key: metric.value for metric in report.feedback_metrics},
+        }
+    )

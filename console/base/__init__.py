@@ -1,0 +1,1 @@
+"""Settings, the database and its drivers, errors, languages, clock, jobs, rate limits."""

@@ -1,0 +1,140 @@
+"""Names people read for the codes stored in the database, in the current language."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from babel.dates import format_timedelta
+
+from console.base.i18n import current_locale, using_locale
+from console.base.i18n import gettext as _
+
+
+def channels() -> dict[str, str]:
+    return {
+        "phone": _("Phone"),
+        "whatsapp": _("WhatsApp"),
+        "sms": _("SMS"),
+        "email": _("E-mail"),
+        "web": _("Web form"),
+        "walk-in": _("Walk-in"),
+    }
+
+
+def stages() -> dict[str, str]:
+    return {
+        "new": _("New"),
+        "contacted": _("Contacted"),
+        "meeting": _("Meeting"),
+        "quote": _("Quote"),
+        "won": _("Won"),
+        "lost": _("Lost"),
+    }
+
+
+def priorities() -> dict[str, str]:
+    return {"low": _("Low"), "normal": _("Normal"), "high": _("High"), "urgent": _("Urgent")}
+
+
+def kinds() -> dict[str, str]:
+    return {
+        "inbound_call": _("Inbound call"),
+        "outbound_call": _("Outbound call"),
+        "whatsapp": _("WhatsApp"),
+        "sms": _("SMS"),
+        "email": _("E-mail"),
+        "note": _("Note"),
+    }
+
+
+def outcomes() -> dict[str, str]:
+    return {
+        "answered": _("Answered the question"),
+        "booked_meeting": _("Booked a meeting"),
+        "sent_quote": _("Quote to be sent"),
+        "call_back": _("Call back later"),
+        "no_answer": _("No answer"),
+        "voicemail": _("Left a voicemail"),
+        "wrong_number": _("Wrong number"),
+        "not_interested": _("Not interested"),
+        "transferred_to_owner": _("Passed to the owner"),
+        "info_given": _("Information given"),
+    }
+
+
+def task_statuses() -> dict[str, str]:
+    return {"open": _("Open"), "done": _("Done"), "cancelled": _("Cancelled")}
+
+
+def question_kinds() -> dict[str, str]:
+    return {
+        "text": _("Text"),
+        "choice": _("Choice"),
+        "phone": _("Phone"),
+        "date": _("Date"),
+        "yesno": _("Yes / no"),
+    }
+
+
+def roles() -> dict[str, str]:
+    return {"admin": _("Admin"), "secretary": _("Secretary"), "owner": _("Owner")}
+
+
+def deliveries() -> dict[str, str]:
+    return {
+        "queued": _("Sending…"),
+        "sent": _("Sent"),
+        "delivered": _("Delivered"),
+        "read": _("Read"),
+        "failed": _("Not delivered"),
+    }
+
+
+LABELS = {
+    "channel": channels,
+    "stage": stages,
+    "priority": priorities,
+    "kind": kinds,
+    "outcome": outcomes,
+    "task_status": task_statuses,
+    "question_kind": question_kinds,
+    "role": roles,
+    "delivery": deliveries,
+}
+
+
+@lru_cache(maxsize=64)
+def _labels(group: str, locale: str) -> dict[str, str]:
+    with using_locale(locale):
+        return LABELS[group]()
+
+
+def label(group: str, value: str | None) -> str:
+    if value is None:
+        return ""
+    return _labels(group, current_locale()).get(value, value)
+
+
+def options(group: str) -> list[tuple[str, str]]:
+    return list(_labels(group, current_locale()).items())
+
+
+def waited(since: datetime, now: datetime) -> str:
+    """How long ago, briefly: '4 minutes', '2 hours', in the reader's language."""
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    return _waited(minutes, current_locale())
+
+
+def time_left(due: datetime, now: datetime) -> str:
+    """Until the first response is due, as a clock: 4:05; past it, with a minus: −2:10."""
+    seconds = int((due - now).total_seconds())
+    sign = "−" if seconds < 0 else ""
+    minutes = abs(seconds) // 60
+    hours, minutes = divmod(minutes, 60)
+    return f"{sign}{hours}:{minutes:02d}" if hours else f"{sign}{minutes}:{abs(seconds) % 60:02d}"
+
+
+@lru_cache(maxsize=4096)
+def _waited(minutes: int, locale: str) -> str:
+    return format_timedelta(timedelta(minutes=minutes), threshold=1.5, locale=locale)

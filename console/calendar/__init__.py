@@ -1,0 +1,1 @@
+"""The business's calendar: appointments and the owner's feed."""

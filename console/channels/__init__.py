@@ -1,0 +1,1 @@
+"""The ways out: lines, providers, mail, queued notices and their delivery."""

@@ -1,0 +1,471 @@
+"""Notifications out of the system (e-mail, SMS, WhatsApp): queued once, sent once, retried.
+
+A service queues a row under an idempotency key in its own transaction. The sending job leases
+each due row in a short transaction of its own (`lease`: a conditional UPDATE that moves
+`next_attempt_at` past the send and counts the attempt), so two workers never send the same row
+and a worker killed mid-send leaves a row that falls due again when the lease runs out. The send
+itself happens outside any transaction; its outcome is recorded in another short one. A retry
+reuses the row's key, which the providers see (Twilio's idempotency token, the SMTP Message-ID).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from console.base.config import ConfigError, Settings
+from console.base.db import Database, after_commit, dialect_of
+from console.base.errors import Invalid
+from console.base.scheduler import RunSoon
+from console.channels.deliveries import record_send
+from console.channels.lines import on_twilio
+from console.channels.mail import SmtpMail
+from console.channels.providers import (
+    HTTP_TIMEOUT,
+    MetaWhatsApp,
+    ProviderError,
+    SendResult,
+    TwilioMessages,
+)
+from console.contacts.contacts import normalise_email, normalise_phone
+from models import Notification
+from models.base import new_id
+
+log = logging.getLogger("mazkira.notify")
+
+CHANNELS = ("email", "sms", "whatsapp")
+# Longer than any send can take (HTTP times out after 15 s, SMTP after 30 s).
+LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = 6
+FIRST_BACKOFF = timedelta(minutes=1)
+MAX_BACKOFF = timedelta(minutes=60)
+# Sends of one run in flight at once: a slow provider must not hold the whole batch.
+CONCURRENT_SENDS = 8
+KEY_LENGTH = Notification.idempotency_key.property.columns[0].type.length or 160
+SUBJECT_LENGTH = Notification.subject.property.columns[0].type.length or 300
+ERROR_LENGTH = Notification.last_error.property.columns[0].type.length or 500
+
+Send = Callable[[Notification], Awaitable[SendResult]]
+Outcome = Literal["sent", "retried", "failed"]
+
+
+@dataclass(frozen=True)
+class NotificationQueued:
+    """Queued after commit when a notification was inserted, so the sender can be woken."""
+
+    id: uuid.UUID
+
+
+@dataclass
+class SendReport:
+    """What one run did: sent, left queued for a retry, or given up on."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+    def count(self, outcome: Outcome) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
+
+async def queue_notification(
+    session: AsyncSession,
+    *,
+    key: str,
+    business_id: uuid.UUID,
+    channel: str,
+    recipient: str,
+    subject: str = "",
+    body: str = "",
+    user_id: uuid.UUID | None = None,
+    alert_id: uuid.UUID | None = None,
+    buttons: list[dict[str, str]] | None = None,
+    interaction_id: uuid.UUID | None = None,
+    sender: str = "",
+    template: str = "",
+    now: datetime,
+    send_at: datetime | None = None,
+) -> bool:
+    """Insert the notification unless its key was queued before; say whether it was new.
+    `buttons` ([{"id", "title"}]) go with a WhatsApp message as reply buttons. A reply to a
+    contact names its `interaction`, the business's line it goes out from (`sender`) and, for
+    WhatsApp outside the 24-hour window, the approved `template` ("name:language"). `send_at`
+    holds it until then (an owner who is away: console/people/availability.py)."""
+    if not key or len(key) > KEY_LENGTH:
+        raise ValueError(f"a notification needs an idempotency key of 1-{KEY_LENGTH} characters")
+    recipient = checked_recipient(channel, recipient)
+    subject = " ".join(subject.split())  # one header line, whatever the caller wrote
+    if len(subject) > SUBJECT_LENGTH:
+        raise Invalid("This text is too long.", field="subject")
+    insert = postgresql.insert if dialect_of(session) == "postgresql" else sqlite.insert
+    notification_id = new_id()
+    statement = (
+        insert(Notification)
+        .values(
+            id=notification_id,
+            idempotency_key=key,
+            business_id=business_id,
+            user_id=user_id,
+            alert_id=alert_id,
+            interaction_id=interaction_id,
+            sender=sender,
+            template=template,
+            channel=channel,
+            recipient=recipient,
+            subject=subject,
+            body=body,
+            buttons=buttons if channel == "whatsapp" and buttons else None,
+            created_at=now,
+            next_attempt_at=max(send_at, now) if send_at else now,
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(Notification.id)
+    )
+    inserted = await session.scalar(statement) is not None
+    if inserted:
+        after_commit(session, NotificationQueued(notification_id))
+        after_commit(session, RunSoon("send_notifications"))
+    return inserted
+
+
+def checked_recipient(channel: str, recipient: str) -> str:
+    """The recipient in the form the channel sends to: a lower-cased e-mail or E.164."""
+    if channel not in CHANNELS:
+        raise Invalid("Unknown channel.", field="channel")
+    if channel == "email":
+        email = normalise_email(recipient)
+        if email is None:
+            raise Invalid("That is not an e-mail address.", field="recipient")
+        return email
+    return normalise_phone(recipient)
+
+
+class Senders:
+    """The provider adapters the settings configure, sharing one HTTP client."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.http = httpx.AsyncClient(timeout=HTTP_TIMEOUT)
+        allow_private = settings.allow_private_provider_urls
+        try:
+            self.mail = SmtpMail(settings.smtp_url) if settings.smtp_url else None
+            self.twilio = (
+                TwilioMessages(
+                    settings.twilio_account_sid,
+                    settings.twilio_auth_token,
+                    base_url=settings.twilio_api_url,
+                    http=self.http,
+                    status_callback=(
+                        f"{settings.public_url}/intake/twilio/status"
+                        if settings.public_url
+                        else None
+                    ),
+                    allow_private=allow_private,
+                )
+                if settings.twilio_account_sid and settings.twilio_auth_token
+                else None
+            )
+            self.whatsapp = (
+                MetaWhatsApp(
+                    settings.whatsapp_access_token,
+                    settings.whatsapp_phone_number_id or "",  # the agency's; replies use the line's
+                    base_url=settings.whatsapp_api_url,
+                    http=self.http,
+                    allow_private=allow_private,
+                )
+                if settings.whatsapp_access_token
+                else None
+            )
+        except ValueError as error:  # the adapters' messages name the setting, not its secret
+            raise ConfigError(str(error)) from None
+        self.twilio_from = settings.twilio_from
+        self.whatsapp_lines: dict[str, MetaWhatsApp] = {}
+        self.secrets = _secrets_of(settings, self.mail)
+
+    def for_channel(self, channel: str) -> Send:
+        """The send for this channel, or a final error when its provider is not configured."""
+        if channel == "email" and self.mail is not None:
+            mail = self.mail
+
+            async def send_mail(notification: Notification) -> SendResult:
+                return await mail.send(
+                    notification.recipient,
+                    notification.subject,
+                    notification.body,
+                    idempotency_key=notification.idempotency_key,
+                    reply_to=notification.sender or None,  # the business's mailbox
+                )
+
+            return send_mail
+        if channel == "sms" and self.twilio is not None:
+            twilio, agency_number = self.twilio, self.twilio_from
+
+            async def send_sms(notification: Notification) -> SendResult:
+                sender = notification.sender or agency_number  # a business's line, or ours
+                if not sender:
+                    raise ProviderError("no number to send from (TWILIO_FROM)", retryable=False)
+                return await twilio.send_sms(
+                    notification.recipient,
+                    sender,
+                    notification.body,
+                    idempotency_key=notification.idempotency_key,
+                )
+
+            return send_sms
+        if channel == "whatsapp" and (self.whatsapp is not None or self.twilio is not None):
+
+            async def send_whatsapp(notification: Notification) -> SendResult:
+                if on_twilio(notification.sender):
+                    return await self._whatsapp_on_twilio(notification)
+                if self.whatsapp is None:
+                    raise ProviderError("no provider configured for whatsapp", retryable=False)
+                whatsapp = self._whatsapp_from(notification.sender)
+                if notification.template:
+                    name, language, fill = template_parts(notification.template)
+                    return await whatsapp.send_template(
+                        notification.recipient,
+                        name,
+                        language or "he",
+                        [one_line(notification.body)] if fill == "body" else [],
+                        idempotency_key=notification.idempotency_key,
+                    )
+                if notification.buttons:
+                    return await whatsapp.send_buttons(
+                        notification.recipient,
+                        notification.body,
+                        notification.buttons,
+                        idempotency_key=notification.idempotency_key,
+                    )
+                return await whatsapp.send_text(
+                    notification.recipient,
+                    notification.body,
+                    idempotency_key=notification.idempotency_key,
+                )
+
+            return send_whatsapp
+        raise ProviderError(f"no provider configured for {channel}", retryable=False)
+
+    async def _whatsapp_on_twilio(self, notification: Notification) -> SendResult:
+        """A business's WhatsApp number on Twilio: the Messages API with `whatsapp:` addresses.
+        Text only: an approved template goes through Twilio's Content API, which the console
+        does not speak (the console and the reminders do not ask for one on such a line), and
+        reply buttons are sent as the text they come with."""
+        if self.twilio is None:
+            raise ProviderError("no provider configured for whatsapp on Twilio", retryable=False)
+        if notification.template:
+            raise ProviderError(
+                "a WhatsApp number on Twilio cannot send a template here", retryable=False
+            )
+        return await self.twilio.send_whatsapp(
+            notification.recipient,
+            notification.sender,
+            notification.body,
+            idempotency_key=notification.idempotency_key,
+        )
+
+    def _whatsapp_from(self, phone_number_id: str) -> MetaWhatsApp:
+        """The Cloud API client for a business's number (the agency's own when none is given)."""
+        assert self.whatsapp is not None
+        if not phone_number_id or phone_number_id == self.whatsapp.phone_number_id:
+            if not self.whatsapp.phone_number_id:
+                raise ProviderError("no WhatsApp number to send from", retryable=False)
+            return self.whatsapp
+        if phone_number_id not in self.whatsapp_lines:
+            self.whatsapp_lines[phone_number_id] = MetaWhatsApp(
+                self.whatsapp.access_token,
+                phone_number_id,
+                base_url=self.whatsapp.base_url,
+                http=self.http,
+                allow_private=self.whatsapp.allow_private,
+            )
+        return self.whatsapp_lines[phone_number_id]
+
+    def redact(self, text: str) -> str:
+        """The text without any configured secret, short enough for `last_error`."""
+        for secret in self.secrets:
+            text = text.replace(secret, "[redacted]")
+        return text[:ERROR_LENGTH]
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def _secrets_of(settings: Settings, mail: SmtpMail | None) -> list[str]:
+    found = [settings.twilio_auth_token, settings.whatsapp_access_token]
+    if mail is not None and mail.password:
+        found += [mail.password, quote(mail.password, safe="")]
+    return sorted({secret for secret in found if secret}, key=len, reverse=True)
+
+
+async def send_due_notifications(
+    db: Database, senders: Senders, *, now: datetime, limit: int = 50
+) -> SendReport:
+    """Send what is due, each row by exactly one worker; safe to run on many at once."""
+    async with db.transaction(write=False) as session:
+        due = (
+            await session.execute(
+                select(Notification.id, Notification.attempts)
+                .where(Notification.status == "queued", Notification.next_attempt_at <= now)
+                .order_by(Notification.next_attempt_at)
+                .limit(limit)
+            )
+        ).all()
+    report = SendReport()
+    gate = asyncio.Semaphore(CONCURRENT_SENDS)
+
+    async def send_one(notification_id: uuid.UUID, attempts: int) -> None:
+        async with gate:
+            if attempts >= MAX_ATTEMPTS:
+                if await _give_up(db, notification_id, now=now):
+                    report.count("failed")
+                return
+            notification = await lease(db, notification_id, now=now)
+            if notification is not None:
+                report.count(await _deliver(db, senders, notification, now=now))
+
+    await asyncio.gather(*(send_one(row.id, row.attempts) for row in due))
+    return report
+
+
+async def lease(db: Database, notification_id: uuid.UUID, *, now: datetime) -> Notification | None:
+    """Take the row for one send attempt; None when another worker has it or it is not due."""
+    async with db.transaction() as session:
+        result = await session.execute(
+            update(Notification)
+            .where(
+                Notification.id == notification_id,
+                Notification.status == "queued",
+                Notification.next_attempt_at <= now,
+                Notification.attempts < MAX_ATTEMPTS,
+            )
+            .values(next_attempt_at=now + LEASE, attempts=Notification.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        return await session.get(Notification, notification_id)
+
+
+def backoff(attempts: int) -> timedelta:
+    """The wait after the given number of failed attempts: 1, 2, 4, 8 … minutes, at most 60."""
+    doublings = min(max(0, attempts - 1), 16)  # the cap is reached long before
+    return min(FIRST_BACKOFF * (1 << doublings), MAX_BACKOFF)
+
+
+async def _deliver(
+    db: Database, senders: Senders, notification: Notification, *, now: datetime
+) -> Outcome:
+    """Send outside any transaction, then record the outcome in a short one."""
+    try:
+        result = await senders.for_channel(notification.channel)(notification)
+    except ProviderError as error:
+        failure = error
+    except Exception as error:  # a bug or a refused URL must not stop the other sends
+        log.exception("sending notification %s broke", notification.id)
+        failure = ProviderError(f"{type(error).__name__}: {error}", retryable=True)
+    else:
+        # A success counts even if this worker's lease ran out meanwhile.
+        await _record(db, notification, status="sent", sent_at=now, provider_id=result.provider_id)
+        await _record_reply(db, notification, provider_id=result.provider_id, now=now)
+        log.info("notification %s sent as %s", notification.id, result.provider_id)
+        return "sent"
+    error_text = senders.redact(_describe(failure))
+    if failure.retryable and notification.attempts < MAX_ATTEMPTS:
+        retry_at = now + backoff(notification.attempts)
+        await _record(
+            db, notification, lease_held=True, next_attempt_at=retry_at, last_error=error_text
+        )
+        log.warning(
+            "notification %s failed, retrying at %s: %s", notification.id, retry_at, error_text
+        )
+        return "retried"
+    await _record(db, notification, lease_held=True, status="failed", last_error=error_text)
+    await _record_reply(db, notification, error=error_text, now=now)
+    log.warning("notification %s failed for good: %s", notification.id, error_text)
+    return "failed"
+
+
+async def _record_reply(
+    db: Database,
+    notification: Notification,
+    *,
+    provider_id: str = "",
+    error: str = "",
+    now: datetime,
+) -> None:
+    """A reply to a contact shows its send beside it on the lead."""
+    if notification.interaction_id is None:
+        return
+    async with db.transaction() as session:
+        await record_send(
+            session, notification.interaction_id, provider_id=provider_id, error=error, now=now
+        )
+
+
+def _describe(error: ProviderError) -> str:
+    """The provider's message, after its HTTP status and error code when it gave them."""
+    known = [f"HTTP {error.http_status}"] if error.http_status is not None else []
+    known += [f"code {error.code}"] if error.code is not None else []
+    return f"{', '.join(known)}: {error.message}" if known else error.message
+
+
+async def _record(
+    db: Database, notification: Notification, *, lease_held: bool = False, **values: Any
+) -> None:
+    """Write a send's outcome to a row still queued; with `lease_held`, only if no later lease
+    took the row meanwhile (its attempts still those of this send)."""
+    conditions = [Notification.id == notification.id, Notification.status == "queued"]
+    if lease_held:
+        conditions.append(Notification.attempts == notification.attempts)
+    async with db.transaction() as session:
+        await session.execute(
+            update(Notification)
+            .where(*conditions)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def _give_up(db: Database, notification_id: uuid.UUID, *, now: datetime) -> bool:
+    """Fail a row whose every attempt was used, the last by a worker that never reported back."""
+    async with db.transaction() as session:
+        result = await session.execute(
+            update(Notification)
+            .where(
+                Notification.id == notification_id,
+                Notification.status == "queued",
+                Notification.next_attempt_at <= now,
+                Notification.attempts >= MAX_ATTEMPTS,
+            )
+            .values(
+                status="failed",
+                last_error=f"gave up after {MAX_ATTEMPTS} attempts; the last never reported back",
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def template_parts(template: str) -> tuple[str, str, str]:
+    """An approved WhatsApp template as configured and queued, "name:language[:body]": its
+    name, its language ("" when unsaid) and what fills its one variable ("body": the
+    notification's text; "": it has none)."""
+    name, _, rest = template.partition(":")
+    language, _, fill = rest.partition(":")
+    return name, language, fill
+
+
+def one_line(text: str) -> str:
+    """Text as a WhatsApp template's variable takes it: no new lines or tabs, no runs of spaces,
+    at most 1,024 characters (Meta refuses the message otherwise)."""
+    return " ".join(text.split())[:1024]

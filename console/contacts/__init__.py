@@ -1,0 +1,1 @@
+"""The customer card: one person per business, classes, import and privacy."""

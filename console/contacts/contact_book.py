@@ -1,0 +1,188 @@
+"""Contacts for a group of arrivals at once: the web form writes its forms in groups, and each
+group finds or creates its callers' contacts as `contacts.find_or_create_contact` would one after
+the other, in a fixed number of statements: one lookup of every (business, phone) and (business,
+e-mail) pair, one INSERT of the contacts made, one UPDATE of the ones found."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, case, func, or_, select, union_all, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from console.base.db import dialect_of
+from console.base.many_rows import ByPairs, RowsInsert, execute_core
+from console.contacts.contacts import touch_contact
+from models import Contact
+from models.base import new_id
+
+
+@dataclass(slots=True)
+class NewContact:
+    """A contact as a group of arrivals sees it: a plain row, found (`stored`) or made. The
+    made ones are inserted in one statement, the found ones that changed updated in one (the
+    ORM's loading and unit of work cost the web form more than the statements)."""
+
+    id: uuid.UUID
+    business_id: uuid.UUID
+    name: str
+    phone: str | None
+    email: str | None
+    last_contact_at: datetime | None = None
+    stored: bool = False
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "business_id": self.business_id,
+            "name": self.name,
+            "phone": self.phone,
+            "email": self.email,
+            "last_contact_at": self.last_contact_at,
+        }
+
+
+class ContactBook:
+    """The contacts of some businesses that carry any of some phones or e-mails, read in one
+    statement, so that a group of arrivals finds or creates its contacts as
+    `find_or_create_contact` would one after the other (the web form writes in groups)."""
+
+    def __init__(self, session: AsyncSession, found: Iterable[NewContact]) -> None:
+        self.session = session
+        self.known: dict[uuid.UUID, list[NewContact]] = {}  # per business, oldest first
+        self.made: list[NewContact] = []
+        self.changed: dict[uuid.UUID, NewContact] = {}  # found ones, by id
+        for contact in found:
+            self.known.setdefault(contact.business_id, []).append(contact)
+
+    @classmethod
+    async def load(
+        cls, session: AsyncSession, wanted: Iterable[tuple[uuid.UUID, str | None, str | None]]
+    ) -> ContactBook:
+        """The book for these (business, E.164 phone, e-mail) triples."""
+        wanted = list(wanted)
+        if not any(phone or email for _, phone, email in wanted):
+            return cls(session, [])
+        rows = await execute_core(
+            session,
+            _CONTACTS_OF[dialect_of(session)],
+            {
+                **_BY_PHONE.params(session, {(b, phone) for b, phone, _ in wanted if phone}),
+                **_BY_EMAIL.params(session, {(b, email) for b, _, email in wanted if email}),
+            },
+        )
+        found: dict[uuid.UUID, NewContact] = {}  # one found by phone and e-mail comes twice
+        for contact_id, business_id, name, phone, email, last_contact_at in rows:
+            found.setdefault(
+                contact_id,
+                NewContact(contact_id, business_id, name, phone, email, last_contact_at, True),
+            )
+        return cls(session, found.values())
+
+    def find_or_create(
+        self,
+        business_id: uuid.UUID,
+        *,
+        phone: str | None,
+        email: str | None,
+        name: str,
+        at: datetime,
+    ) -> NewContact:
+        """`find_or_create_contact` for a phone and an e-mail normalised already, the contact
+        in touch at `at`; what it makes or changes is written by `write`."""
+        known = self.known.setdefault(business_id, [])
+        contact = next(
+            (c for c in known if (phone and c.phone == phone) or (email and c.email == email)),
+            None,
+        )
+        if contact is None:
+            contact = NewContact(new_id(), business_id, name.strip()[:200], phone, email)
+            self.made.append(contact)
+            known.append(contact)
+        else:
+            contact.name = contact.name or name.strip()[:200]
+            if contact.phone is None and phone and not any(c.phone == phone for c in known):
+                contact.phone = phone
+            if contact.email is None and email and not any(c.email == email for c in known):
+                contact.email = email
+            if contact.stored:
+                self.changed[contact.id] = contact
+        touch_contact(contact, at)
+        return contact
+
+    async def write(self) -> None:
+        """The new contacts in one INSERT, the found ones in one UPDATE (executemany), each in
+        key order: two groups at once wait for each other's rows, never deadlock. The UPDATE
+        only fills what is empty and only moves `last_contact_at` forward, so an edit made
+        meanwhile elsewhere (a secretary naming the contact) is kept."""
+        if self.made:
+            self.made.sort(
+                key=lambda made: (str(made.business_id), made.phone or "", made.email or "")
+            )
+            await _INSERT_CONTACTS(self.session, [made.row() for made in self.made])
+            self.made = []
+        if self.changed:
+            await execute_core(
+                self.session,
+                _UPDATE_FOUND,
+                [
+                    {
+                        "found_id": found.id,
+                        "found_name": found.name,
+                        "found_phone": found.phone,
+                        "found_email": found.email,
+                        "found_at": found.last_contact_at,
+                    }
+                    for found in sorted(self.changed.values(), key=lambda found: str(found.id))
+                ],
+            )
+            self.changed = {}
+
+
+# Built once: a group's lookups differ only in their lists; the probes give the columns a
+# group needs (loaded as entities, the contacts cost more than the rest of the lookup).
+_COLUMNS = [
+    Contact.id,
+    Contact.business_id,
+    Contact.name,
+    Contact.phone,
+    Contact.email,
+    Contact.last_contact_at,
+    Contact.created_at,
+]
+_BY_PHONE = ByPairs("phone", _COLUMNS, Contact.business_id, Contact.phone)
+_BY_EMAIL = ByPairs("email", _COLUMNS, Contact.business_id, Contact.email)
+_FOUND = {
+    dialect: union_all(by_phone, _BY_EMAIL.statements[dialect]).subquery("found")
+    for dialect, by_phone in _BY_PHONE.statements.items()
+}
+_READ = [column.key for column in _COLUMNS if column.key != "created_at"]  # it only orders them
+_CONTACTS_OF = {
+    dialect: select(*[found.c[key] for key in _READ]).order_by(found.c.created_at)
+    for dialect, found in _FOUND.items()
+}
+_CONTACTS = Contact.metadata.tables["contacts"]
+_INSERT_CONTACTS = RowsInsert(_CONTACTS)  # the rest by column defaults
+_UPDATE_FOUND = (
+    update(_CONTACTS)
+    .where(_CONTACTS.c.id == bindparam("found_id"))
+    .values(
+        name=case((_CONTACTS.c.name == "", bindparam("found_name")), else_=_CONTACTS.c.name),
+        phone=func.coalesce(_CONTACTS.c.phone, bindparam("found_phone")),
+        email=func.coalesce(_CONTACTS.c.email, bindparam("found_email")),
+        last_contact_at=case(
+            (
+                or_(
+                    _CONTACTS.c.last_contact_at.is_(None),
+                    _CONTACTS.c.last_contact_at < bindparam("found_at"),
+                ),
+                bindparam("found_at"),
+            ),
+            else_=_CONTACTS.c.last_contact_at,
+        ),
+    )
+)

@@ -1,0 +1,290 @@
+"""Contacts: one person per business, found by any way of writing their phone or e-mail."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Any, Protocol
+
+import phonenumbers
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from console.base.errors import Conflict, Invalid
+from console.base.i18n import LOCALES
+from console.business.reminder_policy import plan_contact_followups
+from console.contacts.customer_classes import classify_business
+from console.people.accounts import EMAIL
+from console.people.tenancy import get_scoped, scoped
+from models import Business, Contact, User
+from models.contacts import CHANNELS
+
+DEFAULT_REGION = "IL"
+SEARCH_LIMIT = 50
+MAX_NOTES = 200_000
+
+
+def normalise_phone(raw: str, region: str = DEFAULT_REGION) -> str:
+    """E.164 for any way an Israeli (or international) number is written: 054-2345678,
+    +972-54-234-5678 and 972542345678 are the same +972542345678. Refuses non-numbers and
+    numbers that cannot exist (a valid, assigned range is required)."""
+    text = raw.strip()
+    if not text:
+        raise Invalid("Enter a phone number.", field="phone")
+    e164 = _e164(text, region)
+    if e164 is None:
+        raise Invalid("%(raw)s is not a phone number.", field="phone", raw=raw)
+    if not e164:
+        raise Invalid("%(raw)s is not a valid phone number.", field="phone", raw=raw)
+    return e164
+
+
+@lru_cache(maxsize=16_384)
+def _e164(text: str, region: str) -> str | None:
+    """The number in E.164; "" when it cannot exist, None when it is not a number at all
+    (kept: a caller who writes again, by any channel, costs no second parse)."""
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if not text.startswith("+") and digits.startswith("972") and len(digits) >= 11:
+        text = "+" + digits  # 972542345678 written without the plus
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return ""
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def looks_like_phone(query: str) -> bool:
+    digits = sum(ch.isdigit() for ch in query)
+    return digits >= 7 and digits >= len(query.replace(" ", "").replace("-", "")) - 2
+
+
+@lru_cache(maxsize=20_000)
+def display_phone(e164: str | None) -> str:
+    """How Israelis write a number: 054-234-5678 at home, +1 ... abroad."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164)
+    except phonenumbers.NumberParseException:
+        return e164
+    if number.country_code == 972:
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def normalise_email(raw: str | None) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    email = raw.strip().lower()
+    if not EMAIL.match(email) or len(email) > 254:
+        raise Invalid("%(raw)s is not an e-mail address.", field="email", raw=raw)
+    return email
+
+
+async def find_contact(
+    session: AsyncSession, business_id: uuid.UUID, *, phone: str | None, email: str | None
+) -> Contact | None:
+    conditions = []
+    if phone:
+        conditions.append(Contact.phone == phone)
+    if email:
+        conditions.append(Contact.email == email)
+    if not conditions:
+        return None
+    statement = (
+        select(Contact)
+        .where(Contact.business_id == business_id, or_(*conditions))
+        .order_by(Contact.created_at)
+        .limit(1)
+    )
+    return await session.scalar(statement)
+
+
+async def find_or_create_contact(
+    session: AsyncSession,
+    business: Business,
+    *,
+    phone: str | None = None,
+    email: str | None = None,
+    name: str = "",
+) -> tuple[Contact, bool]:
+    """The business's contact with this phone or e-mail (normalised), created when new.
+
+    Returns the contact and whether it was created. Known contacts get a missing name, phone
+    or e-mail filled in, never overwritten.
+    """
+    e164 = normalise_phone(phone) if phone and phone.strip() else None
+    address = normalise_email(email)
+    if e164 is None and address is None:
+        raise Invalid("A contact needs a phone number or an e-mail address.", field="phone")
+    contact = await find_contact(session, business.id, phone=e164, email=address)
+    if contact is not None:
+        contact.name = contact.name or name.strip()[:200]
+        if (
+            contact.phone is None
+            and e164
+            and not await find_contact(session, business.id, phone=e164, email=None)
+        ):
+            contact.phone = e164
+        if (
+            contact.email is None
+            and address
+            and not await find_contact(session, business.id, phone=None, email=address)
+        ):
+            contact.email = address
+        return contact, False
+    contact = Contact(business_id=business.id, name=name.strip()[:200], phone=e164, email=address)
+    session.add(contact)
+    await session.flush()
+    return contact, True
+
+
+async def search_contacts(
+    session: AsyncSession, user: User, query: str, *, business_id: uuid.UUID | None = None
+) -> list[Contact]:
+    """Contacts of the user's businesses by any phone format, name, company or e-mail."""
+    query = query.strip()
+    statement = scoped(select(Contact), user, Contact.business_id)
+    if business_id is not None:
+        statement = statement.where(Contact.business_id == business_id)
+    if not query:
+        return []
+    conditions: list[Any] = []
+    if looks_like_phone(query):
+        try:
+            conditions.append(Contact.phone == normalise_phone(query))
+        except Invalid:
+            digits = "".join(ch for ch in query if ch.isdigit()).lstrip("0")
+            conditions.append(Contact.phone.contains(digits, autoescape=True))
+    else:
+        like = query.lower()
+        conditions += [
+            Contact.name.icontains(query, autoescape=True),
+            Contact.company.icontains(query, autoescape=True),
+            Contact.email.contains(like, autoescape=True),
+        ]
+    statement = statement.where(or_(*conditions)).order_by(Contact.name).limit(SEARCH_LIMIT)
+    return list((await session.scalars(statement)).all())
+
+
+async def get_contact(session: AsyncSession, user: User, contact_id: str | uuid.UUID) -> Contact:
+    return await get_scoped(session, user, Contact, contact_id)
+
+
+EDITABLE = (
+    "name",
+    "company",
+    "address",
+    "industry",
+    "notes",
+    "preferred_channel",
+    "locale",
+    "abc_class",
+)
+CARD_FIELDS = (
+    *EDITABLE,
+    "phone",
+    "email",
+    "birthday",
+    "customer_since",
+    "lifetime_value",
+    "tags",
+)
+
+
+async def update_contact(
+    session: AsyncSession, contact: Contact, fields: dict[str, str]
+) -> Contact:
+    """Change the customer card; phone and e-mail stay unique within the business."""
+    changes: dict[str, Any] = {}
+    for name in EDITABLE:
+        if name in fields:
+            changes[name] = fields[name] if name == "notes" else fields[name].strip()
+    if changes.get("preferred_channel") == "":
+        changes["preferred_channel"] = None
+    if changes.get("preferred_channel") not in (None, *CHANNELS):
+        raise Invalid("Unknown channel.", field="preferred_channel")
+    if changes.get("locale") == "":
+        changes["locale"] = None  # the business's language
+    if changes.get("locale") not in (None, *LOCALES):
+        raise Invalid("Unknown language.", field="locale")
+    if changes.get("abc_class") == "":
+        changes["abc_class"] = None
+    if changes.get("abc_class") not in (None, "A", "B", "C"):
+        raise Invalid("The class must be A, B or C.", field="abc_class")
+    if "abc_class" in changes:  # a class a person sets stays; empty is "automatic" again
+        changes["abc_class_locked"] = changes["abc_class"] is not None
+    if "phone" in fields:
+        phone = normalise_phone(fields["phone"]) if fields["phone"].strip() else None
+        await _unique(session, contact, phone=phone, email=None)
+        changes["phone"] = phone
+    if "email" in fields:
+        email = normalise_email(fields["email"])
+        await _unique(session, contact, phone=None, email=email)
+        changes["email"] = email
+    if "birthday" in fields:
+        changes["birthday"] = _date(fields["birthday"], "birthday")
+    if "customer_since" in fields:
+        changes["customer_since"] = _date(fields["customer_since"], "customer_since")
+    if "lifetime_value" in fields:
+        changes["lifetime_value"] = _money(fields["lifetime_value"], "lifetime_value")
+    if "tags" in fields:
+        changes["tags"] = sorted({t.strip() for t in fields["tags"].split(",") if t.strip()})
+    for name, limit in (("name", 200), ("company", 200), ("address", 300), ("industry", 100)):
+        if len(changes.get(name, "")) > limit:
+            raise Invalid("This text is too long.", field=name)
+    if len(changes.get("notes", "")) > MAX_NOTES:
+        raise Invalid("This text is too long.", field="notes")
+    reclassed = "abc_class" in changes and changes["abc_class"] != contact.abc_class
+    for name, value in changes.items():
+        setattr(contact, name, value)
+    if reclassed:  # A, B and C are followed up every 14, 30 and 90 days (as the business set)
+        await plan_contact_followups(session, contact)
+    await session.flush()
+    if changes.get("abc_class_locked") is False:  # "automatic": the class from won deals now
+        await classify_business(session, contact.business_id)
+    return contact
+
+
+async def _unique(
+    session: AsyncSession, contact: Contact, *, phone: str | None, email: str | None
+) -> None:
+    other = await find_contact(session, contact.business_id, phone=phone, email=email)
+    if other is not None and other.id != contact.id:
+        raise Conflict(
+            "Another contact of this business has that phone or e-mail.",
+            field="phone" if phone else "email",
+        )
+
+
+def _date(raw: str, field: str) -> date | None:
+    if not raw.strip():
+        return None
+    try:
+        return date.fromisoformat(raw.strip())
+    except ValueError:
+        raise Invalid("Enter the date as YYYY-MM-DD.", field=field) from None
+
+
+def _money(raw: str, field: str) -> Decimal:
+    try:
+        value = Decimal(raw.strip().replace(",", "") or "0")
+    except InvalidOperation:
+        raise Invalid("Enter an amount in shekels.", field=field) from None
+    if value < 0 or value >= Decimal("1e10") or not value.is_finite():
+        raise Invalid("Enter an amount in shekels.", field=field)
+    return value.quantize(Decimal("0.01"))
+
+
+class InTouch(Protocol):
+    last_contact_at: datetime | None
+
+
+def touch_contact(contact: InTouch, at: datetime) -> None:
+    """The contact was last in touch at `at`, unless a later touch is known already."""
+    if contact.last_contact_at is None or contact.last_contact_at < at:
+        contact.last_contact_at = at

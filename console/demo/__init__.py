@@ -1,0 +1,1 @@
+"""The demo agency and its simulator: outside the core, never imported by it."""

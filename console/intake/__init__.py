@@ -1,0 +1,1 @@
+"""How leads arrive: a module per provider, their signatures, the arrival path."""

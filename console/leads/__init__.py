@@ -1,0 +1,1 @@
+"""A lead's life: queue, claim, calls, replies, scripts, feedback and surveys."""

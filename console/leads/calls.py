@@ -1,0 +1,244 @@
+"""The live call log: an interaction saved as she types, checked and closed at wrap-up."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from console.base.db import made_once
+from console.base.errors import Conflict, Invalid, NotFound
+from console.contacts.contacts import touch_contact
+from console.leads.leads import get_lead
+from console.leads.scripts import check_answers, published_script, script_version
+from console.live import events
+from console.people.tenancy import get_scoped
+from console.sla import sla
+from models import Interaction, Lead, Role, User
+from models.leads import INTERACTION_KINDS, OUTCOMES
+
+MAX_NOTES = 200_000
+RESPONSE_KINDS = frozenset(INTERACTION_KINDS) - {"note"}
+RESPONSE_CHANNELS = {
+    "inbound_call": "phone",
+    "outbound_call": "phone",
+    "whatsapp": "whatsapp",
+    "sms": "sms",
+    "email": "email",
+}
+
+
+async def start_interaction(
+    session: AsyncSession, user: User, lead_id: str | uuid.UUID, *, kind: str, now: datetime
+) -> Interaction:
+    """Open the call log on a lead (taking the lead when nobody holds it).
+
+    A call or message, unlike a note, is a response: the first one stamps the lead's first
+    response time. A draft she already has open on this lead is returned instead of a second.
+    """
+    if kind not in INTERACTION_KINDS:
+        raise Invalid("Unknown kind of interaction.", field="kind")
+    lead = await get_lead(session, user, lead_id)
+    if lead.closed_at is not None:
+        raise Conflict("This lead is closed already.")
+    if lead.claimed_by_id not in (None, user.id) and user.role != Role.ADMIN:
+        holder = lead.claimed_by.name if lead.claimed_by else "?"
+        raise Conflict("%(holder)s is handling this lead.", holder=holder)
+    open_draft = await session.scalar(
+        select(Interaction).where(
+            Interaction.lead_id == lead.id,
+            Interaction.user_id == user.id,
+            Interaction.status == "draft",
+        )
+    )
+    if open_draft is not None:
+        return open_draft
+    if lead.claimed_by_id is None:
+        lead.claimed_by_id, lead.claimed_at = user.id, now
+    script = await published_script(session, lead.business_id)
+    interaction = Interaction(
+        business_id=lead.business_id,
+        lead_id=lead.id,
+        contact_id=lead.contact_id,
+        user_id=user.id,
+        kind=kind,
+        started_at=now,
+        updated_at=now,
+        script_id=script.id if script else None,
+        script_version=script.version if script else None,
+    )
+    session.add(interaction)
+    await stamp_first_response(session, lead, user, kind, now)
+    touch_contact(lead.contact, now)
+    await session.flush()
+    await events.record(
+        session,
+        lead.business_id,
+        "interaction.started",
+        at=now,
+        lead_id=lead.id,
+        interaction_id=interaction.id,
+        user_id=user.id,
+    )
+    return interaction
+
+
+async def stamp_first_response(
+    session: AsyncSession, lead: Lead, user: User, kind: str, now: datetime
+) -> None:
+    """The first call or message (not a note) keeps the lead's promise and ends its alerts."""
+    if kind in RESPONSE_KINDS and lead.first_response_at is None:
+        await sla.stop_clock(session, lead, lead.business, user, RESPONSE_CHANNELS[kind], now)
+        await sla.clear_alerts(session, lead, now)
+        if lead.stage == "new":
+            lead.stage, lead.stage_changed_at = "contacted", now
+
+
+async def own_draft(
+    session: AsyncSession, user: User, interaction_id: str | uuid.UUID
+) -> Interaction:
+    interaction = await get_scoped(session, user, Interaction, interaction_id)
+    if interaction.user_id != user.id:
+        raise NotFound("Not found.")
+    if interaction.status != "draft":
+        raise Conflict("This call was wrapped up already.")
+    return interaction
+
+
+async def autosave(
+    session: AsyncSession,
+    user: User,
+    interaction_id: str | uuid.UUID,
+    *,
+    notes: str,
+    summary: str,
+    answers: dict[str, str],
+    now: datetime,
+) -> Interaction:
+    """Keep what she has typed so far, exactly as typed; nothing is checked until wrap-up."""
+    interaction = await own_draft(session, user, interaction_id)
+    await _keep_typed(session, interaction, notes, summary, answers, final=False, now=now)
+    await session.flush()
+    return interaction
+
+
+async def _keep_typed(
+    session: AsyncSession,
+    interaction: Interaction,
+    notes: str,
+    summary: str,
+    answers: dict[str, str],
+    *,
+    final: bool,
+    now: datetime,
+) -> None:
+    """What she typed, as typed; at wrap-up (`final`) the answers are checked by kind too."""
+    if len(notes) > MAX_NOTES:
+        raise Invalid("The notes are too long.", field="notes")
+    questions = await _questions(session, interaction)
+    merged = {**interaction.answers, **answers} if final else answers
+    checked = check_answers(questions, merged, final=final)
+    interaction.answers = checked if final else {**interaction.answers, **checked}
+    interaction.notes = notes
+    interaction.summary = summary.strip()[:500]
+    interaction.updated_at = now
+
+
+async def wrap_up(
+    session: AsyncSession,
+    user: User,
+    interaction_id: str | uuid.UUID,
+    *,
+    notes: str,
+    summary: str,
+    answers: dict[str, str],
+    outcome: str,
+    now: datetime,
+) -> Interaction:
+    """End the call: required script questions answered, an outcome chosen, the time kept."""
+    interaction = await own_draft(session, user, interaction_id)
+    if outcome not in OUTCOMES:
+        raise Invalid("Pick the outcome of the call.", field="outcome")
+    await _keep_typed(session, interaction, notes, summary, answers, final=True, now=now)
+    interaction.outcome = outcome
+    interaction.ended_at = now
+    interaction.status = "done"
+    await session.flush()
+    await _logged(session, interaction, now)
+    return interaction
+
+
+async def add_note(
+    session: AsyncSession,
+    user: User,
+    lead_id: str | uuid.UUID,
+    *,
+    text: str,
+    now: datetime,
+    request_key: str = "",
+) -> Interaction:
+    """A note on the lead, finished at once; it is not a response to the customer. The form's
+    one-time key makes a double click write it once."""
+    if not text.strip():
+        raise Invalid("The note is empty.", field="notes")
+    if len(text) > MAX_NOTES:
+        raise Invalid("The notes are too long.", field="notes")
+    lead = await get_lead(session, user, lead_id)
+    key = request_key[:64] or None
+
+    async def earlier() -> Interaction | None:
+        if key is None:
+            return None
+        return await session.scalar(
+            select(Interaction).where(
+                Interaction.business_id == lead.business_id, Interaction.request_key == key
+            )
+        )
+
+    async def write() -> Interaction:
+        return await _new_note(session, user, lead, text, key, now)
+
+    note, _new = await made_once(session, earlier, write)
+    return note
+
+
+async def _new_note(
+    session: AsyncSession, user: User, lead: Lead, text: str, key: str | None, now: datetime
+) -> Interaction:
+    interaction = Interaction(
+        business_id=lead.business_id,
+        lead_id=lead.id,
+        contact_id=lead.contact_id,
+        user_id=user.id,
+        kind="note",
+        status="done",
+        started_at=now,
+        ended_at=now,
+        updated_at=now,
+        notes=text,
+        request_key=key,
+    )
+    session.add(interaction)
+    await session.flush()
+    await _logged(session, interaction, now)
+    return interaction
+
+
+async def _logged(session: AsyncSession, interaction: Interaction, now: datetime) -> None:
+    await events.record(
+        session,
+        interaction.business_id,
+        "interaction.logged",
+        at=now,
+        lead_id=interaction.lead_id,
+        interaction_id=interaction.id,
+    )
+
+
+async def _questions(session: AsyncSession, interaction: Interaction) -> list[dict[str, object]]:
+    if interaction.script_version is None:
+        return []
+    script = await script_version(session, interaction.business_id, interaction.script_version)
+    return list(script.questions) if script else []

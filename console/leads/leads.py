@@ -1,0 +1,415 @@
+"""Leads: starting one, the inbox queue, claiming, the pipeline."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from console.base.errors import Conflict, Invalid, NotFound
+from console.business.reminder_policy import plan_quote_followups
+from console.contacts.contacts import find_or_create_contact, touch_contact
+from console.leads.surveys import SurveyLinks, start_survey
+from console.live import events
+from console.people.tenancy import get_business, get_scoped, may_see, parse_id, visible_businesses
+from console.sla import sla
+from models import Business, Contact, Lead, Role, SecretaryAssignment, User
+from models.base import new_id
+from models.contacts import CHANNELS
+from models.leads import OPEN_STAGES, PRIORITIES, STAGES
+
+PAGE_SIZE = 50
+PREVIEW_LENGTH = 120
+MAX_MESSAGE = 100_000
+
+
+@dataclass(frozen=True)
+class NewLead:
+    business_id: str
+    phone: str = ""
+    email: str = ""
+    name: str = ""
+    channel: str = "phone"
+    subject: str = ""
+    message: str = ""
+    priority: str = "normal"
+    source: str = ""
+
+
+async def create_lead(
+    session: AsyncSession,
+    user: User | None,
+    new: NewLead,
+    *,
+    now: datetime,
+    business: Business | None = None,
+    external_id: str | None = None,
+    lead_id: uuid.UUID | None = None,
+) -> Lead:
+    """A lead for the contact with this phone or e-mail (found or created) of a business.
+
+    `lead_id` is for a caller whose repeats must name the same lead (the API's Idempotency-Key)."""
+    if business is None:
+        if user is None:
+            raise NotFound("No such business.")
+        business = await get_business(session, user, new.business_id)
+    if new.channel not in CHANNELS:
+        raise Invalid("Unknown channel.", field="channel")
+    if new.priority not in PRIORITIES:
+        raise Invalid("Unknown priority.", field="priority")
+    if len(new.message) > MAX_MESSAGE:
+        raise Invalid("The message is too long.", field="message")
+    contact, _created = await find_or_create_contact(
+        session, business, phone=new.phone, email=new.email, name=new.name
+    )
+    policies = (await sla.policies_of(session, [business.id]))[business.id]
+    touch_contact(contact, now)
+    lead = build_lead(new, business, contact, now=now, external_id=external_id, lead_id=lead_id)
+    await sla.start_clock(session, lead, business, policies)  # before the INSERT: no UPDATE
+    session.add(lead)
+    await session.flush()
+    await events.record(session, business.id, "lead.created", at=now, lead_id=lead.id)
+    return lead
+
+
+def build_lead(
+    new: NewLead,
+    business: Business,
+    contact: Contact,
+    *,
+    now: datetime,
+    external_id: str | None = None,
+    lead_id: uuid.UUID | None = None,
+) -> Lead:
+    """The lead `new` makes for this contact, not yet added and without its promise."""
+    return Lead(
+        **lead_values(
+            new, business.id, contact.id, now=now, external_id=external_id, lead_id=lead_id
+        )
+    )
+
+
+def lead_values(
+    new: NewLead,
+    business_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    *,
+    now: datetime,
+    external_id: str | None = None,
+    lead_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    """The columns a new lead starts with (one shape for every way a lead comes in: the ORM's
+    `build_lead`, and the web form's groups, which insert plain rows)."""
+    return {
+        "id": lead_id or new_id(),
+        "business_id": business_id,
+        "contact_id": contact_id,
+        "channel": new.channel,
+        "subject": new.subject.strip()[:300],
+        "message": new.message,
+        "priority": new.priority,
+        "source": new.source.strip()[:100],
+        "created_at": now,
+        "stage_changed_at": now,
+        "external_id": external_id,
+    }
+
+
+@dataclass(frozen=True)
+class InboxFilters:
+    business: str = ""
+    channel: str = ""
+    stage: str = ""
+    holder: str = ""  # "", "mine" or "unassigned"
+
+    def as_query(self, **change: str) -> str:
+        values = {**self.__dict__, **change}
+        return "&".join(f"{k}={v}" for k, v in values.items() if v)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """One line of the queue: what the row shows, flat (plain tuples are cheap to load)."""
+
+    id: uuid.UUID
+    business_id: uuid.UUID
+    business_name: str
+    channel: str
+    priority: str
+    stage: str
+    subject: str
+    preview: str
+    created_at: datetime
+    respond_by: datetime | None
+    warn_at: datetime | None
+    answered: bool
+    claimed_by_id: uuid.UUID | None
+    holder_name: str | None
+    contact_name: str
+    contact_phone: str | None
+    contact_email: str | None
+
+    @staticmethod
+    def columns(holder: Any) -> tuple[Any, ...]:
+        return (
+            Lead.id,
+            Lead.business_id,
+            Business.name,
+            Lead.channel,
+            Lead.priority,
+            Lead.stage,
+            Lead.subject,
+            func.substr(Lead.message, 1, PREVIEW_LENGTH),
+            Lead.created_at,
+            Lead.respond_by,
+            Lead.warn_at,
+            Lead.first_response_at.is_not(None),
+            Lead.claimed_by_id,
+            holder.name,
+            Contact.name,
+            Contact.phone,
+            Contact.email,
+        )
+
+
+@dataclass(frozen=True)
+class Inbox:
+    rows: list[QueueRow]
+    total: int
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    businesses: list[Business] = field(default_factory=list)
+
+
+async def inbox(session: AsyncSession, user: User, filters: InboxFilters) -> Inbox:
+    """Open leads of the user's businesses, most urgent first, with counts for every filter.
+
+    Three statements whatever the data size: the page of rows (contact, business and holder
+    joined in), the grouped counts, and the user's businesses.
+    """
+    open_leads = and_(Lead.closed_at.is_(None), may_see(user, Lead.business_id))
+    # The page's ids come from the covering index alone; only those rows are then joined.
+    page_ids = (
+        select(Lead.id)
+        .where(open_leads, *_filter_conditions(user, filters))
+        .order_by(Lead.queue_rank, Lead.queue_at, Lead.id)
+        .limit(PAGE_SIZE)
+    )
+    holder = aliased(User)
+    rows_statement = (
+        select(*QueueRow.columns(holder))
+        .join(Contact, Contact.id == Lead.contact_id)
+        .join(Business, Business.id == Lead.business_id)
+        .outerjoin(holder, holder.id == Lead.claimed_by_id)
+        .where(Lead.id.in_(page_ids.scalar_subquery()))
+        .order_by(Lead.queue_rank, Lead.queue_at, Lead.id)
+    )
+    rows = [QueueRow(*row) for row in await session.execute(rows_statement)]
+
+    holder_kind = case(
+        (Lead.claimed_by_id == user.id, "mine"),
+        (Lead.claimed_by_id.is_(None), "unassigned"),
+        else_="others",
+    )
+    grouped = await session.execute(
+        select(Lead.business_id, Lead.channel, Lead.stage, holder_kind, func.count())
+        .where(open_leads)
+        .group_by(Lead.business_id, Lead.channel, Lead.stage, holder_kind)
+    )
+    counts: dict[str, Counter[str]] = {
+        "business": Counter(),
+        "channel": Counter(),
+        "stage": Counter(),
+        "holder": Counter(),
+    }
+    for business_id, channel, stage, kind, n in grouped:
+        counts["business"][str(business_id)] += n
+        counts["channel"][channel] += n
+        counts["stage"][stage] += n
+        counts["holder"][kind] += n
+    total = sum(counts["holder"].values())
+    businesses = await visible_businesses(session, user)
+    return Inbox(rows=rows, total=total, counts=counts, businesses=businesses)
+
+
+def _filter_conditions(user: User, filters: InboxFilters) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.business:
+        try:
+            conditions.append(Lead.business_id == uuid.UUID(filters.business))
+        except ValueError:
+            raise Invalid("Unknown business.", field="business") from None
+    if filters.channel:
+        if filters.channel not in CHANNELS:
+            raise Invalid("Unknown channel.", field="channel")
+        conditions.append(Lead.channel == filters.channel)
+    if filters.stage:
+        if filters.stage not in OPEN_STAGES:
+            raise Invalid("Unknown stage.", field="stage")
+        conditions.append(Lead.stage == filters.stage)
+    if filters.holder == "mine":
+        conditions.append(Lead.claimed_by_id == user.id)
+    elif filters.holder == "unassigned":
+        conditions.append(Lead.claimed_by_id.is_(None))
+    elif filters.holder:
+        raise Invalid("Unknown holder filter.", field="holder")
+    return conditions
+
+
+async def get_lead(session: AsyncSession, user: User, lead_id: str | uuid.UUID) -> Lead:
+    """A lead of the user's businesses, with its contact, business and holder loaded."""
+    lead = await get_scoped(session, user, Lead, lead_id)
+    await session.refresh(lead, ["contact", "business", "claimed_by"])
+    return lead
+
+
+async def claim_lead(
+    session: AsyncSession, user: User, lead_id: str | uuid.UUID, *, now: datetime
+) -> Lead:
+    """Take a lead. One conditional UPDATE decides, so of two at once exactly one wins; the
+    other is told who holds it. Claiming one's own lead again changes nothing."""
+    lead_uuid = parse_id(lead_id)
+    result = await session.execute(
+        update(Lead)
+        .where(
+            Lead.id == lead_uuid,
+            Lead.claimed_by_id.is_(None),
+            Lead.closed_at.is_(None),
+            may_see(user, Lead.business_id),
+        )
+        .values(claimed_by_id=user.id, claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    lead = await get_lead(session, user, lead_uuid)
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        await events.record(
+            session, lead.business_id, "lead.claimed", at=now, lead_id=lead.id, user_id=user.id
+        )
+        return lead
+    if lead.claimed_by_id == user.id:
+        return lead
+    if lead.closed_at is not None:
+        raise Conflict("This lead is closed already.")
+    holder = lead.claimed_by.name if lead.claimed_by else "?"
+    raise Conflict("%(holder)s is handling this lead.", holder=holder)
+
+
+async def release_lead(
+    session: AsyncSession, user: User, lead_id: str | uuid.UUID, *, now: datetime
+) -> Lead:
+    """Give a lead back to the queue; only its holder (or an admin) can."""
+    lead = await get_lead(session, user, lead_id)
+    if lead.claimed_by_id is None:
+        return lead
+    if lead.claimed_by_id != user.id and user.role != Role.ADMIN:
+        raise Conflict("Only the secretary who holds a lead can release it.")
+    lead.claimed_by_id = None
+    lead.claimed_at = None
+    await session.flush()
+    await session.refresh(lead, ["claimed_by"])
+    await events.record(session, lead.business_id, "lead.released", at=now, lead_id=lead.id)
+    return lead
+
+
+async def reassign_lead(
+    session: AsyncSession,
+    admin: User,
+    lead_id: str | uuid.UUID,
+    secretary_id: str,
+    *,
+    now: datetime,
+) -> Lead:
+    """An admin hands a lead to a secretary who serves its business."""
+    if admin.role != Role.ADMIN:
+        raise NotFound("Not found.")
+    lead = await get_lead(session, admin, lead_id)
+    secretary = await session.scalar(
+        select(User)
+        .join(SecretaryAssignment, SecretaryAssignment.user_id == User.id)
+        .where(
+            User.id == parse_id(secretary_id),
+            User.active.is_(True),
+            SecretaryAssignment.business_id == lead.business_id,
+        )
+    )
+    if secretary is None:
+        raise Invalid("Pick a secretary who serves this business.", field="secretary")
+    lead.claimed_by_id = secretary.id
+    lead.claimed_at = now
+    await session.flush()
+    await session.refresh(lead, ["claimed_by"])
+    await events.record(
+        session, lead.business_id, "lead.claimed", at=now, lead_id=lead.id, user_id=secretary.id
+    )
+    return lead
+
+
+async def secretaries_of(session: AsyncSession, business_id: uuid.UUID) -> list[User]:
+    statement = (
+        select(User)
+        .join(SecretaryAssignment, SecretaryAssignment.user_id == User.id)
+        .where(SecretaryAssignment.business_id == business_id, User.active.is_(True))
+        .order_by(SecretaryAssignment.is_backup, User.name)
+    )
+    return list((await session.scalars(statement)).all())
+
+
+async def move_stage(
+    session: AsyncSession,
+    user: User,
+    lead_id: str | uuid.UUID,
+    *,
+    stage: str,
+    deal_value: str = "",
+    lost_reason: str = "",
+    now: datetime,
+    survey_links: SurveyLinks | None = None,
+) -> Lead:
+    """Move a lead along the pipeline; won and lost close it (lost needs a reason). A won lead
+    gets its customer survey, once (sent when `survey_links` can write the link)."""
+    if stage not in STAGES:
+        raise Invalid("Unknown stage.", field="stage")
+    value = _deal_value(deal_value)
+    lead = await get_lead(session, user, lead_id)
+    if stage == "lost" and not lost_reason.strip():
+        raise Invalid("Say why the lead was lost.", field="lost_reason")
+    moved = stage != lead.stage
+    if moved:
+        lead.stage = stage
+        lead.stage_changed_at = now
+    if value is not None:
+        lead.deal_value = value
+    lead.lost_reason = lost_reason.strip()[:300] if stage == "lost" else ""
+    was_open = lead.closed_at is None
+    lead.closed_at = (lead.closed_at or now) if stage in ("won", "lost") else None
+    if lead.closed_at is not None:
+        await sla.set_alarms(session, {lead.id: None})
+        await sla.clear_alerts(session, lead, now)
+    elif not was_open and lead.first_response_at is None:
+        await sla.start_clock(session, lead, lead.business)  # reopened, still never answered
+    if moved:  # a quote is followed up on its days; any other stage stops that
+        await plan_quote_followups(session, lead)
+    await session.flush()
+    if moved and stage == "won":
+        await start_survey(session, lead, links=survey_links, now=now)
+    kind = "lead.closed" if was_open and lead.closed_at else "lead.updated"
+    await events.record(session, lead.business_id, kind, at=now, lead_id=lead.id)
+    return lead
+
+
+def _deal_value(raw: str) -> Decimal | None:
+    if not raw.strip():
+        return None
+    try:
+        value = Decimal(raw.strip().replace(",", "").replace("₪", ""))
+    except InvalidOperation:
+        raise Invalid("Enter the deal value in shekels.", field="deal_value") from None
+    if not value.is_finite() or value < 0 or value >= Decimal("1e10"):
+        raise Invalid("Enter the deal value in shekels.", field="deal_value")
+    return value.quantize(Decimal("0.01"))

@@ -1,0 +1,441 @@
+"""The live hub: who is connected, and getting each event to exactly the consoles that may see it.
+
+Transport-agnostic: a connection is anything with a bounded outbox of HTML strings. The hub
+renders an event once per audience (business, locale, role, page) through the `render` callback
+the web layer gives it, never once per client. Events reach the hub through a broker: in-process
+(embedded) or Redis pub/sub (several web processes), which also carries presence and "close
+these sockets" orders between processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from console.live.duty import Duty, busiest, place_of
+from console.live.events import LiveEvent
+
+log = logging.getLogger("mazkira.hub")
+
+CHANNEL = "mazkira:live"
+OUTBOX_LIMIT = 200  # messages waiting for one slow client before it is dropped
+PRESENCE_EVERY = 15.0  # seconds between a process's presence reports
+PRESENCE_TTL = 45.0  # a process not heard from for this long has no viewers
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Everything a fragment may depend on; clients sharing it get the same HTML."""
+
+    business_id: str
+    locale: str
+    role: str
+    page: str  # "queue", "lead:<id>", "tasks", "portal" or "other"
+
+
+@dataclass(eq=False)
+class Connection:
+    user_id: str
+    user_name: str
+    session_id: str
+    role: str
+    locale: str
+    businesses: frozenset[str]
+    page: str = "other"
+    mode: str = "viewing"  # or "calling" on a lead page with the call log open
+    outbox: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
+    closed: bool = False
+    close_code: int = 1000
+    held: list[str] | None = None  # live messages kept back while a replay is being read
+
+    def offer(self, message: str, *, numbered: bool = True) -> bool:
+        """Queue a message; a client too slow to keep up is cut off, not waited for. While a
+        replay is read, numbered messages wait for it (presence, unnumbered, goes at once)."""
+        if self.closed:
+            return False
+        if self.held is not None and numbered:
+            if len(self.held) >= OUTBOX_LIMIT:
+                self.close(1013)
+                return False
+            self.held.append(message)
+            return True
+        try:
+            self.outbox.put_nowait(message)
+        except asyncio.QueueFull:
+            self.close(1013)
+            return False
+        return True
+
+    def hold(self) -> None:
+        """Keep live messages back until `resume`: a replay read meanwhile must go first, or
+        the page would see a later number before the earlier ones and drop those."""
+        if self.held is None:
+            self.held = []
+
+    def resume(self, replay: list[str]) -> None:
+        """Queue the replay, then what was held back while it was read."""
+        held, self.held = self.held or [], None
+        for message in [*replay, *held]:
+            if not self.offer(message):
+                return
+
+    def close(self, code: int = 1000) -> None:
+        if self.closed:
+            return
+        self.closed, self.close_code = True, code
+        with contextlib.suppress(asyncio.QueueFull):
+            self.outbox.put_nowait(None)
+        if self.outbox.full():  # make room for the closing sentinel
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.outbox.get_nowait()
+            self.outbox.put_nowait(None)
+
+    @property
+    def lead(self) -> str | None:
+        return self.page.removeprefix("lead:") if self.page.startswith("lead:") else None
+
+
+Render = Callable[[LiveEvent, Audience], Awaitable[str | None]]
+
+
+class Broker(Protocol):
+    async def start(self, receive: Callable[[dict[str, Any]], Awaitable[None]]) -> None: ...
+    async def send(self, message: dict[str, Any]) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class LocalBroker:
+    """One process: a message is delivered to this process's hub at once."""
+
+    def __init__(self) -> None:
+        self.receive: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+
+    async def start(self, receive: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        self.receive = receive
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.receive is not None:
+            await self.receive(message)
+
+    async def stop(self) -> None:
+        self.receive = None
+
+
+class RedisBroker:
+    """Several processes: every message goes through one Redis pub/sub channel to all of them."""
+
+    def __init__(self, redis: Redis, channel: str | None = None) -> None:
+        self.redis = redis
+        # Pub/sub channels are shared by all of a Redis server's databases: name ours after ours.
+        database = redis.connection_pool.connection_kwargs.get("db", 0)
+        self.channel = channel or f"{CHANNEL}:{database}"
+        self.task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    async def start(self, receive: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        self.task = asyncio.create_task(self._listen(receive))
+        await asyncio.wait_for(self.ready.wait(), 10)
+
+    async def _listen(self, receive: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        delay = 0.2
+        lost = False
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self.channel)
+                    self.ready.set()
+                    delay = 0.2
+                    if lost:  # what was published meanwhile never came: consoles catch up
+                        lost = False
+                        await receive({"type": "resumed"})
+                    async for message in pubsub.listen():
+                        if message.get("type") != "message":
+                            continue
+                        try:
+                            await receive(json.loads(message["data"]))
+                        except Exception:
+                            log.exception("live message could not be delivered")
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as error:
+                # Consoles resume from their cursors when they reconnect; nothing is lost.
+                log.warning("redis pub/sub lost (%s); retrying in %.1fs", error, delay)
+                lost = True
+                self.ready.set()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.redis.publish(self.channel, json.dumps(message))
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
+class Hub:
+    def __init__(self, broker: Broker, render: Render) -> None:
+        self.broker = broker
+        self.render = render
+        # Opened around the rendering of one commit's events (the app shares a read session).
+        self.batch: Callable[[], AbstractAsyncContextManager[object]] = nullcontext
+        self.process = uuid.uuid4().hex
+        self.connections: set[Connection] = set()
+        self.by_business: dict[str, set[Connection]] = defaultdict(set)
+        self.latest: dict[str, int] = {}
+        # presence[lead][process] = (reported at, [(user id, name, mode), ...])
+        self.presence: dict[str, dict[str, tuple[float, list[tuple[str, str, str]]]]] = {}
+        self.lead_business: dict[str, str] = {}
+        # duty[process] = (reported at, [(user id, where), ...]): the secretaries it has connected
+        self.duty: dict[str, tuple[float, Duty]] = {}
+        self.duty_sent: Duty | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self, latest: dict[str, int]) -> None:
+        self.latest = dict(latest)
+        await self.broker.start(self._receive)
+        self.task = asyncio.create_task(self._report_presence_forever())
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        for connection in list(self.connections):
+            connection.close(1012)  # service restart: clients reconnect and resume
+        await self.broker.stop()
+
+    # --- connections --------------------------------------------------------------------------
+
+    def join(self, connection: Connection) -> None:
+        self.connections.add(connection)
+        for business in connection.businesses:
+            self.by_business[business].add(connection)
+
+    async def leave(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+        for business in connection.businesses:
+            self.by_business[business].discard(connection)
+        if connection.lead:
+            await self._presence_changed(connection.lead)
+        await self._duty_changed()
+
+    async def move(self, connection: Connection, page: str, mode: str, business: str) -> None:
+        """The client said which page it shows; presence follows it."""
+        before = connection.lead
+        connection.page, connection.mode = page, mode
+        if connection.lead:
+            self.lead_business[connection.lead] = business
+        for lead in {before, connection.lead} - {None}:
+            await self._presence_changed(lead)  # type: ignore[arg-type]
+        await self._duty_changed()
+
+    def cursor_for(self, businesses: Iterable[str]) -> dict[str, int]:
+        return {b: self.latest.get(b, 0) for b in businesses}
+
+    # --- publishing -----------------------------------------------------------------------------
+
+    async def publish(self, items: list[Any]) -> None:
+        """Called after a commit: hand its events to every process (this one included)."""
+        events = [item for item in items if isinstance(item, LiveEvent)]
+        if not events:
+            return
+        # In one process the events are rendered here and now: for all of them, one read (and
+        # none when no console of their businesses is open).
+        listened = any(self.by_business.get(event.business_id) for event in events)
+        local = isinstance(self.broker, LocalBroker) and listened
+        async with self.batch() if local else nullcontext():
+            for event in events:
+                stamped = replace(event, published_at=time.time())
+                try:
+                    await self.broker.send({"type": "event", "event": stamped.as_dict()})
+                except (RedisError, OSError):
+                    log.warning("event %s not published; consoles catch up on reconnect", event.id)
+
+    async def end_sessions(
+        self, *, session_id: str | None = None, user_id: str | None = None
+    ) -> None:
+        """Close the sockets of a session (logout) or of a user (deactivation), everywhere."""
+        message = {"type": "close", "session_id": session_id, "user_id": user_id}
+        try:
+            await self.broker.send(message)
+        except (RedisError, OSError):
+            await self._receive(message)
+
+    async def _receive(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "event":
+            await self.deliver(LiveEvent.from_dict(message["event"]))
+        elif kind == "close":
+            for connection in list(self.connections):
+                if connection.session_id == message.get("session_id") or (
+                    connection.user_id == message.get("user_id")
+                ):
+                    connection.close(4401)
+        elif kind == "resumed":
+            # Events published while the broker was away were lost on the way: each page
+            # reconnects and gets them from its cursor, in order (as after a restart).
+            for connection in list(self.connections):
+                connection.close(1012)
+        elif kind == "presence" and message.get("process") != self.process:
+            self._store_presence(message)
+            await self._fan_out_presence(message["lead"], message["business"])
+        elif kind == "duty":
+            people = [(str(user), str(where)) for user, where in message.get("people", [])]
+            before = self.duty.get(message["process"])
+            self.duty[message["process"]] = (time.monotonic(), people)
+            if before is None or before[1] != people:
+                await self._refresh_wallboards()
+
+    async def deliver(self, event: LiveEvent) -> None:
+        """Render the event once per audience and queue it for each of its clients."""
+        if event.seq > self.latest.get(event.business_id, 0):
+            self.latest[event.business_id] = event.seq
+        audiences: dict[Audience, list[Connection]] = defaultdict(list)
+        for connection in self.by_business.get(event.business_id, ()):
+            if not connection.closed:
+                audience = Audience(
+                    event.business_id, connection.locale, connection.role, connection.page
+                )
+                audiences[audience].append(connection)
+        await self._offer(event, audiences)
+
+    async def _offer(self, event: LiveEvent, audiences: dict[Audience, list[Connection]]) -> None:
+        for audience, connections in audiences.items():
+            try:
+                html = await self.render(event, audience)
+            except Exception:
+                log.exception("could not render %s for %s", event.kind, audience)
+                continue
+            if html:
+                for connection in connections:
+                    connection.offer(html, numbered=event.seq > 0)
+
+    # --- presence -------------------------------------------------------------------------------
+
+    def viewers(self, lead: str) -> list[tuple[str, str, str]]:
+        """Who has this lead open, in every process: (user id, name, mode), callers first."""
+        now = time.monotonic()
+        found: dict[str, tuple[str, str, str]] = {}
+        for process, (at, people) in self.presence.get(lead, {}).items():
+            if process == self.process or now - at <= PRESENCE_TTL:
+                for person in people:
+                    if person[0] not in found or person[2] == "calling":
+                        found[person[0]] = person
+        for connection in self.connections:
+            if connection.lead == lead and not connection.closed:
+                mine = (connection.user_id, connection.user_name, connection.mode)
+                if mine[0] not in found or mine[2] == "calling":
+                    found[mine[0]] = mine
+        return sorted(found.values(), key=lambda p: (p[2] != "calling", p[1]))
+
+    def _local_viewers(self, lead: str) -> list[tuple[str, str, str]]:
+        return [
+            (c.user_id, c.user_name, c.mode)
+            for c in self.connections
+            if c.lead == lead and not c.closed
+        ]
+
+    def _store_presence(self, message: dict[str, Any]) -> None:
+        people = [tuple(p) for p in message.get("people", [])]
+        self.presence.setdefault(message["lead"], {})[message["process"]] = (
+            time.monotonic(),
+            people,
+        )
+        self.lead_business[message["lead"]] = message["business"]
+
+    async def _presence_changed(self, lead: str) -> None:
+        business = self.lead_business.get(lead)
+        if business is None:
+            return
+        message = {
+            "type": "presence",
+            "process": self.process,
+            "lead": lead,
+            "business": business,
+            "people": self._local_viewers(lead),
+        }
+        with contextlib.suppress(RedisError, OSError):
+            await self.broker.send(message)
+        await self._fan_out_presence(lead, business)
+
+    async def _fan_out_presence(self, lead: str, business: str) -> None:
+        event = LiveEvent(0, business, 0, "presence.changed", {"lead_id": lead})
+        await self.deliver(event)
+
+    # --- who is on duty (the wallboard) ----------------------------------------------------------
+
+    def local_duty(self) -> Duty:
+        """The secretaries this process has connected, each at her busiest socket."""
+        places = [
+            (c.user_id, place_of(c.lead, c.mode))
+            for c in self.connections
+            if not c.closed and c.role == "secretary"
+        ]
+        return sorted(busiest(places).items())
+
+    def on_duty(self) -> dict[str, str]:
+        """Who is connected now in any process, by user id; a process not heard from within
+        `PRESENCE_TTL` has nobody on duty."""
+        moment = time.monotonic()
+        reports = [
+            people
+            for process, (at, people) in self.duty.items()
+            if process != self.process and moment - at <= PRESENCE_TTL
+        ]
+        return busiest(place for people in [*reports, self.local_duty()] for place in people)
+
+    async def _duty_changed(self) -> None:
+        """Tell every process (this one too) when this process's secretaries on duty change."""
+        people = self.local_duty()
+        if people != self.duty_sent:
+            await self._send_duty(people)
+
+    async def _send_duty(self, people: Duty) -> None:
+        self.duty_sent = people
+        message = {"type": "duty", "process": self.process, "people": people}
+        try:
+            await self.broker.send(message)
+        except (RedisError, OSError):
+            await self._receive(json.loads(json.dumps(message)))  # at least this process
+
+    async def _refresh_wallboards(self) -> None:
+        audiences: dict[Audience, list[Connection]] = defaultdict(list)
+        for connection in self.connections:
+            if connection.page == "wallboard" and not connection.closed:
+                audience = Audience("", connection.locale, connection.role, connection.page)
+                audiences[audience].append(connection)
+        if audiences:
+            await self._offer(LiveEvent(0, "", 0, "duty.changed", {}), audiences)
+
+    async def _report_presence_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PRESENCE_EVERY)
+            await self._send_duty(self.local_duty())  # keeps it fresh in the other processes
+            for lead in {c.lead for c in self.connections if c.lead}:
+                business = self.lead_business.get(lead)
+                if business:
+                    with contextlib.suppress(RedisError, OSError):
+                        await self.broker.send(
+                            {
+                                "type": "presence",
+                                "process": self.process,
+                                "lead": lead,
+                                "business": business,
+                                "people": self._local_viewers(lead),
+                            }
+                        )

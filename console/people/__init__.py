@@ -1,0 +1,1 @@
+"""Who may do what: sign-in, accounts, tenancy, audit, API tokens, availability."""

@@ -1,0 +1,198 @@
+"""Sign-in, server-side sessions and throttling of failed sign-ins."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from console.base.config import Settings
+from console.base.errors import Throttled
+from console.people.passwords import hash_password, needs_rehash, verify_password
+from models import LoginFailure, User, UserSession
+
+# A session's last-seen time is written at most this often, so reading pages does not write.
+TOUCH_EVERY = timedelta(minutes=1)
+# One account is held back only briefly, so an attacker cannot keep its owner out for long.
+ACCOUNT_WINDOW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class StartedSession:
+    token: str
+    record: UserSession
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def token_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def authenticate(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    email: str,
+    password: str,
+    address: str,
+    now: datetime,
+) -> User | None:
+    """The active user with these credentials, or None (the failure is recorded).
+
+    Too many failures for the account (in a short window) or for the client address (in a
+    longer one) raise Throttled, without checking the password, until the window passes.
+    """
+    account = normalise_email(email)
+    await _refuse_when_throttled(session, settings, account=account, address=address, now=now)
+    user = await session.scalar(select(User).where(User.email == account))
+    password_ok = verify_password(user.password_hash if user else None, password)
+    if user is None or not password_ok or not user.active:
+        session.add(LoginFailure(account=account, address=address, at=now))
+        return None
+    await session.execute(delete(LoginFailure).where(LoginFailure.account == account))
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user
+
+
+async def _refuse_when_throttled(
+    session: AsyncSession, settings: Settings, *, account: str, address: str, now: datetime
+) -> None:
+    address_window = timedelta(minutes=settings.login_window_minutes)
+    checks = (
+        (LoginFailure.account == account, ACCOUNT_WINDOW, settings.login_attempts_per_account),
+        (LoginFailure.address == address, address_window, settings.login_attempts_per_address),
+    )
+    for condition, window, limit in checks:
+        count, oldest = (
+            await session.execute(
+                select(func.count(), func.min(LoginFailure.at)).where(
+                    condition, LoginFailure.at > now - window
+                )
+            )
+        ).one()
+        if count >= limit and oldest is not None:
+            retry_after = max(1, math.ceil((oldest + window - now).total_seconds()))
+            raise Throttled(
+                "Too many failed sign-ins. Try again in a few minutes.", retry_after=retry_after
+            )
+
+
+async def start_session(
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    *,
+    now: datetime,
+    address: str = "",
+    user_agent: str = "",
+    replaces: str | None = None,
+) -> StartedSession:
+    """A new session for `user`; the one it replaces (the pre-login one) ends now."""
+    if replaces:
+        await end_session(session, replaces, now=now)
+    token = secrets.token_urlsafe(32)
+    record = UserSession(
+        id=token_id(token),
+        user_id=user.id,
+        csrf_token=secrets.token_urlsafe(32),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(hours=settings.session_absolute_hours),
+        address=address[:64],
+        user_agent=user_agent[:300],
+    )
+    session.add(record)
+    await session.flush()
+    return StartedSession(token=token, record=record)
+
+
+async def load_session(
+    session: AsyncSession, settings: Settings, token: str, *, now: datetime
+) -> tuple[UserSession, User] | None:
+    """The live session behind a cookie's token and its user, or None when it has ended."""
+    row = (
+        await session.execute(
+            select(UserSession, User)
+            .join(User, User.id == UserSession.user_id)
+            .where(UserSession.id == token_id(token))
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    record, user = row
+    if not _live(settings, record, user, now):
+        return None
+    return record, user
+
+
+async def session_is_live(
+    session: AsyncSession, settings: Settings, session_id: str, *, now: datetime
+) -> bool:
+    """Whether a session (by its stored id) is still good: not ended, expired or deactivated."""
+    row = (
+        await session.execute(
+            select(UserSession, User)
+            .join(User, User.id == UserSession.user_id)
+            .where(UserSession.id == session_id)
+        )
+    ).one_or_none()
+    return row is not None and _live(settings, row[0], row[1], now)
+
+
+def _live(settings: Settings, record: UserSession, user: User, now: datetime) -> bool:
+    idle_limit = record.last_seen_at + timedelta(minutes=settings.session_idle_minutes)
+    return record.ended_at is None and user.active and now < record.expires_at and now < idle_limit
+
+
+def needs_touch(record: UserSession, now: datetime) -> bool:
+    return now - record.last_seen_at >= TOUCH_EVERY
+
+
+async def touch_session(session: AsyncSession, session_id: str, *, now: datetime) -> None:
+    await session.execute(
+        update(UserSession)
+        .where(UserSession.id == session_id, UserSession.ended_at.is_(None))
+        .values(last_seen_at=now)
+    )
+
+
+async def end_session(session: AsyncSession, session_id: str, *, now: datetime) -> None:
+    await session.execute(
+        update(UserSession)
+        .where(UserSession.id == session_id, UserSession.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+
+
+async def end_user_sessions(
+    session: AsyncSession, user_id: uuid.UUID, *, now: datetime, keep: str | None = None
+) -> int:
+    """End every live session of a user (but `keep`); returns how many ended."""
+    statement = update(UserSession).where(
+        UserSession.user_id == user_id, UserSession.ended_at.is_(None)
+    )
+    if keep:
+        statement = statement.where(UserSession.id != keep)
+    result = await session.execute(statement.values(ended_at=now))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def purge_expired(session: AsyncSession, settings: Settings, *, now: datetime) -> int:
+    """Forget sessions that ended or expired a day ago and failures outside every window."""
+    grace = now - timedelta(days=1)
+    ended = await session.execute(
+        delete(UserSession).where((UserSession.expires_at < grace) | (UserSession.ended_at < grace))
+    )
+    oldest_failure = now - max(ACCOUNT_WINDOW, timedelta(minutes=settings.login_window_minutes))
+    await session.execute(delete(LoginFailure).where(LoginFailure.at < oldest_failure))
+    return int(ended.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""Numbers over periods: KPIs, agency reports, their exports, owners' digests."""

@@ -1,0 +1,143 @@
+"""The agency's reports as files: a CSV per report (keys as the header, a program can read it;
+UTF-8 with a byte-order mark for Excel) and one XLSX with a sheet for each, labelled in the
+reader's language, holding the very values the screen shows. Cells that a spreadsheet would run
+as a formula are escaped as in the KPI exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+
+from console.base.i18n import direction
+from console.base.i18n import gettext as _
+from console.reports.kpi_exports import CSV_TYPE, XLSX_TYPE, _safe, _text
+from console.reports.reports import AgencyReport
+
+__all__ = ["CSV_TYPE", "XLSX_TYPE", "filename", "to_csv", "to_xlsx"]
+
+SECRETARY_KEYS = (
+    "user_id",
+    "secretary",
+    "leads",
+    "calls",
+    "talk_minutes",
+    "handling_minutes",
+    "response_p50",
+    "response_p90",
+    "rating_average",
+    "ratings",
+)
+BILLING_KEYS = (
+    "business_id",
+    "business",
+    "month",
+    "leads",
+    "calls",
+    "talk_minutes",
+    "messages_in",
+    "messages_out",
+)
+
+
+def secretary_labels() -> list[str]:
+    return [
+        "id",
+        _("Secretary"),
+        _("Leads handled"),
+        _("Calls"),
+        _("Talk time (minutes)"),
+        _("Average handling time (minutes)"),
+        _("First response, median"),
+        _("First response, 90% within"),
+        _("Average rating"),
+        _("Ratings"),
+    ]
+
+
+def billing_labels() -> list[str]:
+    return [
+        "id",
+        _("Business"),
+        _("Month"),
+        _("Leads"),
+        _("Calls"),
+        _("Talk minutes"),
+        _("Messages in"),
+        _("Messages out"),
+    ]
+
+
+def secretary_rows(report: AgencyReport) -> Iterator[list[Any]]:
+    for row in report.secretaries:
+        yield [
+            str(row.user_id),
+            row.name,
+            row.leads,
+            row.calls,
+            row.talk_minutes,
+            row.handling_minutes,
+            row.response_p50,
+            row.response_p90,
+            row.rating_average,
+            row.ratings,
+        ]
+
+
+def billing_rows(report: AgencyReport) -> Iterator[list[Any]]:
+    for row in report.months:
+        yield [
+            str(row.business_id),
+            row.business_name,
+            row.month_key,
+            row.leads,
+            row.calls,
+            row.talk_minutes,
+            row.messages_in,
+            row.messages_out,
+        ]
+
+
+def filename(report: AgencyReport, name: str, extension: str) -> str:
+    return f"{name}-{report.period.first}-{report.period.last}.{extension}"
+
+
+def to_csv(report: AgencyReport, which: str) -> bytes:
+    """`which` is "secretaries" or "billing"."""
+    keys, rows = (
+        (SECRETARY_KEYS, secretary_rows(report))
+        if which == "secretaries"
+        else (BILLING_KEYS, billing_rows(report))
+    )
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(keys)
+    for row in rows:
+        writer.writerow([_safe(_text(value)) for value in row])
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+def to_xlsx(report: AgencyReport) -> bytes:
+    book = Workbook()
+    secretaries = book.active
+    secretaries.title = _("Secretaries")[:31]
+    billing = book.create_sheet(_("Businesses per month")[:31])
+    for sheet, labels, rows in (
+        (secretaries, secretary_labels(), secretary_rows(report)),
+        (billing, billing_labels(), billing_rows(report)),
+    ):
+        sheet.append(labels)
+        for row in rows:
+            sheet.append([_safe(value) if isinstance(value, str) else value for value in row])
+        sheet.sheet_view.rightToLeft = direction() == "rtl"
+        sheet.column_dimensions["A"].width = 38
+        sheet.column_dimensions["B"].width = 24
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()

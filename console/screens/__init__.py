@@ -1,0 +1,1 @@
+"""What one page shows, loaded in a fixed number of statements."""

@@ -1,0 +1,203 @@
+"""Everything the lead page shows, loaded in a fixed number of statements."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from console.business.hours import BusinessHours
+from console.calendar.appointments import appointments_of_lead
+from console.leads.canned_replies import canned_replies, fill_reply
+from console.leads.feedback import comments_of_lead
+from console.leads.leads import get_lead, secretaries_of
+from console.leads.replies import ReplyOptions, reply_options
+from console.leads.scripts import fill_greeting, published_script
+from console.people.availability import OwnerAway, owners_away
+from console.sla.sla import clock_for
+from console.tasks.tasks import people_for_hand_off, tasks_of_lead
+from models import Business, Comment, Interaction, Lead, Role, Script, Task, User
+from models.records import Appointment
+
+# A hand-off is due, unless she says otherwise, two of the business's working hours from now.
+DEFAULT_DUE_IN_COVERED_MINUTES = 120
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    lead: Lead
+    interactions: list[Interaction] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HoursNow:
+    """Whether the business is open now, and today's hours in its own wall time."""
+
+    open_now: bool
+    today: list[tuple[str, str]]
+    kind: str
+    holiday: str | None
+
+    @classmethod
+    def of(cls, clock: BusinessHours, business: Business, now: datetime) -> HoursNow:
+        zone = ZoneInfo(business.timezone)
+        today = now.astimezone(zone).date()
+        windows = [
+            (start.astimezone(zone).strftime("%H:%M"), end.astimezone(zone).strftime("%H:%M"))
+            for start, end in clock.windows_on(today)
+        ]
+        return cls(clock.is_open(now), windows, clock.day_kind(today), clock.holiday_name(today))
+
+
+@dataclass(frozen=True)
+class ContactHistory:
+    """Every lead and interaction of the lead's contact, newest first."""
+
+    contact_id: uuid.UUID
+    current_lead_id: uuid.UUID
+    timezone: str
+    entries: list[HistoryEntry]
+    scripts_used: dict[int, Script]
+
+    def draft_of(self, user: User) -> Interaction | None:
+        """The call log `user` has open on the current lead, if any."""
+        for entry in self.entries:
+            if entry.lead.id == self.current_lead_id:
+                for interaction in entry.interactions:
+                    if interaction.status == "draft" and interaction.user_id == user.id:
+                        return interaction
+        return None
+
+
+@dataclass(frozen=True)
+class LeadView:
+    lead: Lead
+    script: Script | None
+    greeting: str
+    history: ContactHistory
+    draft: Interaction | None
+    tasks: list[Task]
+    hand_off_to: list[User]
+    secretaries: list[User]
+    default_due: str  # two working hours on, as the business's wall time for datetime-local
+    hours: HoursNow
+    replies: ReplyOptions
+    canned: list[tuple[str, str]]  # title, text with the names filled in
+    # The business's owners who are away now, as the secretaries read it (the hand-off form
+    # warns of it: notices to them wait for their return), and the comments on the lead and
+    # its tasks, the owner's among them.
+    owners_away: list[OwnerAway] = field(default_factory=list)
+    comments: list[Comment] = field(default_factory=list)
+    appointments: list[Appointment] = field(default_factory=list)  # booked for this lead
+
+    def away_of(self, user_id: uuid.UUID) -> str:
+        return next((away.text for away in self.owners_away if away.user.id == user_id), "")
+
+
+async def lead_view(
+    session: AsyncSession,
+    user: User,
+    lead_id: str | uuid.UUID,
+    *,
+    now: datetime,
+    reply_template: str | None = None,
+) -> LeadView:
+    lead = await get_lead(session, user, lead_id)
+    clock = clock_for(lead.business)  # with its exceptions and 24/7, as the SLA counts
+    script = await published_script(session, lead.business_id)
+    greeting = fill_greeting(
+        script.greeting if script else "",
+        business=lead.business.name,
+        secretary=user.name,
+        contact=lead.contact.name,
+    )
+    history = await contact_history(session, lead)
+    hand_off_to = await people_for_hand_off(session, lead.business_id)
+    owners = [person for person in hand_off_to if person.role == Role.OWNER]
+    return LeadView(
+        lead=lead,
+        script=script,
+        greeting=greeting,
+        history=history,
+        draft=history.draft_of(user),
+        tasks=await tasks_of_lead(session, user, lead),
+        hand_off_to=hand_off_to,
+        secretaries=(
+            await secretaries_of(session, lead.business_id) if user.role == Role.ADMIN else []
+        ),
+        default_due=_default_due(clock, lead.business, now),
+        hours=HoursNow.of(clock, lead.business, now),
+        replies=await reply_options(session, lead, template=reply_template, now=now),
+        canned=[
+            (
+                reply.title,
+                fill_reply(
+                    reply.body,
+                    contact=lead.contact.name,
+                    business=lead.business.name,
+                    secretary=user.name,
+                ),
+            )
+            for reply in await canned_replies(session, lead.business_id, user.locale)
+        ],
+        owners_away=owners_away(owners, lead.business.timezone, now),
+        comments=await comments_of_lead(session, lead.id),
+        appointments=await appointments_of_lead(session, lead.id),
+    )
+
+
+async def leads_and_interactions(
+    session: AsyncSession, contact_id: uuid.UUID
+) -> tuple[list[Lead], dict[uuid.UUID, list[Interaction]]]:
+    """A contact's leads and, per lead, its interactions, newest first: two statements."""
+    leads = (
+        await session.scalars(
+            select(Lead).where(Lead.contact_id == contact_id).order_by(Lead.created_at.desc())
+        )
+    ).all()
+    interactions = (
+        await session.scalars(
+            select(Interaction)
+            .where(Interaction.contact_id == contact_id)
+            .options(joinedload(Interaction.user))
+            .order_by(Interaction.started_at.desc())
+        )
+    ).all()
+    by_lead: dict[uuid.UUID, list[Interaction]] = {}
+    for interaction in interactions:
+        by_lead.setdefault(interaction.lead_id, []).append(interaction)
+    return list(leads), by_lead
+
+
+async def contact_history(session: AsyncSession, lead: Lead) -> ContactHistory:
+    """Three statements: the contact's leads, their interactions, the script versions used."""
+    leads, by_lead = await leads_and_interactions(session, lead.contact_id)
+    interactions = [i for found in by_lead.values() for i in found]
+    versions = {i.script_version for i in interactions if i.script_version is not None}
+    scripts_used: dict[int, Script] = {}
+    if versions:
+        statement = select(Script).where(
+            Script.business_id == lead.business_id, Script.version.in_(versions)
+        )
+        scripts_used = {script.version: script for script in await session.scalars(statement)}
+    return ContactHistory(
+        contact_id=lead.contact_id,
+        current_lead_id=lead.id,
+        timezone=lead.business.timezone,
+        entries=[HistoryEntry(item, by_lead.get(item.id, [])) for item in leads],
+        scripts_used=scripts_used,
+    )
+
+
+def _default_due(clock: BusinessHours, business: Business, now: datetime) -> str:
+    """The hand-off form's due time, as the business's wall time for a datetime-local input."""
+    try:
+        due = clock.add_covered_minutes(now, DEFAULT_DUE_IN_COVERED_MINUTES)
+    except ValueError:  # a business with no hours at all
+        due = now + timedelta(hours=2)
+    return due.astimezone(ZoneInfo(business.timezone)).strftime("%Y-%m-%dT%H:%M")

@@ -1,0 +1,1 @@
+"""The promise of a first response, counted in covered hours, and its alerts."""

@@ -1,0 +1,1 @@
+"""Hand-offs to the owner: tasks, their promise, notices, signed links, reminders."""

@@ -1,0 +1,202 @@
+"""Hand-offs: a follow-up task for the owner (or another secretary), and its life until done."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from console.base.db import after_commit, made_once
+from console.base.errors import Conflict, Invalid, NotFound
+from console.base.scheduler import SweepAt
+from console.leads.leads import get_lead
+from console.live import events
+from console.people.tenancy import get_scoped, scoped
+from console.tasks import task_notices, task_sla
+from console.tasks.task_links import TaskLinks
+from models import Lead, OwnerMembership, Role, SecretaryAssignment, Task, User
+from models.leads import PRIORITIES
+
+# A due time a minute in the past is a slow click, not a mistake.
+PAST_TOLERANCE = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class HandOff:
+    assignee_id: str
+    title: str
+    due: str  # the business's wall time as typed, "2026-11-23T14:30"
+    details: str = ""
+    priority: str = "normal"
+    request_key: str = ""  # the form's one-time key: a double click hands off once
+
+
+def parse_local(value: str, timezone: str) -> datetime | None:
+    """A wall time in the business's zone (a `datetime-local` input), as UTC."""
+    if not value.strip():
+        return None
+    try:
+        return (
+            datetime.fromisoformat(value.strip()).replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+        )
+    except ValueError:
+        raise Invalid("Enter the due time as a date and time.", field="due") from None
+
+
+async def people_for_hand_off(session: AsyncSession, business_id: uuid.UUID) -> list[User]:
+    """Whom a lead's task can go to: the business's owners first, then its secretaries."""
+    owners = select(OwnerMembership.user_id).where(OwnerMembership.business_id == business_id)
+    secretaries = select(SecretaryAssignment.user_id).where(
+        SecretaryAssignment.business_id == business_id
+    )
+    statement = (
+        select(User)
+        .where(User.active.is_(True), or_(User.id.in_(owners), User.id.in_(secretaries)))
+        .order_by(case((User.role == Role.OWNER, 0), else_=1), User.name)
+    )
+    return list((await session.scalars(statement)).all())
+
+
+async def hand_off(
+    session: AsyncSession,
+    user: User,
+    lead_id: str | uuid.UUID,
+    handoff: HandOff,
+    *,
+    now: datetime,
+    links: TaskLinks | None = None,
+) -> Task:
+    """Hand a task off; an owner is told on his channel, with `links` to answer it."""
+    lead = await get_lead(session, user, lead_id)
+    if not handoff.title.strip():
+        raise Invalid("Give the task a title.", field="title")
+    due_at = parse_local(handoff.due, lead.business.timezone)
+    if due_at is None:
+        raise Invalid("Say when the task is due.", field="due")
+    if due_at < now - PAST_TOLERANCE:
+        raise Invalid("The due time is in the past.", field="due")
+    if handoff.priority not in PRIORITIES:
+        raise Invalid("Unknown priority.", field="priority")
+    allowed = {person.id for person in await people_for_hand_off(session, lead.business_id)}
+    try:
+        assignee_id = uuid.UUID(handoff.assignee_id)
+    except ValueError:
+        raise Invalid("Pick whom the task is for.", field="assignee_id") from None
+    if assignee_id not in allowed:
+        raise Invalid("Pick whom the task is for.", field="assignee_id")
+    key = handoff.request_key[:64] or None
+
+    async def earlier() -> Task | None:
+        if key is None:
+            return None
+        return await session.scalar(
+            select(Task).where(Task.business_id == lead.business_id, Task.request_key == key)
+        )
+
+    async def write() -> Task:
+        return await _new_task(session, user, lead, handoff, assignee_id, due_at, key, now, links)
+
+    task, _new = await made_once(session, earlier, write)
+    return task
+
+
+async def _new_task(
+    session: AsyncSession,
+    user: User,
+    lead: Lead,
+    handoff: HandOff,
+    assignee_id: uuid.UUID,
+    due_at: datetime,
+    key: str | None,
+    now: datetime,
+    links: TaskLinks | None,
+) -> Task:
+    task = Task(
+        business_id=lead.business_id,
+        lead_id=lead.id,
+        created_by_id=user.id,
+        assignee_id=assignee_id,
+        title=handoff.title.strip()[:300],
+        details=handoff.details[:20_000],
+        due_at=due_at,
+        priority=handoff.priority,
+        created_at=now,
+        request_key=key,
+    )
+    session.add(task)
+    await task_sla.start_task_clock(session, task, lead.business)
+    await session.flush()
+    if task.next_alert_at is not None:
+        after_commit(session, SweepAt(task.next_alert_at))
+    await events.record(
+        session,
+        task.business_id,
+        "task.created",
+        at=now,
+        task_id=task.id,
+        lead_id=lead.id,
+        assignee_id=assignee_id,
+    )
+    assignee = await session.get_one(User, assignee_id)
+    if assignee.role == Role.OWNER:  # secretaries see their tasks live in the console
+        await task_notices.tell_assignee(
+            session, task, assignee, lead.business, "handed", links=links, now=now
+        )
+    return task
+
+
+async def my_tasks(session: AsyncSession, user: User, *, status: str = "open") -> list[Task]:
+    """Tasks for the user (and, for a secretary, the ones she handed off), soonest due first."""
+    statement = scoped(select(Task), user, Task.business_id).options(
+        joinedload(Task.assignee), joinedload(Task.created_by), joinedload(Task.business)
+    )
+    statement = statement.where(or_(Task.assignee_id == user.id, Task.created_by_id == user.id))
+    if status:
+        statement = statement.where(Task.status == status)
+    return list((await session.scalars(statement.order_by(Task.due_at).limit(200))).all())
+
+
+async def tasks_of_lead(session: AsyncSession, user: User, lead: Lead) -> list[Task]:
+    statement = (
+        scoped(select(Task), user, Task.business_id)
+        .where(Task.lead_id == lead.id)
+        .options(joinedload(Task.assignee))
+        .order_by(Task.created_at.desc())
+    )
+    return list((await session.scalars(statement)).all())
+
+
+async def set_task_status(
+    session: AsyncSession, user: User, task_id: str | uuid.UUID, status: str, *, now: datetime
+) -> Task:
+    """Mark a task done or cancelled (its assignee, its creator or an admin may)."""
+    if status not in ("done", "cancelled", "open"):
+        raise Invalid("Unknown task status.", field="status")
+    task = await get_scoped(session, user, Task, task_id)
+    if user.id not in (task.assignee_id, task.created_by_id) and user.role != Role.ADMIN:
+        raise NotFound("Not found.")
+    if task.status != "open" and status != "open" and task.status != status:
+        raise Conflict("This task was closed already.")
+    changed = task.status != status
+    task.status = status
+    if changed:  # done twice keeps the first time
+        task.completed_at = now if status == "done" else None
+    if status != "open":
+        task.next_alert_at = None
+    await session.flush()
+    if changed:
+        await events.record(
+            session,
+            task.business_id,
+            f"task.{status}" if status != "open" else "task.reopened",
+            at=now,
+            task_id=task.id,
+            lead_id=task.lead_id,
+            assignee_id=task.assignee_id,
+        )
+    return task

@@ -1,0 +1,252 @@
+"""Web forms written in groups answer each form as if it had come alone; `bench.intake` runs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from bench import intake as bench_intake
+from console.base.db import Database
+from console.base.errors import Invalid, NotFound, Unauthorized
+from console.contacts.contact_book import ContactBook
+from console.intake import web_forms
+from console.intake.web_forms import Delivery, FormWriter, Received
+from models import Contact, Event, Lead, LeadAlarm
+from tests.factories import make_business
+
+NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
+
+
+async def test_one_group_answers_each_form_as_alone(db: Database) -> None:
+    async with db.transaction() as session:
+        cohen = await make_business(session, slug="cohen")
+        levi = await make_business(session, slug="levi")
+
+    def form(slug: str, key: str, **fields: Any) -> Delivery:
+        return Delivery(slug, key, fields, NOW)
+
+    group = [
+        form("cohen", cohen.intake_key, name="דנה", phone="054-2345678", external_id="a"),
+        form("cohen", "wrong", phone="054-2345678"),
+        form("nobody", cohen.intake_key, phone="054-2345678"),
+        form("cohen", cohen.intake_key, phone="not a number"),
+        form("cohen", cohen.intake_key, phone="+972542345678", email="Dana@Example.com"),
+        form("cohen", cohen.intake_key, phone="0542345678", external_id="a"),  # its twin
+        form("levi", levi.intake_key, phone="054-2345678", external_id="a"),  # another business
+    ]
+    async with db.transaction() as session:
+        answers = await web_forms.receive_forms(session, group)
+    first, wrong_key, no_business, bad_phone, again, twin, elsewhere = answers
+    assert isinstance(first, Received) and not first.duplicate
+    assert isinstance(wrong_key, Unauthorized) and isinstance(no_business, NotFound)
+    assert isinstance(bad_phone, Invalid) and bad_phone.field == "phone"
+    assert isinstance(again, Received) and again.contact_id == first.contact_id
+    assert twin == Received(first.lead_id, first.contact_id, duplicate=True)
+    assert isinstance(elsewhere, Received) and elsewhere.contact_id != first.contact_id
+    async with db.transaction(write=False) as session:
+        assert await session.scalar(select(func.count()).select_from(Lead)) == 3
+        dana = await session.get_one(Contact, first.contact_id)
+        assert (dana.name, dana.email, dana.last_contact_at) == ("דנה", "dana@example.com", NOW)
+        seqs = (await session.scalars(select(Event.seq).where(Event.business_id == cohen.id))).all()
+        assert sorted(seqs) == [1, 2]
+        lead = await session.get_one(Lead, first.lead_id)
+        assert (lead.channel, lead.source, lead.sla_minutes) == ("web", "web form", 30)
+        assert lead.respond_by is not None and await session.get(LeadAlarm, lead.id) is not None
+
+
+async def test_a_known_caller_is_filled_in_and_touched_keeping_what_was_set_meanwhile(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller already in the book: a later form fills what the contact lacks and moves its
+    last contact forward, never back. The group updates its found contacts in one statement
+    that only fills what is empty, so a name a secretary gave the contact after the group read
+    it (here: in the same transaction, between the read and the write) is kept."""
+    async with db.transaction() as session:
+        business = await make_business(session, slug="cohen")
+
+    async def send(fields: dict[str, Any], at: datetime) -> Received:
+        async with db.transaction() as session:
+            (answer,) = await web_forms.receive_forms(
+                session, [Delivery("cohen", business.intake_key, fields, at)]
+            )
+        assert isinstance(answer, Received)
+        return answer
+
+    first = await send({"phone": "054-2345678"}, NOW)
+    write = ContactBook.write
+
+    async def named_meanwhile(book: ContactBook) -> None:
+        await book.session.execute(
+            update(Contact).where(Contact.id == first.contact_id).values(name="Dana Cohen")
+        )
+        await write(book)
+
+    monkeypatch.setattr(ContactBook, "write", named_meanwhile)
+    later = NOW + timedelta(hours=1)
+    again = await send({"phone": "0542345678", "name": "דנה", "email": "Dana@Example.com"}, later)
+    monkeypatch.setattr(ContactBook, "write", write)
+    older = await send({"phone": "+972 54-234-5678", "name": "Someone"}, NOW - timedelta(days=1))
+    assert first.contact_id == again.contact_id == older.contact_id
+    async with db.transaction(write=False) as session:
+        dana = await session.get_one(Contact, first.contact_id)
+        assert (dana.name, dana.email, dana.last_contact_at) == (
+            "Dana Cohen",
+            "dana@example.com",
+            later,
+        )
+
+
+async def test_a_group_meeting_a_twin_written_elsewhere_is_written_form_by_form(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with db.transaction() as session:
+        business = await make_business(session, slug="cohen")
+    writer = FormWriter(db)
+    repeat = Delivery(
+        "cohen", business.intake_key, {"phone": "054-2345678", "external_id": "x"}, NOW
+    )
+    first = await writer.receive(repeat)
+    real = web_forms._earlier_leads
+    blind = [True]
+
+    async def blind_once(*args: Any) -> Any:  # the twin committed after this group looked
+        if blind.pop() if blind else False:
+            return {}
+        return await real(*args)
+
+    monkeypatch.setattr(web_forms, "_earlier_leads", blind_once)
+    answers = await asyncio.gather(
+        writer.receive(repeat),
+        writer.receive(Delivery("cohen", business.intake_key, {"phone": "052-7654321"}, NOW)),
+    )
+    assert answers[0] == Received(first.lead_id, first.contact_id, duplicate=True)
+    assert not answers[1].duplicate
+
+
+async def test_groups_written_side_by_side_make_each_person_once(db: Database) -> None:
+    """PostgreSQL writes several groups at once: the same new callers in two of them wait for
+    each other (never a deadlock), and each person is one contact, each form one lead."""
+    async with db.transaction() as session:
+        businesses = [await make_business(session, slug=f"b{n}") for n in range(3)]
+    writer = FormWriter(db, group=4, parallel=3)
+    phones = ["054-2345678", "052-7654321", "053-3456789", "050-4567890"]
+    forms = [
+        Delivery(
+            business.slug,
+            business.intake_key,
+            {"phone": phones[n % len(phones)], "external_id": f"form-{n}"},
+            NOW,
+        )
+        for n in range(36)
+        for business in [businesses[n % 3]]
+    ]
+    answers = await asyncio.gather(*(writer.receive(form) for form in forms))
+    assert not any(answer.duplicate for answer in answers)
+    async with db.transaction(write=False) as session:
+        assert await session.scalar(select(func.count()).select_from(Lead)) == 36
+        contacts = (await session.execute(select(Contact.business_id, Contact.phone))).all()
+        assert len(contacts) == len(set(contacts)) == 12  # 4 callers in each of 3 businesses
+        for business in businesses:
+            seqs = await session.scalars(select(Event.seq).where(Event.business_id == business.id))
+            assert sorted(seqs) == list(range(1, 13))
+    again = await asyncio.gather(*(writer.receive(form) for form in forms[:6]))
+    assert [answer.lead_id for answer in again] == [answer.lead_id for answer in answers[:6]]
+    assert all(answer.duplicate for answer in again)
+
+
+@pytest.fixture
+def written(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each group the writers write, in order."""
+    sizes: list[int] = []
+    write = FormWriter._write
+
+    async def counted(self: FormWriter, deliveries: list[Delivery]) -> Any:
+        sizes.append(len(deliveries))
+        return await write(self, deliveries)
+
+    monkeypatch.setattr(FormWriter, "_write", counted)
+    return sizes
+
+
+async def cohens_writer(
+    db: Database, *, group: int
+) -> tuple[FormWriter, Callable[[int], Delivery]]:
+    """A writer of `group` forms at most, and the n-th form of one business's site."""
+    async with db.transaction() as session:
+        business = await make_business(session, slug="cohen")
+
+    def form(n: int) -> Delivery:
+        return Delivery("cohen", business.intake_key, {"phone": f"054-234{n:04d}"}, NOW)
+
+    return FormWriter(db, group=group), form
+
+
+async def test_forms_still_arriving_join_the_group(db: Database, written: list[int]) -> None:
+    """A group waits for the forms whose requests the event loop is still reading (here: one
+    more each turn of the loop), up to a full group; a lone form goes after one turn."""
+    writer, form = await cohens_writer(db, group=5)
+
+    async def arriving(n: int) -> Received:
+        for _ in range(n):  # the n-th form's request is read n turns of the loop later
+            await asyncio.sleep(0)
+        return await writer.receive(form(n))
+
+    answers = await asyncio.gather(*(arriving(n) for n in range(7)))
+    assert all(isinstance(answer, Received) for answer in answers)
+    assert written == [5, 2]  # a full group at once, then the two that came after it
+    written.clear()
+    assert isinstance(await writer.receive(form(99)), Received)
+    assert written == [1]
+
+
+async def test_after_a_group_the_next_waits_across_quiet_turns_for_as_many(
+    db: Database, written: list[int]
+) -> None:
+    """Under load a group's callers come back together, but not one per turn of the loop (each
+    reads its answer and sends again meanwhile): after a group of 4, four forms arriving two
+    quiet turns apart still make one group (stopping at the first quiet turn made groups of 5
+    and 59 under bench.intake); when fewer come, they go once GATHER_AT_MOST has passed."""
+    writer, form = await cohens_writer(db, group=10)
+
+    async def arriving(n: int) -> Received:
+        for _ in range(3 * n):  # two quiet turns between one form and the next
+            await asyncio.sleep(0)
+        return await writer.receive(form(n))
+
+    groups = [
+        await asyncio.gather(*(writer.receive(form(n)) for n in range(4))),
+        await asyncio.gather(*(arriving(n) for n in range(4, 8))),
+        await asyncio.gather(*(arriving(n) for n in range(8, 10))),
+    ]
+    assert written == [4, 4, 2]
+    assert writer.waiting == []
+    # New rows' ids are UUIDv7, time first: each group's keys come after the last group's, at
+    # the end of the indexes on them (random UUIDv4 keys dirtied a page per row and index).
+    firsts = [min(answer.lead_id for answer in group) for group in groups]
+    lasts = [max(answer.lead_id for answer in group) for group in groups]
+    assert all(answer.lead_id.version == 7 for group in groups for answer in group)
+    assert lasts[0] < firsts[1] and lasts[1] < firsts[2]
+
+
+async def test_the_intake_benchmark_runs(tmp_path: Path) -> None:
+    result = await bench_intake.run(
+        "sqlite",
+        rate=40,
+        seconds=0.25,
+        connections=2,
+        warmup=0.1,
+        work=tmp_path,
+        businesses=2,
+        existing=30,  # month-old leads in the tables first (closed, no alarms left)
+    )
+    assert result["existing"] == 30
+    assert result["intake"]["fixed"]["statuses"] == {201: 10}
+    assert result["ceiling"]["fixed"]["statuses"] == {201: 10}
+    assert result["intake_rps"] > 0 and result["ceiling_rps"] > 0
+    assert {"intake_rps", "ceiling_rps", "ratio", "p50_ms", "p99_ms"} <= result.keys()

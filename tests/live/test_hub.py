@@ -1,0 +1,112 @@
+"""The hub's rules without a network: tenancy of fan-out, one render per audience, slow clients."""
+
+from __future__ import annotations
+
+import asyncio
+
+from console.live.events import LiveEvent
+from console.live.hub import Audience, Connection, Hub, LocalBroker
+
+
+def connection(user: str, businesses: set[str], **fields: str) -> Connection:
+    return Connection(
+        user_id=user,
+        user_name=user.title(),
+        session_id=f"s-{user}",
+        role=fields.get("role", "secretary"),
+        locale=fields.get("locale", "he"),
+        businesses=frozenset(businesses),
+        page=fields.get("page", "queue"),
+    )
+
+
+def drain(c: Connection) -> list[str]:
+    found = []
+    while not c.outbox.empty():
+        item = c.outbox.get_nowait()
+        if item is not None:
+            found.append(item)
+    return found
+
+
+async def test_an_event_reaches_only_who_may_see_its_business_rendered_once_per_audience() -> None:
+    renders: list[Audience] = []
+
+    async def render(event: LiveEvent, audience: Audience) -> str:
+        renders.append(audience)
+        return f"{event.kind}:{audience.locale}"
+
+    hub = Hub(LocalBroker(), render)
+    await hub.start({"a": 3})
+    hebrew = [connection(f"he{n}", {"a"}) for n in range(50)]
+    english = [connection(f"en{n}", {"a", "b"}, locale="en") for n in range(10)]
+    outsider = connection("other", {"b"})
+    for c in [*hebrew, *english, outsider]:
+        hub.join(c)
+    await hub.publish([LiveEvent(7, "a", 4, "lead.created", {"lead_id": "x"})])
+    assert sorted(a.locale for a in renders) == ["en", "he"]  # twice, not sixty times
+    assert all(drain(c) == ["lead.created:he"] for c in hebrew)
+    assert all(drain(c) == ["lead.created:en"] for c in english)
+    assert drain(outsider) == []
+    assert hub.latest["a"] == 4 and hub.cursor_for(["a", "b"]) == {"a": 4, "b": 0}
+    await hub.stop()
+    assert all(c.closed and c.close_code == 1012 for c in hebrew)  # restart: please reconnect
+
+
+async def test_a_slow_client_is_dropped_and_the_others_carry_on() -> None:
+    async def render(event: LiveEvent, audience: Audience) -> str:
+        return "x"
+
+    hub = Hub(LocalBroker(), render)
+    await hub.start({})
+    slow, fast = connection("slow", {"a"}), connection("fast", {"a"})
+    hub.join(slow)
+    hub.join(fast)
+    for n in range(1, 300):
+        await hub.publish([LiveEvent(n, "a", n, "lead.updated", {})])
+        drain(fast)
+    assert slow.closed and slow.close_code == 1013
+    assert not fast.closed
+    await hub.stop()
+
+
+async def test_logout_and_deactivation_close_the_right_sockets() -> None:
+    async def render(event: LiveEvent, audience: Audience) -> None:
+        return None
+
+    hub = Hub(LocalBroker(), render)
+    await hub.start({})
+    a1, a2, b = connection("a", {"x"}), connection("a", {"x"}), connection("b", {"x"})
+    a2.session_id = "other-session"
+    for c in (a1, a2, b):
+        hub.join(c)
+    await hub.end_sessions(session_id="s-a")
+    assert (a1.closed, a2.closed, b.closed) == (True, False, False)
+    await hub.end_sessions(user_id="a")
+    assert a2.closed and not b.closed
+    await hub.stop()
+
+
+async def test_presence_follows_the_page_and_clears_when_the_socket_goes() -> None:
+    seen: list[tuple[str, list[tuple[str, str, str]]]] = []
+    hub: Hub
+
+    async def render(event: LiveEvent, audience: Audience) -> str | None:
+        if event.kind == "presence.changed":
+            seen.append((audience.page, hub.viewers(event.payload["lead_id"])))
+        return None
+
+    hub = Hub(LocalBroker(), render)
+    await hub.start({})
+    watcher = connection("w", {"a"}, page="queue")
+    michal = connection("michal", {"a"})
+    hub.join(watcher)
+    hub.join(michal)
+    await hub.move(michal, "lead:L1", "calling", "a")
+    assert hub.viewers("L1") == [("michal", "Michal", "calling")]
+    assert ("queue", [("michal", "Michal", "calling")]) in seen
+    await hub.leave(michal)
+    assert hub.viewers("L1") == []
+    assert seen[-1][1] == []
+    await asyncio.sleep(0)
+    await hub.stop()
