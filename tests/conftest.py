@@ -1,8 +1,17 @@
 """Fixtures: real SQLite and PostgreSQL (migrated once per run, emptied after each test),
-real Redis, and the app served in-process through httpx."""
+real Redis, and the app served in-process through httpx.
+
+Each run has a PostgreSQL database and a Redis database index of its own (tests/own_databases.py),
+so two runs on one machine never meet. TEST_DATABASE_URL names the PostgreSQL server (default
+postgresql://postgres@127.0.0.1:5432; a database in it is not used: the run makes
+`mazkira_test_<host>_<pid>_<random>` there and drops it at the end). TEST_REDIS_URL names the
+Redis server and the index tried first (default redis://127.0.0.1:6379/15); the run claims a free
+index (never 0) and empties only that one. Without the servers the tests that need them skip,
+and under CI=true they fail instead."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -13,8 +22,6 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from asgi import create_app
 from console.base.config import Settings, normalise_database_url
@@ -22,13 +29,20 @@ from console.base.db import Database
 from console.base.migrate import upgrade
 from models import Base
 from tests.fakes import FakeMeta, FakeSmtp, FakeTwilio
+from tests.own_databases import OwnPostgres, OwnRedisIndex
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-POSTGRES_URL = normalise_database_url(
-    os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_SERVER = normalise_database_url(
+    os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432")
 )
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_SERVER = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SECRET = "test-secret-key-that-is-long-enough-for-signing"
+
+OWN_POSTGRES = OwnPostgres(POSTGRES_SERVER)
+OWN_REDIS = OwnRedisIndex(REDIS_SERVER)
+# The safety net: the session's fixtures give both back, unless a teardown never ran.
+atexit.register(OWN_POSTGRES.drop_all_at_exit)
+atexit.register(OWN_REDIS.release)
 
 
 def answers(url: str, default_port: int) -> bool:
@@ -52,21 +66,6 @@ def need_service(name: str, url: str, port: int) -> None:
     pytest.skip(message)
 
 
-async def create_database(url: str) -> None:
-    """Make the test database when it is missing (TEST_DATABASE_URL may name a private one)."""
-    target = make_url(url)
-    engine = create_async_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            found = await connection.scalar(
-                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
-            )
-            if not found:
-                await connection.execute(text(f'CREATE DATABASE "{target.database}"'))
-    finally:
-        await engine.dispose()
-
-
 class Databases:
     """One migrated database per backend for the whole run."""
 
@@ -79,12 +78,8 @@ class Databases:
             if backend == "sqlite":
                 db = Database(f"sqlite+aiosqlite:///{self.tmp / 'test.db'}")
             else:
-                need_service("PostgreSQL", POSTGRES_URL, 5432)
-                await create_database(POSTGRES_URL)
-                db = Database(POSTGRES_URL)
-                async with db.engine.begin() as connection:
-                    await connection.execute(text("DROP SCHEMA public CASCADE"))
-                    await connection.execute(text("CREATE SCHEMA public"))
+                need_service("PostgreSQL", POSTGRES_SERVER, 5432)
+                db = Database(await OWN_POSTGRES.create())
             await upgrade(db)
             self.open[backend] = db
         return self.open[backend]
@@ -95,10 +90,26 @@ class Databases:
 
 
 @pytest.fixture(scope="session")
-async def databases(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Databases]:
+async def own_postgres() -> AsyncIterator[OwnPostgres]:
+    """This run's databases on the PostgreSQL server, dropped at the end of the session."""
+    yield OWN_POSTGRES
+    await OWN_POSTGRES.drop_all()
+
+
+@pytest.fixture(scope="session")
+async def databases(
+    tmp_path_factory: pytest.TempPathFactory, own_postgres: OwnPostgres
+) -> AsyncIterator[Databases]:
     registry = Databases(tmp_path_factory.mktemp("db"))
     yield registry
     await registry.close()
+
+
+@pytest.fixture
+async def private_postgres_url(own_postgres: OwnPostgres) -> str:
+    """A new, empty PostgreSQL database for a test's own processes (`mazkira serve`, the CLI)."""
+    need_service("PostgreSQL", POSTGRES_SERVER, 5432)
+    return await own_postgres.create(private=True)
 
 
 async def empty(db: Database) -> None:
@@ -146,10 +157,17 @@ async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """This run's own Redis database index, claimed on first use and given back at the end."""
+    need_service("Redis", REDIS_SERVER, 6379)
+    yield OWN_REDIS.claim()
+    OWN_REDIS.release()
+
+
 @pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    need_service("Redis", REDIS_URL, 6379)
-    client = Redis.from_url(REDIS_URL)
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
     await client.flushdb()
     yield client
     await client.flushdb()
@@ -181,3 +199,11 @@ async def meta() -> AsyncIterator[FakeMeta]:
 async def smtp() -> AsyncIterator[FakeSmtp]:
     async with FakeSmtp() as fake:
         yield fake
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Which databases this run had, so a report of two runs side by side can be read."""
+    used = [f"PostgreSQL {name}" for name in OWN_POSTGRES.used]
+    used += [f"Redis database {index}" for index in OWN_REDIS.used]
+    if used:
+        terminalreporter.write_line("this run's own databases: " + ", ".join(used))

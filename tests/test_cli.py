@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from console.base.config import normalise_database_url
-from tests.conftest import POSTGRES_URL, need_service
 
 MAZKIRA = [sys.executable, "-m", "console.cli"]
 
@@ -122,19 +117,8 @@ def test_setup_commands_on_sqlite(tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr
 
 
-def test_migrate_on_postgres_twice() -> None:
-    need_service("PostgreSQL", POSTGRES_URL, 5432)
-    url = make_url(POSTGRES_URL).set(database="mazkira_cli_test").render_as_string(False)
-
-    async def recreate() -> None:
-        engine = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-        async with engine.connect() as connection:
-            await connection.execute(text("DROP DATABASE IF EXISTS mazkira_cli_test"))
-            await connection.execute(text("CREATE DATABASE mazkira_cli_test"))
-        await engine.dispose()
-
-    asyncio.run(recreate())
-    env = {"DATABASE_URL": url, "SECRET_KEY": "x" * 40}
+def test_migrate_on_postgres_twice(private_postgres_url: str) -> None:
+    env = {"DATABASE_URL": private_postgres_url, "SECRET_KEY": "x" * 40}
     for _ in range(2):
         result = mazkira(env, "migrate")
         assert result.returncode == 0, result.stderr

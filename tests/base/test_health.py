@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import httpx
-from redis.asyncio import Redis
 
 from asgi import create_app
 from console.base.config import Settings
 from console.base.db import Database
-from tests.conftest import REDIS_URL, SECRET
+from tests.conftest import SECRET
 
 
 async def get_health(app: object) -> httpx.Response:
@@ -23,8 +22,8 @@ async def test_database_up_and_redis_disabled(client: httpx.AsyncClient) -> None
     assert response.json() == {"database": "ok", "redis": "disabled"}
 
 
-async def test_redis_up_and_down(db: Database, redis: Redis, free_port: int) -> None:
-    for url, expected in [(REDIS_URL, "ok"), (f"redis://127.0.0.1:{free_port}/0", "down")]:
+async def test_redis_up_and_down(db: Database, redis_url: str, free_port: int) -> None:
+    for url, expected in [(redis_url, "ok"), (f"redis://127.0.0.1:{free_port}/0", "down")]:
         app = create_app(Settings(database_url=db.url, secret_key=SECRET, redis_url=url), db=db)
         async with app.router.lifespan_context(app):
             response = await get_health(app)

@@ -16,7 +16,7 @@ from console.base.db import Database
 from console.base.jobs import InProcessRunner, Periodic
 from console.people.auth import start_session
 from models import LoginFailure, UserSession
-from tests.conftest import REDIS_URL, SECRET
+from tests.conftest import SECRET
 from tests.factories import make_user
 from workers.housekeeping import purge_sessions
 from workers.settings import worker_settings
@@ -70,11 +70,13 @@ async def test_in_process_runner_runs_the_job_and_survives_its_failure(db: Datab
     assert calls == ["broken"] and await counts(db) == (1, 0)
 
 
-async def test_arq_worker_runs_the_same_job_from_redis(db: Database, redis: Redis) -> None:
-    settings = Settings(database_url=db.url, secret_key=SECRET, redis_url=REDIS_URL)
+async def test_arq_worker_runs_the_same_job_from_redis(
+    db: Database, redis: Redis, redis_url: str
+) -> None:
+    settings = Settings(database_url=db.url, secret_key=SECRET, redis_url=redis_url)
     await stale_rows(db, settings)
     config = worker_settings(settings)
-    pool = await create_pool(RedisSettings.from_dsn(REDIS_URL))
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
     await pool.enqueue_job("purge_sessions", _job_id="purge-test")
     await pool.enqueue_job("purge_sessions", _job_id="purge-test")  # same key: enqueued once
 

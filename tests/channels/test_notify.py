@@ -32,7 +32,7 @@ from console.channels.notify import (
     send_due_notifications,
 )
 from models import Notification
-from tests.conftest import REDIS_URL, SECRET
+from tests.conftest import SECRET
 from tests.factories import make_business
 from tests.fakes import FakeMeta, FakeSmtp, FakeTwilio
 from workers.notifications import send_notifications
@@ -334,14 +334,14 @@ async def test_secrets_never_reach_last_error(
 
 
 async def test_the_arq_worker_runs_the_sender_from_redis(
-    db: Database, business_id: uuid.UUID, redis: Redis, twilio: FakeTwilio
+    db: Database, business_id: uuid.UUID, redis: Redis, redis_url: str, twilio: FakeTwilio
 ) -> None:
-    settings = provider_settings(db, twilio=twilio, redis_url=REDIS_URL)
+    settings = provider_settings(db, twilio=twilio, redis_url=redis_url)
     await queue(db, business_id, now=datetime.now(UTC) - timedelta(seconds=1))
     config = worker_settings(settings)
     [cron_job] = [job for job in config["cron_jobs"] if job.name == "cron:send_notifications"]
     assert cron_job.second == set(range(0, 60, 10)) and cron_job.minute is None
-    pool = await create_pool(RedisSettings.from_dsn(REDIS_URL))
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
     await pool.enqueue_job("send_notifications", _job_id="send-test")
 
     async def startup(ctx: dict[str, Any]) -> None:  # as workers.settings.startup, with our db

@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.exceptions import InvalidStatus
 
-from tests.conftest import POSTGRES_URL, REDIS_URL, create_database, need_service
 from tests.live_client import Console, close_code, meta, receive, silence
 from tests.servers import Server
 
@@ -186,20 +184,11 @@ async def test_presence_shows_who_is_on_a_lead_and_clears_when_they_leave(
 
 
 async def test_two_processes_on_postgresql_and_redis_fan_out_to_each_other(
-    tmp_path: Path,
+    tmp_path: Path, private_postgres_url: str, redis_url: str
 ) -> None:
-    need_service("PostgreSQL", POSTGRES_URL, 5432)
-    need_service("Redis", REDIS_URL, 6379)
-    url = make_url(POSTGRES_URL).set(database="mazkira_live_test")
-    await create_database(url.render_as_string(hide_password=False))
-    engine = create_async_engine(url)
-    async with engine.begin() as connection:
-        await connection.execute(text("DROP SCHEMA public CASCADE"))
-        await connection.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
     env = {
-        "DATABASE_URL": url.render_as_string(hide_password=False),
-        "REDIS_URL": REDIS_URL,
+        "DATABASE_URL": private_postgres_url,
+        "REDIS_URL": redis_url,
         "SECRET_KEY": "two-processes-" + "k" * 40,
     }
     first = Server(tmp_path / "one", env)

@@ -525,16 +525,14 @@ async def test_a_new_lead_makes_the_wallboard_refresh(tmp_path_factory: Any) -> 
 
 
 async def test_the_wallboard_follows_a_secretary_connecting_in_another_process_at_once(
-    tmp_path: Any,
+    tmp_path: Any, redis_url: str
 ) -> None:
-    from tests.conftest import REDIS_URL, need_service
     from tests.live_client import Console, receive, silence
     from tests.servers import Server
 
-    need_service("Redis", REDIS_URL, 6379)
     env = {
         "DATABASE_URL": f"sqlite:///{tmp_path / 'console.db'}",
-        "REDIS_URL": REDIS_URL,
+        "REDIS_URL": redis_url,
         "SECRET_KEY": "wallboard-duty-" + "k" * 40,
     }
     (tmp_path / "one").mkdir()

@@ -20,7 +20,7 @@ from console.leads import calls, leads
 from console.leads.leads import NewLead
 from console.sla import sla
 from models import Alert, Business, Lead, LeadAlarm, SlaPolicy
-from tests.conftest import REDIS_URL, SECRET, Databases
+from tests.conftest import SECRET, Databases
 from tests.factories import csrf_token, make_business, make_user, sign_in
 from workers.sla import sweep_sla
 
@@ -216,7 +216,9 @@ async def test_the_alerts_panel_and_acknowledgement(
         assert refused.status_code == 404
 
 
-async def test_the_sweep_job_directly_and_on_an_arq_worker(db: Database, redis: Redis) -> None:
+async def test_the_sweep_job_directly_and_on_an_arq_worker(
+    db: Database, redis: Redis, redis_url: str
+) -> None:
     from arq import create_pool
     from arq.connections import RedisSettings
     from arq.worker import Worker
@@ -225,8 +227,8 @@ async def test_the_sweep_job_directly_and_on_an_arq_worker(db: Database, redis: 
         business = await make_business(session, always_open=True)
     for _ in range(3):
         await new_lead(db, business, "phone", datetime.now(UTC) - timedelta(minutes=10))
-    settings = Settings(database_url=db.url, secret_key=SECRET, redis_url=REDIS_URL)
-    pool = await create_pool(RedisSettings.from_dsn(REDIS_URL))
+    settings = Settings(database_url=db.url, secret_key=SECRET, redis_url=redis_url)
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
     await pool.enqueue_job("sweep_sla", _job_id="sweep-test")
 
     async def startup(ctx: dict[str, object]) -> None:

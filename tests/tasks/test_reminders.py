@@ -25,7 +25,7 @@ from console.leads.leads import NewLead
 from console.tasks import reminders, task_sla, tasks
 from console.tasks.task_links import TaskLinks
 from models import Business, Contact, Lead, Notification, Task, User
-from tests.conftest import REDIS_URL, SECRET, Databases
+from tests.conftest import SECRET, Databases
 from tests.factories import csrf_token, make_business, make_user, sign_in
 from workers.reminders import remind_followups
 from workers.settings import PERIODIC, worker_settings
@@ -365,14 +365,16 @@ async def test_an_admin_sets_the_reminders_and_bad_numbers_change_nothing(
 # --------------------------------------------------------------------------- the job
 
 
-async def test_the_job_with_a_ctx_and_on_an_arq_worker(db: Database, redis: Redis) -> None:
+async def test_the_job_with_a_ctx_and_on_an_arq_worker(
+    db: Database, redis: Redis, redis_url: str
+) -> None:
     assert any(job.function is remind_followups for job in PERIODIC)
     business, secretary, _owner = await team(db)
     now = datetime.now(UTC)
     lead = await new_lead(db, business, at=now - 3 * DAY, phone="052-7654321")
     async with db.transaction() as session:
         await leads.move_stage(session, secretary, lead.id, stage="quote", now=now - 3 * DAY)
-    settings = Settings(database_url=db.url, secret_key=SECRET, redis_url=REDIS_URL)
+    settings = Settings(database_url=db.url, secret_key=SECRET, redis_url=redis_url)
     ctx: dict[str, Any] = {"db": db, "settings": settings}
     assert (await remind_followups(ctx, now=now - 2 * DAY)).written == 0  # day 2 not yet
     a = await classed(db, business, secretary, "052-7654322", "A")
@@ -383,7 +385,7 @@ async def test_the_job_with_a_ctx_and_on_an_arq_worker(db: Database, redis: Redi
     config = worker_settings(settings)
     [cron_job] = [job for job in config["cron_jobs"] if job.name == "cron:remind_followups"]
     assert cron_job.minute == set(range(0, 60, 5)) and cron_job.second == {0}
-    pool = await create_pool(RedisSettings.from_dsn(REDIS_URL))
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
     await pool.enqueue_job("remind_followups", _job_id="remind-test")
     await pool.enqueue_job("remind_followups", _job_id="remind-test")  # same id: once
 
