@@ -8,12 +8,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from console.base import i18n
-from console.base.errors import Throttled
+from console.base.errors import ConsoleError, Invalid, Throttled, Unauthorized
 from console.people import auth
 from console.people.accounts import set_user_locale
-from console.people.audit import record_sign_in
 from models import Role, User
 from routes.access import current_user, safe_next
+from routes.forms import text
 from routes.middleware import SESSION_COOKIE
 from routes.templating import render
 
@@ -39,46 +39,38 @@ async def login_form(request: Request) -> Response:
 
 async def login(request: Request) -> Response:
     form = await request.form()
-    email, password = str(form.get("email") or ""), str(form.get("password") or "")
-    context = {"email": email, "next": str(form.get("next") or "")}
-    if not email.strip() or not password:
-        context["error"] = i18n.gettext("Enter your e-mail and password.")
-        return render(request, "login/login.html", context, status=422)
-    settings, now = request.app.state.settings, datetime.now(UTC)
+    context = {"email": text(form, "email"), "next": text(form, "next")}
     try:
         async with request.app.state.db.transaction() as session:
-            user = await auth.authenticate(
+            signed = await auth.sign_in(
                 session,
-                settings,
-                email=email,
-                password=password,
-                address=request.state.client_address,
-                now=now,
+                request.app.state.settings,
+                email=context["email"],
+                password=text(form, "password"),
+                client=_client(request),
+                now=datetime.now(UTC),
             )
-            await record_sign_in(
-                session, user, email=email, address=request.state.client_address, now=now
-            )
-            started = None
-            if user is not None:
-                started = await auth.start_session(
-                    session,
-                    settings,
-                    user,
-                    now=now,
-                    address=request.state.client_address,
-                    user_agent=request.headers.get("user-agent", ""),
-                    replaces=request.state.session_id,
-                )
-    except Throttled as refused:
-        context["error"] = refused.translated()
-        response = render(request, "login/login.html", context, status=429)
+    except (Invalid, Throttled) as refused:
+        return _refused(request, context, refused)
+    if signed is None:
+        return _refused(request, context, Unauthorized("Wrong e-mail or password."))
+    response = RedirectResponse(safe_next(context["next"], home_of(signed.user)), status_code=303)
+    response.headers.append("Set-Cookie", request.app.state.cookies.session(signed.started.token))
+    return response
+
+
+def _client(request: Request) -> auth.Client:
+    """The address, the browser, and the session before sign-in (which the new one replaces)."""
+    user_agent = request.headers.get("user-agent", "")
+    return auth.Client(request.state.client_address, user_agent, request.state.session_id)
+
+
+def _refused(request: Request, context: dict[str, str], refused: ConsoleError) -> Response:
+    """The sign-in page again, saying why: 422 blank, 401 wrong, 429 too many (with Retry-After)."""
+    context = {**context, "error": refused.translated()}
+    response = render(request, "login/login.html", context, status=refused.status)
+    if isinstance(refused, Throttled):
         response.headers["Retry-After"] = str(refused.retry_after)
-        return response
-    if user is None or started is None:
-        context["error"] = i18n.gettext("Wrong e-mail or password.")
-        return render(request, "login/login.html", context, status=401)
-    response = RedirectResponse(safe_next(context["next"], home_of(user)), status_code=303)
-    response.headers.append("Set-Cookie", request.app.state.cookies.session(started.token))
     return response
 
 

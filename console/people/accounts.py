@@ -12,12 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console.base.errors import Conflict, Invalid, NotFound
 from console.base.i18n import LOCALES
 from console.business import hours
-from console.people.auth import normalise_email
 from console.people.passwords import hash_password
 from models import Business, OwnerMembership, Role, SecretaryAssignment, User
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def normalise_email(email: str) -> str:
+    """How a user's e-mail is kept and looked up: case and surrounding spaces do not count."""
+    return email.strip().lower()
 
 
 def new_intake_key() -> str:

@@ -17,7 +17,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.errors import Invalid, NotFound
-from console.people.auth import normalise_email
+from console.people.accounts import normalise_email
 from console.people.tenancy import parse_id
 from models import ApiToken, User
 

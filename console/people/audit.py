@@ -15,7 +15,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.errors import Invalid, NotFound
-from console.people.auth import normalise_email
+from console.people.accounts import normalise_email
 from console.people.tenancy import parse_id
 from models import AuditEvent, Business, User
 
@@ -87,31 +87,7 @@ async def record_action(
     )
 
 
-# --- sign-ins and the audit log ---------------------------------------------------------------
-
-
-async def record_sign_in(
-    session: AsyncSession, user: User | None, *, email: str, address: str, now: datetime
-) -> None:
-    """A sign-in, or a failed one (with the e-mail typed; never the password)."""
-    if user is not None:
-        await record_audit(
-            session,
-            action="sign_in",
-            now=now,
-            actor=user,
-            address=address,
-            subject_type="user",
-            subject_id=user.id,
-        )
-    else:
-        await record_audit(
-            session,
-            action="sign_in.failed",
-            now=now,
-            actor_email=normalise_email(email),
-            address=address,
-        )
+# --- the audit log ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Sign-in, server-side sessions and throttling of failed sign-ins."""
+"""Sign-in (`sign_in`), server-side sessions and throttling of failed sign-ins."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.config import Settings
-from console.base.errors import Throttled
+from console.base.errors import Invalid, Throttled
+from console.people.accounts import normalise_email
+from console.people.audit import record_audit
 from console.people.passwords import hash_password, needs_rehash, verify_password
 from models import LoginFailure, User, UserSession
 
@@ -29,12 +31,74 @@ class StartedSession:
     record: UserSession
 
 
-def normalise_email(email: str) -> str:
-    return email.strip().lower()
+@dataclass(frozen=True)
+class Client:
+    """Where a sign-in comes from: the client's address, its browser, and the session (the one
+    before sign-in) that the new one replaces."""
+
+    address: str
+    user_agent: str = ""
+    session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    user: User
+    started: StartedSession
 
 
 def token_id(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def sign_in(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    email: str,
+    password: str,
+    client: Client,
+    now: datetime,
+) -> SignedIn | None:
+    """Check the credentials, start a session and record the sign-in in the audit log.
+
+    None when the e-mail or password is wrong (or the user deactivated): the failure is counted
+    for throttling and audited, so the caller commits as it would a success. A blank field
+    raises Invalid, and too many recent failures raise Throttled, before anything is written.
+    """
+    if not email.strip() or not password:
+        raise Invalid("Enter your e-mail and password.", field="email")
+    user = await authenticate(
+        session, settings, email=email, password=password, address=client.address, now=now
+    )
+    if user is None:
+        await record_audit(
+            session,
+            action="sign_in.failed",
+            now=now,
+            actor_email=normalise_email(email),
+            address=client.address,
+        )
+        return None
+    await record_audit(
+        session,
+        action="sign_in",
+        now=now,
+        actor=user,
+        address=client.address,
+        subject_type="user",
+        subject_id=user.id,
+    )
+    started = await start_session(
+        session,
+        settings,
+        user,
+        now=now,
+        address=client.address,
+        user_agent=client.user_agent,
+        replaces=client.session_id,
+    )
+    return SignedIn(user, started)
 
 
 async def authenticate(
