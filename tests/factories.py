@@ -6,6 +6,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +42,38 @@ async def make_user(
     }
     fields.update(overrides)
     return await accounts.create_user(session, **fields)
+
+
+@dataclass
+class Agency:
+    """Two businesses, A and B: a secretary who answers for both, and an owner each."""
+
+    a: Business
+    b: Business
+    secretary: User
+    owner_a: User
+    owner_b: User
+
+
+async def make_agency(
+    session: AsyncSession,
+    *,
+    a: dict[str, Any] | None = None,
+    b: dict[str, Any] | None = None,
+    secretary: dict[str, Any] | None = None,
+    owner_a: dict[str, Any] | None = None,
+    owner_b: dict[str, Any] | None = None,
+) -> Agency:
+    """The stories' agency: Cohen's plumbing (A) and Levi's clinic (B), Michal answering for
+    both, Avi owning A and Dana B; each part takes make_business's or make_user's overrides."""
+    first = await make_business(session, **{"name": "אינסטלציה כהן", **(a or {})})
+    second = await make_business(session, **{"name": "מרפאת לוי", **(b or {})})
+    both = await make_user(
+        session, "secretary", first, second, **{"name": "מיכל", **(secretary or {})}
+    )
+    avi = await make_user(session, "owner", first, **{"name": "אבי", **(owner_a or {})})
+    dana = await make_user(session, "owner", second, **{"name": "דנה", **(owner_b or {})})
+    return Agency(first, second, both, avi, dana)
 
 
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -39,10 +39,10 @@ from console.leads import calls, leads
 from console.leads.leads import NewLead
 from console.people import api_tokens
 from console.tasks import tasks
-from models import ApiToken, Business, Contact, Interaction, Lead, Task, User
+from models import ApiToken, Contact, Interaction, Lead, Task, User
 from routes import routes
 from tests.conftest import SECRET
-from tests.factories import counting, csrf_token, make_business, make_user, sign_in
+from tests.factories import Agency, counting, csrf_token, make_agency, sign_in
 
 HTMX = {"HX-Request": "true"}
 
@@ -54,19 +54,14 @@ def settings(db: Database) -> Settings:
 
 
 @dataclass
-class Agency:
-    """Two businesses, A and B, each with an owner, a lead, a note and a task for the owner."""
+class AgencyAtWork(Agency):
+    """The agency with, in each business, a lead, a note and a task for the owner."""
 
-    a: Business
-    b: Business
-    owner_a: User
-    owner_b: User
-    secretary: User
     lead_a: Lead
-    lead_b: Lead
     note_a: Interaction
-    note_b: Interaction
     task_a: Task
+    lead_b: Lead
+    note_b: Interaction
     task_b: Task
 
 
@@ -74,15 +69,16 @@ def tomorrow() -> str:
     return (datetime.now(ZoneInfo("Asia/Jerusalem")) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
 
 
-async def make_agency(db: Database) -> Agency:
+async def agency_at_work(db: Database) -> AgencyAtWork:
     now = datetime.now(UTC)
     async with db.transaction() as session:
-        a, b = await make_business(session), await make_business(session)
-        owner_a = await make_user(session, "owner", a)
-        owner_b = await make_user(session, "owner", b)
-        secretary = await make_user(session, "secretary", a, b)
+        agency = await make_agency(session)
+        a, b, secretary = agency.a, agency.b, agency.secretary
         made = {}
-        for business, owner, phone in ((a, owner_a, "054-2345678"), (b, owner_b, "052-3456789")):
+        for business, owner, phone in (
+            (a, agency.owner_a, "054-2345678"),
+            (b, agency.owner_b, "052-3456789"),
+        ):
             lead = await leads.create_lead(
                 session,
                 secretary,
@@ -98,8 +94,8 @@ async def make_agency(db: Database) -> Agency:
                 now=now,
             )
             made[business.id] = (lead, note, task)
-    (lead_a, note_a, task_a), (lead_b, note_b, task_b) = made[a.id], made[b.id]
-    return Agency(a, b, owner_a, owner_b, secretary, lead_a, lead_b, note_a, note_b, task_a, task_b)
+    people = (a, b, secretary, agency.owner_a, agency.owner_b)
+    return AgencyAtWork(*people, *made[a.id], *made[b.id])
 
 
 async def token_for(db: Database, user: User, name: str = "integration") -> str:
@@ -117,7 +113,7 @@ def bearer(secret: str) -> dict[str, str]:
 async def test_an_owner_works_through_the_api_and_sees_only_his_business(
     client: httpx.AsyncClient, db: Database
 ) -> None:
-    agency = await make_agency(db)
+    agency = await agency_at_work(db)
     secret = await token_for(db, agency.owner_a)
     auth = bearer(secret)
 
@@ -250,7 +246,7 @@ async def test_an_owner_works_through_the_api_and_sees_only_his_business(
 async def test_tokens_are_made_shown_once_and_revoked_in_the_settings(
     client: httpx.AsyncClient, db: Database
 ) -> None:
-    agency = await make_agency(db)
+    agency = await agency_at_work(db)
     foreign = await token_for(db, agency.owner_b)
     await sign_in(client, agency.owner_a.email)
     page = await client.get("/settings/tokens")
@@ -292,7 +288,7 @@ async def test_tokens_are_made_shown_once_and_revoked_in_the_settings(
 
 
 async def test_too_many_calls_with_one_token_are_429(db: Database) -> None:
-    agency = await make_agency(db)
+    agency = await agency_at_work(db)
     secret = await token_for(db, agency.owner_a)
     settings = Settings(database_url=db.url, secret_key=SECRET, api_rate_per_token=3)
     app = create_app(settings, db=db, run_jobs=False)
@@ -401,7 +397,7 @@ async def tolerant_client(app: object) -> AsyncIterator[httpx.AsyncClient]:
 async def test_schemathesis_finds_the_api_true_to_its_document(
     tolerant_client: httpx.AsyncClient, db: Database
 ) -> None:
-    agency = await make_agency(db)
+    agency = await agency_at_work(db)
     secret = await token_for(db, agency.owner_a)
     document = (await tolerant_client.get("/api/v1/openapi.json")).json()
     schema = schemathesis.openapi.from_dict(document)

@@ -13,7 +13,7 @@ from console.base.db import Database
 from console.leads import leads, scripts
 from console.leads.leads import NewLead
 from models import Business, Interaction, Lead, Task, User
-from tests.factories import counting, csrf_token, make_business, make_user, sign_in
+from tests.factories import counting, csrf_token, make_agency, make_business, make_user, sign_in
 
 HTMX = {"HX-Request": "true"}
 
@@ -60,11 +60,8 @@ async def test_a_secretarys_call_from_first_ring_to_hand_off(
     client: httpx.AsyncClient, db: Database
 ) -> None:
     async with db.transaction() as session:
-        a = await make_business(session, name="אינסטלציה כהן")
-        b = await make_business(session, name="מרפאת לוי")
-        secretary = await make_user(session, "secretary", a, b, name="מיכל")
-        owner_a = await make_user(session, "owner", a, name="אבי")
-        owner_b = await make_user(session, "owner", b, name="דנה")
+        agency = await make_agency(session)
+        a, secretary, owner_a, owner_b = agency.a, agency.secretary, agency.owner_a, agency.owner_b
         await scripts.save_draft(
             session,
             secretary,

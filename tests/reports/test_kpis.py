@@ -33,7 +33,15 @@ from console.reports import kpis
 from console.reports.kpis import compute_kpis
 from models import Business, Contact, Interaction, Lead, Notification, Task, User
 from tests.conftest import SECRET
-from tests.factories import MovableClock, counting, make_business, make_user, sign_in
+from tests.factories import (
+    Agency,
+    MovableClock,
+    counting,
+    make_agency,
+    make_business,
+    make_user,
+    sign_in,
+)
 from tests.fakes import FakeSmtp
 from workers.digests import send_digests
 from workers.settings import PERIODIC
@@ -55,12 +63,9 @@ def local(day: int, hour: int, minute: int = 0, second: int = 0, *, month: int =
 
 
 @dataclass
-class Agency:
-    a: Business
-    b: Business
-    owner_a: User
-    owner_b: User
-    secretary: User
+class AgencyWithAWeek(Agency):
+    """The agency and its admin, A's week and B's rows written (see write_week, write_b)."""
+
     admin: User
 
 
@@ -309,17 +314,20 @@ BY_DAY = {
 }
 
 
-async def make_agency(db: Database) -> Agency:
+async def agency_with_a_week(db: Database) -> AgencyWithAWeek:
     async with db.transaction() as session:
-        a = await make_business(session, name="מרפאת לוי")
-        b = await make_business(session, name="Cohen Plumbing")
-        owner_a = await make_user(session, "owner", a, name="אבי לוי", locale="he")
-        owner_b = await make_user(session, "owner", b, name="Ben Cohen", locale="en")
-        secretary = await make_user(session, "secretary", a, b, name="נועה")
+        agency = await make_agency(
+            session,
+            a={"name": "מרפאת לוי"},
+            b={"name": "Cohen Plumbing"},
+            secretary={"name": "נועה"},
+            owner_a={"name": "אבי לוי", "locale": "he"},
+            owner_b={"name": "Ben Cohen", "locale": "en"},
+        )
         admin = await make_user(session, "admin")
-        await write_week(session, a, secretary, owner_a)
-        await write_b(session, b, secretary, owner_b)
-    return Agency(a, b, owner_a, owner_b, secretary, admin)
+        await write_week(session, agency.a, agency.secretary, agency.owner_a)
+        await write_b(session, agency.b, agency.secretary, agency.owner_b)
+    return AgencyWithAWeek(**vars(agency), admin=admin)
 
 
 def as_numbers(found: kpis.Kpis) -> dict[str, Any]:
@@ -330,7 +338,7 @@ def as_numbers(found: kpis.Kpis) -> dict[str, Any]:
 
 
 async def test_every_number_matches_the_hand_computed_fixture(db: Database) -> None:
-    agency = await make_agency(db)
+    agency = await agency_with_a_week(db)
     async with db.transaction() as session:
         c = await make_business(session, name="New York", timezone="America/New_York")
         w = Writer(session, c)
@@ -477,7 +485,7 @@ def typed(key: str, raw: Any) -> Any:
 async def test_the_screen_the_exports_and_the_api_show_the_same_numbers(
     owner_client: httpx.AsyncClient, db: Database
 ) -> None:
-    agency = await make_agency(db)
+    agency = await agency_with_a_week(db)
     await sign_in(owner_client, agency.owner_a.email)
     query = f"business={agency.a.id}&{QUERY}"
 
@@ -555,7 +563,7 @@ async def test_the_screen_the_exports_and_the_api_show_the_same_numbers(
 async def test_the_english_screen_and_the_presets(
     owner_client: httpx.AsyncClient, db: Database
 ) -> None:
-    agency = await make_agency(db)
+    agency = await agency_with_a_week(db)
     await sign_in(owner_client, agency.owner_b.email)
     page = await owner_client.get("/portal/kpis", headers={"Accept-Language": "en"})
     assert page.status_code == 200
@@ -574,7 +582,7 @@ async def test_the_english_screen_and_the_presets(
 async def test_a_period_that_is_not_valid_is_422_everywhere_and_nothing_is_computed(
     owner_client: httpx.AsyncClient, db: Database
 ) -> None:
-    agency = await make_agency(db)
+    agency = await agency_with_a_week(db)
     await sign_in(owner_client, agency.owner_a.email)
     backwards = f"business={agency.a.id}&from=2025-03-08&to=2025-03-02"
     with counting(db) as statements:
@@ -606,7 +614,7 @@ async def test_a_period_that_is_not_valid_is_422_everywhere_and_nothing_is_compu
 async def test_an_owner_never_sees_another_business_s_numbers(
     owner_client: httpx.AsyncClient, db: Database
 ) -> None:
-    agency = await make_agency(db)
+    agency = await agency_with_a_week(db)
     await sign_in(owner_client, agency.owner_a.email)
     other = f"business={agency.b.id}&{QUERY}"
     for path in ("/portal/kpis", "/portal/kpis.csv", "/portal/kpis.xlsx"):
@@ -633,7 +641,7 @@ async def test_an_owner_never_sees_another_business_s_numbers(
 async def test_the_agency_sees_each_business_and_a_secretary_none(
     owner_client: httpx.AsyncClient, db: Database
 ) -> None:
-    agency = await make_agency(db)
+    agency = await agency_with_a_week(db)
     await sign_in(owner_client, agency.admin.email)
     page = await owner_client.get(f"/portal/kpis?business={agency.b.id}&{QUERY}")
     assert page.status_code == 200
@@ -682,7 +690,7 @@ def jobs_ctx(db: Database) -> dict[str, Any]:
 async def test_the_daily_digest_goes_once_to_each_owner_in_his_language(
     db: Database, smtp: FakeSmtp
 ) -> None:
-    agency = await make_agency(db)
+    agency = await agency_with_a_week(db)
     async with db.transaction() as session:
         await make_business(session, name="בלי בעלים")  # nobody to tell
         nobody = await make_business(session, name="Closed down")
@@ -723,7 +731,7 @@ async def test_the_daily_digest_goes_once_to_each_owner_in_his_language(
 async def test_the_weekly_digest_comes_on_sunday_with_the_week_s_calls(
     db: Database, smtp: FakeSmtp
 ) -> None:
-    agency = await make_agency(db)
+    agency = await agency_with_a_week(db)
     sunday = local(9, 7, 0)
     ctx = jobs_ctx(db)
     assert (await send_digests(ctx, now=sunday - timedelta(minutes=1))).queued == 0  # 06:59

@@ -35,7 +35,7 @@ from models import (
     User,
 )
 from tests.conftest import SECRET
-from tests.factories import MovableClock, counting, make_business, make_user, sign_in
+from tests.factories import MovableClock, counting, make_agency, make_user, sign_in
 
 SUNDAY_9 = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)  # 09:00 in Jerusalem, a working Sunday
 HTMX = {"HX-Request": "true"}
@@ -71,12 +71,9 @@ class World:
 
 async def world(db: Database) -> World:
     async with db.transaction() as session:
-        a = await make_business(session, name="אינסטלציה כהן")
-        b = await make_business(session, name="מרפאת לוי")
-        michal = await make_user(session, "secretary", a, b, name="מיכל")
+        agency = await make_agency(session)
+        a, michal = agency.a, agency.secretary
         rina = await make_user(session, "secretary", a, name="רינה")
-        avi = await make_user(session, "owner", a, name="אבי")
-        dana = await make_user(session, "owner", b, name="דנה")
         admin = await make_user(session, "admin", name="שרה")
         await scripts.save_draft(
             session,
@@ -87,7 +84,7 @@ async def world(db: Database) -> World:
             ),
         )
         await scripts.publish_draft(session, a, now=SUNDAY_9)
-    return World(a, b, michal, rina, avi, dana, admin)
+    return World(a, agency.b, michal, rina, agency.owner_a, agency.owner_b, admin)
 
 
 async def handled(

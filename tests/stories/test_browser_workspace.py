@@ -11,8 +11,8 @@ from console.base.db import Database
 from console.base.migrate import upgrade
 from console.leads import leads, scripts
 from console.leads.leads import NewLead
-from console.people import accounts
 from tests.browser import chromium, need_chromium
+from tests.factories import make_agency
 from tests.servers import Server
 
 pytestmark = pytest.mark.browser
@@ -23,32 +23,15 @@ async def seed(db_url: str) -> None:
     db = Database(db_url)
     await upgrade(db)
     async with db.transaction() as session:
-        a = await accounts.create_business(session, slug="cohen", name="אינסטלציה כהן")
-        b = await accounts.create_business(session, slug="levi", name="מרפאת לוי")
-        michal = await accounts.create_user(
+        agency = await make_agency(
             session,
-            email="michal@example.test",
-            password=PASSWORD,
-            role="secretary",
-            name="מיכל",
-            businesses=["cohen", "levi"],
+            a={"slug": "cohen"},
+            b={"slug": "levi"},
+            secretary={"email": "michal@example.test", "password": PASSWORD},
+            owner_a={"email": "avi@example.test", "password": PASSWORD},
+            owner_b={"email": "dana@example.test", "password": PASSWORD},
         )
-        await accounts.create_user(
-            session,
-            email="avi@example.test",
-            password=PASSWORD,
-            role="owner",
-            name="אבי",
-            businesses=["cohen"],
-        )
-        await accounts.create_user(
-            session,
-            email="dana@example.test",
-            password=PASSWORD,
-            role="owner",
-            name="דנה",
-            businesses=["levi"],
-        )
+        a, michal = agency.a, agency.secretary
         await scripts.save_draft(
             session,
             michal,
@@ -72,7 +55,6 @@ async def seed(db_url: str) -> None:
             ),
             now=datetime.now(UTC),
         )
-        del b
     await db.dispose()
 
 
