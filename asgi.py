@@ -141,11 +141,10 @@ async def _no_render(event: LiveEvent, audience: Audience) -> str | None:
 
 def warm_up() -> None:
     """Load the locale and phone data now, then keep everything made at start out of the
-    garbage collector's full passes: with the libraries' data in the old generation, each pass
-    stopped every request for ~70 ms; frozen, the passes cost a few. And collect less often:
-    at Python's default (a young pass every 700 objects kept) the collector took 8% of the
-    event loop's time under bench.intake, a full pass of up to 20 ms twice a second, for
-    objects that almost all go by their reference counts anyway."""
+    garbage collector's full passes, which would otherwise walk the libraries' data and stop
+    every request meanwhile. And collect less often (`GC_THRESHOLDS`): at Python's default the
+    collector runs many times a second under load, for objects that almost all go by their
+    reference counts anyway."""
     for locale in LOCALES:
         with using_locale(locale):
             labels.waited(datetime.now(UTC), datetime.now(UTC))

@@ -430,11 +430,9 @@ async def add_existing(url: str, businesses: list[tuple[str, str]], count: int) 
 async def analyze(url: str) -> None:
     """On PostgreSQL, the statistics autovacuum gathers within a minute of the first writes
     (its naptime), which a run of half a minute on fresh tables would not otherwise see.
-    Without them each connection kept the plans it made for its prepared statements while
-    the tables were all but empty: on one in several, the web form's lookup of earlier
-    external ids walked a business's leads by `ix_leads_business_created` (cost ties on an
-    empty table), 20-70 ms a group instead of 0.6 (auto_explain), and runs of the same code
-    measured anywhere from 0.17 to 0.24 of the ceiling. An ANALYZE invalidates those plans."""
+    Without them each connection keeps the plans it made for its prepared statements while
+    the tables were all but empty, some by the wrong index (costs tie on an empty table), and
+    runs of the same code disagree. An ANALYZE invalidates those plans."""
     db = Database(normalise_database_url(url))
     if not db.is_sqlite:
         async with db.engine.connect() as connection:

@@ -168,10 +168,9 @@ def serve(app: str, *, host: str, port: int) -> None:
     import uvicorn
 
     # SQLite's driver runs each statement in a thread of its own, whose answer then waits for
-    # the event loop's thread to let go of the interpreter lock: at the default 5 ms a group of
-    # web forms waited on each of its hand-offs (some forty then, a dozen since
-    # console/base/sqlite_driver.py; bench.intake at 500/s, before that: p50 33 → 25 ms, p99 70 → 46
-    # ms at 1 ms). The same setting for the ceiling, which has no threads to wait on.
+    # the event loop's thread to let go of the interpreter lock, up to the whole switch interval
+    # (5 ms by default): a group of web forms makes a dozen such hand-offs, and a short interval
+    # keeps it from waiting out each. The same setting for the ceiling, which has no threads.
     sys.setswitchinterval(SWITCH_INTERVAL)
     uvicorn.run(
         app,
@@ -180,8 +179,8 @@ def serve(app: str, *, host: str, port: int) -> None:
         proxy_headers=False,  # X-Forwarded-For is judged by TRUSTED_PROXIES in the app
         timeout_graceful_shutdown=10,
         ws_max_size=65_536,  # a console only ever sends small hellos
-        # A fragment goes to every console of its business: compressed per socket it cost the
-        # soak 7% of its throughput, for rows of a few KB that a console gets a few a minute.
+        # A fragment goes to every console of its business, and compressing it once per socket
+        # costs CPU for every console, to save little on rows of a few KB it gets a few a minute.
         ws_per_message_deflate=False,
         log_level="info",
     )

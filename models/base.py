@@ -37,7 +37,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         """On SQLite, straight to the text SQLAlchemy's DATETIME stores ("2026-11-24
         16:47:29.000000", microseconds always written, so the text sorts as the time): one
         `isoformat` in C instead of this type's step and then the dialect's %-format of a
-        dict, which a web-form group of 64 did some 600 times (bench.intake)."""
+        dict, for each of the many timestamps a web-form group writes."""
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
 
@@ -69,9 +69,9 @@ class Base(DeclarativeBase):
 
 def new_id() -> uuid.UUID:
     """A new row's id: a UUIDv7 (RFC 9562), its first 48 bits the time, the rest random. New
-    rows' keys land at the end of each index on them instead of on a random page: a group of
-    64 web forms dirtied ~350 pages of random UUIDv4 keys, so SQLite's commit wrote and its
-    checkpoints copied twice what they do now (bench.intake, docs/architecture.md)."""
+    rows' keys land at the end of each index on them instead of on a random page, so a group
+    of web forms dirties a few pages per index rather than one per row, and SQLite's commits
+    and checkpoints write only those (docs/architecture.md)."""
     return uuid.UUID(int=uuid6.uuid7().int)
 
 

@@ -132,8 +132,8 @@ class Lead(Base):
 class LeadAlarm(Base):
     """The next moment a lead waiting for its first response is due an alert (a warning threshold
     or the breach); no row once none is due. A narrow table of its own because the SLA sweep
-    moves a thousand of these at a time: rewriting that many wide `leads` rows and their seven
-    indexes cost PostgreSQL five times as much as these two-column rows and their one index."""
+    moves a thousand of these at a time: rewriting that many wide `leads` rows and their entries
+    in seven indexes costs PostgreSQL far more than these two-column rows and their one index."""
 
     __tablename__ = "lead_alarms"
 

@@ -33,11 +33,11 @@ from console.base import sqlite_driver
 log = logging.getLogger("mazkira.db")
 AfterCommit = Callable[[list[Any]], Any]
 # SQLite's write-ahead log is copied back into the database file by a checkpoint. Left to
-# SQLite, the commit that takes the log past 1,000 pages does it, inside that commit: under
-# bench.intake every other web-form group's commit took 8–9 ms instead of 1. A serving process
-# checkpoints on a thread of its own instead (`Database.checkpoints`), outside the interpreter
-# lock, while the event loop goes on; a commit checkpoints itself only past this many pages
-# (~40 MB), should that thread fall behind or not run (a CLI command, a test's database).
+# SQLite, the commit that takes the log past 1,000 pages does it, inside that commit, and every
+# writer behind it waits. A serving process checkpoints on a thread of its own instead
+# (`Database.checkpoints`), outside the interpreter lock, while the event loop goes on; a commit
+# checkpoints itself only past this many pages (~40 MB), should that thread fall behind or not
+# run (a CLI command, a test's database).
 WAL_AUTOCHECKPOINT = 10_000
 CHECKPOINT_EVERY = 0.25  # seconds
 # A pooled PostgreSQL connection idle longer than this is pinged before it is handed out.
@@ -74,8 +74,8 @@ class Database:
         self._reader = async_sessionmaker(engine, expire_on_commit=False)
         self.after_commit: list[AfterCommit] = []
         # Within one process SQLite writers also queue on a lock, in order: SQLite's own busy
-        # handler polls in sleeps of up to 100 ms, so a crowd of writers waiting there left the
-        # write lock idle most of the time (web-form intake under load fell to a tenth).
+        # handler polls in sleeps of up to 100 ms, so a crowd of writers waiting there would leave
+        # the write lock idle most of the time.
         self._turns: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     @asynccontextmanager

@@ -40,10 +40,9 @@ from console.base.db import dialect_of
 async def execute_core(
     session: AsyncSession, statement: Executable, params: Any = None
 ) -> Result[*tuple[Any, ...]]:
-    """A Core statement on the session's connection, past the ORM's execute (~35 µs of CPU a
-    statement on asyncpg, a tenth of a web-form group's statements' CPU). Unless the session
-    holds ORM changes not yet flushed: then through the session, whose autoflush writes them
-    first, as the statement may depend on them."""
+    """A Core statement on the session's connection, past the ORM's execute and the CPU it
+    adds to every statement. Unless the session holds ORM changes not yet flushed: then through
+    the session, whose autoflush writes them first, as the statement may depend on them."""
     if session.new or session.dirty or session.deleted:
         return await session.execute(statement, params)
     return await (await session.connection()).execute(statement, params)
@@ -56,9 +55,9 @@ class ByPairs:
 
     - PostgreSQL: the pairs unnested from two array parameters, each looked up in a LATERAL
       subquery with LIMIT 1, which the planner cannot turn into a join. `first IN (…) AND
-      second IN (…)` read every row of the businesses named and filtered them (a web-form
-      group's lookups took 33 ms at 10,000 leads), and a plain join on the unnested pairs still
-      chose a whole-table scan for contacts.
+      second IN (…)` read every row of the businesses named and filtered them, so a web-form
+      group's lookups grew with the tables, and a plain join on the unnested pairs still chose
+      a whole-table scan for contacts.
     - SQLite: the pairs as one JSON parameter, `json_each` joined to the table (its planner
       walks the list and probes the index). `first IN (…) AND second IN (…)` probed every
       combination of the two lists, `(first, second) IN (VALUES …)` scans the table, and a

@@ -2,12 +2,12 @@
 
 aiosqlite runs each call on the connection's own thread and hands the answer back to the event
 loop; SQLAlchemy's adapter makes four such calls per statement (open a cursor, execute, fetch
-the rows, close the cursor). Each trip costs the event loop's thread ~40 µs (a future, a wake-up
-through the loop's self-pipe, the interpreter lock handed back) and the statement waits for all
-four: a web form's group of a dozen statements spent more of the loop's time on trips than on
-SQL. Here the cursor is opened, executed, read to the end and closed in one call on the
-driver's thread; what SQLAlchemy then asks of the cursor (description, rows, rowcount) is
-already in hand. The connection, its thread and its transactions are aiosqlite's own.
+the rows, close the cursor). Each trip costs the event loop's thread a future, a wake-up through
+the loop's self-pipe and the interpreter lock handed back, and the statement waits for all four:
+a web form's group of a dozen statements spent more of the loop's time on trips than on SQL.
+Here the cursor is opened, executed, read to the end and closed in one call on the driver's
+thread; what SQLAlchemy then asks of the cursor (description, rows, rowcount) is already in
+hand. The connection, its thread and its transactions are aiosqlite's own.
 """
 
 from __future__ import annotations

@@ -111,8 +111,8 @@ async def _hand_out_blocks(
     order its plan meets them; a separate locking SELECT first cost a web-form group a round
     trip). SQLite: an UPDATE … FROM json_each(blocks) (its writer holds the database's write
     lock from BEGIN IMMEDIATE; a statement is a hop to the driver's thread and back). Built
-    per call (a CASE of the businesses), the statement cost a one-form group a seventh of its
-    time."""
+    once rather than per call (a CASE of the businesses), whose building and compiling even a
+    one-form group paid every time."""
     if session.get_bind().dialect.name == "postgresql":
         handed = await execute_core(
             session, _HAND_OUT_POSTGRES, {"ids": list(counts), "counts": list(counts.values())}
