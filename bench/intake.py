@@ -59,7 +59,8 @@ from bench.inbox import create_database
 from console.base.config import normalise_database_url
 from console.base.db import Database
 from console.base.migrate import upgrade
-from console.intake import web_forms
+from console.intake import arrivals
+from console.intake.web_forms import form_arrival
 from console.people import accounts
 from models import Lead, LeadAlarm
 
@@ -405,7 +406,7 @@ async def add_existing(url: str, businesses: list[tuple[str, str]], count: int) 
     then = datetime.now(UTC) - timedelta(days=30)
     for start in range(0, count, 1000):
         deliveries = [
-            web_forms.Delivery(
+            form_arrival(
                 *businesses[n % len(businesses)],
                 {
                     "name": FIRST_NAMES[n % 20],
@@ -417,7 +418,7 @@ async def add_existing(url: str, businesses: list[tuple[str, str]], count: int) 
             for n in range(start, min(count, start + 1000))
         ]
         async with db.transaction() as session:
-            await web_forms.receive_forms(session, deliveries)
+            await arrivals.write(session, deliveries)
     async with db.transaction() as session:
         await session.execute(delete(LeadAlarm))
         await session.execute(

@@ -99,11 +99,14 @@ async def create_lead(request: Request, user: User) -> Response:
         raise UnsupportedMedia("Send the lead as JSON (Content-Type: application/json).")
     new = payloads.parse_new_lead(await request.body())
     key = request.headers.get("idempotency-key")
-    async with request.app.state.db.transaction() as session:
-        lead, created = await queries.add_lead(
+    async with request.app.state.db.transaction(write=False) as session:
+        arrival = await queries.lead_arrival(
             session, user, new, now=now(request), idempotency_key=key
         )
-    return _json(lead, 201 if created else 200)
+    arrived = await request.app.state.arrivals.receive(arrival)
+    async with request.app.state.db.transaction(write=False) as session:
+        lead = await queries.lead_by_id(session, user, str(arrived.lead_id))
+    return _json(lead, 200 if arrived.duplicate else 201)
 
 
 @bearer

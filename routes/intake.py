@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from console.base import ratelimit
 from console.base.errors import ConsoleError, Invalid, Unauthorized, UnsupportedMedia
 from console.intake import mailgun, twilio, web_forms, whatsapp
-from console.intake.arrivals import Arrived
+from console.intake.arrivals import ArrivalWriter, Arrived
 from console.tasks.task_acks import apply_button_reply
 from routes.errors import console_error
 from routes.forms import now
@@ -31,15 +31,14 @@ async def web_form(request: Request) -> Response:
     the key (no cookies are involved, so this opens nothing else), and reads the answer, a
     refusal included."""
     try:
-        received = await _receive_form(request)
-        response = _received(received.lead_id, received.contact_id, received.duplicate)
+        response = _arrived(await _receive_form(request))
     except ConsoleError as refusal:
         response = await console_error(request, refusal)
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
 
 
-async def _receive_form(request: Request) -> web_forms.Received:
+async def _receive_form(request: Request) -> Arrived:
     slug, key = request.path_params["business_slug"], request.headers.get("x-intake-key", "")
     settings = request.app.state.settings
     await ratelimit.check_web_form(
@@ -50,10 +49,8 @@ async def _receive_form(request: Request) -> web_forms.Received:
         per_key=settings.intake_rate_per_key,
         per_address=settings.intake_rate_per_address,
     )
-    fields = await _fields(request)
-    delivery = web_forms.Delivery(slug, key, fields, now(request))
-    writer: web_forms.FormWriter = request.app.state.form_writer
-    return await writer.receive(delivery)  # written in a group
+    arrival = web_forms.form_arrival(slug, key, await _fields(request), now(request))
+    return await _writer(request).receive(arrival)  # written in a group
 
 
 # The browser asks first whether the site may post with its key header.
@@ -69,8 +66,7 @@ web_form_preflight = CORSMiddleware(
 async def twilio_sms(request: Request) -> Response:
     """`POST /intake/twilio/sms`: an incoming SMS (Twilio's messaging webhook)."""
     params = await _twilio_params(request)
-    async with request.app.state.db.transaction() as session:
-        await twilio.receive_sms(session, params, now=now(request))
+    await _writer(request).receive(twilio.sms_arrival(params, now=now(request)))
     return Response(twilio.twiml(), media_type=TWIML)
 
 
@@ -118,18 +114,17 @@ async def whatsapp_events(request: Request) -> Response:
             await request.body(),
             request.headers.get("x-hub-signature-256"),
         )
-    batch = whatsapp.parse(payload)
     settings, moment = request.app.state.settings, now(request)
-    async with request.app.state.db.transaction() as session:
-        new, news = await whatsapp.receive_batch(
-            session,
-            batch,
-            now=moment,
-            agency_line=settings.whatsapp_phone_number_id,
-            button_reply=lambda s, payload: apply_button_reply(
-                s, payload, now=moment, secret_key=settings.secret_key
-            ),
-        )
+    new, news = await whatsapp.receive_batch(
+        request.app.state.db,
+        _writer(request),
+        whatsapp.parse(payload, now=moment),
+        now=moment,
+        agency_line=settings.whatsapp_phone_number_id,
+        button_reply=lambda s, payload: apply_button_reply(
+            s, payload, now=moment, secret_key=settings.secret_key
+        ),
+    )
     return JSONResponse({"messages": new, "statuses": news})
 
 
@@ -144,8 +139,7 @@ async def email(request: Request) -> Response:
             fields,
             now=request.app.state.clock.now().timestamp(),
         )
-    async with request.app.state.db.transaction() as session:
-        arrived = await mailgun.receive_mail(session, fields, now=now(request))
+    arrived = await _writer(request).receive(mailgun.mail_arrival(fields, now=now(request)))
     return _arrived(arrived)
 
 
@@ -155,7 +149,12 @@ def _received(lead_id: object, contact_id: object, duplicate: bool) -> Response:
 
 
 def _arrived(arrived: Arrived) -> Response:
-    return _received(arrived.lead.id, arrived.lead.contact_id, arrived.duplicate)
+    return _received(arrived.lead_id, arrived.contact_id, arrived.duplicate)
+
+
+def _writer(request: Request) -> ArrivalWriter:
+    writer: ArrivalWriter = request.app.state.arrivals
+    return writer
 
 
 def _public_url(request: Request) -> str:

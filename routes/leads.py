@@ -5,8 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.intake import arrivals
+from console.intake.arrivals import NewLead
 from console.leads import leads
-from console.leads.leads import InboxFilters, NewLead
+from console.leads.leads import InboxFilters
 from console.leads.surveys import SurveyLinks
 from console.people.audit import record_lead_view
 from console.people.tenancy import visible_businesses
@@ -48,7 +50,7 @@ async def create_lead(request: Request) -> Response:
     fields = ("business_id", "phone", "email", "name", "channel", "subject", "message", "priority")
     new = NewLead(**{name: text(form, name) for name in fields if text(form, name)})
     async with request.app.state.db.transaction() as session:
-        lead = await leads.create_lead(session, user_of(request), new, now=now(request))
+        lead = await arrivals.create_lead(session, user_of(request), new, now=now(request))
         await leads.claim_lead(session, user_of(request), lead.id, now=now(request))
     return see_other(request, f"/leads/{lead.id}")
 

@@ -37,15 +37,13 @@ from console.api.payloads import (
     TaskPage,
     TaskQuery,
 )
-from console.base.db import made_once
 from console.base.errors import Invalid, NotFound
 from console.business import periods
-from console.leads import leads
+from console.intake.arrivals import Arrival, NewLead, typed_arrival
 from console.people.tenancy import get_business, may_see, parse_id
 from console.reports import kpi_report, kpis
 from console.tasks import tasks
 from models import Contact, Interaction, Lead, Task, User
-from models.base import new_id
 
 S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
@@ -136,40 +134,26 @@ async def lead_by_id(session: AsyncSession, user: User, lead_id: str) -> LeadOut
     return _lead_out(*row)
 
 
-async def add_lead(
+async def lead_arrival(
     session: AsyncSession,
     user: User,
     new: NewLeadRequest,
     *,
     now: datetime,
     idempotency_key: str | None = None,
-) -> tuple[LeadOut, bool]:
-    """Create a lead (True), or, for a key seen before, answer with the lead it made (False)."""
+) -> Arrival:
+    """The arrival of a lead created through the API, for a business the user may see; a key
+    names its lead, so a repeat of the request finds the lead the first one made."""
     if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
         raise Invalid("The Idempotency-Key header is not valid.", field="Idempotency-Key")
-    business = await get_business(session, user, new.business_id)
     lead_id = (
         uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user.id}:{idempotency_key}")
         if idempotency_key is not None
-        else new_id()
+        else None
     )
     fields = new.model_dump(exclude={"business_id"})
-
-    async def earlier() -> Lead | None:
-        return await session.get(Lead, lead_id) if idempotency_key is not None else None
-
-    async def make() -> Lead:
-        return await leads.create_lead(
-            session,
-            user,
-            leads.NewLead(business_id=str(business.id), **fields),
-            now=now,
-            business=business,
-            lead_id=lead_id,
-        )
-
-    lead, created = await made_once(session, earlier, make)
-    return await lead_by_id(session, user, str(lead.id)), created
+    typed = NewLead(business_id=str(new.business_id), **fields)
+    return await typed_arrival(session, user, typed, now=now, lead_id=lead_id)
 
 
 # --- contacts ---------------------------------------------------------------------------------

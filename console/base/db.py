@@ -144,6 +144,20 @@ class Database:
         await self.engine.dispose()
 
 
+@asynccontextmanager
+async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
+    """A savepoint whose after-commit work (events to publish, runs to ask for) is dropped with
+    it when it rolls back: what was undone is never announced."""
+    queued: list[Any] = session.info.setdefault("after_commit", [])
+    mark = len(queued)
+    try:
+        async with session.begin_nested():
+            yield
+    except BaseException:
+        del queued[mark:]
+        raise
+
+
 async def made_once(
     session: AsyncSession,
     find: Callable[[], Awaitable[T | None]],
@@ -160,7 +174,7 @@ async def made_once(
         return found, False
     for attempt in (1, 2):
         try:
-            async with session.begin_nested():
+            async with savepoint(session):
                 return await make(), True
         except IntegrityError:
             found = await find()

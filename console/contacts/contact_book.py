@@ -1,7 +1,9 @@
-"""Contacts for a group of arrivals at once: the web form writes its forms in groups, and each
-group finds or creates its callers' contacts as `contacts.find_or_create_contact` would one after
-the other, in a fixed number of statements: one lookup of every (business, phone) and (business,
-e-mail) pair, one INSERT of the contacts made, one UPDATE of the ones found."""
+"""The contact rules, once: who an arrival's person is. A contact is found by its business and
+normalised phone or e-mail, or made; a found one gets a missing name, phone or e-mail filled in,
+never overwritten. A book does this for a group of arrivals at once in a fixed number of
+statements (one lookup of every (business, phone) and (business, e-mail) pair, one INSERT of the
+contacts made, one UPDATE of the ones found); `contacts.find_or_create_contact` is the same for
+one person, as an entity."""
 
 from __future__ import annotations
 
@@ -9,16 +11,25 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, case, func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.db import dialect_of
 from console.base.many_rows import ByPairs, RowsInsert, execute_core
-from console.contacts.contacts import touch_contact
 from models import Contact
 from models.base import new_id
+
+
+class InTouch(Protocol):
+    last_contact_at: datetime | None
+
+
+def touch_contact(contact: InTouch, at: datetime) -> None:
+    """The contact was last in touch at `at`, unless a later touch is known already."""
+    if contact.last_contact_at is None or contact.last_contact_at < at:
+        contact.last_contact_at = at
 
 
 @dataclass(slots=True)
@@ -90,7 +101,7 @@ class ContactBook:
         phone: str | None,
         email: str | None,
         name: str,
-        at: datetime,
+        at: datetime | None = None,
     ) -> NewContact:
         """`find_or_create_contact` for a phone and an e-mail normalised already, the contact
         in touch at `at`; what it makes or changes is written by `write`."""
@@ -111,7 +122,8 @@ class ContactBook:
                 contact.email = email
             if contact.stored:
                 self.changed[contact.id] = contact
-        touch_contact(contact, at)
+        if at is not None:
+            touch_contact(contact, at)
         return contact
 
     async def write(self) -> None:

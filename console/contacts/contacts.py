@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
 import phonenumbers
 from sqlalchemy import or_, select
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console.base.errors import Conflict, Invalid
 from console.base.i18n import LOCALES
 from console.business.reminder_policy import plan_contact_followups
+from console.contacts.contact_book import ContactBook
 from console.contacts.customer_classes import classify_business
 from console.people.accounts import EMAIL
 from console.people.tenancy import get_scoped, scoped
@@ -121,26 +122,11 @@ async def find_or_create_contact(
     address = normalise_email(email)
     if e164 is None and address is None:
         raise Invalid("A contact needs a phone number or an e-mail address.", field="phone")
-    contact = await find_contact(session, business.id, phone=e164, email=address)
-    if contact is not None:
-        contact.name = contact.name or name.strip()[:200]
-        if (
-            contact.phone is None
-            and e164
-            and not await find_contact(session, business.id, phone=e164, email=None)
-        ):
-            contact.phone = e164
-        if (
-            contact.email is None
-            and address
-            and not await find_contact(session, business.id, phone=None, email=address)
-        ):
-            contact.email = address
-        return contact, False
-    contact = Contact(business_id=business.id, name=name.strip()[:200], phone=e164, email=address)
-    session.add(contact)
-    await session.flush()
-    return contact, True
+    book = await ContactBook.load(session, [(business.id, e164, address)])
+    found = book.find_or_create(business.id, phone=e164, email=address, name=name)
+    await book.write()
+    contact = await session.get_one(Contact, found.id, populate_existing=True)
+    return contact, not found.stored
 
 
 async def search_contacts(
@@ -278,13 +264,3 @@ def _money(raw: str, field: str) -> Decimal:
     if value < 0 or value >= Decimal("1e10") or not value.is_finite():
         raise Invalid("Enter an amount in shekels.", field=field)
     return value.quantize(Decimal("0.01"))
-
-
-class InTouch(Protocol):
-    last_contact_at: datetime | None
-
-
-def touch_contact(contact: InTouch, at: datetime) -> None:
-    """The contact was last in touch at `at`, unless a later touch is known already."""
-    if contact.last_contact_at is None or contact.last_contact_at < at:
-        contact.last_contact_at = at

@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console.business.hours import BusinessHours
 from console.channels.lines import add_line
 from console.contacts import contacts
+from console.contacts.contact_book import touch_contact
 from console.demo.demo_data import DEMOS, DRAFTS, FOLLOW_UPS, LOST_NOTE, Card, Demo, Story
+from console.intake import arrivals
 from console.leads import calls, leads, scripts
 from console.people import accounts
 from console.tasks import tasks
@@ -309,7 +311,7 @@ async def add_card(
     await contacts.update_contact(session, contact, fields)
     contact.created_at = min([*arrivals, *([since] if since else [])])
     if not arrivals:
-        contacts.touch_contact(contact, contact.created_at)
+        touch_contact(contact, contact.created_at)
     return contact
 
 
@@ -326,7 +328,7 @@ class Playback:
     async def story(self, contact: Contact, story: Story, times: dict[str, datetime]) -> None:
         """One lead from its arrival to where its story leaves it."""
         session, cast = self.session, self.cast
-        new = leads.NewLead(
+        new = arrivals.NewLead(
             business_id=str(cast.business.id),
             phone=contact.phone or "",
             email=(contact.email or "") if story.channel == "email" else "",
@@ -337,7 +339,7 @@ class Playback:
             priority=story.priority,
             source=self.rng.choice(WEB_SOURCES) if story.channel == "web" else "",
         )
-        lead = await leads.create_lead(
+        lead = await arrivals.create_lead(
             session, None, new, now=times["arrival"], business=cast.business
         )
         if story.fate in ("fresh", "new"):

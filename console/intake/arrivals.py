@@ -1,129 +1,725 @@
-"""Messages and calls arriving through the providers, each written exactly once.
+"""The one way a lead arrives, whatever its channel.
 
-Whatever the channel, an arrival finds or creates its contact (by normalised phone or e-mail, so
-a caller who also writes on WhatsApp is one person), and is logged as an incoming interaction
-keyed by the provider's message id (unique per business). A message joins the contact's open
-lead, or opens one; a call always opens one, since each call is a request answered live. The
-same delivery twice, or five times at once, finds the first one's rows.
+The web form, Twilio's SMS and calls, WhatsApp (Meta's Cloud API or Twilio), e-mail, the JSON
+API and the secretary's new call each hand an `Arrival` here. An arrival names its business
+(by the web form's key, the line a provider reached, or an id its caller has checked), finds or
+makes its contact (by normalised phone or e-mail, so a caller who also writes on WhatsApp is
+one person), continues the contact's open lead or opens one with its SLA promise, logs what a
+provider delivered as an incoming interaction, and writes the events.
+
+Each arrival is written exactly once: its channel's own key (a web form's external id, the
+API's Idempotency-Key, a provider's message id) is unique per business, so the same delivery
+sent again, or five times at once, finds the first one's rows.
+
+`write` does this for many arrivals in the caller's transaction, in a fixed number of
+statements however many; `ArrivalWriter` gathers the arrivals of concurrent requests into
+groups and writes each group in one transaction (group commit), answering each arrival on its
+own: a refused arrival never fails the others of its group.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import hmac
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console.base.db import made_once
-from console.contacts.contacts import find_or_create_contact, touch_contact
-from console.leads.leads import NewLead, create_lead
+from console.base.db import Database, after_commit, dialect_of, savepoint, unavailable
+from console.base.errors import ConsoleError, Invalid, NotFound, Unauthorized
+from console.base.many_rows import ByPairs, RowsInsert, execute_core
+from console.base.scheduler import SweepAt
+from console.channels.lines import line_address
+from console.contacts.contact_book import ContactBook
+from console.contacts.contacts import normalise_email, normalise_phone
 from console.live import events
-from models import Business, Contact, Interaction, Lead
+from console.people.tenancy import get_business
+from console.sla import sla
+from models import Business, Interaction, Lead, LeadAlarm, Line, User
+from models.base import new_id
+from models.contacts import CHANNELS
+from models.leads import PRIORITIES
 
 KIND_OF_CHANNEL = {"phone": "inbound_call", "sms": "sms", "whatsapp": "whatsapp", "email": "email"}
 MESSAGE_ID_LENGTH = 200
 SUMMARY_LENGTH = 500
+SUBJECT_LENGTH = 120
 MAX_TEXT = 20_000
+MAX_MESSAGE = 100_000
+
+# At most this many arrivals in one transaction.
+GROUP = 100
+# How long a group waits for arrivals still coming, while fewer are in than the last group had.
+GATHER_AT_MOST = 0.003  # seconds
+GATHER_STEP = 0.0005  # seconds between looks once a turn brought none
+# Groups written at once on PostgreSQL (each on its own connection); SQLite has one writer.
+PARALLEL_GROUPS = 3
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class ByKey:
+    """A web form: the slug of the business it names and the intake key its site shows."""
+
+    slug: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class ByLine:
+    """A provider's webhook: the line it reached (an e-mail may name several: the first that is
+    a line counts)."""
+
+    channel: str
+    addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ById:
+    """A business its caller has checked the user may see (the API, the secretary's new call)."""
+
+    business_id: uuid.UUID
+
+
+Where = ByKey | ByLine | ById
+
+
+@dataclass(frozen=True, slots=True)
 class Arrival:
-    channel: str  # phone, sms, whatsapp or email
-    message_id: str  # the provider's: CallSid, MessageSid, wamid, Message-Id
+    where: Where
+    channel: str  # web, phone, sms, whatsapp or email
+    now: datetime
     phone: str = ""
     email: str = ""
     name: str = ""
-    subject: str = ""
+    subject: str = ""  # the lead's, when it opens one (else the text's beginning)
     text: str = ""
     source: str = ""
+    priority: str = "normal"
+    # One lead per id: a web form's external id, kept on the lead.
+    external_id: str | None = None
+    # A provider's id (CallSid, MessageSid, wamid, Message-Id): the delivery is logged as an
+    # incoming interaction under it.
+    message_id: str | None = None
+    # A caller whose repeats must name the same lead (the API's Idempotency-Key).
+    lead_id: uuid.UUID | None = None
+    # What was wrong with it, said once its business and key are known to be right (so that a
+    # stranger without the key learns nothing about what the form checks).
+    refusal: ConsoleError | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Arrived:
-    lead: Lead
-    interaction: Interaction
+    lead_id: uuid.UUID
+    contact_id: uuid.UUID
+    interaction_id: uuid.UUID | None
     new_lead: bool
     duplicate: bool
 
 
-async def receive(
-    session: AsyncSession, business: Business, arrival: Arrival, *, now: datetime
-) -> Arrived:
-    """The arrival's lead and interaction, made once per provider message id."""
-    message_id = arrival.message_id[:MESSAGE_ID_LENGTH]
+def continues_open_lead(arrival: Arrival) -> bool:
+    """A provider's message joins its contact's open lead; a call, a form and a lead typed in
+    open their own (each call is a request answered live)."""
+    return arrival.message_id is not None and arrival.channel != "phone"
 
-    async def earlier() -> tuple[Lead, Interaction, bool] | None:
-        interaction = await message(session, business, message_id)
-        if interaction is None:
-            return None
-        lead = await session.get(Lead, interaction.lead_id)
-        assert lead is not None
-        return lead, interaction, False
 
-    async def write() -> tuple[Lead, Interaction, bool]:
-        contact, _created = await find_or_create_contact(
-            session, business, phone=arrival.phone, email=arrival.email, name=arrival.name
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """What an arrival needs of its business, read as plain columns (entities cost a group
+    more than its lookups)."""
+
+    id: uuid.UUID
+    slug: str
+    intake_key: str
+    weekly_hours: Mapping[str, Any]
+    timezone: str
+    hours_exceptions: Mapping[str, Any] | None
+    always_open: bool
+
+
+Answer = Arrived | ConsoleError
+
+
+async def write(session: AsyncSession, arrivals: Sequence[Arrival]) -> list[Answer]:
+    """Each arrival written once, or refused, in the caller's transaction, in a fixed number of
+    statements however many: the businesses, the earlier arrivals of these keys, the contacts,
+    their open leads, the promises' policies, then a statement per table written."""
+    answers: list[Answer | None] = [None] * len(arrivals)
+    recipients = await _recipients(session, arrivals)
+    accepted: list[tuple[int, Recipient, Arrival, str | None, str | None]] = []
+    for n, arrival in enumerate(arrivals):
+        try:  # in the order a web form was always checked: 404, 401, then 422
+            recipient = recipients[n]
+            if isinstance(recipient, ConsoleError):
+                raise recipient
+            if arrival.refusal is not None:
+                raise arrival.refusal
+            phone, email = _checked(arrival)
+        except ConsoleError as refusal:
+            answers[n] = refusal
+            continue
+        accepted.append((n, recipient, _clean(arrival), phone, email))
+    if accepted:
+        await _write_accepted(session, accepted, answers)
+    return [answer for answer in answers if answer is not None]
+
+
+async def _write_accepted(
+    session: AsyncSession,
+    accepted: list[tuple[int, Recipient, Arrival, str | None, str | None]],
+    answers: list[Answer | None],
+) -> None:
+    earlier = await _earlier(session, [(r.id, a) for _, r, a, *_ in accepted])
+    fresh = []
+    first_of: dict[Key, int] = {}  # the first arrival of each key in this group
+    twins: list[tuple[int, int]] = []
+    for n, recipient, arrival, phone, email in accepted:
+        key = _key(recipient.id, arrival)
+        if key is not None and key in earlier:
+            answers[n] = earlier[key]
+        elif key is not None and key in first_of:
+            twins.append((n, first_of[key]))
+        else:
+            fresh.append((n, recipient, arrival, phone, email))
+            if key is not None:
+                first_of[key] = n
+    if fresh:
+        await _write_fresh(session, fresh, answers)
+    for n, first in twins:
+        made = answers[first]
+        assert isinstance(made, Arrived)
+        answers[n] = replace(made, new_lead=False, duplicate=True)
+
+
+async def _write_fresh(
+    session: AsyncSession,
+    fresh: list[tuple[int, Recipient, Arrival, str | None, str | None]],
+    answers: list[Answer | None],
+) -> None:
+    book = await ContactBook.load(
+        session, [(r.id, phone, email) for _, r, _, phone, email in fresh]
+    )
+    contacts = [
+        book.find_or_create(r.id, phone=phone, email=email, name=a.name, at=a.now)
+        for _, r, a, phone, email in fresh
+    ]
+    continuing = {
+        contact.id
+        for contact, (_, _, arrival, *_) in zip(contacts, fresh, strict=True)
+        if contact.stored and continues_open_lead(arrival)
+    }
+    open_leads = await _open_leads(session, continuing) if continuing else {}
+    named = {r.id: r for _, r, *_ in fresh}
+    policies = await sla.policies_of(session, list(named))
+    clocks = {business_id: sla.clock_for(r) for business_id, r in named.items()}
+    rows = _Rows()
+    for (n, recipient, arrival, *_), contact in zip(fresh, contacts, strict=True):
+        lead_id = open_leads.get(contact.id) if continues_open_lead(arrival) else None
+        if lead_id is None:
+            lead = lead_values(arrival, recipient.id, contact.id)
+            times = sla.promise_for(
+                clocks[recipient.id],
+                policies[recipient.id],
+                arrival.channel,
+                arrival.priority,
+                arrival.now,
+            )
+            lead.update(times.columns(arrival.now))
+            rows.leads.append(lead)
+            if times.first_alert is not None:
+                rows.alarms.append({"lead_id": lead["id"], "due_at": times.first_alert})
+            lead_id = open_leads[contact.id] = lead["id"]
+            new_lead = True
+        else:
+            rows.joined.setdefault(lead_id, (recipient.id, arrival.now))
+            new_lead = False
+        interaction_id = None
+        if arrival.message_id is not None:
+            interaction = _interaction(arrival, recipient.id, lead_id, contact.id)
+            rows.interactions.append(interaction)
+            interaction_id = interaction["id"]
+        answers[n] = Arrived(lead_id, contact.id, interaction_id, new_lead, False)
+    await book.write()
+    await rows.write(session)
+
+
+@dataclass
+class _Rows:
+    """What a group writes, a statement per table however many rows."""
+
+    leads: list[dict[str, Any]]
+    alarms: list[dict[str, Any]]
+    interactions: list[dict[str, Any]]
+    joined: dict[uuid.UUID, tuple[uuid.UUID, datetime]]  # lead: business, moment
+
+    def __init__(self) -> None:
+        self.leads, self.alarms, self.interactions, self.joined = [], [], [], {}
+
+    async def write(self, session: AsyncSession) -> None:
+        # In key order, so that two groups written at once wait for each other's unique keys
+        # in the same order instead of deadlocking.
+        self.leads.sort(key=lambda lead: (str(lead["business_id"]), lead["external_id"] or ""))
+        await _INSERT_LEADS(session, self.leads)
+        if self.alarms:
+            await _INSERT_ALARMS(session, self.alarms)
+            for due in {alarm["due_at"] for alarm in self.alarms}:
+                after_commit(session, SweepAt(due))
+        self.interactions.sort(
+            key=lambda row: (str(row["business_id"]), row["provider_message_id"])
         )
-        touch_contact(contact, now)
-        lead = None if arrival.channel == "phone" else await _open_lead(session, contact)
-        new_lead = lead is None
-        if lead is None:
-            lead = await _new_lead(session, business, arrival, message_id, now=now)
-        interaction = Interaction(
-            business_id=business.id,
-            lead_id=lead.id,
-            contact_id=contact.id,
-            kind=KIND_OF_CHANNEL[arrival.channel],
-            status="done",
-            direction="in",
-            provider_message_id=message_id,
-            started_at=now,
-            summary=(arrival.subject or arrival.text)[:SUMMARY_LENGTH],
-            notes=arrival.text[:MAX_TEXT],
-            updated_at=now,
-        )
-        session.add(interaction)
-        await session.flush()
-        if not new_lead:
-            await events.record(session, business.id, "lead.updated", at=now, lead_id=lead.id)
-        return lead, interaction, new_lead
-
-    (lead, interaction, new_lead), made = await made_once(session, earlier, write)
-    return Arrived(lead, interaction, new_lead=new_lead and made, duplicate=not made)
+        await _INSERT_INTERACTIONS(session, self.interactions)
+        if self.leads:
+            await events.record_many(
+                session,
+                "lead.created",
+                [(lead["business_id"], {"lead_id": lead["id"]}) for lead in self.leads],
+                at=max(lead["created_at"] for lead in self.leads),
+            )
+        if self.joined:
+            await events.record_many(
+                session,
+                "lead.updated",
+                [(business, {"lead_id": lead}) for lead, (business, _) in self.joined.items()],
+                at=max(at for _, at in self.joined.values()),
+            )
 
 
-async def message(session: AsyncSession, business: Business, message_id: str) -> Interaction | None:
+def lead_values(arrival: Arrival, business_id: uuid.UUID, contact_id: uuid.UUID) -> dict[str, Any]:
+    """The columns a new lead starts with, before its promise."""
+    subject = arrival.subject or arrival.text[:SUBJECT_LENGTH]
+    return {
+        "id": arrival.lead_id or new_id(),
+        "business_id": business_id,
+        "contact_id": contact_id,
+        "channel": arrival.channel,
+        "subject": subject.strip()[:300],
+        "message": arrival.text,
+        "priority": arrival.priority,
+        "source": arrival.source.strip()[:100],
+        "created_at": arrival.now,
+        "stage_changed_at": arrival.now,
+        # A provider's lead is known by the message or call that opened it.
+        "external_id": arrival.external_id or arrival.message_id,
+    }
+
+
+def _interaction(
+    arrival: Arrival, business_id: uuid.UUID, lead_id: uuid.UUID, contact_id: uuid.UUID
+) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "business_id": business_id,
+        "lead_id": lead_id,
+        "contact_id": contact_id,
+        "kind": KIND_OF_CHANNEL[arrival.channel],
+        "status": "done",
+        "direction": "in",
+        "provider_message_id": arrival.message_id,
+        "started_at": arrival.now,
+        "summary": (arrival.subject or arrival.text)[:SUMMARY_LENGTH],
+        "notes": arrival.text[:MAX_TEXT],
+        "updated_at": arrival.now,
+    }
+
+
+def _checked(arrival: Arrival) -> tuple[str | None, str | None]:
+    """The arrival's phone (E.164) and e-mail, normalised; its codes known."""
+    if arrival.channel not in CHANNELS:
+        raise Invalid("Unknown channel.", field="channel")
+    if arrival.priority not in PRIORITIES:
+        raise Invalid("Unknown priority.", field="priority")
+    if len(arrival.text) > MAX_MESSAGE:
+        raise Invalid("The message is too long.", field="message")
+    phone = normalise_phone(arrival.phone) if arrival.phone.strip() else None
+    email = normalise_email(arrival.email)
+    if phone is None and email is None:
+        raise Invalid("A contact needs a phone number or an e-mail address.", field="phone")
+    return phone, email
+
+
+def _clean(arrival: Arrival) -> Arrival:
+    """Without NUL characters, which PostgreSQL refuses in text (and nobody means), and with a
+    provider's id no longer than the column keeps."""
+    texts = {
+        name: value
+        for name in ("name", "subject", "text", "source", "external_id")
+        if isinstance(value := getattr(arrival, name), str) and "\x00" in value
+    }
+    message_id = arrival.message_id
+    if message_id is not None:
+        message_id = message_id.replace("\x00", "")[:MESSAGE_ID_LENGTH]
+    if not texts and message_id == arrival.message_id:
+        return arrival
+    return replace(
+        arrival,
+        name=arrival.name.replace("\x00", ""),
+        subject=arrival.subject.replace("\x00", ""),
+        text=arrival.text.replace("\x00", ""),
+        source=arrival.source.replace("\x00", ""),
+        external_id=arrival.external_id and arrival.external_id.replace("\x00", ""),
+        message_id=message_id,
+    )
+
+
+# --- which business ------------------------------------------------------------------------
+
+
+async def _recipients(
+    session: AsyncSession, arrivals: Sequence[Arrival]
+) -> list[Recipient | ConsoleError]:
+    """Each arrival's business, or why it has none: a statement per way of naming one."""
+    slugs = {a.where.slug for a in arrivals if isinstance(a.where, ByKey)}
+    ids = {a.where.business_id for a in arrivals if isinstance(a.where, ById)}
+    lines: dict[tuple[str, str], str] = {}  # (channel, address as stored): as written
+    for arrival in arrivals:
+        if isinstance(arrival.where, ByLine):
+            for raw in arrival.where.addresses:
+                try:
+                    lines[(arrival.where.channel, line_address(arrival.where.channel, raw))] = raw
+                except Invalid:
+                    continue
+    by_slug = by_id = {}
+    by_line: dict[tuple[str, str], Recipient] = {}
+    if slugs:
+        rows = await execute_core(session, _BY_SLUGS, {"slugs": list(slugs)})
+        by_slug = {row.slug: Recipient(*row) for row in rows}
+    if ids:
+        rows = await execute_core(session, _BY_IDS, {"ids": list(ids)})
+        by_id = {row.id: Recipient(*row) for row in rows}
+    if lines:
+        addresses = list({address for _, address in lines})
+        for channel, address, *columns in await execute_core(
+            session, _BY_LINES, {"addresses": addresses}
+        ):
+            by_line[(channel, address)] = Recipient(*columns)
+    found: list[Recipient | ConsoleError] = []
+    for arrival in arrivals:
+        where = arrival.where
+        if isinstance(where, ByKey):
+            found.append(_keyed(by_slug.get(where.slug), where.key))
+        elif isinstance(where, ById):
+            found.append(by_id.get(where.business_id) or NotFound("No such business."))
+        else:
+            found.append(_on_line(by_line, where))
+    return found
+
+
+def _keyed(recipient: Recipient | None, key: str) -> Recipient | ConsoleError:
+    if recipient is None:
+        return NotFound("No such business.")
+    if not key or not hmac.compare_digest(key.encode(), recipient.intake_key.encode()):
+        return Unauthorized("The intake key is missing or wrong.")
+    return recipient
+
+
+def _on_line(by_line: dict[tuple[str, str], Recipient], where: ByLine) -> Recipient | NotFound:
+    for raw in where.addresses:
+        try:
+            found = by_line.get((where.channel, line_address(where.channel, raw)))
+        except Invalid:
+            continue
+        if found is not None:
+            return found
+    return NotFound("No line has this address.")
+
+
+# --- what came before ------------------------------------------------------------------------
+
+Key = tuple[str, uuid.UUID, str]
+
+
+def _key(business_id: uuid.UUID, arrival: Arrival) -> Key | None:
+    """The arrival's one-time key: its lead id, its external id or its provider's message id."""
+    if arrival.lead_id is not None:
+        return ("lead", business_id, str(arrival.lead_id))
+    if arrival.message_id is not None:
+        return ("message", business_id, arrival.message_id)
+    if arrival.external_id is not None:
+        return ("external", business_id, arrival.external_id)
+    return None
+
+
+async def _earlier(
+    session: AsyncSession, arrivals: Iterable[tuple[uuid.UUID, Arrival]]
+) -> dict[Key, Arrived]:
+    """The arrivals already written under these keys, as they were answered then."""
+    keys = {key for business, arrival in arrivals if (key := _key(business, arrival))}
+    found: dict[Key, Arrived] = {}
+    externals = {(b, k) for kind, b, k in keys if kind == "external"}
+    messages = {(b, k) for kind, b, k in keys if kind == "message"}
+    lead_ids = [uuid.UUID(k) for kind, _, k in keys if kind == "lead"]
+    if externals:
+        statement = _EARLIER_LEADS.statements[dialect_of(session)]
+        rows = await execute_core(session, statement, _EARLIER_LEADS.params(session, externals))
+        for business, external_id, lead, contact in rows:  # exactly the pairs asked for
+            found[("external", business, external_id)] = Arrived(lead, contact, None, False, True)
+    if messages:
+        statement = _EARLIER_MESSAGES.statements[dialect_of(session)]
+        rows = await execute_core(session, statement, _EARLIER_MESSAGES.params(session, messages))
+        for business, message_id, interaction, lead, contact in rows:
+            found[("message", business, message_id)] = Arrived(
+                lead, contact, interaction, False, True
+            )
+    if lead_ids:
+        rows = await execute_core(session, _LEADS_BY_ID, {"ids": lead_ids})
+        made = {str(lead): (lead, contact) for lead, contact in rows}
+        for kind, business, lead_key in keys:  # whichever business: the key named the lead
+            if kind == "lead" and lead_key in made:
+                found[(kind, business, lead_key)] = Arrived(*made[lead_key], None, False, True)
+    return found
+
+
+async def _open_leads(
+    session: AsyncSession, contact_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    """Each contact's latest open lead, which a new message continues."""
+    rows = await execute_core(session, _OPEN_LEADS, {"contacts": list(contact_ids)})
+    return {contact: lead for contact, lead in rows}  # oldest first: the latest stays
+
+
+# Built once: a group's lookups differ only in their lists.
+_RECIPIENT = [getattr(Business, name) for name in Recipient.__dataclass_fields__]
+_BY_SLUGS = select(*_RECIPIENT).where(
+    Business.slug.in_(bindparam("slugs", expanding=True)), Business.active.is_(True)
+)
+_BY_IDS = select(*_RECIPIENT).where(Business.id.in_(bindparam("ids", expanding=True)))
+_BY_LINES = (
+    select(Line.channel, Line.address, *_RECIPIENT)
+    .join(Business, Business.id == Line.business_id)
+    .where(Line.address.in_(bindparam("addresses", expanding=True)), Business.active.is_(True))
+)
+_EARLIER_LEADS = ByPairs(
+    "earlier",
+    [Lead.business_id, Lead.external_id, Lead.id, Lead.contact_id],
+    Lead.business_id,
+    Lead.external_id,
+)
+_EARLIER_MESSAGES = ByPairs(
+    "delivered",
+    [
+        Interaction.business_id,
+        Interaction.provider_message_id,
+        Interaction.id,
+        Interaction.lead_id,
+        Interaction.contact_id,
+    ],
+    Interaction.business_id,
+    Interaction.provider_message_id,
+)
+_LEADS_BY_ID = select(Lead.id, Lead.contact_id).where(Lead.id.in_(bindparam("ids", expanding=True)))
+_OPEN_LEADS = (
+    select(Lead.contact_id, Lead.id)
+    .where(Lead.contact_id.in_(bindparam("contacts", expanding=True)), Lead.closed_at.is_(None))
+    .order_by(Lead.created_at)
+)
+_INSERT_LEADS = RowsInsert(Lead.metadata.tables["leads"])  # the rest by column defaults
+_INSERT_ALARMS = RowsInsert(LeadAlarm.metadata.tables["lead_alarms"])
+_INSERT_INTERACTIONS = RowsInsert(Interaction.metadata.tables["interactions"])
+
+
+# --- one at a time, in the caller's transaction ------------------------------------------------
+
+
+async def receive(session: AsyncSession, arrival: Arrival) -> Arrived:
+    """One arrival, written in the caller's transaction (or its refusal raised). A twin racing
+    it hits a unique key inside the savepoint, and then the twin's rows are found."""
+    for attempt in (1, 2):
+        try:
+            async with savepoint(session):
+                (answer,) = await write(session, [arrival])
+            break
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    if isinstance(answer, ConsoleError):
+        raise answer
+    return answer
+
+
+@dataclass(frozen=True)
+class NewLead:
+    """A lead someone types in: the secretary's new call, the API."""
+
+    business_id: str
+    phone: str = ""
+    email: str = ""
+    name: str = ""
+    channel: str = "phone"
+    subject: str = ""
+    message: str = ""
+    priority: str = "normal"
+    source: str = ""
+
+
+async def create_lead(
+    session: AsyncSession,
+    user: User | None,
+    new: NewLead,
+    *,
+    now: datetime,
+    business: Business | None = None,
+    lead_id: uuid.UUID | None = None,
+) -> Lead:
+    """A lead typed in for a business the user may see (`business` when checked already), as
+    every channel's lead arrives; the lead as an entity, for a caller that goes on with it."""
+    arrival = await typed_arrival(session, user, new, now=now, business=business, lead_id=lead_id)
+    arrived = await receive(session, arrival)
+    return await session.get_one(Lead, arrived.lead_id)
+
+
+async def typed_arrival(
+    session: AsyncSession,
+    user: User | None,
+    new: NewLead,
+    *,
+    now: datetime,
+    business: Business | None = None,
+    lead_id: uuid.UUID | None = None,
+) -> Arrival:
+    """The arrival of a lead typed in, its business checked against the user's."""
+    if business is None:
+        if user is None:
+            raise NotFound("No such business.")
+        business = await get_business(session, user, new.business_id)
+    return Arrival(
+        ById(business.id),
+        new.channel,
+        now,
+        phone=new.phone,
+        email=new.email,
+        name=new.name,
+        subject=new.subject,
+        text=new.message,
+        source=new.source,
+        priority=new.priority,
+        lead_id=lead_id,
+    )
+
+
+async def delivered(
+    session: AsyncSession, business_id: uuid.UUID, message_id: str
+) -> Interaction | None:
+    """The incoming interaction a provider's message id was logged as."""
     return await session.scalar(
         select(Interaction).where(
-            Interaction.business_id == business.id,
+            Interaction.business_id == business_id,
             Interaction.provider_message_id == message_id[:MESSAGE_ID_LENGTH],
         )
     )
 
 
-async def _open_lead(session: AsyncSession, contact: Contact) -> Lead | None:
-    """The contact's latest open lead, which a new message continues."""
-    return await session.scalar(
-        select(Lead)
-        .where(Lead.contact_id == contact.id, Lead.closed_at.is_(None))
-        .order_by(Lead.created_at.desc())
-        .limit(1)
-    )
+# --- in groups, each in a transaction of its own -------------------------------------------
 
 
-async def _new_lead(
-    session: AsyncSession, business: Business, arrival: Arrival, message_id: str, *, now: datetime
-) -> Lead:
-    text = arrival.text[:MAX_TEXT]
-    new = NewLead(
-        business_id=str(business.id),
-        phone=arrival.phone,
-        email=arrival.email,
-        name=arrival.name,
-        channel=arrival.channel,
-        subject=(arrival.subject or text)[:120],
-        message=text,
-        source=arrival.source,
-    )
-    return await create_lead(session, None, new, now=now, business=business, external_id=message_id)
+class ArrivalWriter:
+    """Writes arrivals in groups (group commit): the arrivals that come while a group is being
+    written make the next, so under load one transaction of a dozen statements takes many,
+    and a lone arrival is written after one turn of the event loop. Each arrival gets its own
+    answer: its lead, its refusal, or the error that stopped the database. A group the
+    database refuses (a unique key taken meanwhile by a twin in another process, a value it
+    will not store) is written again one arrival at a time, so one bad arrival fails alone.
+
+    SQLite has one writer, so one group is written at a time; PostgreSQL takes `parallel`
+    groups at once, so that one group's Python work runs while another waits on the server."""
+
+    def __init__(self, db: Database, *, group: int = GROUP, parallel: int | None = None) -> None:
+        self.db = db
+        self.group = group
+        self.parallel = parallel or (1 if db.is_sqlite else PARALLEL_GROUPS)
+        self.waiting: list[tuple[Arrival, asyncio.Future[Arrived]]] = []
+        self.writers: set[asyncio.Task[None]] = set()
+        self.writing = 0  # writers between their start and their last look at `waiting`
+        self.last_size = 0  # of the group taken last: under load, about as many come next
+
+    async def receive(self, arrival: Arrival) -> Arrived:
+        """The arrival written (or its refusal raised), once its group is committed."""
+        answer: asyncio.Future[Arrived] = asyncio.get_running_loop().create_future()
+        self.waiting.append((arrival, answer))
+        if self.writing < self.parallel:
+            self.writing += 1
+            writer = asyncio.create_task(self._write_waiting())
+            self.writers.add(writer)  # kept referenced while it runs
+            writer.add_done_callback(self.writers.discard)
+        return await answer
+
+    async def receive_all(self, arrivals: Sequence[Arrival]) -> list[Arrived | Exception]:
+        """Several arrivals of one request (a provider's batch), each answered on its own."""
+        answers = await asyncio.gather(*map(self.receive, arrivals), return_exceptions=True)
+        for answer in answers:
+            if not isinstance(answer, Arrived | Exception):
+                raise answer  # cancelled
+        return answers  # type: ignore[return-value]
+
+    async def _write_waiting(self) -> None:
+        try:
+            await self._write_groups()
+        finally:
+            # Counted down in the same step as `waiting` was last seen empty: an arrival that
+            # comes after this starts a writer of its own.
+            self.writing -= 1
+
+    async def _write_groups(self) -> None:
+        while self.waiting:
+            await self._gather()
+            if not self.waiting:  # another writer took them meanwhile
+                break
+            group, self.waiting = self.waiting[: self.group], self.waiting[self.group :]
+            self.last_size = len(group)
+            answers: list[Answer | Exception]
+            try:
+                answers = [*await self._write([arrival for arrival, _ in group])]
+            except Exception as error:  # the database failed: every arrival of the group says so
+                answers = [error] * len(group)
+            for (_, future), answer in zip(group, answers, strict=True):
+                if future.done():  # its request was cancelled
+                    continue
+                if isinstance(answer, Exception):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)
+
+    async def _gather(self) -> None:
+        """Let the arrivals still coming join the group: yield to the event loop as long as
+        each turn of it brings more, up to a full group, and, while fewer are in than the
+        group before had, for up to `GATHER_AT_MOST` (their requests are read in this same
+        loop: a group started at once would take the one or two already in and leave the
+        rest, under load, to wait for it). A lone arrival after a lone one waits one turn."""
+        started = time.perf_counter()
+        while len(self.waiting) < self.group:
+            seen = len(self.waiting)
+            await asyncio.sleep(0)
+            if len(self.waiting) > seen:
+                continue
+            if seen >= self.last_size or time.perf_counter() - started >= GATHER_AT_MOST:
+                return
+            await asyncio.sleep(GATHER_STEP)  # a quiet turn: wait on a timer, not spinning
+
+    async def _write(self, arrivals: list[Arrival]) -> list[Answer]:
+        try:
+            async with self.db.transaction() as session:
+                return await write(session, arrivals)
+        except DBAPIError as refused:
+            if unavailable(refused):
+                raise
+            if len(arrivals) == 1:
+                return [await self._write_alone(arrivals[0], refused)]
+        return [answer for arrival in arrivals for answer in await self._write([arrival])]
+
+    async def _write_alone(self, arrival: Arrival, refused: DBAPIError) -> Answer:
+        """One arrival the database refused: a twin's key committed meanwhile is found now;
+        anything else is this arrival's own fault, and only its answer says so."""
+        if isinstance(refused, IntegrityError):
+            try:
+                async with self.db.transaction() as session:
+                    (answer,) = await write(session, [arrival])
+                    return answer
+            except DBAPIError as again:
+                if unavailable(again):
+                    raise
+        return Invalid("This could not be stored: the database refused it.", field="body")

@@ -13,16 +13,13 @@ from datetime import datetime
 from email.utils import getaddresses, parseaddr
 
 from bs4 import BeautifulSoup
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.config import Settings
-from console.base.errors import Invalid, NotFound, Unauthorized
+from console.base.errors import Invalid, Unauthorized
 from console.base.ratelimit import Limiter
-from console.channels.lines import business_on_line
-from console.intake.arrivals import Arrival, Arrived, receive
+from console.intake.arrivals import MAX_TEXT, Arrival, ByLine
 from console.intake.signatures import verify_mailgun
 
-MAX_TEXT = 20_000
 MAX_AGE_SECONDS = 300
 MESSAGE_ID_LENGTH = 200
 DROPPED = ("script", "style", "head", "title", "template")
@@ -49,34 +46,26 @@ async def verify(
         raise Unauthorized("This e-mail signature was used before, for another message.")
 
 
-async def receive_mail(
-    session: AsyncSession, fields: Mapping[str, str], *, now: datetime
-) -> Arrived:
+def mail_arrival(fields: Mapping[str, str], *, now: datetime) -> Arrival:
+    """A forwarded mail as an arrival on the first of its recipients that is a line."""
     name, sender = parseaddr(fields.get("from") or fields.get("sender") or "")
     sender = (fields.get("sender") or sender).strip()
     if not sender:
         raise Invalid("The field %(name)s is missing.", field="sender", name="sender")
-    business = None
-    for _, address in getaddresses([fields.get("recipient") or ""]):
-        try:
-            business = await business_on_line(session, "email", address)
-            break
-        except NotFound:
-            continue
-    if business is None:
-        raise NotFound("No line has this address.")
+    recipients = tuple(address for _, address in getaddresses([fields.get("recipient") or ""]))
     subject = " ".join((fields.get("subject") or "").split())[:300]
     text = (fields.get("body-plain") or "").strip() or html_to_text(fields.get("body-html") or "")
-    arrival = Arrival(
+    return Arrival(
+        ByLine("email", recipients),
         "email",
-        message_id(fields),
+        now,
         email=sender,
         name=name,
         subject=subject,
         text=text[:MAX_TEXT],
         source="E-mail",
+        message_id=message_id(fields),
     )
-    return await receive(session, business, arrival, now=now)
 
 
 def message_id(fields: Mapping[str, str]) -> str:

@@ -21,10 +21,10 @@ from console.base.errors import Invalid, Unauthorized
 from console.base.i18n import gettext, using_locale
 from console.channels.deliveries import record_delivery
 from console.channels.lines import TWILIO_WHATSAPP, business_on_line, on_twilio
-from console.intake.arrivals import Arrival, Arrived, message, receive
+from console.intake.arrivals import Arrival, Arrived, ById, ByLine, delivered, receive
 from console.intake.signatures import verify_twilio
 from console.live import events
-from models import Business, Lead
+from models import Business, Interaction, Lead
 
 Params = Mapping[str, list[str]]
 
@@ -59,26 +59,32 @@ def sid(params: Params, name: str) -> str:
     return value
 
 
-async def receive_sms(session: AsyncSession, params: Params, *, now: datetime) -> Arrived:
+def sms_arrival(params: Params, *, now: datetime) -> Arrival:
     """An incoming SMS, or a WhatsApp message through Twilio (its addresses `whatsapp:+…`, the
     line a WhatsApp line on Twilio): a lead, or a message on the sender's open lead."""
     message_sid = sid(params, "MessageSid")
     body = field(params, "Body", required=False, max_length=MAX_BODY)
     sender, line = field(params, "From"), field(params, "To")
     if on_twilio(line):
-        business = await business_on_line(session, "whatsapp", line)
-        arrival = Arrival(
+        return Arrival(
+            ByLine("whatsapp", (line,)),
             "whatsapp",
-            message_sid,
+            now,
             phone=sender.removeprefix(TWILIO_WHATSAPP),
             name=field(params, "ProfileName", required=False),
             text=body,
             source="WhatsApp",
+            message_id=message_sid,
         )
-    else:
-        business = await business_on_line(session, "sms", line)
-        arrival = Arrival("sms", message_sid, phone=sender, text=body, source="SMS")
-    return await receive(session, business, arrival, now=now)
+    return Arrival(
+        ByLine("sms", (line,)),
+        "sms",
+        now,
+        phone=sender,
+        text=body,
+        source="SMS",
+        message_id=message_sid,
+    )
 
 
 @dataclass(frozen=True)
@@ -143,14 +149,16 @@ async def _ringing(
     """The call's lead, made at once so every console of the business pops it up; a caller
     whose number is withheld is still answered, without a lead."""
     arrival = Arrival(
+        ById(business.id),
         "phone",
-        step.call_sid,
+        now,
         phone=step.caller,
         subject=gettext("Incoming call"),
         source=gettext("Phone call"),
+        message_id=step.call_sid,
     )
     try:
-        return await receive(session, business, arrival, now=now)
+        return await receive(session, arrival)
     except Invalid:
         return None
 
@@ -159,12 +167,12 @@ async def _missed(
     session: AsyncSession, business: Business, step: CallStep, *, now: datetime
 ) -> None:
     """The call's lead becomes a call-back, once."""
-    interaction = await message(session, business, step.call_sid)
+    interaction = await delivered(session, business.id, step.call_sid)
     if interaction is None:
         arrived = await _ringing(session, business, step, now=now)
         if arrived is None:
             return
-        interaction = arrived.interaction
+        interaction = await session.get_one(Interaction, arrived.interaction_id)
     if interaction.outcome == "no_answer":
         return
     interaction.outcome = "no_answer"

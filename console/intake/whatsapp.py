@@ -2,7 +2,7 @@
 
 Meta signs the raw body (`X-Hub-Signature-256`), batches several changes in one post, and names
 the receiving number by its `phone_number_id`, which is the business's WhatsApp line. The whole
-post is checked before anything is written: an unknown line or a malformed message refuses it.
+post is parsed before anything is written: a malformed message refuses it.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.config import Settings
+from console.base.db import Database
 from console.base.errors import Invalid, NotFound, Unauthorized
 from console.channels.deliveries import RANK, record_delivery
 from console.channels.lines import business_on_line
-from console.intake.arrivals import Arrival, receive
+from console.intake.arrivals import MAX_TEXT, Arrival, ArrivalWriter, ByLine
 from console.intake.signatures import verify_meta
 from models import Business
 
-MAX_TEXT = 20_000
 # What a message that is not text shows as, before its caption if it has one.
 MEDIA = {
     "image": "[image]",
@@ -69,7 +69,7 @@ class Batch:
     statuses: list[tuple[str, str, str, str]] = field(default_factory=list)  # line, id, status, why
 
 
-def parse(payload: dict[str, Any]) -> Batch:
+def parse(payload: dict[str, Any], *, now: datetime) -> Batch:
     batch = Batch()
     for change in _changes(payload):
         value = change.get("value")
@@ -84,7 +84,7 @@ def parse(payload: dict[str, Any]) -> Batch:
             if isinstance(c, dict)
         }
         for item in value.get("messages") or []:
-            arrival, button = _message(item, names)
+            arrival, button = _message(item, names, line, now)
             batch.messages.append((line, arrival, button))
         for item in value.get("statuses") or []:
             batch.statuses.append((line, *_status(item)))
@@ -92,16 +92,41 @@ def parse(payload: dict[str, Any]) -> Batch:
 
 
 async def receive_batch(
-    session: AsyncSession,
+    db: Database,
+    writer: ArrivalWriter,
     batch: Batch,
     *,
     now: datetime,
     agency_line: str | None = None,
     button_reply: ButtonReply | None = None,
 ) -> tuple[int, int]:
-    """Write the batch in the caller's transaction; how many messages were new, and how many
-    statuses were news. The agency's own number (which sends owners their hand-offs) is no
-    business's line: owners' button replies come back to it, and its statuses are not tracked."""
+    """How many of the post's messages were new, and how many of its statuses were news.
+
+    Owners' button replies (their answers to hand-offs, which come back to the agency's own
+    number, no business's line) and statuses are applied in one transaction; the customers'
+    messages then take the arrival path together. A message on an unknown line refuses the
+    post (Meta sends it again): what was stored meanwhile is found, not written twice."""
+    arrivals = [arrival for line, arrival, _ in batch.messages if line != agency_line]
+    news = 0
+    if batch.statuses or any(button for *_, button in batch.messages):
+        async with db.transaction() as session:
+            arrivals, news = await _apply(session, batch, now, agency_line, button_reply)
+    new = 0
+    for answer in await writer.receive_all(arrivals):
+        if isinstance(answer, Exception):
+            raise answer
+        new += not answer.duplicate
+    return new, news
+
+
+async def _apply(
+    session: AsyncSession,
+    batch: Batch,
+    now: datetime,
+    agency_line: str | None,
+    button_reply: ButtonReply | None,
+) -> tuple[list[Arrival], int]:
+    """The owners' replies and the statuses applied; the customers' messages left."""
     businesses: dict[str, Business | None] = {}
 
     async def business_of(line: str) -> Business | None:
@@ -114,21 +139,20 @@ async def receive_batch(
                 businesses[line] = None
         return businesses[line]
 
-    new = news = 0
+    arrivals = []
     for line, arrival, button in batch.messages:
         if button and button_reply is not None and await button_reply(session, button):
             continue  # an owner's answer to a hand-off, not a customer's message
-        business = await business_of(line)
-        if business is not None:
-            arrived = await receive(session, business, arrival, now=now)
-            new += not arrived.duplicate
+        if line != agency_line:
+            arrivals.append(arrival)
+    news = 0
     for line, message_id, status, reason in batch.statuses:
         business = await business_of(line)
         if business is not None:
             news += await record_delivery(
                 session, business.id, message_id, status, error=reason, now=now
             )
-    return new, news
+    return arrivals, news
 
 
 def _changes(payload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -144,7 +168,7 @@ def _changes(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return changes
 
 
-def _message(item: Any, names: dict[str, str]) -> tuple[Arrival, str]:
+def _message(item: Any, names: dict[str, str], line: str, now: datetime) -> tuple[Arrival, str]:
     """The arrival, and the id of the reply button pressed (if one was)."""
     if not isinstance(item, dict):
         raise _invalid("messages")
@@ -171,8 +195,10 @@ def _message(item: Any, names: dict[str, str]) -> tuple[Arrival, str]:
             part for part in (MEDIA.get(kind, f"[{kind or 'message'}]"), caption) if part
         )
     arrival = Arrival(
+        ByLine("whatsapp", (line,)),
         "whatsapp",
-        message_id,
+        now,
+        message_id=message_id,
         phone="+" + sender,
         name=names.get(sender, "")[:200],
         text=text[:MAX_TEXT],

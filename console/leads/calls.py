@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.db import made_once
 from console.base.errors import Conflict, Invalid, NotFound
-from console.contacts.contacts import touch_contact
+from console.contacts.contact_book import touch_contact
 from console.leads.leads import get_lead
 from console.leads.scripts import check_answers, published_script, script_version
 from console.live import events

@@ -15,111 +15,17 @@ from sqlalchemy.orm import aliased
 
 from console.base.errors import Conflict, Invalid, NotFound
 from console.business.reminder_policy import plan_quote_followups
-from console.contacts.contacts import find_or_create_contact, touch_contact
 from console.leads.surveys import SurveyLinks, start_survey
 from console.live import events
-from console.people.tenancy import get_business, get_scoped, may_see, parse_id, visible_businesses
+from console.people.tenancy import get_scoped, may_see, parse_id, visible_businesses
 from console.sla import sla
 from models import Business, Contact, Lead, Role, SecretaryAssignment, User
-from models.base import new_id
 from models.contacts import CHANNELS
-from models.leads import OPEN_STAGES, PRIORITIES, STAGES
+from models.leads import OPEN_STAGES, STAGES
 
 PAGE_SIZE = 50
 PREVIEW_LENGTH = 120
 MAX_MESSAGE = 100_000
-
-
-@dataclass(frozen=True)
-class NewLead:
-    business_id: str
-    phone: str = ""
-    email: str = ""
-    name: str = ""
-    channel: str = "phone"
-    subject: str = ""
-    message: str = ""
-    priority: str = "normal"
-    source: str = ""
-
-
-async def create_lead(
-    session: AsyncSession,
-    user: User | None,
-    new: NewLead,
-    *,
-    now: datetime,
-    business: Business | None = None,
-    external_id: str | None = None,
-    lead_id: uuid.UUID | None = None,
-) -> Lead:
-    """A lead for the contact with this phone or e-mail (found or created) of a business.
-
-    `lead_id` is for a caller whose repeats must name the same lead (the API's Idempotency-Key)."""
-    if business is None:
-        if user is None:
-            raise NotFound("No such business.")
-        business = await get_business(session, user, new.business_id)
-    if new.channel not in CHANNELS:
-        raise Invalid("Unknown channel.", field="channel")
-    if new.priority not in PRIORITIES:
-        raise Invalid("Unknown priority.", field="priority")
-    if len(new.message) > MAX_MESSAGE:
-        raise Invalid("The message is too long.", field="message")
-    contact, _created = await find_or_create_contact(
-        session, business, phone=new.phone, email=new.email, name=new.name
-    )
-    policies = (await sla.policies_of(session, [business.id]))[business.id]
-    touch_contact(contact, now)
-    lead = build_lead(new, business, contact, now=now, external_id=external_id, lead_id=lead_id)
-    await sla.start_clock(session, lead, business, policies)  # before the INSERT: no UPDATE
-    session.add(lead)
-    await session.flush()
-    await events.record(session, business.id, "lead.created", at=now, lead_id=lead.id)
-    return lead
-
-
-def build_lead(
-    new: NewLead,
-    business: Business,
-    contact: Contact,
-    *,
-    now: datetime,
-    external_id: str | None = None,
-    lead_id: uuid.UUID | None = None,
-) -> Lead:
-    """The lead `new` makes for this contact, not yet added and without its promise."""
-    return Lead(
-        **lead_values(
-            new, business.id, contact.id, now=now, external_id=external_id, lead_id=lead_id
-        )
-    )
-
-
-def lead_values(
-    new: NewLead,
-    business_id: uuid.UUID,
-    contact_id: uuid.UUID,
-    *,
-    now: datetime,
-    external_id: str | None = None,
-    lead_id: uuid.UUID | None = None,
-) -> dict[str, Any]:
-    """The columns a new lead starts with (one shape for every way a lead comes in: the ORM's
-    `build_lead`, and the web form's groups, which insert plain rows)."""
-    return {
-        "id": lead_id or new_id(),
-        "business_id": business_id,
-        "contact_id": contact_id,
-        "channel": new.channel,
-        "subject": new.subject.strip()[:300],
-        "message": new.message,
-        "priority": new.priority,
-        "source": new.source.strip()[:100],
-        "created_at": now,
-        "stage_changed_at": now,
-        "external_id": external_id,
-    }
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from console.base.errors import Invalid, NotFound
 from console.channels.contact_messages import business_lines, whatsapp_window_ends
 from console.channels.lines import on_twilio
 from console.channels.notify import queue_notification
-from console.contacts.contacts import touch_contact
+from console.contacts.contact_book import touch_contact
 from console.leads.calls import stamp_first_response
 from console.leads.leads import get_lead
 from console.live import events

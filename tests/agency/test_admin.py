@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from console.base.db import Database
-from console.leads import leads
-from console.leads.leads import NewLead
+from console.intake import arrivals
+from console.intake.arrivals import NewLead
 from console.people import api_tokens
 from console.people.audit import record_audit
 from models import AuditEvent, Business, SecretaryAssignment, User, UserSession
@@ -339,7 +339,7 @@ async def test_audit_records_views_scripts_policies_and_sign_ins(
         admin = await make_user(session, "admin")
         secretary = await make_user(session, "secretary", a)
         owner = await make_user(session, "owner", a)
-        lead = await leads.create_lead(
+        lead = await arrivals.create_lead(
             session, secretary, NewLead(business_id=str(a.id), phone="052-7654321"), now=NOW
         )
     assert (await sign_in(other_client, secretary.email, "wrong-password")).status_code == 401

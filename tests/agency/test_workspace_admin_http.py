@@ -8,8 +8,9 @@ import httpx
 from sqlalchemy import func, select
 
 from console.base.db import Database
+from console.intake import arrivals
+from console.intake.arrivals import NewLead
 from console.leads import calls, leads
-from console.leads.leads import NewLead
 from console.tasks import tasks
 from models import Contact, Interaction, Lead, Script, Task
 from tests.factories import csrf_token, make_business, make_user, sign_in
@@ -48,7 +49,7 @@ async def test_admin_edits_previews_and_publishes_a_script(
 
     assert (await client.post(url, data={**typed, "action": "publish"})).status_code == 303
     async with db.transaction() as session:
-        lead = await leads.create_lead(
+        lead = await arrivals.create_lead(
             session,
             secretary,
             NewLead(business_id=str(business.id), phone="052-7654321"),
@@ -76,20 +77,20 @@ async def test_contact_card_search_and_edit(client: httpx.AsyncClient, db: Datab
     async with db.transaction() as session:
         a, b = await make_business(session), await make_business(session)
         secretary = await make_user(session, "secretary", a)
-        await leads.create_lead(
+        await arrivals.create_lead(
             session,
             secretary,
             NewLead(business_id=str(a.id), phone="052-7654321", name="רונית לוי"),
             now=NOW,
         )
-        await leads.create_lead(
+        await arrivals.create_lead(
             session,
             secretary,
             NewLead(business_id=str(a.id), phone="054-2345678", name="משה"),
             now=NOW,
         )
         other = await make_user(session, "owner", b)
-        foreign = await leads.create_lead(
+        foreign = await arrivals.create_lead(
             session,
             other,
             NewLead(business_id=str(b.id), phone="052-7654321", name="רונית"),
@@ -150,7 +151,7 @@ async def test_tasks_done_and_cancelled_and_leads_reassigned(
         noa = await make_user(session, "secretary", business)
         owner = await make_user(session, "owner", business)
         admin = await make_user(session, "admin")
-        lead = await leads.create_lead(
+        lead = await arrivals.create_lead(
             session,
             michal,
             NewLead(business_id=str(business.id), phone="052-7654321"),

@@ -35,8 +35,9 @@ from asgi import create_app
 from console import cli
 from console.base.config import Settings
 from console.base.db import Database
-from console.leads import calls, leads
-from console.leads.leads import NewLead
+from console.intake import arrivals
+from console.intake.arrivals import NewLead
+from console.leads import calls
 from console.people import api_tokens
 from console.tasks import tasks
 from models import ApiToken, Contact, Interaction, Lead, Task, User
@@ -79,7 +80,7 @@ async def agency_at_work(db: Database) -> AgencyAtWork:
             (a, agency.owner_a, "054-2345678"),
             (b, agency.owner_b, "052-3456789"),
         ):
-            lead = await leads.create_lead(
+            lead = await arrivals.create_lead(
                 session,
                 secretary,
                 NewLead(business_id=str(business.id), phone=phone, name="דנה"),

@@ -11,6 +11,7 @@ import random
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,8 +21,9 @@ from bench.intake import mobile_numbers
 from console.base.db import Database
 from console.contacts.contact_book import ContactBook
 from console.contacts.contacts import normalise_phone
-from console.intake import web_forms
-from console.intake.web_forms import Delivery, Received
+from console.intake import arrivals
+from console.intake.arrivals import Arrival, Arrived, ById
+from console.intake.web_forms import form_arrival
 from tests.factories import make_business
 
 NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
@@ -58,7 +60,7 @@ async def test_lookups_probe_the_unique_indexes_once_per_pair(db: Database) -> N
         levi = await make_business(session, slug="levi")
     phones = mobile_numbers(2 * PER_BUSINESS, random.Random(7))
     forms = [
-        Delivery(
+        form_arrival(
             business.slug,
             business.intake_key,
             {
@@ -71,18 +73,22 @@ async def test_lookups_probe_the_unique_indexes_once_per_pair(db: Database) -> N
         for n, business in enumerate([cohen] * PER_BUSINESS + [levi] * PER_BUSINESS)
     ]
     async with db.transaction() as session:
-        made = await web_forms.receive_forms(session, forms)
-    assert all(isinstance(answer, Received) for answer in made)
+        made = await arrivals.write(session, forms)
+    assert all(isinstance(answer, Arrived) for answer in made)
     if not db.is_sqlite:  # its planner knows how big the tables are, as autovacuum sees to
         async with db.engine.begin() as connection:  # (SQLite keeps no statistics unasked)
             await connection.execute(text("ANALYZE"))
 
     cohens_x1, levis_x2 = made[1], made[PER_BUSINESS + 2]
-    assert isinstance(cohens_x1, Received) and isinstance(levis_x2, Received)
+    assert isinstance(cohens_x1, Arrived) and isinstance(levis_x2, Arrived)
     with plans_of(db, "leads", "contacts") as plans:
         async with db.transaction(write=False) as session:
-            earlier = await web_forms._earlier_leads(
-                session, [(cohen.id, "x1"), (levi.id, "x2"), (cohen.id, "nothing")]
+            earlier = await arrivals._earlier(
+                session,
+                [
+                    (business.id, Arrival(ById(business.id), "web", NOW, external_id=external_id))
+                    for business, external_id in [(cohen, "x1"), (levi, "x2"), (cohen, "nothing")]
+                ],
             )
             book = await ContactBook.load(
                 session,
@@ -94,8 +100,8 @@ async def test_lookups_probe_the_unique_indexes_once_per_pair(db: Database) -> N
                 ],
             )
     assert earlier == {
-        (cohen.id, "x1"): (cohens_x1.lead_id, cohens_x1.contact_id),
-        (levi.id, "x2"): (levis_x2.lead_id, levis_x2.contact_id),
+        ("external", cohen.id, "x1"): replace(cohens_x1, new_lead=False, duplicate=True),
+        ("external", levi.id, "x2"): replace(levis_x2, new_lead=False, duplicate=True),
     }
     found = {
         (contact.business_id, contact.email)

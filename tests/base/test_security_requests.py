@@ -30,8 +30,9 @@ from console.agency.admin import password_link_token
 from console.base.config import Settings
 from console.base.db import Database
 from console.calendar import calendar_feed
+from console.intake import arrivals
+from console.intake.arrivals import NewLead
 from console.leads import calls, leads
-from console.leads.leads import NewLead
 from console.leads.surveys import SurveyLinks
 from console.tasks import tasks
 from console.tasks.task_links import TaskLinks
@@ -127,7 +128,7 @@ async def world_for_gets(db: Database) -> tuple[dict[str, str], list[str]]:
         owner = await make_user(session, "owner", business)
         admin = await make_user(session, "admin")
         new = NewLead(business_id=str(business.id), phone="052-7654321", subject="s")
-        lead = await leads.create_lead(session, secretary, new, now=NOW)
+        lead = await arrivals.create_lead(session, secretary, new, now=NOW)
         await leads.claim_lead(session, secretary, lead.id, now=NOW)
         call = await calls.start_interaction(
             session, secretary, lead.id, kind="inbound_call", now=NOW
@@ -285,7 +286,7 @@ async def test_a_form_s_next_address_never_leads_off_site(
         business = await make_business(session)
         secretary = await make_user(session, "secretary", business)
         new = NewLead(business_id=str(business.id), phone="052-7654321")
-        lead = await leads.create_lead(session, secretary, new, now=NOW)
+        lead = await arrivals.create_lead(session, secretary, new, now=NOW)
         handoff = tasks.HandOff(assignee_id=str(secretary.id), title="t", due="2031-01-05T12:00")
         task = await tasks.hand_off(session, secretary, lead.id, handoff, now=NOW)
     await sign_in(client, secretary.email)

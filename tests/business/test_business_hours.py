@@ -25,8 +25,8 @@ from console.base.db import Database
 from console.base.errors import Invalid
 from console.base.i18n import using_locale
 from console.business.hours import BusinessHours
-from console.leads import leads
-from console.leads.leads import NewLead
+from console.intake import arrivals
+from console.intake.arrivals import NewLead
 from console.tasks import task_sla, tasks
 from models import Business, Event, Lead, Task, TaskPolicy
 from tests.factories import MovableClock, csrf_token, make_business, make_user, sign_in
@@ -221,7 +221,7 @@ async def a_waiting_lead_and_a_hand_off(db: Database, business: Business) -> tup
     async with db.transaction() as session:
         secretary = await make_user(session, "secretary", business)
         owner = await make_user(session, "owner", business)
-        lead = await leads.create_lead(
+        lead = await arrivals.create_lead(
             session,
             None,
             NewLead(business_id=str(business.id), phone="052-7654321", channel="email"),

@@ -26,8 +26,9 @@ from console.base.db import Database
 from console.calendar.calendar_feed import calendar_ics, ics_text
 from console.channels.lines import add_line
 from console.contacts.contacts import normalise_phone
+from console.intake import arrivals
+from console.intake.arrivals import NewLead
 from console.leads import leads
-from console.leads.leads import NewLead
 from console.leads.surveys import SurveyLinks
 from models import AuditEvent, Business, Contact, Lead, Notification, User
 from models.records import Appointment, Survey
@@ -93,7 +94,7 @@ async def desk(db: Database, *, stage: str = "meeting", **contact: str) -> Desk:
         business = await make_business(session, locale="he")
         secretary = await make_user(session, "secretary", business)
         owner = await make_user(session, "owner", business, locale="en")
-        lead = await leads.create_lead(
+        lead = await arrivals.create_lead(
             session,
             None,
             NewLead(
@@ -185,7 +186,7 @@ async def test_outside_the_hours_and_before_the_meeting_stage_are_refused(
         refused = await book(secretary_client, story.lead, form)
         assert refused.status_code == 422, form
     async with db.transaction() as session:
-        early = await leads.create_lead(
+        early = await arrivals.create_lead(
             session,
             None,
             NewLead(business_id=str(story.business.id), phone="052-7654322", name="רון"),

@@ -22,9 +22,8 @@ from console.base.db import Database
 from console.channels.contact_messages import ContactRoute, route_to
 from console.channels.lines import add_line
 from console.channels.notify import Senders, send_due_notifications
-from console.intake.arrivals import Arrival, receive
-from console.leads import leads
-from console.leads.leads import NewLead
+from console.intake import arrivals
+from console.intake.arrivals import Arrival, ById, NewLead, receive
 from models import Business, Contact, Lead, Notification, User
 from models.records import Appointment
 from tests.conftest import SECRET
@@ -100,7 +99,7 @@ async def business_with_lines(
 
 async def lead_of(db: Database, business: Business) -> Lead:
     async with db.transaction() as session:
-        return await leads.create_lead(
+        return await arrivals.create_lead(
             session,
             None,
             NewLead(
@@ -369,18 +368,24 @@ async def test_a_whatsapp_number_on_twilio_sends_text_in_the_window_and_sms_afte
         await add_line(session, business, "sms", LINE)
         arrived = await receive(
             session,
-            business,
-            Arrival("whatsapp", "SM" + "2" * 32, phone=CALLER, text="שלום", source="WhatsApp"),
-            now=NOW,
+            Arrival(
+                ById(business.id),
+                "whatsapp",
+                NOW,
+                phone=CALLER,
+                text="שלום",
+                source="WhatsApp",
+                message_id="SM" + "2" * 32,
+            ),
         )
-        contact = await session.get_one(Contact, arrived.lead.contact_id)
+        contact = await session.get_one(Contact, arrived.contact_id)
         contact.preferred_channel = "whatsapp"
     for when, expected in [
         (NOW + timedelta(hours=2), ContactRoute("whatsapp", CALLER, "whatsapp:+97235551299", "")),
         (NOW + timedelta(hours=25), ContactRoute("sms", CALLER, LINE, "")),
     ]:
         async with db.transaction(write=False) as session:
-            contact = await session.get_one(Contact, arrived.lead.contact_id)
+            contact = await session.get_one(Contact, arrived.contact_id)
             found = await route_to(
                 session, business, contact, whatsapp_template="follow_up", now=when
             )

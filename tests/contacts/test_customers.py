@@ -31,8 +31,9 @@ from console.contacts.contact_import import (
 )
 from console.contacts.customer_classes import classes_by_revenue, classify_business, is_inactive
 from console.contacts.privacy import anonymise_expired_leads, erase_contact, export_contact
-from console.leads import calls, leads
-from console.leads.leads import NewLead
+from console.intake import arrivals
+from console.intake.arrivals import NewLead
+from console.leads import calls
 from models import (
     Appointment,
     AuditEvent,
@@ -462,7 +463,7 @@ async def person_with_history(db: Database) -> tuple[Business, User, User, Conta
         business = await make_business(session)
         secretary = await make_user(session, "secretary", business)
         owner = await make_user(session, "owner", business)
-        lead = await leads.create_lead(
+        lead = await arrivals.create_lead(
             session,
             secretary,
             NewLead(
@@ -536,7 +537,7 @@ async def person_with_history(db: Database) -> tuple[Business, User, User, Conta
                 ),
             ]
         )
-        other = await leads.create_lead(
+        other = await arrivals.create_lead(
             session,
             secretary,
             NewLead(business_id=str(business.id), phone="0527654388", name="משה נשאר"),
@@ -653,7 +654,7 @@ async def test_retention_job_anonymises_only_leads_closed_longer_than_the_period
         secretary = await make_user(session, "secretary", business, keeps)
 
         async def lead(at: Business, closed_days_ago: int | None, stage: str = "won") -> Lead:
-            made = await leads.create_lead(
+            made = await arrivals.create_lead(
                 session,
                 secretary,
                 NewLead(

@@ -10,8 +10,9 @@ import httpx
 from sqlalchemy import func, select
 
 from console.base.db import Database
-from console.leads import leads, scripts
-from console.leads.leads import NewLead
+from console.intake import arrivals
+from console.intake.arrivals import NewLead
+from console.leads import scripts
 from models import Business, Interaction, Lead, Task, User
 from tests.factories import counting, csrf_token, make_agency, make_business, make_user, sign_in
 
@@ -21,7 +22,7 @@ HTMX = {"HX-Request": "true"}
 async def seed_leads(db: Database, business: Business, user: User, n: int, start: int) -> None:
     async with db.transaction() as session:
         for i in range(start, start + n):
-            await leads.create_lead(
+            await arrivals.create_lead(
                 session,
                 user,
                 NewLead(
@@ -168,7 +169,7 @@ async def test_bad_input_changes_nothing(client: httpx.AsyncClient, db: Database
         a, b = await make_business(session), await make_business(session)
         secretary = await make_user(session, "secretary", a)
         other = await make_user(session, "secretary", b)
-        foreign = await leads.create_lead(
+        foreign = await arrivals.create_lead(
             session,
             other,
             NewLead(business_id=str(b.id), phone="052-7654321"),
@@ -203,7 +204,7 @@ async def test_two_secretaries_claiming_over_http_at_once(app: object, db: Datab
     async with db.transaction() as session:
         business = await make_business(session)
         pair = [await make_user(session, "secretary", business) for _ in range(2)]
-        lead = await leads.create_lead(
+        lead = await arrivals.create_lead(
             session,
             pair[0],
             NewLead(business_id=str(business.id), phone="052-7654321"),
@@ -239,7 +240,7 @@ async def test_a_double_click_hands_off_once_and_notes_once(
         business = await make_business(session)
         secretary = await make_user(session, "secretary", business)
         owner = await make_user(session, "owner", business)
-        lead = await leads.create_lead(
+        lead = await arrivals.create_lead(
             session,
             secretary,
             NewLead(business_id=str(business.id), phone="052-7654321"),

@@ -11,8 +11,9 @@ import pytest
 from console.base.db import Database
 from console.base.errors import Conflict, Invalid, NotFound
 from console.contacts.contacts import find_or_create_contact, normalise_phone, search_contacts
+from console.intake import arrivals
+from console.intake.arrivals import NewLead
 from console.leads import calls, leads, scripts
-from console.leads.leads import NewLead
 from console.tasks import tasks
 from tests.factories import make_business, make_user
 
@@ -56,7 +57,7 @@ async def test_of_many_secretaries_claiming_at_once_exactly_one_wins(db: Databas
     async with db.transaction() as session:
         business = await make_business(session)
         team = [await make_user(session, "secretary", business) for _ in range(5)]
-        lead = await leads.create_lead(
+        lead = await arrivals.create_lead(
             session, team[0], NewLead(business_id=str(business.id), phone="052-7654321"), now=NOW
         )
 
@@ -82,7 +83,7 @@ async def test_leads_outside_the_users_businesses_are_not_found(db: Database) ->
         mine, theirs = await make_business(session), await make_business(session)
         secretary = await make_user(session, "secretary", mine)
         owner = await make_user(session, "owner", theirs)
-        lead = await leads.create_lead(
+        lead = await arrivals.create_lead(
             session, owner, NewLead(business_id=str(theirs.id), phone="052-7654321"), now=NOW
         )
     async with db.transaction() as session:
@@ -91,7 +92,7 @@ async def test_leads_outside_the_users_businesses_are_not_found(db: Database) ->
             leads.get_lead(session, secretary, lead.id),
             leads.move_stage(session, secretary, lead.id, stage="won", now=NOW),
             calls.start_interaction(session, secretary, lead.id, kind="inbound_call", now=NOW),
-            leads.create_lead(
+            arrivals.create_lead(
                 session,
                 secretary,
                 NewLead(business_id=str(theirs.id), phone="054-2345678"),
@@ -119,7 +120,7 @@ async def test_a_call_stamps_the_first_response_and_wrap_up_checks_the_script(
             ),
         )
         await scripts.publish_draft(session, business, now=NOW)
-        lead = await leads.create_lead(
+        lead = await arrivals.create_lead(
             session,
             secretary,
             NewLead(business_id=str(business.id), phone="052-7654321", name="Yael"),
@@ -222,7 +223,7 @@ async def test_pipeline_stages_close_and_reopen(db: Database) -> None:
     async with db.transaction() as session:
         business = await make_business(session)
         secretary = await make_user(session, "secretary", business)
-        lead = await leads.create_lead(
+        lead = await arrivals.create_lead(
             session,
             secretary,
             NewLead(business_id=str(business.id), phone="052-7654321"),

@@ -33,8 +33,9 @@ from console.agency.admin import password_link_token
 from console.base.db import Database
 from console.calendar import calendar_feed
 from console.channels import lines
+from console.intake import arrivals
+from console.intake.arrivals import NewLead
 from console.leads import calls, canned_replies, leads
-from console.leads.leads import NewLead
 from console.leads.surveys import SurveyLinks
 from console.people import api_tokens
 from console.tasks import tasks
@@ -75,7 +76,7 @@ async def world(db: Database) -> World:
         admin = await make_user(session, "admin")
         secretary_b = await make_user(session, "secretary", b)
         owner_b = await make_user(session, "owner", b)
-        lead_a = await leads.create_lead(
+        lead_a = await arrivals.create_lead(
             session, secretary_a, NewLead(business_id=str(a.id), phone="052-7654321"), now=NOW
         )
         new = NewLead(
@@ -84,7 +85,7 @@ async def world(db: Database) -> World:
             name="Zelda Secretb",
             subject="SECRET-B-SUBJECT",
         )
-        lead = await leads.create_lead(session, secretary_b, new, now=NOW)
+        lead = await arrivals.create_lead(session, secretary_b, new, now=NOW)
         await leads.claim_lead(session, secretary_b, lead.id, now=NOW)
         done = await calls.start_interaction(
             session, secretary_b, lead.id, kind="inbound_call", now=NOW

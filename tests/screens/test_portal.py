@@ -18,8 +18,9 @@ from sqlalchemy import func, select
 from asgi import create_app
 from console.base.config import Settings
 from console.base.db import Database
+from console.intake import arrivals
+from console.intake.arrivals import NewLead
 from console.leads import calls, leads, scripts
-from console.leads.leads import NewLead
 from console.sla import sla
 from console.tasks import tasks
 from console.tasks.task_links import LINK, TaskLinks, read_token
@@ -104,7 +105,7 @@ async def handled(
 ) -> Interaction:
     """A lead that arrived `at`, answered two minutes later, wrapped up at five."""
     async with db.transaction() as session:
-        lead = await leads.create_lead(
+        lead = await arrivals.create_lead(
             session,
             secretary,
             NewLead(
@@ -344,7 +345,7 @@ async def test_the_owner_rates_a_call_and_the_agency_sees_it_per_secretary(
 async def test_a_message_that_came_in_is_not_rated(client: httpx.AsyncClient, db: Database) -> None:
     w = await world(db)
     async with db.transaction() as session:
-        lead = await leads.create_lead(
+        lead = await arrivals.create_lead(
             session, w.michal, NewLead(business_id=str(w.a.id), phone="054-2345678"), now=SUNDAY_9
         )
         incoming = Interaction(
@@ -608,7 +609,7 @@ async def test_while_he_is_away_breaches_skip_him_and_hand_offs_wait_for_him(
 
     async def breach_at(moment: datetime, phone: str) -> list[Notification]:
         async with db.transaction() as session:
-            await leads.create_lead(
+            await arrivals.create_lead(
                 session, w.michal, NewLead(business_id=str(w.a.id), phone=phone), now=moment
             )
         async with db.transaction() as session:

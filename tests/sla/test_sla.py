@@ -16,8 +16,9 @@ from console.base.config import Settings
 from console.base.db import Database
 from console.base.errors import Invalid
 from console.base.scheduler import SweepAt
-from console.leads import calls, leads
-from console.leads.leads import NewLead
+from console.intake import arrivals
+from console.intake.arrivals import NewLead
+from console.leads import calls
 from console.sla import sla
 from models import Alert, Business, Lead, LeadAlarm, SlaPolicy
 from tests.conftest import SECRET, Databases
@@ -61,7 +62,7 @@ async def due_at(db: Database, lead: Lead) -> datetime | None:
 
 async def new_lead(db: Database, business: object, channel: str, at: datetime) -> Lead:
     async with db.transaction() as session:
-        return await leads.create_lead(
+        return await arrivals.create_lead(
             session,
             None,
             NewLead(business_id=str(business.id), phone="052-7654321", channel=channel),  # type: ignore[attr-defined]

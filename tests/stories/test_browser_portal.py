@@ -12,8 +12,9 @@ import pytest
 
 from console.base.db import Database
 from console.base.migrate import upgrade
-from console.leads import calls, leads, scripts
-from console.leads.leads import NewLead
+from console.intake import arrivals
+from console.intake.arrivals import NewLead
+from console.leads import calls, scripts
 from console.people import accounts
 from console.tasks import tasks
 from tests.browser import chromium, need_chromium
@@ -57,7 +58,7 @@ async def seed(db_url: str) -> None:
             scripts.ScriptDraft(greeting="{business}, שלום", questions="* מה הכתובת? | text"),
         )
         await scripts.publish_draft(session, business, now=now - timedelta(hours=1))
-        lead = await leads.create_lead(
+        lead = await arrivals.create_lead(
             session,
             michal,
             NewLead(

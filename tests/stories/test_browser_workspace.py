@@ -9,8 +9,9 @@ import pytest
 
 from console.base.db import Database
 from console.base.migrate import upgrade
-from console.leads import leads, scripts
-from console.leads.leads import NewLead
+from console.intake import arrivals
+from console.intake.arrivals import NewLead
+from console.leads import scripts
 from tests.browser import chromium, need_chromium
 from tests.factories import make_agency
 from tests.servers import Server
@@ -43,7 +44,7 @@ async def seed(db_url: str) -> None:
             ),
         )
         await scripts.publish_draft(session, a, now=datetime.now(UTC))
-        await leads.create_lead(
+        await arrivals.create_lead(
             session,
             michal,
             NewLead(

@@ -20,8 +20,10 @@ from console.base.config import Settings
 from console.base.db import Database
 from console.business.reminder_policy import ReminderPolicy, reminder_policy, set_reminder_policy
 from console.contacts import contacts
+from console.contacts.contact_book import touch_contact
+from console.intake import arrivals
+from console.intake.arrivals import NewLead
 from console.leads import leads
-from console.leads.leads import NewLead
 from console.tasks import reminders, task_sla, tasks
 from console.tasks.task_links import TaskLinks
 from models import Business, Contact, Lead, Notification, Task, User
@@ -45,7 +47,7 @@ async def team(db: Database) -> tuple[Business, User, User]:
 
 async def new_lead(db: Database, business: Business, *, at: datetime, phone: str) -> Lead:
     async with db.transaction() as session:
-        return await leads.create_lead(
+        return await arrivals.create_lead(
             session,
             None,
             NewLead(business_id=str(business.id), phone=phone, name="דנה כהן"),
@@ -142,7 +144,7 @@ async def test_switched_off_quotes_are_not_followed_up(db: Database) -> None:
 async def classed(db: Database, business: Business, user: User, phone: str, abc: str) -> Contact:
     async with db.transaction() as session:
         contact, _new = await contacts.find_or_create_contact(session, business, phone=phone)
-        contacts.touch_contact(contact, SUNDAY_9)
+        touch_contact(contact, SUNDAY_9)
         contact.created_at = SUNDAY_9
         await session.flush()
         return await contacts.update_contact(session, contact, {"abc_class": abc})
@@ -179,7 +181,7 @@ async def test_a_contact_spoken_to_since_is_not_reminded_and_unclassing_stops_it
     a = await classed(db, business, secretary, "052-7654321", "A")
     async with db.transaction() as session:
         found = await session.get_one(Contact, a.id)
-        contacts.touch_contact(found, SUNDAY_9 + 10 * DAY)
+        touch_contact(found, SUNDAY_9 + 10 * DAY)
     assert (await run(db, SUNDAY_9 + 14 * DAY)).written == 0
     [moved] = await rows(db, Contact, Contact.id == a.id)
     assert moved.followup_at == SUNDAY_9 + 24 * DAY  # moved to two weeks after the call

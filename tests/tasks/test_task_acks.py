@@ -21,8 +21,8 @@ from console.base.config import Settings
 from console.base.db import Database
 from console.channels.notify import Senders, SendReport, send_due_notifications
 from console.channels.providers import MetaWhatsApp, ProviderError
-from console.leads import leads
-from console.leads.leads import NewLead
+from console.intake import arrivals
+from console.intake.arrivals import NewLead
 from console.tasks import tasks
 from console.tasks.task_acks import apply_button_reply
 from console.tasks.task_links import BUTTON, LINK, TaskLinks
@@ -52,7 +52,7 @@ async def handed_off(db: Database, *, locale: str = "he", **owner_fields: Any) -
         owner = await make_user(session, "owner", business, locale=locale)
         for name, value in owner_fields.items():
             setattr(owner, name, value)
-        lead = await leads.create_lead(
+        lead = await arrivals.create_lead(
             session,
             None,
             NewLead(business_id=str(business.id), phone="052-7654321", name="דנה"),

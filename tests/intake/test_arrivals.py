@@ -1,9 +1,12 @@
-"""Web forms written in groups answer each form as if it had come alone; `bench.intake` runs."""
+"""The one arrival path: arrivals written in groups answer each as if it had come alone, whatever
+its channel; one the database refuses fails alone; `bench.intake` runs."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,11 +17,14 @@ from sqlalchemy import func, select, update
 from bench import intake as bench_intake
 from console.base.db import Database
 from console.base.errors import Invalid, NotFound, Unauthorized
+from console.channels.lines import add_line
 from console.contacts.contact_book import ContactBook
-from console.intake import web_forms
-from console.intake.web_forms import Delivery, FormWriter, Received
-from models import Contact, Event, Lead, LeadAlarm
-from tests.factories import make_business
+from console.intake import arrivals
+from console.intake.arrivals import Arrival, ArrivalWriter, Arrived, ById, ByLine
+from console.intake.web_forms import form_arrival
+from models import Contact, Event, Interaction, Lead, LeadAlarm
+from models.leads import PRIORITIES
+from tests.factories import counting, make_business
 
 NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
 
@@ -28,8 +34,8 @@ async def test_one_group_answers_each_form_as_alone(db: Database) -> None:
         cohen = await make_business(session, slug="cohen")
         levi = await make_business(session, slug="levi")
 
-    def form(slug: str, key: str, **fields: Any) -> Delivery:
-        return Delivery(slug, key, fields, NOW)
+    def form(slug: str, key: str, **fields: Any) -> Arrival:
+        return form_arrival(slug, key, fields, NOW)
 
     group = [
         form("cohen", cohen.intake_key, name="דנה", phone="054-2345678", external_id="a"),
@@ -41,14 +47,14 @@ async def test_one_group_answers_each_form_as_alone(db: Database) -> None:
         form("levi", levi.intake_key, phone="054-2345678", external_id="a"),  # another business
     ]
     async with db.transaction() as session:
-        answers = await web_forms.receive_forms(session, group)
+        answers = await arrivals.write(session, group)
     first, wrong_key, no_business, bad_phone, again, twin, elsewhere = answers
-    assert isinstance(first, Received) and not first.duplicate
+    assert isinstance(first, Arrived) and not first.duplicate
     assert isinstance(wrong_key, Unauthorized) and isinstance(no_business, NotFound)
     assert isinstance(bad_phone, Invalid) and bad_phone.field == "phone"
-    assert isinstance(again, Received) and again.contact_id == first.contact_id
-    assert twin == Received(first.lead_id, first.contact_id, duplicate=True)
-    assert isinstance(elsewhere, Received) and elsewhere.contact_id != first.contact_id
+    assert isinstance(again, Arrived) and again.contact_id == first.contact_id
+    assert twin == Arrived(first.lead_id, first.contact_id, None, new_lead=False, duplicate=True)
+    assert isinstance(elsewhere, Arrived) and elsewhere.contact_id != first.contact_id
     async with db.transaction(write=False) as session:
         assert await session.scalar(select(func.count()).select_from(Lead)) == 3
         dana = await session.get_one(Contact, first.contact_id)
@@ -70,12 +76,12 @@ async def test_a_known_caller_is_filled_in_and_touched_keeping_what_was_set_mean
     async with db.transaction() as session:
         business = await make_business(session, slug="cohen")
 
-    async def send(fields: dict[str, Any], at: datetime) -> Received:
+    async def send(fields: dict[str, Any], at: datetime) -> Arrived:
         async with db.transaction() as session:
-            (answer,) = await web_forms.receive_forms(
-                session, [Delivery("cohen", business.intake_key, fields, at)]
+            (answer,) = await arrivals.write(
+                session, [form_arrival("cohen", business.intake_key, fields, at)]
             )
-        assert isinstance(answer, Received)
+        assert isinstance(answer, Arrived)
         return answer
 
     first = await send({"phone": "054-2345678"}, NOW)
@@ -107,12 +113,12 @@ async def test_a_group_meeting_a_twin_written_elsewhere_is_written_form_by_form(
 ) -> None:
     async with db.transaction() as session:
         business = await make_business(session, slug="cohen")
-    writer = FormWriter(db)
-    repeat = Delivery(
+    writer = ArrivalWriter(db)
+    repeat = form_arrival(
         "cohen", business.intake_key, {"phone": "054-2345678", "external_id": "x"}, NOW
     )
     first = await writer.receive(repeat)
-    real = web_forms._earlier_leads
+    real = arrivals._earlier
     blind = [True]
 
     async def blind_once(*args: Any) -> Any:  # the twin committed after this group looked
@@ -120,12 +126,12 @@ async def test_a_group_meeting_a_twin_written_elsewhere_is_written_form_by_form(
             return {}
         return await real(*args)
 
-    monkeypatch.setattr(web_forms, "_earlier_leads", blind_once)
+    monkeypatch.setattr(arrivals, "_earlier", blind_once)
     answers = await asyncio.gather(
         writer.receive(repeat),
-        writer.receive(Delivery("cohen", business.intake_key, {"phone": "052-7654321"}, NOW)),
+        writer.receive(form_arrival("cohen", business.intake_key, {"phone": "052-7654321"}, NOW)),
     )
-    assert answers[0] == Received(first.lead_id, first.contact_id, duplicate=True)
+    assert answers[0] == Arrived(first.lead_id, first.contact_id, None, False, duplicate=True)
     assert not answers[1].duplicate
 
 
@@ -134,10 +140,10 @@ async def test_groups_written_side_by_side_make_each_person_once(db: Database) -
     each other (never a deadlock), and each person is one contact, each form one lead."""
     async with db.transaction() as session:
         businesses = [await make_business(session, slug=f"b{n}") for n in range(3)]
-    writer = FormWriter(db, group=4, parallel=3)
+    writer = ArrivalWriter(db, group=4, parallel=3)
     phones = ["054-2345678", "052-7654321", "053-3456789", "050-4567890"]
     forms = [
-        Delivery(
+        form_arrival(
             business.slug,
             business.intake_key,
             {"phone": phones[n % len(phones)], "external_id": f"form-{n}"},
@@ -164,27 +170,27 @@ async def test_groups_written_side_by_side_make_each_person_once(db: Database) -
 def written(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of each group the writers write, in order."""
     sizes: list[int] = []
-    write = FormWriter._write
+    write = ArrivalWriter._write
 
-    async def counted(self: FormWriter, deliveries: list[Delivery]) -> Any:
-        sizes.append(len(deliveries))
-        return await write(self, deliveries)
+    async def counted(self: ArrivalWriter, group: list[Arrival]) -> Any:
+        sizes.append(len(group))
+        return await write(self, group)
 
-    monkeypatch.setattr(FormWriter, "_write", counted)
+    monkeypatch.setattr(ArrivalWriter, "_write", counted)
     return sizes
 
 
 async def cohens_writer(
     db: Database, *, group: int
-) -> tuple[FormWriter, Callable[[int], Delivery]]:
+) -> tuple[ArrivalWriter, Callable[[int], Arrival]]:
     """A writer of `group` forms at most, and the n-th form of one business's site."""
     async with db.transaction() as session:
         business = await make_business(session, slug="cohen")
 
-    def form(n: int) -> Delivery:
-        return Delivery("cohen", business.intake_key, {"phone": f"054-234{n:04d}"}, NOW)
+    def form(n: int) -> Arrival:
+        return form_arrival("cohen", business.intake_key, {"phone": f"054-234{n:04d}"}, NOW)
 
-    return FormWriter(db, group=group), form
+    return ArrivalWriter(db, group=group), form
 
 
 async def test_forms_still_arriving_join_the_group(db: Database, written: list[int]) -> None:
@@ -192,16 +198,16 @@ async def test_forms_still_arriving_join_the_group(db: Database, written: list[i
     more each turn of the loop), up to a full group; a lone form goes after one turn."""
     writer, form = await cohens_writer(db, group=5)
 
-    async def arriving(n: int) -> Received:
+    async def arriving(n: int) -> Arrived:
         for _ in range(n):  # the n-th form's request is read n turns of the loop later
             await asyncio.sleep(0)
         return await writer.receive(form(n))
 
     answers = await asyncio.gather(*(arriving(n) for n in range(7)))
-    assert all(isinstance(answer, Received) for answer in answers)
+    assert all(isinstance(answer, Arrived) for answer in answers)
     assert written == [5, 2]  # a full group at once, then the two that came after it
     written.clear()
-    assert isinstance(await writer.receive(form(99)), Received)
+    assert isinstance(await writer.receive(form(99)), Arrived)
     assert written == [1]
 
 
@@ -214,7 +220,7 @@ async def test_after_a_group_the_next_waits_across_quiet_turns_for_as_many(
     and 59 under bench.intake); when fewer come, they go once GATHER_AT_MOST has passed."""
     writer, form = await cohens_writer(db, group=10)
 
-    async def arriving(n: int) -> Received:
+    async def arriving(n: int) -> Arrived:
         for _ in range(3 * n):  # two quiet turns between one form and the next
             await asyncio.sleep(0)
         return await writer.receive(form(n))
@@ -250,3 +256,143 @@ async def test_the_intake_benchmark_runs(tmp_path: Path) -> None:
     assert result["ceiling"]["fixed"]["statuses"] == {201: 10}
     assert result["intake_rps"] > 0 and result["ceiling_rps"] > 0
     assert {"intake_rps", "ceiling_rps", "ratio", "p50_ms", "p99_ms"} <= result.keys()
+
+
+async def lines_of_cohen(db: Database) -> tuple[Any, Any]:
+    async with db.transaction() as session:
+        cohen = await make_business(session, slug="cohen")
+        levi = await make_business(session, slug="levi")
+        await add_line(session, cohen, "sms", "+97235551234")
+        await add_line(session, cohen, "whatsapp", "1234567890")
+        await add_line(session, cohen, "email", "office@cohen.example")
+    return cohen, levi
+
+
+def sms(n: int, phone: str = "054-2345678", line: str = "03-5551234") -> Arrival:
+    return Arrival(
+        ByLine("sms", (line,)), "sms", NOW, phone=phone, text=f"הודעה {n}", message_id=f"SM{n}"
+    )
+
+
+async def test_every_channel_takes_the_one_path_in_one_group(db: Database) -> None:
+    """A group of every kind of arrival: the web form, an SMS and a WhatsApp message on the
+    business's lines, an e-mail to one of several recipients, a call, a lead through the API
+    (with its idempotency id). One person is one contact across channels; messages join the
+    open lead, a call and a form open their own; a repeated message id is found; an unknown
+    line refuses only its own arrival."""
+    cohen, levi = await lines_of_cohen(db)
+    api_lead = uuid.uuid4()
+    group = [
+        form_arrival("cohen", cohen.intake_key, {"phone": "054-2345678", "message": "טופס"}, NOW),
+        sms(1),
+        Arrival(
+            ByLine("whatsapp", ("1234567890",)),
+            "whatsapp",
+            NOW,
+            phone="+972542345678",
+            name="דנה",
+            text="וואטסאפ",
+            message_id="wamid.1",
+        ),
+        Arrival(
+            ByLine("email", ("someone@else.example", "Office@Cohen.example")),
+            "email",
+            NOW,
+            email="dana@example.com",
+            subject="שאלה",
+            text="מייל",
+            message_id="mail-1",
+        ),
+        Arrival(ById(cohen.id), "phone", NOW, phone="0542345678", message_id="CA1"),
+        Arrival(ById(levi.id), "sms", NOW, phone="054-2345678", text="API", lead_id=api_lead),
+        sms(1),  # the same delivery again, in the same group
+        sms(2, line="03-5559999"),  # nobody's line
+    ]
+    writer = ArrivalWriter(db)
+    answers = await writer.receive_all(group)
+    form, text, chat, mail, call, api, again, stranger = answers
+    assert isinstance(stranger, NotFound)
+    made = [form, text, chat, mail, call, api]
+    assert all(isinstance(answer, Arrived) for answer in [*made, again])
+    assert isinstance(form, Arrived) and isinstance(text, Arrived) and isinstance(chat, Arrived)
+    assert isinstance(call, Arrived) and isinstance(api, Arrived) and isinstance(mail, Arrived)
+    assert isinstance(again, Arrived) and again.duplicate and again.lead_id == text.lead_id
+    assert form.contact_id == text.contact_id == chat.contact_id == call.contact_id
+    assert mail.contact_id != form.contact_id and api.contact_id != form.contact_id
+    assert form.new_lead and text.new_lead is False and text.lead_id == form.lead_id
+    assert chat.lead_id == form.lead_id and not chat.new_lead
+    assert call.new_lead and call.lead_id != form.lead_id and call.interaction_id is not None
+    assert api.lead_id == api_lead and form.interaction_id is None
+    async with db.transaction(write=False) as session:
+        leads = {lead.id: lead for lead in await session.scalars(select(Lead))}
+        assert len(leads) == 4  # the form (with its messages), the e-mail, the call, the API's
+        assert leads[call.lead_id].external_id == "CA1"
+        assert leads[api_lead].business_id == levi.id and leads[api_lead].channel == "sms"
+        kinds = sorted(
+            (await session.scalars(select(Interaction.kind).order_by(Interaction.kind))).all()
+        )
+        assert kinds == ["email", "inbound_call", "sms", "whatsapp"]
+        events = (await session.execute(select(Event.kind, Event.business_id))).all()
+        assert sorted(kind for kind, _ in events) == [
+            "lead.created",
+            "lead.created",
+            "lead.created",
+            "lead.created",
+            "lead.updated",
+        ]
+    repeated = await writer.receive(
+        Arrival(ById(levi.id), "sms", NOW, phone="054-2345678", text="API", lead_id=api_lead)
+    )
+    assert repeated.duplicate and repeated.lead_id == api_lead
+
+
+async def test_a_group_costs_the_same_statements_however_many_arrive(db: Database) -> None:
+    await lines_of_cohen(db)
+    counts = []
+    for size in (2, 20):
+        group = [sms(n, phone=f"054-23{size:02d}{n:03d}") for n in range(size)]
+        group += [sms(1000 + n, phone=f"054-23{size:02d}{n:03d}") for n in range(size)]  # joins
+        with counting(db) as statements:
+            async with db.transaction() as session:
+                answers = await arrivals.write(session, group)
+        assert all(isinstance(answer, Arrived) for answer in answers)
+        counts.append(len(statements))
+    assert counts[0] == counts[1]
+
+
+async def test_an_arrival_the_database_refuses_fails_alone(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group meets the database's refusal of one of its arrivals (here a priority the
+    console lets through by mistake, which the table's check refuses): it is written again
+    one arrival at a time, the bad one is answered 422, and every other one is stored."""
+    await lines_of_cohen(db)
+    monkeypatch.setattr(arrivals, "PRIORITIES", (*PRIORITIES, "bogus"))
+    group = [sms(n, phone=f"054-234{n:04d}") for n in range(5)]
+    group[2] = replace(group[2], priority="bogus")
+    answers = await ArrivalWriter(db).receive_all(group)
+    refused = answers.pop(2)
+    assert isinstance(refused, Invalid)
+    assert all(isinstance(answer, Arrived) and not answer.duplicate for answer in answers)
+    async with db.transaction(write=False) as session:
+        assert await session.scalar(select(func.count()).select_from(Lead)) == 4
+        assert await session.scalar(select(func.count()).select_from(Interaction)) == 4
+
+
+async def test_text_with_nul_characters_is_stored_without_them(db: Database) -> None:
+    """PostgreSQL refuses NUL in text: an arrival carrying one is stored without it."""
+    cohen, _ = await lines_of_cohen(db)
+    fields = {
+        "phone": "054-2345678",
+        "name": "דנה\x00",
+        "message": "a\x00b",
+        "external_id": "x\x00",
+    }
+    (answer,) = await ArrivalWriter(db).receive_all(
+        [form_arrival("cohen", cohen.intake_key, fields, NOW)]
+    )
+    assert isinstance(answer, Arrived)
+    async with db.transaction(write=False) as session:
+        lead = await session.get_one(Lead, answer.lead_id)
+        contact = await session.get_one(Contact, answer.contact_id)
+    assert (lead.message, lead.external_id, contact.name) == ("ab", "x", "דנה")
