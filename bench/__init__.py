@@ -18,13 +18,15 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def intake_env(url: str, *, secret: str, redis: str | None = None) -> dict[str, str]:
-    """The environment of a `mazkira serve` that takes web forms from one load generator."""
+    """The environment of a `mazkira serve` that takes leads from one load generator."""
     env = {
         "DATABASE_URL": url,
         "SECRET_KEY": secret + "-" + "k" * 40,
-        # The load comes from one address: limits out of its reach, still counted per request.
+        # The load comes from one address and one API token: limits out of its reach, still
+        # counted per request.
         "INTAKE_RATE_PER_KEY": "100000000",
         "INTAKE_RATE_PER_ADDRESS": "100000000",
+        "API_RATE_PER_TOKEN": "100000000",
     }
     if redis:
         env["REDIS_URL"] = redis
