@@ -14,9 +14,8 @@ from console.base.db import Database
 from console.base.errors import ConsoleError
 from console.base.migrate import upgrade
 from console.people import accounts
+from console.people.audit import Actor
 
-# Who and where, in the audit log, for what the command line does.
-CLI_ACTOR = "cli"
 SWITCH_INTERVAL = 0.001  # seconds; see `serve`
 
 
@@ -279,6 +278,7 @@ def run_set_sla(settings: Settings, args: argparse.Namespace) -> int:
             business = await accounts.business_by_slug(session, args.business)
             await sla.set_policy(
                 session,
+                Actor.command_line(datetime.now(UTC)),
                 business,
                 channel=args.channel,
                 priority=args.priority,
@@ -375,14 +375,15 @@ def run_import_contacts(settings: Settings, args: argparse.Namespace) -> int:
             report = await contact_import.import_contacts(
                 session, business, sheet, mapping, merge=args.merge, progress=progress
             )
+            cli = Actor.command_line(datetime.now(UTC))
             await contact_import.audit_import(
                 session,
                 business,
                 report,
                 path.name,
-                now=datetime.now(UTC),
-                actor_email=CLI_ACTOR,
-                address=CLI_ACTOR,
+                now=cli.now,
+                actor_email=cli.email,
+                address=cli.address,
             )
             return report
 

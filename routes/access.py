@@ -10,7 +10,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from console.base.errors import NotFound
+from console.people.audit import Actor
 from models import User
+from routes.forms import now
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -45,6 +47,11 @@ def user_of(request: Request) -> User:
     user = current_user(request)
     assert user is not None, "handler is not behind signed_in()"
     return user
+
+
+def actor(request: Request) -> Actor:
+    """Who acts, when and from where, for the services that keep the audit log."""
+    return Actor(user_of(request), now(request), request.state.client_address)
 
 
 def safe_next(target: str | None, default: str) -> str:

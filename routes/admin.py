@@ -10,19 +10,15 @@ from starlette.responses import Response
 
 from console.agency import admin
 from console.base.i18n import LOCALES
-from console.people.audit import Actor, AuditFilters, audit_log
+from console.people.audit import AuditFilters, audit_log
 from models import Role
-from routes.access import signed_in, user_of
+from routes.access import actor, signed_in
 from routes.forms import now, see_other, text
 from routes.templating import render
 
 # The set-password link must not leak through Referer, nor stay in a shared cache.
 PRIVATE = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 ROLES = [role.value for role in Role]
-
-
-def actor(request: Request) -> Actor:
-    return Actor(user_of(request), now(request), request.state.client_address)
 
 
 def link_url(request: Request, token: str) -> str:

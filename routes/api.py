@@ -14,7 +14,7 @@ from console.api import openapi, payloads, queries
 from console.base import i18n, ratelimit
 from console.base.errors import Unauthorized, UnsupportedMedia
 from console.people import api_tokens
-from console.people.audit import Actor, record_lead_view
+from console.people.audit import Actor
 from models import User
 from routes.errors import console_error
 from routes.forms import now
@@ -85,9 +85,8 @@ async def list_leads(request: Request, user: User) -> Response:
 async def show_lead(request: Request, user: User) -> Response:
     """One lead; the view is audited as the lead page's is."""
     async with request.app.state.db.transaction() as session:
-        lead = await queries.lead_by_id(session, user, request.path_params["lead_id"])
         viewer = Actor(user, now(request), getattr(request.state, "client_address", ""))
-        await record_lead_view(session, lead.id, lead.business_id, actor=viewer, via="api")
+        lead = await queries.show_lead(session, viewer, request.path_params["lead_id"])
     return _json(lead)
 
 

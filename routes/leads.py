@@ -10,12 +10,10 @@ from console.intake.arrivals import NewLead
 from console.leads import leads
 from console.leads.leads import InboxFilters
 from console.leads.surveys import SurveyLinks
-from console.people.audit import record_lead_view
 from console.people.tenancy import visible_businesses
 from console.screens.lead_page import lead_view
 from models import Role
-from routes.access import signed_in, user_of
-from routes.admin import actor as admin_actor
+from routes.access import actor, signed_in, user_of
 from routes.forms import now, see_other, text
 from routes.templating import render
 
@@ -61,13 +59,10 @@ async def show_lead(request: Request) -> Response:
     async with request.app.state.db.transaction() as session:
         view = await lead_view(
             session,
-            user_of(request),
+            actor(request),
             request.path_params["lead_id"],
-            now=now(request),
             reply_template=request.app.state.settings.whatsapp_reply_template,
         )
-        lead = view.lead
-        await record_lead_view(session, lead.id, lead.business_id, actor=admin_actor(request))
     return render(request, "leads/show.html", {"view": view, "now": now(request)})
 
 

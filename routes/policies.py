@@ -7,14 +7,12 @@ from starlette.responses import Response
 
 from console.base.errors import Invalid
 from console.business import reminder_policy
-from console.people import audit
 from console.people.tenancy import get_business
 from console.sla import sla
-from console.tasks import task_sla
+from console.tasks import reminders, task_sla
 from models import Role
-from routes.access import signed_in, user_of
-from routes.admin import actor
-from routes.forms import now, see_other, text
+from routes.access import actor, signed_in, user_of
+from routes.forms import see_other, text
 from routes.templating import render
 
 
@@ -47,15 +45,13 @@ async def save_policy(request: Request) -> Response:
         business = await get_business(session, user_of(request), request.path_params["business_id"])
         await sla.set_policy(
             session,
+            actor(request),
             business,
             channel=text(form, "channel"),
             priority=text(form, "priority"),
             minutes=minutes,
             warnings=warnings,
             notify_owner=bool(text(form, "notify_owner")),
-        )
-        await audit.record_change(
-            session, actor(request), "sla.policy_set", business, minutes=minutes
         )
     return see_other(request, f"/agency/businesses/{business.id}/sla")
 
@@ -71,9 +67,12 @@ async def save_task_policy(request: Request) -> Response:
     async with request.app.state.db.transaction() as session:
         business = await get_business(session, user_of(request), request.path_params["business_id"])
         await task_sla.set_task_policy(
-            session, business, acknowledge_minutes=acknowledge, remind_before_due_minutes=remind
+            session,
+            actor(request),
+            business,
+            acknowledge_minutes=acknowledge,
+            remind_before_due_minutes=remind,
         )
-        await audit.record_change(session, actor(request), "sla.task_policy_set", business)
     return see_other(request, f"/agency/businesses/{business.id}/sla#task-policy")
 
 
@@ -85,6 +84,5 @@ async def save_reminders(request: Request) -> Response:
     wanted = reminder_policy.policy_from_form(fields)
     async with request.app.state.db.transaction() as session:
         business = await get_business(session, user_of(request), request.path_params["business_id"])
-        await reminder_policy.set_reminder_policy(session, business, wanted, now=now(request))
-        await audit.record_change(session, actor(request), "sla.reminders_set", business)
+        await reminders.set_reminders(session, actor(request), business, wanted)
     return see_other(request, f"/agency/businesses/{business.id}/sla#reminders")

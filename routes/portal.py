@@ -8,14 +8,12 @@ from starlette.responses import Response
 
 from console.leads import feedback, scripts
 from console.people import availability
-from console.people.audit import record_change, record_lead_view
 from console.people.tenancy import get_business, parse_id
 from console.screens import portal
 from console.screens.portal import ReviewFilters
 from console.tasks import task_sla, tasks
 from models import Role
-from routes.access import signed_in, user_of
-from routes.admin import actor as admin_actor
+from routes.access import actor, signed_in, user_of
 from routes.forms import is_htmx, now, see_other, text
 from routes.templating import render
 
@@ -43,11 +41,7 @@ async def index(request: Request) -> Response:
 async def lead(request: Request) -> Response:
     """A lead as the owner reads it: what was done, its tasks, the comments; he may comment."""
     async with request.app.state.db.transaction() as session:
-        view = await portal.owner_lead(session, user_of(request), request.path_params["lead_id"])
-        lead = view.lead
-        await record_lead_view(
-            session, lead.id, lead.business_id, actor=admin_actor(request), via="portal"
-        )
+        view = await portal.owner_lead(session, actor(request), request.path_params["lead_id"])
     return render(request, "portal/lead.html", {"view": view, "now": now(request)})
 
 
@@ -166,15 +160,8 @@ async def save_script(request: Request) -> Response:
         if action == "preview":
             context = {"business": business, "preview": scripts.preview(typed)}
             return render(request, "portal/script.html", context, block="preview")
-        script = await scripts.save_owner_draft(
-            session,
-            user_of(request),
-            business,
-            typed,
-            publish=action == "publish",
-            now=now(request),
+        await scripts.save_owner_draft(
+            session, actor(request), business, typed, publish=action == "publish"
         )
-        done = "script.published" if script.status == "published" else "script.saved"
-        await record_change(session, admin_actor(request), done, business, by="owner")
     saved = "published" if action == "publish" else "draft"
     return see_other(request, f"/portal/businesses/{business.id}/script?saved={saved}")

@@ -6,11 +6,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from console.leads import canned_replies, scripts
-from console.people import audit
 from console.people.tenancy import get_business
 from models import Role
-from routes.access import signed_in, user_of
-from routes.admin import actor
+from routes.access import actor, signed_in, user_of
 from routes.forms import now, see_other, text
 from routes.templating import render
 
@@ -49,11 +47,9 @@ async def save(request: Request) -> Response:
         if action == "preview":
             preview = scripts.preview(typed)
             return render(request, "agency/script.html", {"preview": preview}, block="preview")
-        draft = await scripts.save_draft(session, user_of(request), business, typed)
-        if action == "publish":
-            draft = await scripts.publish_draft(session, business, now=now(request))
-        done = "script.published" if action == "publish" else "script.saved"
-        await audit.record_change(session, actor(request), done, business, version=draft.version)
+        await scripts.save_script(
+            session, actor(request), business, typed, publish=action == "publish"
+        )
     return see_other(request, f"/agency/businesses/{business.id}/script")
 
 
@@ -63,10 +59,8 @@ async def owner_may_publish(request: Request) -> Response:
     form = await request.form()
     async with request.app.state.db.transaction() as session:
         business = await get_business(session, user_of(request), request.path_params["business_id"])
-        allowed = text(form, "allowed") == "1"
-        await scripts.set_owner_may_publish(session, business, allowed)
-        await audit.record_change(
-            session, actor(request), "script.owner_may_publish", business, allowed=allowed
+        await scripts.set_owner_may_publish(
+            session, actor(request), business, text(form, "allowed") == "1"
         )
     return see_other(request, f"/agency/businesses/{business.id}/script")
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -115,6 +118,29 @@ def test_setup_commands_on_sqlite(tmp_path: Path) -> None:
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         assert result.stderr.startswith("mazkira: "), result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_set_sla_is_audited_as_the_sla_page_is(tmp_path: Path) -> None:
+    """The page's audit record, with the command line as who and where."""
+    database = tmp_path / "agency.db"
+    env = {"DATABASE_URL": f"sqlite:///{database}"}
+    assert mazkira(env, "migrate").returncode == 0
+    created = mazkira(env, "create-business", "--slug", "cohen", "--name", "אינסטלציה כהן")
+    business_id = uuid.UUID(created.stdout.split("business_id: ")[1].split()[0])
+    promise = mazkira(env, "set-sla", "--business", "cohen", "--channel", "phone", "--minutes", "3")
+    assert promise.returncode == 0, promise.stderr
+    refused = mazkira(env, "set-sla", "--business", "cohen", "--minutes", "0")
+    assert refused.returncode == 2, refused.stderr  # refused, so not recorded either
+
+    with sqlite3.connect(database) as connection:
+        [row] = connection.execute(
+            "SELECT action, actor_id, actor_email, address, business_id, subject_type,"
+            " subject_id, details FROM audit_events"
+        ).fetchall()
+    action, actor_id, actor_email, address, business, subject_type, subject_id, details = row
+    assert (action, actor_id, actor_email, address) == ("sla.policy_set", None, "cli", "cli")
+    assert uuid.UUID(business) == uuid.UUID(subject_id) == business_id
+    assert subject_type == "business" and json.loads(details) == {"minutes": 3}
 
 
 def test_migrate_on_postgres_twice(private_postgres_url: str) -> None:

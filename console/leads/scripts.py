@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.errors import Invalid
 from console.contacts.contacts import normalise_phone
+from console.people.audit import Actor, record_change
 from models import Business, Script, User
 from models.scripts import QUESTION_KINDS
 
@@ -65,7 +66,7 @@ async def script_version(
 
 
 async def save_draft(
-    session: AsyncSession, user: User, business: Business, typed: ScriptDraft
+    session: AsyncSession, user: User | None, business: Business, typed: ScriptDraft
 ) -> Script:
     """Check what was typed and keep it as the business's one draft (made on first save)."""
     fields = parse_draft(typed)
@@ -78,7 +79,7 @@ async def save_draft(
         session.add(draft)
     for name, value in fields.items():
         setattr(draft, name, value)
-    draft.created_by_id = user.id
+    draft.created_by_id = user.id if user is not None else None
     await session.flush()
     return draft
 
@@ -95,14 +96,21 @@ async def publish_draft(session: AsyncSession, business: Business, *, now: datet
     return draft
 
 
+async def save_script(
+    session: AsyncSession, actor: Actor, business: Business, typed: ScriptDraft, *, publish: bool
+) -> Script:
+    """The agency's editor: keep what was typed as the draft, and publish it when asked; the
+    saved or published version is in the audit log as `actor`'s."""
+    draft = await save_draft(session, actor.user, business, typed)
+    if publish:
+        draft = await publish_draft(session, business, now=actor.now)
+    done = "script.published" if publish else "script.saved"
+    await record_change(session, actor, done, business, version=draft.version)
+    return draft
+
+
 async def save_owner_draft(
-    session: AsyncSession,
-    owner: User,
-    business: Business,
-    typed: ScriptDraft,
-    *,
-    publish: bool,
-    now: datetime,
+    session: AsyncSession, actor: Actor, business: Business, typed: ScriptDraft, *, publish: bool
 ) -> Script:
     """The owner's edit of his script and FAQ: it becomes the business's draft, which the
     agency sees on its editor and publishes, or it is published at once when the agency lets
@@ -112,10 +120,12 @@ async def save_owner_draft(
         raise Invalid("The agency publishes this script: send it to the agency as a draft.")
     if not typed.greeting.strip():
         raise Invalid("The script needs a greeting.", field="greeting")
-    draft = await save_draft(session, owner, business, typed)
+    script = await save_draft(session, actor.user, business, typed)
     if publish:
-        return await publish_draft(session, business, now=now)
-    return draft
+        script = await publish_draft(session, business, now=actor.now)
+    done = "script.published" if publish else "script.saved"
+    await record_change(session, actor, done, business, by="owner")
+    return script
 
 
 async def draft_author(session: AsyncSession, draft: Script | None) -> User | None:
@@ -125,9 +135,13 @@ async def draft_author(session: AsyncSession, draft: Script | None) -> User | No
     return await session.get(User, draft.created_by_id)
 
 
-async def set_owner_may_publish(session: AsyncSession, business: Business, allowed: bool) -> None:
+async def set_owner_may_publish(
+    session: AsyncSession, actor: Actor, business: Business, allowed: bool
+) -> None:
+    """Whether the owner publishes his own edits; set by an admin (audited)."""
     business.owner_may_publish = allowed
     await session.flush()
+    await record_change(session, actor, "script.owner_may_publish", business, allowed=allowed)
 
 
 def preview(typed: ScriptDraft) -> Script:

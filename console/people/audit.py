@@ -21,6 +21,8 @@ from models import AuditEvent, Business, User
 
 MAX_ACTION = 64
 AUDIT_PAGE_SIZE = 50
+# Who and where, in the log, for what the command line does (`mazkira set-sla`, imports…).
+COMMAND_LINE = "cli"
 
 
 async def record_audit(
@@ -56,11 +58,24 @@ async def record_audit(
 
 @dataclass(frozen=True)
 class Actor:
-    """Who is doing it, when, and from which address."""
+    """Who is doing it, when, and from which address; `email` names who acts without a user."""
 
     user: User | None
     now: datetime
     address: str = ""
+    email: str = ""
+
+    @classmethod
+    def command_line(cls, now: datetime) -> Actor:
+        """`mazkira` on the server: no user, and "cli" as both who and where."""
+        return cls(None, now, COMMAND_LINE, COMMAND_LINE)
+
+    @property
+    def person(self) -> User:
+        """The signed-in user acting, for what only a user does (opening a lead, say)."""
+        if self.user is None:
+            raise ValueError("this needs a signed-in user")
+        return self.user
 
 
 async def record_action(
@@ -79,6 +94,7 @@ async def record_action(
         action=action,
         now=actor.now,
         actor=actor.user,
+        actor_email=actor.email,
         business_id=business_id,
         subject_type=subject_type,
         subject_id=subject.id if subject is not None else "",
@@ -104,6 +120,11 @@ class AuditFilters:
 class AuditRow:
     event: AuditEvent
     business_name: str | None
+
+    @property
+    def from_command_line(self) -> bool:
+        """Done by `mazkira` on the server (a client's address is never "cli")."""
+        return self.event.actor_id is None and self.event.address == COMMAND_LINE
 
 
 @dataclass(frozen=True)
@@ -184,6 +205,7 @@ async def record_lead_view(
         action="lead.viewed",
         now=actor.now,
         actor=actor.user,
+        actor_email=actor.email,
         business_id=business_id,
         subject_type="lead",
         subject_id=lead_id,

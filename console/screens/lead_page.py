@@ -18,6 +18,7 @@ from console.leads.feedback import comments_of_lead
 from console.leads.leads import get_lead, secretaries_of
 from console.leads.replies import ReplyOptions, reply_options
 from console.leads.scripts import fill_greeting, published_script
+from console.people.audit import Actor, record_lead_view
 from console.people.availability import OwnerAway, owners_away
 from console.sla.sla import clock_for
 from console.tasks.tasks import people_for_hand_off, tasks_of_lead
@@ -101,12 +102,13 @@ class LeadView:
 
 async def lead_view(
     session: AsyncSession,
-    user: User,
+    viewer: Actor,
     lead_id: str | uuid.UUID,
     *,
-    now: datetime,
     reply_template: str | None = None,
 ) -> LeadView:
+    """The lead page for its secretary or an admin; the opening is in the audit log."""
+    user, now = viewer.person, viewer.now
     lead = await get_lead(session, user, lead_id)
     clock = clock_for(lead.business)  # with its exceptions and 24/7, as the SLA counts
     script = await published_script(session, lead.business_id)
@@ -119,7 +121,7 @@ async def lead_view(
     history = await contact_history(session, lead)
     hand_off_to = await people_for_hand_off(session, lead.business_id)
     owners = [person for person in hand_off_to if person.role == Role.OWNER]
-    return LeadView(
+    view = LeadView(
         lead=lead,
         script=script,
         greeting=greeting,
@@ -149,6 +151,8 @@ async def lead_view(
         comments=await comments_of_lead(session, lead.id),
         appointments=await appointments_of_lead(session, lead.id),
     )
+    await record_lead_view(session, lead.id, lead.business_id, actor=viewer)
+    return view
 
 
 async def leads_and_interactions(

@@ -21,6 +21,7 @@ from sqlalchemy.orm import aliased, joinedload
 from console.base.errors import Invalid, NotFound
 from console.leads.feedback import comments_of_lead, comments_of_tasks
 from console.leads.leads import get_lead
+from console.people.audit import Actor, record_lead_view
 from console.people.availability import Away, away_now, default_until, describe
 from console.people.tenancy import parse_id, scoped, visible_businesses
 from console.tasks.tasks import my_tasks, tasks_of_lead
@@ -340,9 +341,10 @@ class OwnerLead:
     comments: list[Comment]
 
 
-async def owner_lead(session: AsyncSession, user: User, lead_id: str | uuid.UUID) -> OwnerLead:
+async def owner_lead(session: AsyncSession, viewer: Actor, lead_id: str | uuid.UUID) -> OwnerLead:
     """The lead, everything handled on it, its tasks and the comments on it: outside the
-    user's businesses, 404."""
+    viewer's businesses, 404. The opening is in the audit log."""
+    user = viewer.person
     lead = await get_lead(session, user, lead_id)
     statement = (
         _handled_statement()
@@ -351,12 +353,14 @@ async def owner_lead(session: AsyncSession, user: User, lead_id: str | uuid.UUID
         .limit(LEAD_HANDLED_LIMIT)
     )
     handled = await _with_questions(session, list(await session.execute(statement)))
-    return OwnerLead(
+    view = OwnerLead(
         lead=lead,
         handled=handled,
         tasks=await tasks_of_lead(session, user, lead),
         comments=await comments_of_lead(session, lead.id),
     )
+    await record_lead_view(session, lead.id, lead.business_id, actor=viewer, via="portal")
+    return view
 
 
 # --- the tasks handed to him ------------------------------------------------------------------

@@ -27,6 +27,7 @@ from console.base.errors import Invalid, NotFound
 from console.base.scheduler import SweepAt
 from console.business.hours import BusinessHours
 from console.live import events
+from console.people.audit import Actor, record_change
 from console.people.tenancy import get_scoped
 from console.sla.breach_notices import tell_owners
 from models import Alert, Business, Lead, LeadAlarm, Role, SlaPolicy, User
@@ -454,6 +455,7 @@ def check_policy(channel: str, priority: str, minutes: int, warnings: Sequence[i
 
 async def set_policy(
     session: AsyncSession,
+    actor: Actor,
     business: Business,
     *,
     channel: str = ANY,
@@ -462,7 +464,8 @@ async def set_policy(
     warnings: Sequence[int] = DEFAULT_WARNINGS,
     notify_owner: bool = False,
 ) -> SlaPolicy:
-    """Add or change a policy, and move the due times of the business's waiting leads to it."""
+    """Add or change a policy, and move the due times of the business's waiting leads to it;
+    the change is in the audit log as `actor`'s."""
     check_policy(channel, priority, minutes, warnings)
     policy = await session.scalar(
         select(SlaPolicy).where(
@@ -479,6 +482,7 @@ async def set_policy(
     policy.notify_owner_on_breach = notify_owner
     await session.flush()
     await restart_waiting_clocks(session, business)
+    await record_change(session, actor, "sla.policy_set", business, minutes=minutes)
     return policy
 
 

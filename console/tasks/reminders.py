@@ -24,9 +24,16 @@ from sqlalchemy.orm import joinedload
 from console.base.db import after_commit, dialect_of, made_once
 from console.base.i18n import gettext, using_locale
 from console.base.scheduler import SweepAt
-from console.business.reminder_policy import contact_due, quote_moments, reminder_policies
+from console.business.reminder_policy import (
+    ReminderPolicy,
+    contact_due,
+    quote_moments,
+    reminder_policies,
+    set_reminder_policy,
+)
 from console.contacts.contacts import display_phone
 from console.live import events
+from console.people.audit import Actor, record_change
 from console.people.tenancy import may_see, parse_id, visible_businesses
 from console.tasks.task_notices import notify_user
 from console.tasks.task_sla import start_task_clock
@@ -57,6 +64,15 @@ class _People:
 
     secretaries: dict[uuid.UUID, list[User]] = field(default_factory=dict)
     owners: dict[uuid.UUID, list[User]] = field(default_factory=dict)
+
+
+async def set_reminders(
+    session: AsyncSession, actor: Actor, business: Business, wanted: ReminderPolicy
+) -> ReminderPolicy:
+    """The follow-ups the business wants, and their days, set by `actor` (audited)."""
+    policy = await set_reminder_policy(session, business, wanted, now=actor.now)
+    await record_change(session, actor, "sla.reminders_set", business)
+    return policy
 
 
 async def remind_followups(

@@ -19,6 +19,7 @@ from console.base.errors import Conflict, Invalid, NotFound
 from console.base.scheduler import SweepAt
 from console.business.reminder_policy import reminder_policy
 from console.live import events
+from console.people.audit import Actor, record_change
 from console.people.tenancy import get_scoped
 from console.sla.sla import clock_for, insert_new_alerts
 from console.tasks import task_notices
@@ -81,12 +82,14 @@ def check_task_policy(acknowledge_minutes: int, remind_before_due_minutes: int) 
 
 async def set_task_policy(
     session: AsyncSession,
+    actor: Actor,
     business: Business,
     *,
     acknowledge_minutes: int,
     remind_before_due_minutes: int,
 ) -> int:
-    """Change the business's task policy; returns how many open hand-offs got a new time."""
+    """Change the business's task policy (audited as `actor`'s); returns how many open
+    hand-offs got a new time."""
     check_task_policy(acknowledge_minutes, remind_before_due_minutes)
     policy = await session.get(TaskPolicy, business.id)
     if policy is None:
@@ -95,7 +98,9 @@ async def set_task_policy(
     policy.acknowledge_minutes = acknowledge_minutes
     policy.remind_before_due_minutes = remind_before_due_minutes
     await session.flush()
-    return await restart_task_clocks(session, business)
+    moved = await restart_task_clocks(session, business)
+    await record_change(session, actor, "sla.task_policy_set", business)
+    return moved
 
 
 async def restart_task_clocks(session: AsyncSession, business: Business) -> int:

@@ -36,6 +36,7 @@ from console.base.scheduler import ArqScheduler, schedule_queued
 from console.channels.notify import queue_notification
 from console.contacts.contacts import find_or_create_contact
 from console.live.hub import CHANNEL
+from console.people.audit import Actor
 from console.sla import sla
 from models import Alert, Business, Event, Lead, LeadAlarm, Notification
 from tests.conftest import IN_CI, SECRET
@@ -195,7 +196,7 @@ async def make_businesses(db: Database, count: int, **policy: Any) -> list[Busin
     async with db.transaction() as session:
         made = [await make_business(session, always_open=True) for _ in range(count)]
         for business in made if policy else ():
-            await sla.set_policy(session, business, **policy)
+            await sla.set_policy(session, Actor.command_line(datetime.now(UTC)), business, **policy)
     return made
 
 

@@ -21,6 +21,7 @@ from console.base.db import Database
 from console.intake import arrivals
 from console.intake.arrivals import NewLead
 from console.leads import calls, leads, scripts
+from console.people.audit import Actor
 from console.sla import sla
 from console.tasks import tasks
 from console.tasks.task_links import LINK, TaskLinks, read_token
@@ -601,7 +602,9 @@ async def test_while_he_is_away_breaches_skip_him_and_hand_offs_wait_for_him(
     w = await world(db)
     async with db.transaction() as session:
         business = await session.get_one(Business, w.a.id)
-        await sla.set_policy(session, business, minutes=10, notify_owner=True)
+        await sla.set_policy(
+            session, Actor.command_line(SUNDAY_9), business, minutes=10, notify_owner=True
+        )
     token = await as_user(client, w.avi)
     clock.moment = SUNDAY_9
     until = "2026-11-22T13:00"  # 11:00 UTC

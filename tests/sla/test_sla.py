@@ -19,8 +19,9 @@ from console.base.scheduler import SweepAt
 from console.intake import arrivals
 from console.intake.arrivals import NewLead
 from console.leads import calls
+from console.people.audit import Actor
 from console.sla import sla
-from models import Alert, Business, Lead, LeadAlarm, SlaPolicy
+from models import Alert, AuditEvent, Business, Lead, LeadAlarm, SlaPolicy
 from tests.conftest import SECRET, Databases
 from tests.factories import csrf_token, make_business, make_user, sign_in
 from workers.sla import sweep_sla
@@ -383,7 +384,9 @@ async def test_a_new_policy_moves_the_waiting_leads_due_times(db: Database) -> N
     business_id = business.id
     async with db.transaction() as session:
         found = await session.get_one(Business, business_id)
-        await sla.set_policy(session, found, channel="email", minutes=30, warnings=[50])
+        await sla.set_policy(
+            session, Actor.command_line(SUNDAY_9), found, channel="email", minutes=30, warnings=[50]
+        )
     async with db.transaction(write=False) as session:
         moved = await session.get_one(Lead, waiting.id)
     assert moved.sla_minutes == 30 and moved.respond_by == SUNDAY_9 + timedelta(minutes=30)
@@ -401,6 +404,7 @@ async def test_a_new_policy_moves_the_waiting_leads_due_times(db: Database) -> N
                 found = await session.get_one(Business, business_id)
                 await sla.set_policy(
                     session,
+                    Actor.command_line(SUNDAY_9),
                     found,
                     channel=channel,
                     priority=priority,
@@ -409,6 +413,14 @@ async def test_a_new_policy_moves_the_waiting_leads_due_times(db: Database) -> N
                 )
     async with db.transaction(write=False) as session:
         assert await session.scalar(select(func.count()).select_from(SlaPolicy)) == 1
+        # the one change made is in the audit log; the refused ones left no record
+        [audited] = (await session.scalars(select(AuditEvent))).all()
+    assert (audited.action, audited.business_id, audited.details) == (
+        "sla.policy_set",
+        business_id,
+        {"minutes": 30},
+    )
+    assert (audited.actor_id, audited.actor_email, audited.address) == (None, "cli", "cli")
 
 
 async def test_an_admin_sets_a_promise_in_the_console(
