@@ -98,10 +98,7 @@ async def create_lead(request: Request, user: User) -> Response:
         raise UnsupportedMedia("Send the lead as JSON (Content-Type: application/json).")
     new = payloads.parse_new_lead(await request.body())
     key = request.headers.get("idempotency-key")
-    async with request.app.state.db.transaction(write=False) as session:
-        arrival = await queries.lead_arrival(
-            session, user, new, now=now(request), idempotency_key=key
-        )
+    arrival = queries.lead_arrival(user, new, now=now(request), idempotency_key=key)
     arrived = await request.app.state.arrivals.receive(arrival)
     async with request.app.state.db.transaction(write=False) as session:
         lead = await queries.lead_by_id(session, user, str(arrived.lead_id))

@@ -39,7 +39,7 @@ from console.api.payloads import (
 )
 from console.base.errors import Invalid, NotFound
 from console.business import periods
-from console.intake.arrivals import Arrival, NewLead, typed_arrival
+from console.intake.arrivals import Arrival, ById
 from console.people.audit import Actor, record_lead_view
 from console.people.tenancy import get_business, may_see, parse_id
 from console.reports import kpi_report, kpis
@@ -142,16 +142,16 @@ async def show_lead(session: AsyncSession, viewer: Actor, lead_id: str) -> LeadO
     return lead
 
 
-async def lead_arrival(
-    session: AsyncSession,
+def lead_arrival(
     user: User,
     new: NewLeadRequest,
     *,
     now: datetime,
     idempotency_key: str | None = None,
 ) -> Arrival:
-    """The arrival of a lead created through the API, for a business the user may see; a key
-    names its lead, so a repeat of the request finds the lead the first one made."""
+    """The arrival of a lead created through the API, for a business the user must be able to
+    see (checked as it is written); a key names its lead, so a repeat of the request finds the
+    lead the first one made."""
     if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
         raise Invalid("The Idempotency-Key header is not valid.", field="Idempotency-Key")
     lead_id = (
@@ -159,9 +159,19 @@ async def lead_arrival(
         if idempotency_key is not None
         else None
     )
-    fields = new.model_dump(exclude={"business_id"})
-    typed = NewLead(business_id=str(new.business_id), **fields)
-    return await typed_arrival(session, user, typed, now=now, lead_id=lead_id)
+    return Arrival(
+        ById(parse_id(new.business_id), user=user),
+        new.channel,
+        now,
+        phone=new.phone,
+        email=new.email,
+        name=new.name,
+        subject=new.subject,
+        text=new.message,
+        source=new.source,
+        priority=new.priority,
+        lead_id=lead_id,
+    )
 
 
 # --- contacts ---------------------------------------------------------------------------------

@@ -40,9 +40,9 @@ from console.channels.lines import line_address
 from console.contacts.contact_book import ContactBook
 from console.contacts.contacts import normalise_email, normalise_phone
 from console.live import events
-from console.people.tenancy import get_business
+from console.people.tenancy import get_business, may_see
 from console.sla import sla
-from models import Business, Interaction, Lead, LeadAlarm, Line, User
+from models import Business, Interaction, Lead, LeadAlarm, Line, Role, User
 from models.base import new_id
 from models.contacts import CHANNELS
 from models.leads import PRIORITIES
@@ -82,9 +82,11 @@ class ByLine:
 
 @dataclass(frozen=True, slots=True)
 class ById:
-    """A business its caller has checked the user may see (the API, the secretary's new call)."""
+    """A business its caller has checked the user may see (the secretary's new call), or that
+    `user` must be able to see (the API: checked with the group, a statement per user)."""
 
     business_id: uuid.UUID
+    user: User | None = None
 
 
 Where = ByKey | ByLine | ById
@@ -392,6 +394,7 @@ async def _recipients(
     if ids:
         rows = await execute_core(session, _BY_IDS, {"ids": list(ids)})
         by_id = {row.id: Recipient(*row) for row in rows}
+    hidden = await _hidden(session, arrivals)
     if lines:
         addresses = list({address for _, address in lines})
         for channel, address, *columns in await execute_core(
@@ -404,10 +407,30 @@ async def _recipients(
         if isinstance(where, ByKey):
             found.append(_keyed(by_slug.get(where.slug), where.key))
         elif isinstance(where, ById):
-            found.append(by_id.get(where.business_id) or NotFound("No such business."))
+            seen = where.user is None or where.business_id not in hidden.get(where.user.id, ())
+            recipient = by_id.get(where.business_id) if seen else None
+            found.append(recipient or NotFound("No such business."))
         else:
             found.append(_on_line(by_line, where))
     return found
+
+
+async def _hidden(
+    session: AsyncSession, arrivals: Sequence[Arrival]
+) -> dict[uuid.UUID, set[uuid.UUID]]:
+    """Per user, the businesses named by id that the user may not see (the tenancy rule)."""
+    asked: dict[uuid.UUID, tuple[User, set[uuid.UUID]]] = {}
+    for arrival in arrivals:
+        where = arrival.where
+        if isinstance(where, ById) and where.user is not None and where.user.role != Role.ADMIN:
+            asked.setdefault(where.user.id, (where.user, set()))[1].add(where.business_id)
+    hidden = {}
+    for user_id, (user, ids) in asked.items():
+        statement = select(Business.id).where(
+            Business.id.in_(list(ids)), may_see(user, Business.id)
+        )
+        hidden[user_id] = ids - set((await execute_core(session, statement)).scalars())
+    return hidden
 
 
 def _keyed(recipient: Recipient | None, key: str) -> Recipient | ConsoleError:
