@@ -39,7 +39,8 @@ from console.api.payloads import (
 )
 from console.base.errors import Invalid, NotFound
 from console.business import periods
-from console.intake.arrivals import Arrival, ById
+from console.intake import arrivals
+from console.intake.arrivals import Arrival, ById, NewLead
 from console.people.audit import Actor, record_lead_view
 from console.people.tenancy import get_business, may_see, parse_id
 from console.reports import kpi_report, kpis
@@ -159,19 +160,8 @@ def lead_arrival(
         if idempotency_key is not None
         else None
     )
-    return Arrival(
-        ById(parse_id(new.business_id), user=user),
-        new.channel,
-        now,
-        phone=new.phone,
-        email=new.email,
-        name=new.name,
-        subject=new.subject,
-        text=new.message,
-        source=new.source,
-        priority=new.priority,
-        lead_id=lead_id,
-    )
+    typed = NewLead(business_id=str(new.business_id), **new.model_dump(exclude={"business_id"}))
+    return arrivals.typed(ById(new.business_id, user=user), typed, now=now, lead_id=lead_id)
 
 
 # --- contacts ---------------------------------------------------------------------------------

@@ -610,8 +610,15 @@ async def typed_arrival(
         if user is None:
             raise NotFound("No such business.")
         business = await get_business(session, user, new.business_id)
+    return typed(ById(business.id), new, now=now, lead_id=lead_id)
+
+
+def typed(
+    where: Where, new: NewLead, *, now: datetime, lead_id: uuid.UUID | None = None
+) -> Arrival:
+    """The arrival of a lead someone typed in (the secretary, an integration)."""
     return Arrival(
-        ById(business.id),
+        where,
         new.channel,
         now,
         phone=new.phone,
