@@ -74,14 +74,14 @@ async def twilio_voice(request: Request) -> Response:
     """`POST /intake/twilio/voice`: a call ringing, the agency's answer or not, its end."""
     params = await _twilio_params(request)
     step = twilio.CallStep.of(params)
-    async with request.app.state.db.transaction() as session:
-        answer = await twilio.receive_call(
-            session,
-            request.app.state.settings,
-            step,
-            voice_url=_public_url(request).split("?")[0],
-            now=now(request),
-        )
+    answer = await twilio.receive_call(
+        request.app.state.db,
+        _writer(request),
+        request.app.state.settings,
+        step,
+        voice_url=_public_url(request).split("?")[0],
+        now=now(request),
+    )
     return Response(answer, media_type=TWIML)
 
 

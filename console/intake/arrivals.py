@@ -632,18 +632,6 @@ def typed(
     )
 
 
-async def delivered(
-    session: AsyncSession, business_id: uuid.UUID, message_id: str
-) -> Interaction | None:
-    """The incoming interaction a provider's message id was logged as."""
-    return await session.scalar(
-        select(Interaction).where(
-            Interaction.business_id == business_id,
-            Interaction.provider_message_id == message_id[:MESSAGE_ID_LENGTH],
-        )
-    )
-
-
 # --- in groups, each in a transaction of its own -------------------------------------------
 
 

@@ -17,11 +17,12 @@ from xml.etree import ElementTree
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.config import Settings
+from console.base.db import Database
 from console.base.errors import Invalid, Unauthorized
 from console.base.i18n import gettext, using_locale
 from console.channels.deliveries import record_delivery
 from console.channels.lines import TWILIO_WHATSAPP, business_on_line, on_twilio
-from console.intake.arrivals import Arrival, Arrived, ById, ByLine, delivered, receive
+from console.intake.arrivals import Arrival, ArrivalWriter, Arrived, ById, ByLine
 from console.intake.signatures import verify_twilio
 from console.live import events
 from models import Business, Interaction, Lead
@@ -110,24 +111,32 @@ class CallStep:
 
 
 async def receive_call(
-    session: AsyncSession, settings: Settings, step: CallStep, *, voice_url: str, now: datetime
+    db: Database,
+    writer: ArrivalWriter,
+    settings: Settings,
+    step: CallStep,
+    *,
+    voice_url: str,
+    now: datetime,
 ) -> str:
-    """The TwiML for this step of a call; a call is a lead at once, a missed one a call-back."""
-    business = await business_on_line(session, "phone", step.line)
+    """The TwiML for this step of a call; a call is a lead at once (through the arrival path,
+    with every other arrival), a missed one a call-back."""
+    async with db.transaction(write=False) as session:
+        business = await business_on_line(session, "phone", step.line)
     with using_locale(business.locale):
         if step.dial_status:
             if step.dial_status in ANSWERED:
                 return twiml(("Hangup", {}, ""))
-            await _missed(session, business, step, now=now)
+            await _missed(db, writer, business, step, now=now)
             return twiml(
                 _say(business, gettext("Sorry we missed you. We will call you back soon."))
             )
         if step.call_status in MISSED:
-            await _missed(session, business, step, now=now)
+            await _missed(db, writer, business, step, now=now)
             return twiml()
         if step.call_status == "completed":
             return twiml()
-        await _ringing(session, business, step, now=now)
+        await _ringing(writer, business, step, now=now)
         if settings.twilio_voice_forward_to:
             return twiml(
                 (
@@ -136,7 +145,7 @@ async def receive_call(
                     ("Number", {}, settings.twilio_voice_forward_to),
                 )
             )
-        await _missed(session, business, step, now=now)
+        await _missed(db, writer, business, step, now=now)
         return twiml(
             _say(business, gettext("Thank you for calling. We will call you back soon.")),
             ("Hangup", {}, ""),
@@ -144,10 +153,11 @@ async def receive_call(
 
 
 async def _ringing(
-    session: AsyncSession, business: Business, step: CallStep, *, now: datetime
+    writer: ArrivalWriter, business: Business, step: CallStep, *, now: datetime
 ) -> Arrived | None:
-    """The call's lead, made at once so every console of the business pops it up; a caller
-    whose number is withheld is still answered, without a lead."""
+    """The call's lead, made at once so every console of the business pops it up (or found,
+    for a later step of the same call); a caller whose number is withheld is still answered,
+    without a lead."""
     arrival = Arrival(
         ById(business.id),
         "phone",
@@ -158,31 +168,30 @@ async def _ringing(
         message_id=step.call_sid,
     )
     try:
-        return await receive(session, arrival)
+        return await writer.receive(arrival)
     except Invalid:
         return None
 
 
 async def _missed(
-    session: AsyncSession, business: Business, step: CallStep, *, now: datetime
+    db: Database, writer: ArrivalWriter, business: Business, step: CallStep, *, now: datetime
 ) -> None:
     """The call's lead becomes a call-back, once."""
-    interaction = await delivered(session, business.id, step.call_sid)
-    if interaction is None:
-        arrived = await _ringing(session, business, step, now=now)
-        if arrived is None:
-            return
-        interaction = await session.get_one(Interaction, arrived.interaction_id)
-    if interaction.outcome == "no_answer":
+    arrived = await _ringing(writer, business, step, now=now)
+    if arrived is None or arrived.interaction_id is None:
         return
-    interaction.outcome = "no_answer"
-    interaction.summary = gettext("Missed call")
-    interaction.updated_at = now
-    lead = await session.get_one(Lead, interaction.lead_id)
-    lead.subject = gettext("Missed call: call back")
-    if lead.priority in ("low", "normal"):
-        lead.priority = "high"
-    await events.record(session, business.id, "lead.updated", at=now, lead_id=lead.id)
+    async with db.transaction() as session:
+        interaction = await session.get_one(Interaction, arrived.interaction_id)
+        if interaction.outcome == "no_answer":
+            return
+        interaction.outcome = "no_answer"
+        interaction.summary = gettext("Missed call")
+        interaction.updated_at = now
+        lead = await session.get_one(Lead, interaction.lead_id)
+        lead.subject = gettext("Missed call: call back")
+        if lead.priority in ("low", "normal"):
+            lead.priority = "high"
+        await events.record(session, business.id, "lead.updated", at=now, lead_id=lead.id)
 
 
 async def receive_status(session: AsyncSession, params: Params, *, now: datetime) -> bool:
