@@ -40,7 +40,7 @@ from console.api.payloads import (
 from console.base.errors import Invalid, NotFound
 from console.business import periods
 from console.intake import arrivals
-from console.intake.arrivals import Arrival, ById, NewLead
+from console.intake.arrivals import Arrival, Arrived, ById, NewLead
 from console.people.audit import Actor, record_lead_view
 from console.people.tenancy import get_business, may_see, parse_id
 from console.reports import kpi_report, kpis
@@ -141,6 +141,39 @@ async def show_lead(session: AsyncSession, viewer: Actor, lead_id: str) -> LeadO
     lead = await lead_by_id(session, viewer.person, lead_id)
     await record_lead_view(session, lead.id, lead.business_id, actor=viewer, via="api")
     return lead
+
+
+def written_lead(arrived: Arrived) -> LeadOut | None:
+    """The answer for a lead the arrival path just made, from the rows it wrote (a new lead's
+    columns are all known: the rest start at their defaults)."""
+    if arrived.written is None:
+        return None
+    lead, contact = arrived.written
+    brief = ContactBrief(id=contact.id, name=contact.name, phone=contact.phone, email=contact.email)
+    return LeadOut(
+        contact=brief,
+        stage="new",
+        claimed_by_id=None,
+        first_response_at=None,
+        closed_at=None,
+        deal_value=None,
+        lost_reason="",
+        **{name: lead[name] for name in _WRITTEN},
+    )
+
+
+_WRITTEN = (
+    "id",
+    "business_id",
+    "channel",
+    "priority",
+    "subject",
+    "message",
+    "source",
+    "created_at",
+    "stage_changed_at",
+    "respond_by",
+)
 
 
 def lead_arrival(

@@ -24,7 +24,7 @@ import hmac
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +37,7 @@ from console.base.errors import ConsoleError, Invalid, NotFound, Unauthorized
 from console.base.many_rows import ByPairs, RowsInsert, execute_core
 from console.base.scheduler import SweepAt
 from console.channels.lines import line_address
-from console.contacts.contact_book import ContactBook
+from console.contacts.contact_book import ContactBook, NewContact
 from console.contacts.contacts import normalise_email, normalise_phone
 from console.live import events
 from console.people.tenancy import get_business, may_see
@@ -123,6 +123,9 @@ class Arrived:
     interaction_id: uuid.UUID | None
     new_lead: bool
     duplicate: bool
+    # What the group wrote, for a caller that answers with it without reading it back: the
+    # new lead's columns and its contact (as the group left it). Not compared.
+    written: tuple[dict[str, Any], NewContact] | None = field(default=None, compare=False)
 
 
 def continues_open_lead(arrival: Arrival) -> bool:
@@ -196,7 +199,7 @@ async def _write_accepted(
     for n, first in twins:
         made = answers[first]
         assert isinstance(made, Arrived)
-        answers[n] = replace(made, new_lead=False, duplicate=True)
+        answers[n] = replace(made, new_lead=False, duplicate=True, written=None)
 
 
 async def _write_fresh(
@@ -238,15 +241,17 @@ async def _write_fresh(
                 rows.alarms.append({"lead_id": lead["id"], "due_at": times.first_alert})
             lead_id = open_leads[contact.id] = lead["id"]
             new_lead = True
+            written = (lead, contact)
         else:
             rows.joined.setdefault(lead_id, (recipient.id, arrival.now))
             new_lead = False
+            written = None
         interaction_id = None
         if arrival.message_id is not None:
             interaction = _interaction(arrival, recipient.id, lead_id, contact.id)
             rows.interactions.append(interaction)
             interaction_id = interaction["id"]
-        answers[n] = Arrived(lead_id, contact.id, interaction_id, new_lead, False)
+        answers[n] = Arrived(lead_id, contact.id, interaction_id, new_lead, False, written)
     await book.write()
     await rows.write(session)
 

@@ -138,6 +138,10 @@ async def test_an_owner_works_through_the_api_and_sees_only_his_business(
     again = await client.post("/api/v1/leads", json={**body, "channel": "web"}, headers=keyed)
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json()["id"] == again.json()["id"]
+    # The answer to a creation (made from the rows written) is the lead as read afterwards.
+    assert first.json() == again.json()
+    shown = await client.get(f"/api/v1/leads/{lead['id']}", headers=auth)
+    assert shown.json() == lead
     # ...but a business of someone else is not found, and a bad field is named.
     elsewhere = await client.post(
         "/api/v1/leads", json={**body, "business_id": str(agency.b.id)}, headers=auth
