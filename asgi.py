@@ -26,7 +26,7 @@ from console.base.migrate import upgrade
 from console.base.ratelimit import limiter_for
 from console.base.scheduler import ArqScheduler, LocalScheduler, Scheduler, schedule_queued
 from console.contacts.contacts import display_phone
-from console.intake.arrivals import ArrivalWriter
+from console.intake.writer import ArrivalWriter
 from console.live.events import LiveEvent, latest_seqs
 from console.live.hub import Audience, Hub, LocalBroker, RedisBroker
 from routes import routes

@@ -14,7 +14,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from console.base import ratelimit
 from console.base.errors import ConsoleError, Invalid, Unauthorized, UnsupportedMedia
 from console.intake import mailgun, twilio, web_forms, whatsapp
-from console.intake.arrivals import ArrivalWriter, Arrived
+from console.intake.arrivals import Arrived
+from console.intake.writer import ArrivalWriter
 from console.tasks.task_acks import apply_button_reply
 from routes.errors import console_error
 from routes.forms import now

@@ -12,16 +12,13 @@ API's Idempotency-Key, a provider's message id) is unique per business, so the s
 sent again, or five times at once, finds the first one's rows.
 
 `write` does this for many arrivals in the caller's transaction, in a fixed number of
-statements however many; `ArrivalWriter` gathers the arrivals of concurrent requests into
-groups and writes each group in one transaction (group commit), answering each arrival on its
-own: a refused arrival never fails the others of its group.
+statements however many; `console/intake/writer.py` gathers the arrivals of concurrent
+requests into groups and writes each in one transaction (group commit).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -29,10 +26,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console.base.db import Database, after_commit, dialect_of, savepoint, unavailable
+from console.base.db import after_commit, dialect_of, savepoint
 from console.base.errors import ConsoleError, Invalid, NotFound, Unauthorized
 from console.base.many_rows import ByPairs, RowsInsert, execute_core
 from console.base.scheduler import SweepAt
@@ -53,14 +50,6 @@ SUMMARY_LENGTH = 500
 SUBJECT_LENGTH = 120
 MAX_TEXT = 20_000
 MAX_MESSAGE = 100_000
-
-# At most this many arrivals in one transaction.
-GROUP = 100
-# How long a group waits for arrivals still coming, while fewer are in than the last group had.
-GATHER_AT_MOST = 0.003  # seconds
-GATHER_STEP = 0.0005  # seconds between looks once a turn brought none
-# Groups written at once on PostgreSQL (each on its own connection); SQLite has one writer.
-PARALLEL_GROUPS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,13 +249,12 @@ async def _write_fresh(
 class _Rows:
     """What a group writes, a statement per table however many rows."""
 
-    leads: list[dict[str, Any]]
-    alarms: list[dict[str, Any]]
-    interactions: list[dict[str, Any]]
-    joined: dict[uuid.UUID, tuple[uuid.UUID, datetime]]  # lead: business, moment
-
-    def __init__(self) -> None:
-        self.leads, self.alarms, self.interactions, self.joined = [], [], [], {}
+    leads: list[dict[str, Any]] = field(default_factory=list)
+    alarms: list[dict[str, Any]] = field(default_factory=list)
+    interactions: list[dict[str, Any]] = field(default_factory=list)
+    joined: dict[uuid.UUID, tuple[uuid.UUID, datetime]] = field(
+        default_factory=dict
+    )  # lead: business, at
 
     async def write(self, session: AsyncSession) -> None:
         # In key order, so that two groups written at once wait for each other's unique keys
@@ -353,25 +341,15 @@ def _checked(arrival: Arrival) -> tuple[str | None, str | None]:
 def _clean(arrival: Arrival) -> Arrival:
     """Without NUL characters, which PostgreSQL refuses in text (and nobody means), and with a
     provider's id no longer than the column keeps."""
-    texts = {
-        name: value
-        for name in ("name", "subject", "text", "source", "external_id")
+    changes: dict[str, Any] = {
+        name: value.replace("\x00", "")
+        for name in ("name", "subject", "text", "source", "external_id", "message_id")
         if isinstance(value := getattr(arrival, name), str) and "\x00" in value
     }
-    message_id = arrival.message_id
-    if message_id is not None:
-        message_id = message_id.replace("\x00", "")[:MESSAGE_ID_LENGTH]
-    if not texts and message_id == arrival.message_id:
-        return arrival
-    return replace(
-        arrival,
-        name=arrival.name.replace("\x00", ""),
-        subject=arrival.subject.replace("\x00", ""),
-        text=arrival.text.replace("\x00", ""),
-        source=arrival.source.replace("\x00", ""),
-        external_id=arrival.external_id and arrival.external_id.replace("\x00", ""),
-        message_id=message_id,
-    )
+    message_id = changes.get("message_id", arrival.message_id)
+    if message_id is not None and len(message_id) > MESSAGE_ID_LENGTH:
+        changes["message_id"] = message_id[:MESSAGE_ID_LENGTH]
+    return replace(arrival, **changes) if changes else arrival
 
 
 # --- which business ------------------------------------------------------------------------
@@ -383,15 +361,9 @@ async def _recipients(
     """Each arrival's business, or why it has none: a statement per way of naming one."""
     slugs = {a.where.slug for a in arrivals if isinstance(a.where, ByKey)}
     ids = {a.where.business_id for a in arrivals if isinstance(a.where, ById)}
-    lines: dict[tuple[str, str], str] = {}  # (channel, address as stored): as written
-    for arrival in arrivals:
-        if isinstance(arrival.where, ByLine):
-            for raw in arrival.where.addresses:
-                try:
-                    lines[(arrival.where.channel, line_address(arrival.where.channel, raw))] = raw
-                except Invalid:
-                    continue
-    by_slug = by_id = {}
+    lines = {n: _lines(a.where) for n, a in enumerate(arrivals) if isinstance(a.where, ByLine)}
+    by_slug: dict[str, Recipient] = {}
+    by_id: dict[uuid.UUID, Recipient] = {}
     by_line: dict[tuple[str, str], Recipient] = {}
     if slugs:
         rows = await execute_core(session, _BY_SLUGS, {"slugs": list(slugs)})
@@ -399,15 +371,12 @@ async def _recipients(
     if ids:
         rows = await execute_core(session, _BY_IDS, {"ids": list(ids)})
         by_id = {row.id: Recipient(*row) for row in rows}
+    if addresses := {address for wanted in lines.values() for _, address in wanted}:
+        rows = await execute_core(session, _BY_LINES, {"addresses": list(addresses)})
+        by_line = {(channel, address): Recipient(*columns) for channel, address, *columns in rows}
     hidden = await _hidden(session, arrivals)
-    if lines:
-        addresses = list({address for _, address in lines})
-        for channel, address, *columns in await execute_core(
-            session, _BY_LINES, {"addresses": addresses}
-        ):
-            by_line[(channel, address)] = Recipient(*columns)
     found: list[Recipient | ConsoleError] = []
-    for arrival in arrivals:
+    for n, arrival in enumerate(arrivals):
         where = arrival.where
         if isinstance(where, ByKey):
             found.append(_keyed(by_slug.get(where.slug), where.key))
@@ -416,8 +385,20 @@ async def _recipients(
             recipient = by_id.get(where.business_id) if seen else None
             found.append(recipient or NotFound("No such business."))
         else:
-            found.append(_on_line(by_line, where))
+            on_line = next((by_line[line] for line in lines[n] if line in by_line), None)
+            found.append(on_line or NotFound("No line has this address."))
     return found
+
+
+def _lines(where: ByLine) -> list[tuple[str, str]]:
+    """The (channel, address as lines store it) of each address that can be a line, in order."""
+    lines = []
+    for raw in where.addresses:
+        try:
+            lines.append((where.channel, line_address(where.channel, raw)))
+        except Invalid:
+            continue
+    return lines
 
 
 async def _hidden(
@@ -444,17 +425,6 @@ def _keyed(recipient: Recipient | None, key: str) -> Recipient | ConsoleError:
     if not key or not hmac.compare_digest(key.encode(), recipient.intake_key.encode()):
         return Unauthorized("The intake key is missing or wrong.")
     return recipient
-
-
-def _on_line(by_line: dict[tuple[str, str], Recipient], where: ByLine) -> Recipient | NotFound:
-    for raw in where.addresses:
-        try:
-            found = by_line.get((where.channel, line_address(where.channel, raw)))
-        except Invalid:
-            continue
-        if found is not None:
-            return found
-    return NotFound("No line has this address.")
 
 
 # --- what came before ------------------------------------------------------------------------
@@ -635,114 +605,3 @@ def typed(
         priority=new.priority,
         lead_id=lead_id,
     )
-
-
-# --- in groups, each in a transaction of its own -------------------------------------------
-
-
-class ArrivalWriter:
-    """Writes arrivals in groups (group commit): the arrivals that come while a group is being
-    written make the next, so under load one transaction of a dozen statements takes many,
-    and a lone arrival is written after one turn of the event loop. Each arrival gets its own
-    answer: its lead, its refusal, or the error that stopped the database. A group the
-    database refuses (a unique key taken meanwhile by a twin in another process, a value it
-    will not store) is written again one arrival at a time, so one bad arrival fails alone.
-
-    SQLite has one writer, so one group is written at a time; PostgreSQL takes `parallel`
-    groups at once, so that one group's Python work runs while another waits on the server."""
-
-    def __init__(self, db: Database, *, group: int = GROUP, parallel: int | None = None) -> None:
-        self.db = db
-        self.group = group
-        self.parallel = parallel or (1 if db.is_sqlite else PARALLEL_GROUPS)
-        self.waiting: list[tuple[Arrival, asyncio.Future[Arrived]]] = []
-        self.writers: set[asyncio.Task[None]] = set()
-        self.writing = 0  # writers between their start and their last look at `waiting`
-        self.last_size = 0  # of the group taken last: under load, about as many come next
-
-    async def receive(self, arrival: Arrival) -> Arrived:
-        """The arrival written (or its refusal raised), once its group is committed."""
-        answer: asyncio.Future[Arrived] = asyncio.get_running_loop().create_future()
-        self.waiting.append((arrival, answer))
-        if self.writing < self.parallel:
-            self.writing += 1
-            writer = asyncio.create_task(self._write_waiting())
-            self.writers.add(writer)  # kept referenced while it runs
-            writer.add_done_callback(self.writers.discard)
-        return await answer
-
-    async def receive_all(self, arrivals: Sequence[Arrival]) -> list[Arrived | Exception]:
-        """Several arrivals of one request (a provider's batch), each answered on its own."""
-        answers = await asyncio.gather(*map(self.receive, arrivals), return_exceptions=True)
-        for answer in answers:
-            if not isinstance(answer, Arrived | Exception):
-                raise answer  # cancelled
-        return answers  # type: ignore[return-value]
-
-    async def _write_waiting(self) -> None:
-        try:
-            await self._write_groups()
-        finally:
-            # Counted down in the same step as `waiting` was last seen empty: an arrival that
-            # comes after this starts a writer of its own.
-            self.writing -= 1
-
-    async def _write_groups(self) -> None:
-        while self.waiting:
-            await self._gather()
-            if not self.waiting:  # another writer took them meanwhile
-                break
-            group, self.waiting = self.waiting[: self.group], self.waiting[self.group :]
-            self.last_size = len(group)
-            answers: list[Answer | Exception]
-            try:
-                answers = [*await self._write([arrival for arrival, _ in group])]
-            except Exception as error:  # the database failed: every arrival of the group says so
-                answers = [error] * len(group)
-            for (_, future), answer in zip(group, answers, strict=True):
-                if future.done():  # its request was cancelled
-                    continue
-                if isinstance(answer, Exception):
-                    future.set_exception(answer)
-                else:
-                    future.set_result(answer)
-
-    async def _gather(self) -> None:
-        """Let the arrivals still coming join the group: yield to the event loop as long as
-        each turn of it brings more, up to a full group, and, while fewer are in than the
-        group before had, for up to `GATHER_AT_MOST` (their requests are read in this same
-        loop: a group started at once would take the one or two already in and leave the
-        rest, under load, to wait for it). A lone arrival after a lone one waits one turn."""
-        started = time.perf_counter()
-        while len(self.waiting) < self.group:
-            seen = len(self.waiting)
-            await asyncio.sleep(0)
-            if len(self.waiting) > seen:
-                continue
-            if seen >= self.last_size or time.perf_counter() - started >= GATHER_AT_MOST:
-                return
-            await asyncio.sleep(GATHER_STEP)  # a quiet turn: wait on a timer, not spinning
-
-    async def _write(self, arrivals: list[Arrival]) -> list[Answer]:
-        try:
-            async with self.db.transaction() as session:
-                return await write(session, arrivals)
-        except DBAPIError as refused:
-            if unavailable(refused):
-                raise
-            if len(arrivals) == 1:
-                return [await self._write_alone(arrivals[0], refused)]
-        return [answer for arrival in arrivals for answer in await self._write([arrival])]
-
-    async def _write_alone(self, arrival: Arrival, refused: DBAPIError) -> Answer:
-        """One arrival the database refused: a twin's key committed meanwhile is found now;
-        anything else is this arrival's own fault, and only its answer says so."""
-        if isinstance(refused, IntegrityError):
-            try:
-                async with self.db.transaction() as session:
-                    (answer,) = await write(session, [arrival])
-                    return answer
-            except DBAPIError as again:
-                if unavailable(again):
-                    raise
-        return Invalid("This could not be stored: the database refused it.", field="body")

@@ -22,8 +22,9 @@ from console.base.errors import Invalid, Unauthorized
 from console.base.i18n import gettext, using_locale
 from console.channels.deliveries import record_delivery
 from console.channels.lines import TWILIO_WHATSAPP, business_on_line, on_twilio
-from console.intake.arrivals import Arrival, ArrivalWriter, Arrived, ById, ByLine
+from console.intake.arrivals import Arrival, Arrived, ById, ByLine
 from console.intake.signatures import verify_twilio
+from console.intake.writer import ArrivalWriter
 from console.live import events
 from models import Business, Interaction, Lead
 

@@ -58,7 +58,6 @@ def form_arrival(slug: str, key: str, fields: Mapping[str, Any], now: datetime) 
         phone=form.phone,
         email=form.email,
         name=form.name,
-        subject=form.message[:120],
         text=form.message,
         source=form.source or DEFAULT_SOURCE,
         external_id=form.external_id,

@@ -21,8 +21,9 @@ from console.base.db import Database
 from console.base.errors import Invalid, NotFound, Unauthorized
 from console.channels.deliveries import RANK, record_delivery
 from console.channels.lines import business_on_line
-from console.intake.arrivals import MAX_TEXT, Arrival, ArrivalWriter, ByLine
+from console.intake.arrivals import MAX_TEXT, Arrival, ByLine
 from console.intake.signatures import verify_meta
+from console.intake.writer import ArrivalWriter
 from models import Business
 
 # What a message that is not text shows as, before its caption if it has one.

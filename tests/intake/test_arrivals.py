@@ -20,8 +20,9 @@ from console.base.errors import Invalid, NotFound, Unauthorized
 from console.channels.lines import add_line
 from console.contacts.contact_book import ContactBook
 from console.intake import arrivals
-from console.intake.arrivals import Arrival, ArrivalWriter, Arrived, ById, ByLine
+from console.intake.arrivals import Arrival, Arrived, ById, ByLine
 from console.intake.web_forms import form_arrival
+from console.intake.writer import ArrivalWriter
 from models import Contact, Event, Interaction, Lead, LeadAlarm
 from models.leads import PRIORITIES
 from tests.factories import counting, make_business
