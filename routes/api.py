@@ -100,10 +100,7 @@ async def create_lead(request: Request, user: User) -> Response:
     key = request.headers.get("idempotency-key")
     arrival = queries.lead_arrival(user, new, now=now(request), idempotency_key=key)
     arrived = await request.app.state.arrivals.receive(arrival)
-    lead = queries.written_lead(arrived)
-    if lead is None:  # a repeat: the lead as it stands now
-        async with request.app.state.db.transaction(write=False) as session:
-            lead = await queries.lead_by_id(session, user, str(arrived.lead_id))
+    lead = await queries.arrived_lead(request.app.state.db, user, arrived)
     return _json(lead, 200 if arrived.duplicate else 201)
 
 

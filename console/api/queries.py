@@ -37,6 +37,7 @@ from console.api.payloads import (
     TaskPage,
     TaskQuery,
 )
+from console.base.db import Database
 from console.base.errors import Invalid, NotFound
 from console.business import periods
 from console.intake import arrivals
@@ -143,9 +144,17 @@ async def show_lead(session: AsyncSession, viewer: Actor, lead_id: str) -> LeadO
     return lead
 
 
+async def arrived_lead(db: Database, user: User, arrived: Arrived) -> LeadOut:
+    """The answer to a lead's creation: a new lead from the rows its group wrote (its columns
+    are all known, the rest start at their defaults), a repeat's lead as it stands now."""
+    lead = written_lead(arrived)
+    if lead is not None:
+        return lead
+    async with db.transaction(write=False) as session:
+        return await lead_by_id(session, user, str(arrived.lead_id))
+
+
 def written_lead(arrived: Arrived) -> LeadOut | None:
-    """The answer for a lead the arrival path just made, from the rows it wrote (a new lead's
-    columns are all known: the rest start at their defaults)."""
     if arrived.written is None:
         return None
     lead, contact = arrived.written
