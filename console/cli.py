@@ -168,8 +168,9 @@ def serve(app: str, *, host: str, port: int) -> None:
 
     # SQLite's driver runs each statement in a thread of its own, whose answer then waits for
     # the event loop's thread to let go of the interpreter lock, up to the whole switch interval
-    # (5 ms by default): a group of web forms makes a dozen such hand-offs, and a short interval
-    # keeps it from waiting out each. The same setting for the ceiling, which has no threads.
+    # (5 ms by default): a group of arrivals makes such a hand-off per statement, and a short
+    # interval keeps it from waiting out each. The same setting for the ceiling, which has no
+    # threads.
     sys.setswitchinterval(SWITCH_INTERVAL)
     uvicorn.run(
         app,
