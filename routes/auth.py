@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -13,7 +11,7 @@ from console.people import auth
 from console.people.accounts import set_user_locale
 from models import Role, User
 from routes.access import current_user, safe_next
-from routes.forms import text
+from routes.forms import now, text
 from routes.middleware import SESSION_COOKIE
 from routes.templating import render
 
@@ -48,7 +46,7 @@ async def login(request: Request) -> Response:
                 email=context["email"],
                 password=text(form, "password"),
                 client=_client(request),
-                now=datetime.now(UTC),
+                now=now(request),
             )
     except (Invalid, Throttled) as refused:
         return _refused(request, context, refused)
@@ -77,7 +75,7 @@ def _refused(request: Request, context: dict[str, str], refused: ConsoleError) -
 async def logout(request: Request) -> Response:
     if request.state.session_id:
         async with request.app.state.db.transaction() as session:
-            await auth.end_session(session, request.state.session_id, now=datetime.now(UTC))
+            await auth.end_session(session, request.state.session_id, now=now(request))
         await request.app.state.hub.end_sessions(session_id=request.state.session_id)
     response = RedirectResponse("/login", status_code=303)
     response.headers.append("Set-Cookie", request.app.state.cookies.cleared(SESSION_COOKIE))

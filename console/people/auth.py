@@ -21,7 +21,9 @@ from models import LoginFailure, User, UserSession
 
 # A session's last-seen time is written at most this often, so reading pages does not write.
 TOUCH_EVERY = timedelta(minutes=1)
-# One account is held back only briefly, so an attacker cannot keep its owner out for long.
+# Failures of one account from one address hold that pair back for this long. They are counted
+# per address, never for the account alone: an attacker's failures delay the attacker, and the
+# account's owner, from any other address, signs in at once.
 ACCOUNT_WINDOW = timedelta(minutes=5)
 
 
@@ -112,8 +114,9 @@ async def authenticate(
 ) -> User | None:
     """The active user with these credentials, or None (the failure is recorded).
 
-    Too many failures for the account (in a short window) or for the client address (in a
-    longer one) raise Throttled, without checking the password, until the window passes.
+    Too many failures for the account from this client address (in a short window) or from
+    the address for any account (in a longer one) raise Throttled, without checking the
+    password, until the window passes. Failures from elsewhere never hold this address back.
     """
     account = normalise_email(email)
     await _refuse_when_throttled(session, settings, account=account, address=address, now=now)
@@ -122,7 +125,9 @@ async def authenticate(
     if user is None or not password_ok or not user.active:
         session.add(LoginFailure(account=account, address=address, at=now))
         return None
-    await session.execute(delete(LoginFailure).where(LoginFailure.account == account))
+    await session.execute(
+        delete(LoginFailure).where(LoginFailure.account == account, LoginFailure.address == address)
+    )
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user
@@ -133,7 +138,11 @@ async def _refuse_when_throttled(
 ) -> None:
     address_window = timedelta(minutes=settings.login_window_minutes)
     checks = (
-        (LoginFailure.account == account, ACCOUNT_WINDOW, settings.login_attempts_per_account),
+        (
+            (LoginFailure.account == account) & (LoginFailure.address == address),
+            ACCOUNT_WINDOW,
+            settings.login_attempts_per_account,
+        ),
         (LoginFailure.address == address, address_window, settings.login_attempts_per_address),
     )
     for condition, window, limit in checks:
