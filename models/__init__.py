@@ -1,5 +1,6 @@
 """SQLAlchemy models, one module per aggregate; importing this package registers them all."""
 
+from models.agents import AgentStateSpan, AgentStatus, CallSettings
 from models.alerts import Alert, Notification
 from models.auth import ApiToken, LoginFailure, UserSession
 from models.base import Base
@@ -15,12 +16,15 @@ from models.tasks import Task
 from models.tenancy import Business, OwnerMembership, Role, SecretaryAssignment, User
 
 __all__ = [
+    "AgentStateSpan",
+    "AgentStatus",
     "Alert",
     "ApiToken",
     "Appointment",
     "AuditEvent",
     "Base",
     "Business",
+    "CallSettings",
     "CannedReply",
     "Comment",
     "Contact",
