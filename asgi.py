@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from redis.asyncio import Redis
@@ -31,8 +32,9 @@ from console.live.events import LiveEvent, latest_seqs
 from console.live.hub import Audience, Hub, LocalBroker, RedisBroker
 from routes import routes
 from routes.errors import WhenDatabaseDown, console_error, http_error, server_error
-from routes.live import Fragments
+from routes.live import Fragments, read_access
 from routes.middleware import Cookies, Guard, Sessions, redact_access_log
+from routes.text_inputs import TextInputs
 from workers.notifications import send_notifications
 from workers.settings import PERIODIC
 from workers.sla import sweep_sla
@@ -59,6 +61,7 @@ def create_app(
     hub = Hub(RedisBroker(redis) if redis is not None else LocalBroker(), render=_no_render)
     fragments = Fragments(db, hub.viewers)
     hub.render, hub.batch = fragments, fragments.batch
+    hub.access = partial(read_access, db)
     db.after_commit.append(hub.publish)
     jobs_ctx: dict[str, Any] = {"db": db, "settings": settings}
     scheduler: Scheduler = (
@@ -106,6 +109,7 @@ def create_app(
             Middleware(Guard, settings=settings),
             Middleware(WhenDatabaseDown),
             Middleware(Sessions, settings=settings, db=db, cookies=cookies),
+            Middleware(TextInputs),
         ],
         exception_handlers={
             ConsoleError: console_error,

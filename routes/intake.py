@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from console.base import ratelimit
+from console.base.characters import cleaned, without_controls
 from console.base.errors import ConsoleError, Invalid, Unauthorized, UnsupportedMedia
 from console.intake import mailgun, twilio, web_forms, whatsapp
 from console.intake.arrivals import Arrived
@@ -115,6 +116,7 @@ async def whatsapp_events(request: Request) -> Response:
             await request.body(),
             request.headers.get("x-hub-signature-256"),
         )
+    payload = cleaned(payload)  # signed as sent; kept without control characters
     settings, moment = request.app.state.settings, now(request)
     new, news = await whatsapp.receive_batch(
         request.app.state.db,
@@ -140,6 +142,7 @@ async def email(request: Request) -> Response:
             fields,
             now=request.app.state.clock.now().timestamp(),
         )
+    fields = cleaned(fields)  # signed as sent; kept without control characters
     arrived = await _writer(request).receive(mailgun.mail_arrival(fields, now=now(request)))
     return _arrived(arrived)
 
@@ -181,7 +184,8 @@ async def _twilio_params(request: Request) -> dict[str, list[str]]:
             params,
             request.headers.get("x-twilio-signature"),
         )
-    return params
+    # signed as sent; kept without control characters
+    return {name: [without_controls(value) for value in values] for name, values in params.items()}
 
 
 @asynccontextmanager
@@ -213,7 +217,7 @@ async def _fields(request: Request) -> Mapping[str, object]:
     if content_type == "application/json":
         try:
             parsed = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # nested past Python's stack
             raise Invalid("The body is not valid JSON.", field="body") from None
         if not isinstance(parsed, dict):
             raise Invalid("The body must be a JSON object.", field="body")

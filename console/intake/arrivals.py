@@ -29,6 +29,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from console.base.characters import has_control, without_controls
 from console.base.db import after_commit, dialect_of, savepoint
 from console.base.errors import ConsoleError, Invalid, NotFound, Unauthorized
 from console.base.many_rows import ByPairs, RowsInsert, execute_core
@@ -37,13 +38,17 @@ from console.channels.lines import line_address
 from console.contacts.contact_book import ContactBook, NewContact
 from console.contacts.contacts import normalise_email, normalise_phone
 from console.live import events
-from console.people.tenancy import get_business, may_see
+from console.people import api_tokens
+from console.people.api_tokens import LiveToken
+from console.people.tenancy import get_business, visible_to
 from console.sla import sla
 from models import Business, Interaction, Lead, LeadAlarm, Line, Role, User
 from models.base import new_id
 from models.contacts import CHANNELS
 from models.leads import PRIORITIES
 
+IDEMPOTENCY_NAMESPACE = uuid.UUID("4d9a3f64-5b1e-4f0c-9a57-6b0f3c1f2e10")
+TOKEN_REFUSED = "The API token is wrong or revoked, or its user is deactivated."  # noqa: S105
 KIND_OF_CHANNEL = {"phone": "inbound_call", "sms": "sms", "whatsapp": "whatsapp", "email": "email"}
 MESSAGE_ID_LENGTH = 200
 SUMMARY_LENGTH = 500
@@ -71,14 +76,24 @@ class ByLine:
 
 @dataclass(frozen=True, slots=True)
 class ById:
-    """A business its caller has checked the user may see (the secretary's new call), or that
-    `user` must be able to see (the API: checked with the group, a statement per user)."""
+    """A business its caller has checked already (the secretary's new call, a Twilio call)."""
 
     business_id: uuid.UUID
-    user: User | None = None
 
 
-Where = ByKey | ByLine | ById
+@dataclass(frozen=True, slots=True)
+class ByToken:
+    """The JSON API: a business named by id, for the user of an API token, named by its hash.
+    The token must be live and its user able to see the business: both checked with the group
+    (a statement for its tokens, one per user), so a request costs no read of its own. A key
+    names the user's lead, so a repeat of the request finds the lead the first one made."""
+
+    business_id: uuid.UUID
+    token_hash: str
+    idempotency_key: str | None = None
+
+
+Where = ByKey | ByLine | ById | ByToken
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +160,11 @@ async def write(session: AsyncSession, arrivals: Sequence[Arrival]) -> list[Answ
     statements however many: the businesses, the earlier arrivals of these keys, the contacts,
     their open leads, the promises' policies, then a statement per table written."""
     answers: list[Answer | None] = [None] * len(arrivals)
-    recipients = await _recipients(session, arrivals)
+    recipients, tokens = await _recipients(session, arrivals)
     accepted: list[tuple[int, Recipient, Arrival, str | None, str | None]] = []
     for n, arrival in enumerate(arrivals):
+        if isinstance(where := arrival.where, ByToken):
+            arrival = _named_by_key(arrival, where, tokens)
         try:  # in the order a web form was always checked: 404, 401, then 422
             recipient = recipients[n]
             if isinstance(recipient, ConsoleError):
@@ -339,12 +356,13 @@ def _checked(arrival: Arrival) -> tuple[str | None, str | None]:
 
 
 def _clean(arrival: Arrival) -> Arrival:
-    """Without NUL characters, which PostgreSQL refuses in text (and nobody means), and with a
-    provider's id no longer than the column keeps."""
+    """Without control characters (PostgreSQL refuses NUL in text, and nobody means any; the
+    routes refuse typed ones and clean the providers'), and with a provider's id no longer
+    than the column keeps."""
     changes: dict[str, Any] = {
-        name: value.replace("\x00", "")
+        name: without_controls(value)
         for name in ("name", "subject", "text", "source", "external_id", "message_id")
-        if isinstance(value := getattr(arrival, name), str) and "\x00" in value
+        if isinstance(value := getattr(arrival, name), str) and has_control(value)
     }
     message_id = changes.get("message_id", arrival.message_id)
     if message_id is not None and len(message_id) > MESSAGE_ID_LENGTH:
@@ -357,10 +375,14 @@ def _clean(arrival: Arrival) -> Arrival:
 
 async def _recipients(
     session: AsyncSession, arrivals: Sequence[Arrival]
-) -> list[Recipient | ConsoleError]:
-    """Each arrival's business, or why it has none: a statement per way of naming one."""
+) -> tuple[list[Recipient | ConsoleError], dict[str, LiveToken]]:
+    """Each arrival's business, or why it has none: a statement per way of naming one; and the
+    live API tokens among those named."""
+    # a slug with a control character names no business (and PostgreSQL refuses NUL in it)
     slugs = {a.where.slug for a in arrivals if isinstance(a.where, ByKey)}
-    ids = {a.where.business_id for a in arrivals if isinstance(a.where, ById)}
+    slugs = {slug for slug in slugs if not has_control(slug)}
+    ids = {a.where.business_id for a in arrivals if isinstance(a.where, ById | ByToken)}
+    hashes = {a.where.token_hash for a in arrivals if isinstance(a.where, ByToken)}
     lines = {n: _lines(a.where) for n, a in enumerate(arrivals) if isinstance(a.where, ByLine)}
     by_slug: dict[str, Recipient] = {}
     by_id: dict[uuid.UUID, Recipient] = {}
@@ -374,20 +396,36 @@ async def _recipients(
     if addresses := {address for wanted in lines.values() for _, address in wanted}:
         rows = await execute_core(session, _BY_LINES, {"addresses": list(addresses)})
         by_line = {(channel, address): Recipient(*columns) for channel, address, *columns in rows}
-    hidden = await _hidden(session, arrivals)
+    tokens = await api_tokens.live_tokens(session, hashes) if hashes else {}
+    hidden = await _hidden(session, arrivals, tokens)
     found: list[Recipient | ConsoleError] = []
     for n, arrival in enumerate(arrivals):
         where = arrival.where
         if isinstance(where, ByKey):
             found.append(_keyed(by_slug.get(where.slug), where.key))
         elif isinstance(where, ById):
-            seen = where.user is None or where.business_id not in hidden.get(where.user.id, ())
-            recipient = by_id.get(where.business_id) if seen else None
-            found.append(recipient or NotFound("No such business."))
+            found.append(by_id.get(where.business_id) or NotFound("No such business."))
+        elif isinstance(where, ByToken):
+            found.append(_tokened(where, tokens, hidden, by_id))
         else:
             on_line = next((by_line[line] for line in lines[n] if line in by_line), None)
             found.append(on_line or NotFound("No line has this address."))
-    return found
+    if used := [t.id for t in tokens.values() if api_tokens.needs_touch(t, arrivals[0].now)]:
+        await api_tokens.touch_tokens(session, used, now=arrivals[0].now)
+    return found, tokens
+
+
+def _tokened(
+    where: ByToken,
+    tokens: Mapping[str, LiveToken],
+    hidden: Mapping[uuid.UUID, set[uuid.UUID]],
+    by_id: Mapping[uuid.UUID, Recipient],
+) -> Recipient | ConsoleError:
+    if (token := tokens.get(where.token_hash)) is None:
+        return Unauthorized(TOKEN_REFUSED)
+    seen = where.business_id not in hidden.get(token.user_id, ())
+    recipient = by_id.get(where.business_id) if seen else None
+    return recipient or NotFound("No such business.")
 
 
 def _lines(where: ByLine) -> list[tuple[str, str]]:
@@ -402,21 +440,34 @@ def _lines(where: ByLine) -> list[tuple[str, str]]:
 
 
 async def _hidden(
-    session: AsyncSession, arrivals: Sequence[Arrival]
+    session: AsyncSession, arrivals: Sequence[Arrival], tokens: Mapping[str, LiveToken]
 ) -> dict[uuid.UUID, set[uuid.UUID]]:
-    """Per user, the businesses named by id that the user may not see (the tenancy rule)."""
-    asked: dict[uuid.UUID, tuple[User, set[uuid.UUID]]] = {}
+    """Per token's user, the businesses named that the user may not see (the tenancy rule)."""
+    asked: dict[uuid.UUID, tuple[str, set[uuid.UUID]]] = {}
     for arrival in arrivals:
         where = arrival.where
-        if isinstance(where, ById) and where.user is not None and where.user.role != Role.ADMIN:
-            asked.setdefault(where.user.id, (where.user, set()))[1].add(where.business_id)
+        if not isinstance(where, ByToken) or (token := tokens.get(where.token_hash)) is None:
+            continue
+        if token.role != Role.ADMIN:
+            asked.setdefault(token.user_id, (token.role, set()))[1].add(where.business_id)
     hidden = {}
-    for user_id, (user, ids) in asked.items():
+    for user_id, (role, ids) in asked.items():
         statement = select(Business.id).where(
-            Business.id.in_(list(ids)), may_see(user, Business.id)
+            Business.id.in_(list(ids)), Business.id.in_(visible_to(user_id, role))
         )
         hidden[user_id] = ids - set((await execute_core(session, statement)).scalars())
     return hidden
+
+
+def _named_by_key(arrival: Arrival, where: ByToken, tokens: Mapping[str, LiveToken]) -> Arrival:
+    if where.idempotency_key is None or (token := tokens.get(where.token_hash)) is None:
+        return arrival
+    return replace(arrival, lead_id=api_lead_id(token.user_id, where.idempotency_key))
+
+
+def api_lead_id(user_id: uuid.UUID, idempotency_key: str) -> uuid.UUID:
+    """The lead an API user's Idempotency-Key names: the same key twice is one lead."""
+    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user_id}:{idempotency_key}")
 
 
 def _keyed(recipient: Recipient | None, key: str) -> Recipient | ConsoleError:
