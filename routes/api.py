@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from console.api import openapi, payloads, queries
 from console.base import i18n, ratelimit
 from console.base.errors import Unauthorized, UnsupportedMedia
+from console.intake.arrivals import TOKEN_REFUSED
 from console.people import api_tokens
 from console.people.audit import Actor
 from models import User
@@ -31,15 +32,19 @@ def bearer(endpoint: ApiEndpoint) -> Callable[[Request], Awaitable[Response]]:
         try:
             user = await _token_user(request)
         except Unauthorized as refused:
-            response = await console_error(request, refused)
-            challenge = 'Bearer realm="mazkira"'
-            if "authorization" in request.headers:
-                challenge += ', error="invalid_token"'  # RFC 6750: one was sent, and is no good
-            response.headers["WWW-Authenticate"] = challenge
-            return response
+            return await _challenge(request, refused)
         return await endpoint(request, user)
 
     return guarded
+
+
+async def _challenge(request: Request, refused: Unauthorized) -> Response:
+    response = await console_error(request, refused)
+    challenge = 'Bearer realm="mazkira"'
+    if "authorization" in request.headers:
+        challenge += ', error="invalid_token"'  # RFC 6750: one was sent, and is no good
+    response.headers["WWW-Authenticate"] = challenge
+    return response
 
 
 def _speak_the_callers_language(request: Request) -> None:
@@ -48,17 +53,28 @@ def _speak_the_callers_language(request: Request) -> None:
     i18n.set_locale(i18n.pick_locale(asked, "en"))
 
 
-async def _token_user(request: Request) -> User:
+async def _token_hash(request: Request) -> str:
+    """The hash of the bearer token sent, within its rate limit (counted before any read, so a
+    flood of guesses costs the database nothing)."""
     scheme, _, secret = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthorized("Send your API token in the header Authorization: Bearer <token>.")
+    token_hash = api_tokens.secret_hash(secret.strip())
+    if token_hash is None:
+        raise Unauthorized(TOKEN_REFUSED)
+    state = request.app.state
+    await ratelimit.check(state.limiter, f"api:{token_hash}", state.settings.api_rate_per_token)
+    return token_hash
+
+
+async def _token_user(request: Request) -> User:
+    token_hash = await _token_hash(request)
     state, at = request.app.state, now(request)
     async with state.db.transaction(write=False) as session:
-        found = await api_tokens.authenticate(session, secret.strip(), now=at)
+        found = await api_tokens.authenticate_hash(session, token_hash)
     if found is None:
-        raise Unauthorized("The API token is wrong or revoked, or its user is deactivated.")
+        raise Unauthorized(TOKEN_REFUSED)
     token, user = found
-    await ratelimit.check(state.limiter, f"api:{token.id}", state.settings.api_rate_per_token)
     if api_tokens.needs_touch(token, at):
         async with state.db.transaction() as session:
             await api_tokens.touch_token(session, token.id, now=at)
@@ -90,17 +106,22 @@ async def show_lead(request: Request, user: User) -> Response:
     return _json(lead)
 
 
-@bearer
-async def create_lead(request: Request, user: User) -> Response:
-    """201 with the new lead; 200 with the earlier one for a repeated Idempotency-Key."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise UnsupportedMedia("Send the lead as JSON (Content-Type: application/json).")
-    new = payloads.parse_new_lead(await request.body())
-    key = request.headers.get("idempotency-key")
-    arrival = queries.lead_arrival(user, new, now=now(request), idempotency_key=key)
-    arrived = await request.app.state.arrivals.receive(arrival)
-    lead = await queries.arrived_lead(request.app.state.db, user, arrived)
+async def create_lead(request: Request) -> Response:
+    """201 with the new lead; 200 with the earlier one for a repeated Idempotency-Key. The token
+    is checked as the lead is written, with its group (no read of its own before)."""
+    _speak_the_callers_language(request)
+    try:
+        token_hash = await _token_hash(request)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise UnsupportedMedia("Send the lead as JSON (Content-Type: application/json).")
+        new = payloads.parse_new_lead(await request.body())
+        key = request.headers.get("idempotency-key")
+        arrival = queries.lead_arrival(token_hash, new, now=now(request), idempotency_key=key)
+        arrived = await request.app.state.arrivals.receive(arrival)
+        lead = await queries.arrived_lead(request.app.state.db, token_hash, arrived)
+    except Unauthorized as refused:
+        return await _challenge(request, refused)
     return _json(lead, 200 if arrived.duplicate else 201)
 
 

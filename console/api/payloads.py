@@ -35,7 +35,6 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 # A client's Idempotency-Key names the lead it makes: the same key (of the same user) always
 # names the same lead id, which the primary key then keeps unique.
-IDEMPOTENCY_NAMESPACE = uuid.UUID("4d9a3f64-5b1e-4f0c-9a57-6b0f3c1f2e10")
 MAX_IDEMPOTENCY_KEY = 200
 
 Channel = Literal["phone", "whatsapp", "sms", "email", "web", "walk-in"]

@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from console.api.payloads import (
-    IDEMPOTENCY_NAMESPACE,
     MAX_IDEMPOTENCY_KEY,
     ContactBrief,
     ContactOut,
@@ -38,10 +37,11 @@ from console.api.payloads import (
     TaskQuery,
 )
 from console.base.db import Database
-from console.base.errors import Invalid, NotFound
+from console.base.errors import Invalid, NotFound, Unauthorized
 from console.business import periods
 from console.intake import arrivals
-from console.intake.arrivals import Arrival, Arrived, ById, NewLead
+from console.intake.arrivals import Arrival, Arrived, ByToken, NewLead
+from console.people import api_tokens
 from console.people.audit import Actor, record_lead_view
 from console.people.tenancy import get_business, may_see, parse_id
 from console.reports import kpi_report, kpis
@@ -144,14 +144,18 @@ async def show_lead(session: AsyncSession, viewer: Actor, lead_id: str) -> LeadO
     return lead
 
 
-async def arrived_lead(db: Database, user: User, arrived: Arrived) -> LeadOut:
+async def arrived_lead(db: Database, token_hash: str, arrived: Arrived) -> LeadOut:
     """The answer to a lead's creation: a new lead from the rows its group wrote (its columns
-    are all known, the rest start at their defaults), a repeat's lead as it stands now."""
+    are all known, the rest start at their defaults), a repeat's lead as it stands now, read as
+    the token's user sees it."""
     lead = written_lead(arrived)
     if lead is not None:
         return lead
     async with db.transaction(write=False) as session:
-        return await lead_by_id(session, user, str(arrived.lead_id))
+        found = await api_tokens.authenticate_hash(session, token_hash)
+        if found is None:  # revoked since its group was written
+            raise Unauthorized(arrivals.TOKEN_REFUSED)
+        return await lead_by_id(session, found[1], str(arrived.lead_id))
 
 
 def written_lead(arrived: Arrived) -> LeadOut | None:
@@ -186,24 +190,20 @@ _WRITTEN = (
 
 
 def lead_arrival(
-    user: User,
+    token_hash: str,
     new: NewLeadRequest,
     *,
     now: datetime,
     idempotency_key: str | None = None,
 ) -> Arrival:
-    """The arrival of a lead created through the API, for a business the user must be able to
-    see (checked as it is written); a key names its lead, so a repeat of the request finds the
-    lead the first one made."""
+    """The arrival of a lead created through the API, for a business the token's user must be
+    able to see (the token and the tenancy rule are checked as it is written); a key names its
+    lead, so a repeat of the request finds the lead the first one made."""
     if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
         raise Invalid("The Idempotency-Key header is not valid.", field="Idempotency-Key")
-    lead_id = (
-        uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user.id}:{idempotency_key}")
-        if idempotency_key is not None
-        else None
-    )
     typed = NewLead(business_id=str(new.business_id), **new.model_dump(exclude={"business_id"}))
-    return arrivals.typed(ById(new.business_id, user=user), typed, now=now, lead_id=lead_id)
+    where = ByToken(new.business_id, token_hash, idempotency_key)
+    return arrivals.typed(where, typed, now=now)
 
 
 # --- contacts ---------------------------------------------------------------------------------

@@ -10,13 +10,15 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.errors import Invalid, NotFound
+from console.base.many_rows import execute_core
 from console.people.accounts import normalise_email
 from console.people.tenancy import parse_id
 from models import ApiToken, User
@@ -96,18 +98,30 @@ async def revoke_token(
     return token
 
 
+def secret_hash(secret: str) -> str | None:
+    """The hash a secret is looked up by, or None for what cannot be a token's secret."""
+    if not secret.startswith(SECRET_PREFIX) or len(secret) > 200:
+        return None
+    return hash_secret(secret)
+
+
 async def authenticate(
     session: AsyncSession, secret: str, *, now: datetime
 ) -> tuple[ApiToken, User] | None:
     """The live token with this secret and its active user, in one statement; else None."""
-    if not secret.startswith(SECRET_PREFIX) or len(secret) > 200:
+    if (token_hash := secret_hash(secret)) is None:
         return None
+    return await authenticate_hash(session, token_hash)
+
+
+async def authenticate_hash(session: AsyncSession, token_hash: str) -> tuple[ApiToken, User] | None:
+    """The live token with this hash and its active user, in one statement; else None."""
     row = (
         await session.execute(
             select(ApiToken, User)
             .join(User, User.id == ApiToken.user_id)
             .where(
-                ApiToken.token_hash == hash_secret(secret),
+                ApiToken.token_hash == token_hash,
                 ApiToken.revoked_at.is_(None),
                 User.active.is_(True),
             )
@@ -116,17 +130,51 @@ async def authenticate(
     return (row[0], row[1]) if row is not None else None
 
 
-def needs_touch(token: ApiToken, now: datetime) -> bool:
+@dataclass(frozen=True, slots=True)
+class LiveToken:
+    """A live token of an active user, as a group of API arrivals needs it: plain columns."""
+
+    id: uuid.UUID
+    last_used_at: datetime | None
+    user_id: uuid.UUID
+    role: str
+
+
+async def live_tokens(session: AsyncSession, hashes: Collection[str]) -> dict[str, LiveToken]:
+    """The live tokens among these hashes, by hash, in one statement however many."""
+    rows = await execute_core(session, _LIVE_TOKENS, {"hashes": list(hashes)})
+    return {token_hash: LiveToken(*columns) for token_hash, *columns in rows}
+
+
+_LIVE_TOKENS = (
+    select(ApiToken.token_hash, ApiToken.id, ApiToken.last_used_at, User.id, User.role)
+    .join(User, User.id == ApiToken.user_id)
+    .where(
+        ApiToken.token_hash.in_(bindparam("hashes", expanding=True)),
+        ApiToken.revoked_at.is_(None),
+        User.active.is_(True),
+    )
+)
+
+
+def needs_touch(token: ApiToken | LiveToken, now: datetime) -> bool:
     return token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY
 
 
 async def touch_token(session: AsyncSession, token_id: uuid.UUID, *, now: datetime) -> None:
+    await touch_tokens(session, [token_id], now=now)
+
+
+async def touch_tokens(
+    session: AsyncSession, token_ids: Collection[uuid.UUID], *, now: datetime
+) -> None:
     """Record use, at most once a minute (a busy integration does not write on every call)."""
-    await session.execute(
+    await execute_core(
+        session,
         update(ApiToken)
         .where(
-            ApiToken.id == token_id,
+            ApiToken.id.in_(list(token_ids)),
             or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - TOUCH_EVERY),
         )
-        .values(last_used_at=now)
+        .values(last_used_at=now),
     )

@@ -3,9 +3,11 @@ held to the behaviour by schemathesis."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -246,6 +248,61 @@ async def test_an_owner_works_through_the_api_and_sees_only_his_business(
     async with db.transaction() as session:
         await session.execute(update(User).where(User.id == agency.owner_b.id).values(active=False))
     assert (await client.get("/api/v1/leads", headers=other)).status_code == 401
+
+
+async def test_leads_created_at_once_with_many_tokens_are_answered_each_on_its_own(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """The token is checked with the lead's group, not read before: a group that mixes a live
+    owner's token, the secretary's, a revoked one and a deactivated user's answers each request
+    as it alone deserves, and a creation costs the group's statements and no read of its own."""
+    agency = await agency_at_work(db)
+    avi, michal = await token_for(db, agency.owner_a), await token_for(db, agency.secretary)
+    revoked, dana = await token_for(db, agency.owner_a, "old"), await token_for(db, agency.owner_b)
+    async with db.transaction() as session:
+        old = await session.scalar(select(ApiToken).where(ApiToken.name == "old"))
+        assert old is not None
+        await api_tokens.revoke_token(session, agency.owner_a, old.id, now=datetime.now(UTC))
+        await session.execute(update(User).where(User.id == agency.owner_b.id).values(active=False))
+
+    def post(secret: str, business: User | Any, n: int, key: str | None = None) -> Any:
+        body = {"business_id": str(business.id), "phone": f"+97254{4000000 + n}"}
+        headers = {**bearer(secret), **({"Idempotency-Key": key} if key else {})}
+        return client.post("/api/v1/leads", json=body, headers=headers)
+
+    a, b = agency.a, agency.b
+    asked = [
+        (post(avi, a, 1), 201),
+        (post(avi, b, 2), 404),  # not his business
+        (post(michal, a, 3), 201),
+        (post(michal, b, 4), 201),  # she serves both
+        (post(revoked, a, 5), 401),
+        (post(dana, b, 6), 401),  # her user is deactivated
+        (post(michal, b, 7, key="k-1"), {201, 200}),  # the same key twice: one lead
+        (post(michal, b, 7, key="k-1"), {201, 200}),
+        (post(avi, a, 8, key="k-1"), 201),  # another user's same key is another lead
+    ]
+    answers = await asyncio.gather(*(request for request, _ in asked))
+    for n, (answer, (_, wanted)) in enumerate(zip(answers, asked, strict=True)):
+        assert answer.status_code in (wanted if isinstance(wanted, set) else {wanted}), (
+            n,
+            answer.text,
+        )
+        if answer.status_code == 401:
+            assert answer.headers["www-authenticate"].startswith("Bearer")
+    keyed = [answers[6], answers[7]]
+    assert sorted(a.status_code for a in keyed) == [200, 201]
+    assert keyed[0].json()["id"] == keyed[1].json()["id"] != answers[8].json()["id"]
+    async with db.transaction(write=False) as session:
+        made = set((await session.scalars(select(Lead.id))).all())
+    created = {answer.json()["id"] for answer in answers if answer.status_code in (200, 201)}
+    assert {uuid.UUID(i) for i in created} <= made and len(created) == 5
+
+    # One creation reads the token once, inside its group's transaction.
+    with counting(db) as statements:
+        assert (await post(michal, a, 9)).status_code == 201
+    assert sum("api_tokens" in statement for statement in statements) == 1, statements
+    assert len(statements) <= 10, statements
 
 
 async def test_tokens_are_made_shown_once_and_revoked_in_the_settings(
