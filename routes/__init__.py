@@ -7,6 +7,7 @@ from starlette.staticfiles import StaticFiles
 
 from routes import (
     admin,
+    agents,
     alerts,
     api,
     appointments,
@@ -107,6 +108,8 @@ routes = [
     Route("/calls/{call_id}/wrap-up", calls.wrap_up, methods=["POST"]),
     Route("/alerts", alerts.alert_list, methods=["GET"]),
     Route("/alerts/{alert_id}/ack", alerts.acknowledge, methods=["POST"]),
+    Route("/agent/state", agents.agent_state, methods=["GET"]),
+    Route("/agent/state", agents.choose_state, methods=["POST"]),
     Route("/tasks", tasks.task_list, methods=["GET"]),
     Route("/tasks/{task_id}/status", tasks.set_status, methods=["POST"]),
     Route("/tasks/{task_id}/ack", tasks.acknowledge, methods=["POST"]),
@@ -146,6 +149,7 @@ routes = [
     Route("/agency/businesses/{business_id}", admin.business, methods=["GET"]),
     Route("/agency/businesses/{business_id}", admin.update_business, methods=["POST"]),
     Route("/agency/businesses/{business_id}/active", admin.set_business_active, methods=["POST"]),
+    Route("/agency/businesses/{business_id}/calls", admin.save_call_settings, methods=["POST"]),
     Route("/agency/businesses/{business_id}/assignments", admin.assign, methods=["POST"]),
     Route(
         "/agency/businesses/{business_id}/assignments/{user_id}/remove",

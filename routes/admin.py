@@ -9,11 +9,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from console.agency import admin
+from console.base.errors import Invalid
 from console.base.i18n import LOCALES
 from console.people.audit import AuditFilters, audit_log
+from console.voice import call_settings
+from console.voice.call_settings import CallSettingsForm
 from models import Role
 from routes.access import actor, signed_in
-from routes.forms import now, see_other, text
+from routes.forms import is_htmx, now, see_other, text
 from routes.templating import render
 
 # The set-password link must not leak through Referer, nor stay in a shared cache.
@@ -56,14 +59,46 @@ async def create_business(request: Request) -> Response:
 @signed_in(Role.ADMIN)
 async def business(request: Request) -> Response:
     """A business's settings and its secretaries (and who else could serve it)."""
+    return render(request, "agency/business.html", await _business_page(request))
+
+
+async def _business_page(
+    request: Request, calls: CallSettingsForm | None = None, **context: object
+) -> dict[str, object]:
     async with request.app.state.db.transaction(write=False) as session:
         found = await admin.get_business(session, request.path_params["business_id"])
         assigned = await admin.assignments_of(session, found)
         people = await admin.users_page(session)
+        calls = calls or await call_settings.call_settings(session, found.id)
     taken = {a.user.id for a in assigned}
     free = [r.user for r in people if r.user.role == Role.SECRETARY and r.user.id not in taken]
-    context = {"business": found, "assigned": assigned, "free": free, "locales": LOCALES}
-    return render(request, "agency/business.html", context)
+    return {
+        "business": found,
+        "assigned": assigned,
+        "free": free,
+        "locales": LOCALES,
+        "calls": calls,
+        **context,
+    }
+
+
+@signed_in(Role.ADMIN)
+async def save_call_settings(request: Request) -> Response:
+    """Ring, wait and wrap-up seconds: the form comes back in place (htmx), as typed and with
+    the reason beside the field when refused."""
+    form = await request.form()
+    typed = CallSettingsForm(*(text(form, name) for name in call_settings.BOUNDS))
+    try:
+        async with request.app.state.db.transaction() as session:
+            found = await admin.get_business(session, request.path_params["business_id"])
+            typed = await call_settings.save_call_settings(session, actor(request), found, typed)
+    except Invalid as refused:
+        context = await _business_page(request, calls=typed, calls_error=refused)
+        return render(request, "agency/business.html", context, status=422, block="call_settings")
+    if not is_htmx(request):
+        return see_other(request, f"/agency/businesses/{found.id}#calls")
+    context = await _business_page(request, calls=typed, calls_saved=True)
+    return render(request, "agency/business.html", context, block="call_settings")
 
 
 @signed_in(Role.ADMIN)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
@@ -35,8 +36,10 @@ from console.screens import live
 from console.screens.alerts_page import alert_row
 from console.screens.lead_page import contact_history
 from console.screens.overview import handled_row
+from console.voice import states
 from routes.templating import env
 
+log = logging.getLogger("mazkira.live")
 MAX_FRAME = 16_384
 PAGES = ("queue", "tasks", "portal", "alerts", "wallboard", "other")
 ALERT_EVENTS = frozenset({"alert.raised", "alert.acknowledged"})
@@ -53,7 +56,7 @@ LEAD_EVENTS = frozenset(
 )
 TASK_EVENTS = frozenset({"task.created", "task.done", "task.cancelled", "task.reopened"})
 # The wallboard fetches its board again (throttled in the page) when one of these happens.
-WALLBOARD_EVENTS = LEAD_EVENTS | ALERT_EVENTS | {"presence.changed", "duty.changed"}
+WALLBOARD_EVENTS = LEAD_EVENTS | ALERT_EVENTS | {"presence.changed", "duty.changed", "agent.state"}
 WALLBOARD_REFRESH = '<template data-refresh="wallboard"></template>'
 
 
@@ -85,14 +88,40 @@ async def live_socket(websocket: WebSocket) -> None:
     hub: Hub = app.state.hub
     connection.hold()  # until the hello's replay is queued
     hub.join(connection)
+    await _agent_presence(app, connection, opened=True)
     sender = asyncio.create_task(_send_outbox(websocket, connection))
     try:
         await _receive(websocket, connection, hub, app.state.db, user)
     finally:
         connection.close(connection.close_code)
         await hub.leave(connection)
+        _GOING.add(task := asyncio.create_task(_agent_presence(app, connection, opened=False)))
+        task.add_done_callback(_GOING.discard)
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(sender, 2)
+
+
+# Going from page to page closes one socket and opens the next: she is offline only when no
+# console of hers is open this long after her last one closed.
+OFFLINE_AFTER = 5.0
+_GOING: set[asyncio.Task[None]] = set()
+
+
+async def _agent_presence(app: Any, connection: Connection, *, opened: bool) -> None:
+    """A secretary's console opening brings her back (available, or to her break); her last
+    one closing, in any process, takes her offline, so calls stop ringing for her."""
+    if connection.role != "secretary":
+        return
+    if not opened:
+        await asyncio.sleep(OFFLINE_AFTER)
+        if connection.user_id in app.state.hub.on_duty():
+            return
+    change = states.came_online if opened else states.went_offline
+    try:
+        async with app.state.db.transaction() as session:
+            await change(session, uuid.UUID(connection.user_id), now=app.state.clock.now())
+    except Exception:  # the database away: her state waits for her next socket
+        log.warning("agent state of %s not moved", connection.user_id, exc_info=True)
 
 
 async def _send_outbox(websocket: WebSocket, connection: Connection) -> None:

@@ -32,6 +32,7 @@ env.filters["local_time"] = i18n.format_local
 env.filters["waited"] = labels.waited
 env.filters["time_left"] = labels.time_left
 env.filters["phone"] = display_phone
+env.filters["span"] = labels.span
 
 
 def page_context(request: Request) -> dict[str, Any]:

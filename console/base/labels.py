@@ -91,7 +91,30 @@ def deliveries() -> dict[str, str]:
     }
 
 
+def agent_states() -> dict[str, str]:
+    return {
+        "available": _("Available for calls"),
+        "ringing": _("Ringing"),
+        "on_call": _("On a call"),
+        "wrap_up": _("Wrap-up"),
+        "break": _("Break"),
+        "offline": _("Offline"),
+    }
+
+
+def break_reasons() -> dict[str, str]:
+    return {
+        "rest": _("Short break"),
+        "meal": _("Meal"),
+        "meeting": _("Meeting"),
+        "training": _("Training"),
+        "other": _("Other"),
+    }
+
+
 LABELS = {
+    "agent_state": agent_states,
+    "break_reason": break_reasons,
     "channel": channels,
     "stage": stages,
     "priority": priorities,
@@ -133,6 +156,17 @@ def time_left(due: datetime, now: datetime) -> str:
     minutes = abs(seconds) // 60
     hours, minutes = divmod(minutes, 60)
     return f"{sign}{hours}:{minutes:02d}" if hours else f"{sign}{minutes}:{abs(seconds) % 60:02d}"
+
+
+def span(seconds: float) -> str:
+    """A length of time as a clock reads it: '45 s', '3 m', '1 h 03 m'."""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return _("%(seconds)s s") % {"seconds": whole}
+    hours, minutes = divmod(whole // 60, 60)
+    if not hours:
+        return _("%(minutes)s m") % {"minutes": minutes}
+    return _("%(hours)s h %(minutes)02d m") % {"hours": hours, "minutes": minutes}
 
 
 @lru_cache(maxsize=4096)

@@ -1,7 +1,8 @@
 """The supervisor's wallboard: per business its open leads, the oldest one still waiting for a
 first response, and the open warnings and breaches; then the secretaries on duty (connected to
 the live console in any process) and what each is handling (leads she holds, calls she is
-logging). Six statements whatever the data; who is connected comes from the hub, not the
+logging) and her state for calls (available, on a call, on a break… and since when). Six
+statements whatever the data; who is connected comes from the hub, not the
 database, and a change of it refreshes the open wallboards at once."""
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.live.hub import Hub
 from console.people.tenancy import visible_businesses
-from models import Alert, Business, Contact, Interaction, Lead, Role, User
+from console.voice.states import AgentState, Standing, standing_of
+from models import AgentStatus, Alert, Business, Contact, Interaction, Lead, Role, User
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class SecretaryLine:
     online: bool
     where: str  # "calling", "viewing" a lead, "console", or "" when not connected
     handling: list[Handling] = field(default_factory=list)
+    state: Standing | None = None  # her state for calls, and since when
 
 
 @dataclass(frozen=True)
@@ -112,11 +115,11 @@ async def wallboard(
         lines[business_id]["breaches" if level == "breach" else "warnings"] = count
     board = [BusinessLine(business_id, **numbers) for business_id, numbers in lines.items()]
     board.sort(key=lambda line: (-line.breaches, -line.waiting, line.name))
-    return Wallboard(board, await _secretaries(session, ids, online), now)
+    return Wallboard(board, await _secretaries(session, ids, online, now), now)
 
 
 async def _secretaries(
-    session: AsyncSession, business_ids: list[uuid.UUID], online: dict[str, str]
+    session: AsyncSession, business_ids: list[uuid.UUID], online: dict[str, str], now: datetime
 ) -> list[SecretaryLine]:
     handling: dict[uuid.UUID | None, dict[uuid.UUID, Handling]] = {}
     held = await session.execute(
@@ -152,11 +155,16 @@ async def _secretaries(
         )
     connected = [uuid.UUID(user_id) for user_id in online]
     people = await session.execute(
-        select(User.id, User.name)
+        select(User.id, User.name, AgentStatus)
+        .outerjoin(AgentStatus, AgentStatus.user_id == User.id)
         .where(
             User.role == Role.SECRETARY,
             User.active.is_(True),
-            or_(User.id.in_(connected), User.id.in_(list(handling))),
+            or_(
+                User.id.in_(connected),
+                User.id.in_(list(handling)),
+                AgentStatus.state != AgentState.OFFLINE.value,
+            ),
         )
         .order_by(User.name, User.id)
     )
@@ -169,8 +177,9 @@ async def _secretaries(
             handling=sorted(
                 handling.get(user_id, {}).values(), key=lambda h: (not h.calling, h.business_name)
             ),
+            state=standing_of(status, user_id, now),
         )
-        for user_id, name in people
+        for user_id, name, status in people
     ]
     lines.sort(key=lambda line: (not line.online, line.name))
     return lines

@@ -24,9 +24,9 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console.base.db import dialect_of
+from console.base.db import after_commit, dialect_of
 from console.base.errors import Conflict, Invalid
-from console.live import events
+from console.live.events import LiveEvent
 from models import SecretaryAssignment
 from models.agents import DEFAULT_WRAP_UP_SECONDS, AgentStateSpan, AgentStatus, CallSettings
 
@@ -41,7 +41,7 @@ class AgentState(enum.StrEnum):
 
 
 # Why she is on a break: a short fixed list, so the reports can add them up.
-BREAK_REASONS = ("meal", "rest", "meeting", "training", "other")
+BREAK_REASONS = ("rest", "meal", "meeting", "training", "other")
 # What she may choose herself; the rest follow her calls and her console.
 CHOSEN = (AgentState.AVAILABLE, AgentState.BREAK, AgentState.OFFLINE)
 # Where she comes back to when a console of hers opens again.
@@ -138,10 +138,11 @@ async def set_state(
         .order_by(SecretaryAssignment.business_id)
         .limit(1)
     )
-    if business is not None:  # admins see every business: one event reaches every wallboard
-        await events.record(
-            session, business, "agent.state", at=now, user_id=user_id, state=state.value
-        )
+    if business is not None:
+        # Unnumbered, like presence: no row and no sequence number, only the wallboards'
+        # refresh (admins see every business, so one of hers reaches them all).
+        payload = {"user_id": str(user_id), "state": state.value}
+        after_commit(session, LiveEvent(0, str(business), 0, "agent.state", payload))
 
 
 async def choose(
