@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -31,7 +31,7 @@ from console.live import events as event_log
 from console.live.events import LiveEvent
 from console.live.hub import Audience, Connection, Hub
 from console.people import auth
-from console.people.tenancy import visible_businesses
+from console.people.tenancy import LiveAccess, live_access
 from console.screens import live
 from console.screens.alerts_page import alert_row
 from console.screens.lead_page import contact_history
@@ -74,19 +74,21 @@ async def live_socket(websocket: WebSocket) -> None:
         await websocket.close(code=1008)  # before accept: the handshake is refused (403)
         return
     app = websocket.app
-    async with app.state.db.transaction(write=False) as session:
-        businesses = frozenset(str(b.id) for b in await visible_businesses(session, user))
+    access = await _access_of(app.state.db, str(user.id))
+    if access is None or access.role != user.role:
+        await websocket.close(code=1008)
+        return
     connection = Connection(
         user_id=str(user.id),
         user_name=user.name,
         session_id=state.get("session_id") or "",
         role=user.role,
         locale=current_locale(),
-        businesses=businesses,
+        businesses=access.businesses,
     )
     await websocket.accept()
     hub: Hub = app.state.hub
-    connection.hold()  # until the hello's replay is queued
+    connection.hold()  # until the first hello's replay is queued
     hub.join(connection)
     await _agent_presence(app, connection, opened=True)
     sender = asyncio.create_task(_send_outbox(websocket, connection))
@@ -144,11 +146,10 @@ async def _receive(
                 websocket.receive(), websocket.app.state.settings.live_revalidate_seconds
             )
         except TimeoutError:
-            # A backstop for sessions ended where no hub heard of it (a user deactivated
-            # straight in the database, another deployment): the socket follows the session.
-            if not await _still_signed_in(websocket, connection, db):
-                connection.close(4401)
-                return
+            # A backstop for changes no hub heard of (a user deactivated or an assignment
+            # removed straight in the database, another deployment): the socket follows the
+            # session and the user's access.
+            await _check_again(websocket, connection, hub, db)
             continue
         if message["type"] == "websocket.disconnect":
             connection.close(1000)
@@ -167,20 +168,37 @@ async def _receive(
             return
         if hello["type"] == "hello":
             await _hello(hello, connection, hub, db, user)
+            connection.greeted = True
 
 
-async def _still_signed_in(websocket: WebSocket, connection: Connection, db: Database) -> bool:
+async def _check_again(
+    websocket: WebSocket, connection: Connection, hub: Hub, db: Database
+) -> None:
     settings = websocket.app.state.settings
     async with db.transaction(write=False) as session:
-        return await auth.session_is_live(
+        live = await auth.session_is_live(
             session, settings, connection.session_id, now=datetime.now(UTC)
         )
+        access = (await live_access(session, [connection.user_id])) if live else {}
+    await hub.regrant(connection, access.get(connection.user_id))
+
+
+async def _access_of(db: Database, user_id: str) -> LiveAccess | None:
+    async with db.transaction(write=False) as session:
+        return (await live_access(session, [user_id])).get(user_id)
+
+
+async def read_access(db: Database, user_ids: Collection[str]) -> dict[str, LiveAccess]:
+    """The hub's reader of its sockets' access (`Hub.refresh_access`): one read for them all."""
+    async with db.transaction(write=False) as session:
+        return await live_access(session, user_ids)
 
 
 async def _hello(
     hello: dict[str, Any], connection: Connection, hub: Hub, db: Database, user: Any
 ) -> None:
-    """Where the page is, and what it has seen: move presence there and replay what it missed."""
+    """Where the page is, and what it has seen: move presence there and replay what it missed
+    of the businesses its user may see now."""
     page, mode = str(hello.get("page", "other")), str(hello.get("mode", "viewing"))
     cursor, since = hello.get("cursor") or {}, hello.get("since")
     if not isinstance(cursor, dict) or not all(
@@ -188,30 +206,37 @@ async def _hello(
     ):
         connection.close(4400)
         return
-    if not set(cursor) <= connection.businesses:
-        connection.close(4403)  # a subscription for a business this user may not see
+    if not page.startswith("lead:") and page not in PAGES:
+        connection.close(4400)
         return
-    business = next(iter(connection.businesses), "")
-    if page.startswith("lead:"):
-        async with db.transaction(write=False) as session:
+    # Live events are held back from here until the replay, read after this point, has been
+    # queued: each event is in the replay or among the held (or both; the page drops the repeat
+    # by its number), and never ahead of an earlier one. The first hello uses the hold the
+    # socket opened with.
+    if connection.greeted:
+        connection.hold()
+    async with db.transaction(write=False) as session:
+        access = (await live_access(session, [connection.user_id])).get(connection.user_id)
+        if access is None or access.role != connection.role:
+            connection.close(4401)  # deactivated, or of another role (its session has ended)
+            return
+        lead = None
+        if page.startswith("lead:"):
             try:
                 lead = await get_lead(session, user, page.removeprefix("lead:"))
             except NotFound:
                 connection.close(4404)
                 return
-        business = str(lead.business_id)
-    elif page not in PAGES:
-        connection.close(4400)
-        return
-    # Live events are rendered for the new page from here on and held back until the replay,
-    # read after this point, has been queued: each event is in the replay or among the held
-    # (or both; the page drops the repeat by its number), and never ahead of an earlier one.
-    connection.hold()
+    business = str(lead.business_id) if lead else next(iter(sorted(connection.businesses)), "")
     await hub.move(connection, page, "calling" if mode == "calling" else "viewing", business)
+    # What the user may see now (an assignment may have gone since the page was drawn): the
+    # socket carries that from here, and a cursor's other businesses are left out of the replay.
+    await hub.regrant(connection, access)
+    cursor = {b: seq for b, seq in cursor.items() if b in connection.businesses}
     async with db.transaction(write=False) as session:
         latest = await event_log.latest_seqs(session)
         if any(seq > latest.get(b, 0) for b, seq in cursor.items()):
-            connection.resume([reload_message()])
+            connection.resume([("", reload_message())])
             connection.close(4409)  # a sequence number from the future: the page is stale
             return
         replay = await event_log.events_after(session, cursor)
@@ -223,13 +248,13 @@ async def _hello(
             if unseen
             else []
         )
-    messages: list[str] = []
+    messages: list[tuple[str, str]] = []
     for event in sorted([*replay.events, *from_time], key=lambda e: e.id):
         html = await hub.render(event, _audience(connection, event.business_id))
         if html:
-            messages.append(html)
+            messages.append((event.business_id, html))
     if replay.gaps or len(from_time) >= event_log.REPLAY_LIMIT:
-        messages.append(reload_message())
+        messages.append(("", reload_message()))
     connection.resume(messages)
 
 
@@ -269,6 +294,8 @@ class Fragments:
         return f"<!--mz {meta}-->" + "".join(parts)
 
     async def _parts(self, event: LiveEvent, audience: Audience) -> list[str]:
+        if event.kind == "access.changed":  # its user's businesses changed: draw it again
+            return [f'<template data-reload="{event.payload["reload"]}"></template>']
         lead_id = str(event.payload.get("lead_id") or "")
         page = audience.page
         if page == "wallboard" and event.kind in WALLBOARD_EVENTS:

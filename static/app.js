@@ -265,7 +265,10 @@
     const template = document.createElement("template");
     template.innerHTML = text;
     const fragment = template.content;
-    fragment.querySelectorAll("template[data-reload]").forEach((el) => { el.remove(); softReload(); });
+    fragment.querySelectorAll("template[data-reload]").forEach((el) => {
+      el.remove();
+      if (el.dataset.reload === "page") location.reload(); else softReload();
+    });
     fragment.querySelectorAll("template[data-refresh]").forEach((el) => {
       el.remove();
       if (el.dataset.refresh === "wallboard") refreshBoard(); else refreshCounts();

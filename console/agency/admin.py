@@ -16,13 +16,14 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from console.base.db import after_commit
 from console.base.errors import ConsoleError, Invalid, NotFound
 from console.contacts.privacy import apply_retention, parse_retention
 from console.people import accounts
 from console.people.audit import Actor, record_action
 from console.people.auth import end_user_sessions
 from console.people.passwords import check_policy, hash_password
-from console.people.tenancy import parse_id
+from console.people.tenancy import AccessChanged, parse_id
 from models import (
     Business,
     OwnerMembership,
@@ -50,6 +51,7 @@ async def create_business(
     await record_action(
         session, actor, "business.created", business_id=business.id, subject=business, slug=slug
     )
+    after_commit(session, AccessChanged())  # the admins' open consoles take it in
     return business
 
 
@@ -108,6 +110,7 @@ async def set_business_active(
 ) -> Business:
     business.active = active
     await session.flush()
+    after_commit(session, AccessChanged())  # its people's open consoles drop or take it
     action = "business.reactivated" if active else "business.deactivated"
     await record_action(session, actor, action, business_id=business.id, subject=business)
     return business
@@ -240,6 +243,7 @@ async def change_role(session: AsyncSession, actor: Actor, user: User, role: str
     user.role = role
     await end_user_sessions(session, user.id, now=actor.now)  # their pages were for the old role
     await session.flush()
+    after_commit(session, AccessChanged.of(user.id))
     await record_action(
         session, actor, "user.role_changed", subject=user, role=role, previous=previous
     )
@@ -253,6 +257,7 @@ async def set_user_active(session: AsyncSession, actor: Actor, user: User, *, ac
     user.active = active
     ended = 0 if active else await end_user_sessions(session, user.id, now=actor.now)
     await session.flush()
+    after_commit(session, AccessChanged.of(user.id))
     action = "user.reactivated" if active else "user.deactivated"
     await record_action(session, actor, action, subject=user, sessions_ended=ended)
     return ended
@@ -306,6 +311,7 @@ async def assign(
     existing = await session.get(SecretaryAssignment, (user.id, business.id))
     if existing is None:
         session.add(SecretaryAssignment(user_id=user.id, business_id=business.id, is_backup=backup))
+        after_commit(session, AccessChanged.of(user.id))  # her open consoles take it in
     else:
         existing.is_backup = backup
     await session.flush()
@@ -320,6 +326,7 @@ async def unassign(session: AsyncSession, actor: Actor, business: Business, user
         raise NotFound("She is not assigned to this business.")
     await session.delete(existing)
     await session.flush()
+    after_commit(session, AccessChanged.of(user.id))  # her open consoles drop it at once
     await record_action(session, actor, "assignment.removed", business_id=business.id, subject=user)
 
 

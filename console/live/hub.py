@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from console.live.duty import Duty, busiest, place_of
 from console.live.events import LiveEvent
+from console.people.tenancy import AccessChanged, LiveAccess
 
 log = logging.getLogger("mazkira.hub")
 
@@ -52,24 +53,30 @@ class Connection:
     session_id: str
     role: str
     locale: str
-    businesses: frozenset[str]
+    businesses: frozenset[str]  # what it may carry now; the hub changes it with the user's access
     page: str = "other"
     mode: str = "viewing"  # or "calling" on a lead page with the call log open
     outbox: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     closed: bool = False
     close_code: int = 1000
-    held: list[str] | None = None  # live messages kept back while a replay is being read
+    # Live messages kept back (business, message) while a replay or the user's access is read.
+    held: list[tuple[str, str]] | None = None
+    holds: int = 0
+    greeted: bool = False  # its first hello has been answered (that one used the opening hold)
 
-    def offer(self, message: str, *, numbered: bool = True) -> bool:
+    def offer(self, message: str, *, business: str = "", numbered: bool = True) -> bool:
         """Queue a message; a client too slow to keep up is cut off, not waited for. While a
-        replay is read, numbered messages wait for it (presence, unnumbered, goes at once)."""
+        replay or an access is read, numbered messages wait for it (presence, unnumbered, goes
+        at once). A message of a business it may not carry (any more) is dropped here too."""
         if self.closed:
             return False
+        if business and business not in self.businesses:
+            return True
         if self.held is not None and numbered:
             if len(self.held) >= OUTBOX_LIMIT:
                 self.close(1013)
                 return False
-            self.held.append(message)
+            self.held.append((business, message))
             return True
         try:
             self.outbox.put_nowait(message)
@@ -80,15 +87,22 @@ class Connection:
 
     def hold(self) -> None:
         """Keep live messages back until `resume`: a replay read meanwhile must go first, or
-        the page would see a later number before the earlier ones and drop those."""
+        the page would see a later number before the earlier ones and drop those; while its
+        user's access is read again, nothing goes out on the access it had."""
+        self.holds += 1
         if self.held is None:
             self.held = []
 
-    def resume(self, replay: list[str]) -> None:
-        """Queue the replay, then what was held back while it was read."""
-        held, self.held = self.held or [], None
-        for message in [*replay, *held]:
-            if not self.offer(message):
+    def resume(self, replay: Iterable[tuple[str, str]] = ()) -> None:
+        """Queue the replay ahead of what was held back, and once nothing holds it any more
+        send them all, less what its access no longer covers."""
+        self.held = [*replay, *(self.held or [])]
+        self.holds = max(self.holds - 1, 0)
+        if self.holds:
+            return
+        waiting, self.held = self.held, None
+        for business, message in waiting:
+            if not self.offer(message, business=business):
                 return
 
     def close(self, code: int = 1000) -> None:
@@ -108,6 +122,11 @@ class Connection:
 
 
 Render = Callable[[LiveEvent, Audience], Awaitable[str | None]]
+# Reads what each of these users may follow now (`tenancy.live_access`); a user left out may
+# follow nothing.
+ReadAccess = Callable[[Collection[str]], Awaitable[dict[str, LiveAccess]]]
+# Pages that list several businesses' rows: when the businesses change they are drawn again.
+LISTS = frozenset({"queue", "tasks", "alerts", "portal", "wallboard"})
 
 
 class Broker(Protocol):
@@ -188,9 +207,10 @@ class RedisBroker:
 
 
 class Hub:
-    def __init__(self, broker: Broker, render: Render) -> None:
+    def __init__(self, broker: Broker, render: Render, access: ReadAccess | None = None) -> None:
         self.broker = broker
         self.render = render
+        self.access = access  # None: this hub has no sockets to keep current (a worker's)
         # Opened around the rendering of one commit's events (the app shares a read session).
         self.batch: Callable[[], AbstractAsyncContextManager[object]] = nullcontext
         self.process = uuid.uuid4().hex
@@ -250,7 +270,11 @@ class Hub:
     # --- publishing -----------------------------------------------------------------------------
 
     async def publish(self, items: list[Any]) -> None:
-        """Called after a commit: hand its events to every process (this one included)."""
+        """Called after a commit: hand its access changes, then its events, to every process
+        (this one included)."""
+        changes = [item for item in items if isinstance(item, AccessChanged)]
+        if changes:
+            await self._access_changed(changes)
         events = [item for item in items if isinstance(item, LiveEvent)]
         if not events:
             return
@@ -265,6 +289,17 @@ class Hub:
                     await self.broker.send({"type": "event", "event": stamped.as_dict()})
                 except (RedisError, OSError):
                     log.warning("event %s not published; consoles catch up on reconnect", event.id)
+
+    async def _access_changed(self, changes: list[AccessChanged]) -> None:
+        everyone = any(change.users is None for change in changes)
+        users = sorted({user for change in changes for user in change.users or ()})
+        message = {"type": "access", "users": None if everyone else users}
+        try:
+            await self.broker.send(message)
+        except (RedisError, OSError):
+            # The other processes' sockets learn it at their next quiet re-check.
+            log.warning("access change not published; reading it for this process only")
+            await self._receive(message)
 
     async def end_sessions(
         self, *, session_id: str | None = None, user_id: str | None = None
@@ -286,6 +321,9 @@ class Hub:
                     connection.user_id == message.get("user_id")
                 ):
                     connection.close(4401)
+        elif kind == "access":
+            users = message.get("users")
+            await self.refresh_access(None if users is None else {str(u) for u in users})
         elif kind == "resumed":
             # Events published while the broker was away were lost on the way: each page
             # reconnects and gets them from its cursor, in order (as after a restart).
@@ -323,7 +361,61 @@ class Hub:
                 continue
             if html:
                 for connection in connections:
-                    connection.offer(html, numbered=event.seq > 0)
+                    connection.offer(html, business=event.business_id, numbered=event.seq > 0)
+
+    # --- access -----------------------------------------------------------------------------------
+
+    async def refresh_access(self, users: set[str] | None) -> None:
+        """Read again what the sockets of these users (None: of everyone) may carry, and carry
+        that from now on. Their live messages wait meanwhile, so none goes out on the old
+        access; one read for all of this process's sockets, however many."""
+        affected = [
+            c for c in self.connections if not c.closed and (users is None or c.user_id in users)
+        ]
+        if not affected or self.access is None:
+            return
+        for connection in affected:
+            connection.hold()
+        try:
+            found = await self.access({c.user_id for c in affected})
+        except Exception:
+            # Unknown access carries nothing: the pages reconnect and say hello, which reads it.
+            log.exception("could not read the access of %d sockets", len(affected))
+            found = None
+        for connection in affected:
+            if found is None:
+                connection.close(1012)
+            else:
+                await self.regrant(connection, found.get(connection.user_id))
+            connection.resume()
+
+    async def regrant(self, connection: Connection, access: LiveAccess | None) -> None:
+        """Give the connection what its user may follow now. A user gone, deactivated or of
+        another role is signed out (4401); a page that showed a business lost is drawn again
+        (the whole page for a lead of it), as is a list when a business is added."""
+        if connection.closed or connection not in self.connections:
+            return
+        if access is None or access.role != connection.role:
+            connection.close(4401)
+            return
+        lost = connection.businesses - access.businesses
+        gained = access.businesses - connection.businesses
+        if not lost and not gained:
+            return
+        for business in lost:
+            self.by_business[business].discard(connection)
+        for business in gained:
+            self.by_business[business].add(connection)
+        connection.businesses = access.businesses
+        lead = connection.lead
+        if lead is not None and self.lead_business.get(lead) in lost:
+            reload = "page"
+        elif connection.page in LISTS:
+            reload = "main"
+        else:
+            return
+        event = LiveEvent(0, "", 0, "access.changed", {"reload": reload})
+        await self._offer(event, {_audience_of(connection, ""): [connection]})
 
     # --- presence -------------------------------------------------------------------------------
 
@@ -439,3 +531,7 @@ class Hub:
                                 "people": self._local_viewers(lead),
                             }
                         )
+
+
+def _audience_of(connection: Connection, business_id: str) -> Audience:
+    return Audience(business_id, connection.locale, connection.role, connection.page)

@@ -9,10 +9,12 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from console.base.db import after_commit
 from console.base.errors import Conflict, Invalid, NotFound
 from console.base.i18n import LOCALES
 from console.business import hours
 from console.people.passwords import hash_password
+from console.people.tenancy import AccessChanged
 from models import Business, OwnerMembership, Role, SecretaryAssignment, User
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
@@ -137,6 +139,7 @@ async def link_user(
     else:
         raise Invalid("Only secretaries and owners are linked to businesses.", field="role")
     await session.flush()
+    after_commit(session, AccessChanged.of(user.id))  # open consoles of hers take it in
 
 
 async def set_user_locale(session: AsyncSession, user_id: object, locale: str) -> None:
