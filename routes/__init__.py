@@ -135,6 +135,7 @@ routes = [
     Route("/agency/reports", reports.page, methods=["GET"]),
     Route("/agency/reports/secretaries.csv", reports.secretaries_csv, methods=["GET"]),
     Route("/agency/reports/billing.csv", reports.billing_csv, methods=["GET"]),
+    Route("/agency/reports/states.csv", reports.states_csv, methods=["GET"]),
     Route("/agency/reports.xlsx", reports.xlsx_export, methods=["GET"]),
     Route("/agency/wallboard", wallboard.page, methods=["GET"]),
     Route("/agency/audit", admin.audit, methods=["GET"]),

@@ -26,6 +26,8 @@ async def page(request: Request) -> Response:
         "number": reports.number,
         "secretary_labels": report_exports.secretary_labels(),
         "billing_labels": report_exports.billing_labels(),
+        "state_labels": report_exports.state_labels(),
+        "states": report_exports.STATES,
     }
     return render(request, "agency/reports.html", context, status=status)
 
@@ -55,6 +57,13 @@ async def billing_csv(request: Request) -> Response:
     report = await _report(request)
     name = report_exports.filename(report, "billing", "csv")
     return _download(report_exports.to_csv(report, "billing"), report_exports.CSV_TYPE, name)
+
+
+@signed_in(Role.ADMIN)
+async def states_csv(request: Request) -> Response:
+    report = await _report(request)
+    name = report_exports.filename(report, "agent-states", "csv")
+    return _download(report_exports.to_csv(report, "states"), report_exports.CSV_TYPE, name)
 
 
 @signed_in(Role.ADMIN)

@@ -15,10 +15,14 @@ from openpyxl.styles import Font
 
 from console.base.i18n import direction
 from console.base.i18n import gettext as _
+from console.base.labels import label
 from console.reports.kpi_exports import CSV_TYPE, XLSX_TYPE, _safe, _text
 from console.reports.reports import AgencyReport
 
 __all__ = ["CSV_TYPE", "XLSX_TYPE", "filename", "to_csv", "to_xlsx"]
+
+# Offline is left out: the report is about the time she was at work.
+STATES = ("available", "ringing", "on_call", "wrap_up", "break")
 
 SECRETARY_KEYS = (
     "user_id",
@@ -41,6 +45,15 @@ BILLING_KEYS = (
     "talk_minutes",
     "messages_in",
     "messages_out",
+)
+
+STATE_KEYS = (
+    "user_id",
+    "secretary",
+    "day",
+    *(f"{state}_minutes" for state in STATES),
+    "signed_in_minutes",
+    "occupancy_percent",
 )
 
 
@@ -70,6 +83,29 @@ def billing_labels() -> list[str]:
         _("Messages in"),
         _("Messages out"),
     ]
+
+
+def state_labels() -> list[str]:
+    return [
+        "id",
+        _("Secretary"),
+        _("Day"),
+        *(label("agent_state", state) for state in STATES),
+        _("Signed in"),
+        _("Occupancy (%)"),
+    ]
+
+
+def state_rows(report: AgencyReport) -> Iterator[list[Any]]:
+    for row in report.state_days:
+        yield [
+            str(row.user_id),
+            row.name,
+            row.day.isoformat(),
+            *(round(row.of(state) / 60, 1) for state in STATES),
+            round(row.signed_in / 60, 1),
+            row.occupancy,
+        ]
 
 
 def secretary_rows(report: AgencyReport) -> Iterator[list[Any]]:
@@ -107,12 +143,12 @@ def filename(report: AgencyReport, name: str, extension: str) -> str:
 
 
 def to_csv(report: AgencyReport, which: str) -> bytes:
-    """`which` is "secretaries" or "billing"."""
-    keys, rows = (
-        (SECRETARY_KEYS, secretary_rows(report))
-        if which == "secretaries"
-        else (BILLING_KEYS, billing_rows(report))
-    )
+    """`which` is "secretaries", "billing" or "states"."""
+    keys, rows = {
+        "secretaries": (SECRETARY_KEYS, secretary_rows(report)),
+        "billing": (BILLING_KEYS, billing_rows(report)),
+        "states": (STATE_KEYS, state_rows(report)),
+    }[which]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(keys)
@@ -126,9 +162,11 @@ def to_xlsx(report: AgencyReport) -> bytes:
     secretaries = book.active
     secretaries.title = _("Secretaries")[:31]
     billing = book.create_sheet(_("Businesses per month")[:31])
+    states = book.create_sheet(_("Time per state")[:31])
     for sheet, labels, rows in (
         (secretaries, secretary_labels(), secretary_rows(report)),
         (billing, billing_labels(), billing_rows(report)),
+        (states, state_labels(), state_rows(report)),
     ):
         sheet.append(labels)
         for row in rows:

@@ -4,13 +4,15 @@ month (the basis of its bill).
 Per secretary: the leads she handled (a call or message she logged and finished), her calls, their
 talk time (the finished calls' durations) and average handling time, the first responses she gave
 (median and 90% within, in the business's covered minutes, nearest rank as on the KPI screen),
-and the owners' ratings of what she handled in the period. Per business and month: its leads,
-the calls the agency logged and their minutes, and the messages in and out.
+and the owners' ratings of what she handled in the period, and her time per agent state each day
+(available, ringing, on a call, wrap-up, break: payroll and occupancy). Per business and month:
+its leads, the calls the agency logged and their minutes, and the messages in and out.
 
 A period is whole days in each business's own zone (`console/reports/kpis.py`). Seven statements
 whatever the data: the businesses, the secretaries' interactions, their response percentiles
 (ranked by the database), their ratings, their names, then the businesses' leads and
-interactions per local day, which are added up into months here.
+interactions per local day, which are added up into months here; and one more for the time
+each secretary spent in each agent state per day (`console/voice/state_report.py`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from console.business.periods import Period, PeriodSql, parse_period, preset, zo
 from console.people.tenancy import visible_businesses
 from console.reports.kpi_report import describe_period
 from console.reports.kpis import HANDLED_KINDS
+from console.voice.state_report import StateDay, time_in_states
 from models import Business, Interaction, InteractionRating, Lead, Role, User
 
 CALL_KINDS = ("inbound_call", "outbound_call")
@@ -81,6 +84,8 @@ class AgencyReport:
     period: Period
     secretaries: list[SecretaryRow]
     months: list[BusinessMonth]
+    # Each secretary's time per agent state, per day (the agency's days: Israel time).
+    state_days: list[StateDay] = field(default_factory=list)
 
     @property
     def period_text(self) -> str:
@@ -130,7 +135,8 @@ async def agency_report(
     sql = PeriodSql(zone_groups(businesses, period), dialect_of(session), now)
     secretaries = await _secretaries(session, sql)
     months = await _business_months(session, sql, businesses, period)
-    return AgencyReport(period, secretaries, months)
+    state_days = await time_in_states(session, period.first, period.last, now=now)
+    return AgencyReport(period, secretaries, months, state_days)
 
 
 async def report_screen(
