@@ -20,19 +20,24 @@ WORKERS = (Role.SECRETARY, Role.ADMIN)
 
 @signed_in(*WORKERS)
 async def import_page(request: Request) -> Response:
-    """Step by step: upload, map the columns (with a preview), import, the report."""
+    """Step by step: upload, map the columns (with a preview), import, the report. The file is
+    read before the transaction opens; a refused one shows the form again, saying why."""
     form = await request.form() if request.method == "POST" else FormData()
-    upload = form.get("file")
-    file = upload if isinstance(upload, UploadFile) else None
-    step = text(form, "step")
-    async with request.app.state.db.transaction() as session:
+    file, step = form.get("file"), text(form, "step")
+    upload = None
+    if text(form, "business_id"):
+        upload = await contact_import.read_import(
+            file.filename or "" if isinstance(file, UploadFile) else text(form, "filename"),
+            await file.read() if isinstance(file, UploadFile) else None,
+            text(form, "payload"),
+            max_bytes=contact_import.max_file_bytes(request.app.state.settings.max_body_bytes),
+        )
+    async with request.app.state.db.transaction(write=step == "import") as session:
         shown = await contact_import.import_step(
             session,
             user_of(request),
             business_id=text(form, "business_id"),
-            filename=file.filename or "" if file else text(form, "filename"),
-            content=await file.read() if file else None,
-            payload=text(form, "payload"),
+            upload=upload,
             mapping={n: text(form, "map_" + n) for n in contact_import.FIELDS}
             if step in ("preview", "import")
             else None,
@@ -41,7 +46,7 @@ async def import_page(request: Request) -> Response:
             now=now(request),
             address=request.state.client_address,
         )
-    return render(request, "customers/import.html", {"step": shown})
+    return render(request, "customers/import.html", {"step": shown}, status=shown.status)
 
 
 @signed_in(*WORKERS)

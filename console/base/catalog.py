@@ -25,6 +25,7 @@ ERRORS = (
     "Unauthorized",
     "Throttled",
     "UnsupportedMedia",
+    "TooLarge",
 )
 KEYWORDS = {**DEFAULT_KEYWORDS, **{name: None for name in ERRORS}}
 METHODS = [

@@ -50,6 +50,10 @@ class Unauthorized(ConsoleError):
     status = 401
 
 
+class TooLarge(ConsoleError):
+    status = 413
+
+
 class UnsupportedMedia(ConsoleError):
     status = 415
 

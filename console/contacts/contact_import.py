@@ -1,6 +1,7 @@
 """Importing a business's existing customers from a CSV or XLSX file.
 
-Four steps, none of which keeps the file on the server: read it (`read_sheet`), map its columns
+Four steps, none of which keeps the file on the server: read it (`read_upload`, within the
+bounds of `sheet_files`, on a thread and before any transaction), map its columns
 to card fields (`guess_mapping` from Hebrew or English headers), check every row
 (`check_rows`: the preview shows the first ones with their problems), and import
 (`import_contacts`). Duplicates are found by normalised phone and e-mail, against the business's
@@ -16,7 +17,6 @@ import binascii
 import csv
 import io
 import uuid
-import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,15 +24,18 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console.base.errors import Invalid, UnsupportedMedia
+from console.base.errors import ConsoleError, Invalid
 from console.base.i18n import gettext as _
 from console.contacts.contacts import normalise_email, normalise_phone
+from console.contacts.sheet_files import MAX_FILE_BYTES, read_upload
+from console.contacts.sheet_files import MAX_ROWS as MAX_ROWS  # the command line's, the tests'
+from console.contacts.sheet_files import Sheet as Sheet
+from console.contacts.sheet_files import read_sheet as read_sheet
 from console.people.audit import record_audit
 from console.people.tenancy import get_business, visible_businesses
 from models import Business, Contact, User
 from models.base import new_id
 
-MAX_ROWS = 9_999  # 10,000 rows and more are refused: import them in parts
 PREVIEW_ROWS = 20
 FIELDS = ("name", "phone", "email", "company", "address", "notes", "abc_class")
 LIMITS = {"name": 200, "company": 200, "address": 300, "notes": 200_000}
@@ -46,12 +49,6 @@ HEADERS = {
     "notes": ("notes", "note", "comments", "remarks", "הערות", "הערה"),
     "abc_class": ("class", "abc", "abcclass", "rating", "סיווג", "דירוג", "קבוצה"),
 }
-
-
-@dataclass(frozen=True)
-class Sheet:
-    headers: list[str]
-    rows: list[list[str]]  # the data rows; row i of the file is rows[i - 2]
 
 
 @dataclass
@@ -81,72 +78,6 @@ class ImportReport:
         for number, status, reason in sorted(problems):
             writer.writerow([number, status, reason])
         return out.getvalue()
-
-
-def read_sheet(filename: str, content: bytes) -> Sheet:
-    """The table in a CSV (UTF-8, or Windows Hebrew) or XLSX file; anything else is refused."""
-    name = filename.lower()
-    if name.endswith(".xlsx") and content.startswith(b"PK"):
-        table = _xlsx_rows(content)
-    elif name.endswith(".csv") and b"\x00" not in content[:4096]:
-        table = _csv_rows(content)
-    else:
-        raise UnsupportedMedia("Upload a CSV or XLSX file.", field="file")
-    table = [row for row in table if any(cell.strip() for cell in row)]
-    if not table:
-        raise Invalid("The file is empty.", field="file")
-    if len(table) - 1 > MAX_ROWS:
-        raise Invalid(
-            "The file has %(rows)s rows; import at most %(limit)s at a time (split the file).",
-            field="file",
-            rows=len(table) - 1,
-            limit=MAX_ROWS,
-        )
-    headers = [cell.strip() for cell in table[0]]
-    width = len(headers)
-    return Sheet(headers, [(row + [""] * width)[:width] for row in table[1:]])
-
-
-def _csv_rows(content: bytes) -> list[list[str]]:
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = content.decode("cp1255", errors="replace")
-    try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], ",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    return [list(row) for row in csv.reader(io.StringIO(text), dialect)]
-
-
-def _xlsx_rows(content: bytes) -> list[list[str]]:
-    from openpyxl import load_workbook
-
-    try:
-        book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError):
-        raise UnsupportedMedia("Upload a CSV or XLSX file.", field="file") from None
-    try:
-        rows: list[list[str]] = []
-        for values in book.worksheets[0].iter_rows(values_only=True):
-            row = [_cell(value) for value in values]
-            if any(row):
-                rows.append(row)
-            if len(rows) > MAX_ROWS + 1:
-                break  # enough to refuse, without reading a huge sheet
-        return rows
-    finally:
-        book.close()
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))  # a phone typed as a number
-    if isinstance(value, int):
-        return str(value)
-    return str(value)
 
 
 def _key(header: str) -> str:
@@ -360,14 +291,53 @@ def _fill(contact: Contact, fields: dict[str, str], taken: set[str]) -> None:
         contact.abc_class_locked = True
 
 
+FORM_ROOM = 16_000  # the re-post's fields beside the file: the token, the mapping, its name
+
+
+def max_file_bytes(max_body_bytes: int) -> int:
+    """The largest file whose every step fits in a request body: the mapping form posts it back
+    in base64 (4 bytes for 3, URL-safe so nothing is escaped), so preview and import accept
+    what the upload accepted."""
+    return max(0, (max_body_bytes - FORM_ROOM) * 3 // 4)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """The file of an import step, read; or why it was refused (shown beside the file field)."""
+
+    filename: str = ""
+    payload: str = ""  # the file in URL-safe base64, carried from step to step (nothing on disk)
+    sheet: Sheet | None = None
+    refusal: ConsoleError | None = None
+
+
+async def read_import(
+    filename: str, content: bytes | None, payload: str, *, max_bytes: int = MAX_FILE_BYTES
+) -> Upload:
+    """The uploaded file (`content`) or the one carried by the form (`payload`), read off the
+    event loop and within bounds, before the step opens its transaction."""
+    filename = filename[:200]
+    try:
+        if content is None:
+            try:
+                content = base64.urlsafe_b64decode(payload.encode("ascii"))
+            except (binascii.Error, ValueError):
+                raise Invalid("Upload the file again.", field="file") from None
+        sheet = await read_upload(filename, content, max_bytes=max_bytes)
+    except ConsoleError as refusal:
+        return Upload(filename, refusal=refusal)
+    return Upload(filename, base64.urlsafe_b64encode(content).decode(), sheet)
+
+
 @dataclass
 class ImportStep:
     """One screen of the import: the upload form, the mapping with its preview, or the report."""
 
     businesses: list[Business]
     business: Business | None = None
+    chosen: str = ""  # the business picked in the upload form, kept when the file is refused
     filename: str = ""
-    payload: str = ""  # the file, in base64, carried from step to step (nothing kept on disk)
+    payload: str = ""
     headers: list[str] = field(default_factory=list)
     mapping: dict[str, int] = field(default_factory=dict)
     preview: list[CheckedRow] = field(default_factory=list)
@@ -375,6 +345,9 @@ class ImportStep:
     problems: int = 0
     merge: bool = False
     report: ImportReport | None = None
+    error: str = ""  # why the file or the mapping was refused
+    error_field: str = ""
+    status: int = 200
 
 
 async def import_step(
@@ -382,45 +355,45 @@ async def import_step(
     user: User,
     *,
     business_id: str = "",
-    filename: str = "",
-    content: bytes | None = None,
-    payload: str = "",
+    upload: Upload | None = None,
     mapping: dict[str, str] | None = None,
     merge: bool = False,
     commit: bool = False,
     now: datetime,
     address: str = "",
 ) -> ImportStep:
-    """Upload (guess the mapping, preview), change the mapping (preview again), or import."""
-    step = ImportStep(await visible_businesses(session, user), merge=merge)
-    if not business_id:
+    """Upload (guess the mapping, preview), change the mapping (preview again), or import; a
+    refused file shows the upload form again, a refused mapping the mapping form."""
+    step = ImportStep(await visible_businesses(session, user), merge=merge, chosen=business_id)
+    if not business_id or upload is None:
         return step
-    step.business = await get_business(session, user, business_id)
-    if content is None:
+    business = await get_business(session, user, business_id)
+    if upload.refusal is not None or upload.sheet is None:
+        return _refused(step, upload.refusal or Invalid("Upload the file again.", field="file"))
+    sheet = upload.sheet
+    step.business, step.filename, step.payload = business, upload.filename, upload.payload
+    step.headers, step.rows = sheet.headers, len(sheet.rows)
+    step.mapping = guess_mapping(sheet.headers)
+    if mapping:
+        step.mapping = {n: int(v) for n, v in mapping.items() if v.isdigit()}
         try:
-            content = base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            raise Invalid("Upload the file again.", field="file") from None
-    sheet = read_sheet(filename, content)
-    step.filename, step.payload, step.headers = (
-        filename,
-        base64.b64encode(content).decode(),
-        sheet.headers,
-    )
-    step.mapping = (
-        parse_mapping(mapping, sheet.headers) if mapping else guess_mapping(sheet.headers)
-    )
-    step.rows = len(sheet.rows)
+            step.mapping = parse_mapping(mapping, sheet.headers)
+        except Invalid as refusal:
+            return _refused(step, refusal)
     if commit:
-        step.report = await import_contacts(
-            session, step.business, sheet, step.mapping, merge=merge
-        )
+        step.report = await import_contacts(session, business, sheet, step.mapping, merge=merge)
         await audit_import(
-            session, step.business, step.report, filename, now=now, actor=user, address=address
+            session, business, step.report, upload.filename, now=now, actor=user, address=address
         )
         return step
     if "phone" in step.mapping or "email" in step.mapping:
-        checked = await check_rows(session, step.business, sheet, step.mapping)
+        checked = await check_rows(session, business, sheet, step.mapping)
         step.preview = checked[:PREVIEW_ROWS]
         step.problems = sum(1 for row in checked if row.problem)
+    return step
+
+
+def _refused(step: ImportStep, refusal: ConsoleError) -> ImportStep:
+    step.error, step.error_field = refusal.translated(), refusal.field or "file"
+    step.status = refusal.status
     return step
