@@ -24,13 +24,14 @@ async def import_page(request: Request) -> Response:
     read before the transaction opens; a refused one shows the form again, saying why."""
     form = await request.form() if request.method == "POST" else FormData()
     file, step = form.get("file"), text(form, "step")
+    max_bytes = contact_import.max_file_bytes(request.app.state.settings.max_body_bytes)
     upload = None
     if text(form, "business_id"):
         upload = await contact_import.read_import(
             file.filename or "" if isinstance(file, UploadFile) else text(form, "filename"),
             await file.read() if isinstance(file, UploadFile) else None,
             text(form, "payload"),
-            max_bytes=contact_import.max_file_bytes(request.app.state.settings.max_body_bytes),
+            max_bytes=max_bytes,
         )
     async with request.app.state.db.transaction(write=step == "import") as session:
         shown = await contact_import.import_step(
@@ -46,7 +47,8 @@ async def import_page(request: Request) -> Response:
             now=now(request),
             address=request.state.client_address,
         )
-    return render(request, "customers/import.html", {"step": shown}, status=shown.status)
+    context = {"step": shown, "max_kb": max_bytes // 1000}
+    return render(request, "customers/import.html", context, status=shown.status)
 
 
 @signed_in(*WORKERS)

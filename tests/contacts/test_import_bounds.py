@@ -324,6 +324,8 @@ async def test_preview_and_import_accept_the_sizes_the_upload_accepts(
 
     # One byte more: refused with its message at the upload, and at a preview or an import
     # that posts it back (as a crafted form would), never a bare 413 from the body limit.
+    page = await client.get("/contacts/import")
+    assert "up to 9,999 rows and 738 kB" in page.text  # said before she uploads
     refused = await client.post("/contacts/import", data=form, files={"file": ("o.csv", over)})
     assert refused.status_code == 413
     refused_in_place(refused, business, "files up to 738 kB can be imported")
