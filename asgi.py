@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from console.base import labels
 from console.base.clock import Clock, SystemClock
@@ -166,3 +168,48 @@ def __getattr__(name: str) -> Any:
         globals()["app"] = create_app()
         return globals()["app"]
     raise AttributeError(name)
+
+
+class HeaderDeadline(HttpToolsProtocol):
+    """uvicorn's HTTP protocol with a deadline for a request's head: a connection that opened,
+    or began a request (a first byte), must finish its request line and headers within
+    `seconds`, or it is closed. uvicorn itself only times out a connection idle between
+    requests, so a client sending half a request line and nothing more held its socket (and
+    its slot) forever. Set by `mazkira serve` (`HEADER_TIMEOUT_SECONDS`, default 20)."""
+
+    seconds: float = 20.0
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.seconds, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def header_deadline(seconds: float) -> type[HeaderDeadline]:
+    return type("HeaderDeadline", (HeaderDeadline,), {"seconds": float(seconds)})

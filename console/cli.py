@@ -158,13 +158,17 @@ def _with_db(settings: Settings, work: Callable[[Database], Awaitable[Any]]) -> 
 
 
 def run_serve(settings: Settings, args: argparse.Namespace) -> int:
-    serve("asgi:app", host=args.host, port=args.port)
+    serve(
+        "asgi:app", host=args.host, port=args.port, header_timeout=settings.header_timeout_seconds
+    )
     return 0
 
 
-def serve(app: str, *, host: str, port: int) -> None:
+def serve(app: str, *, host: str, port: int, header_timeout: int = 20) -> None:
     """uvicorn as `mazkira serve` runs it (`bench.intake` serves its ceiling app the same way)."""
     import uvicorn
+
+    from asgi import header_deadline
 
     # SQLite's driver runs each statement in a thread of its own, whose answer then waits for
     # the event loop's thread to let go of the interpreter lock, up to the whole switch interval
@@ -177,6 +181,9 @@ def serve(app: str, *, host: str, port: int) -> None:
         host=host,
         port=port,
         proxy_headers=False,  # X-Forwarded-For is judged by TRUSTED_PROXIES in the app
+        # uvicorn closes a connection idle between requests (timeout_keep_alive) but waits
+        # forever for one that opened, or began a request, and never finished its head
+        http=header_deadline(header_timeout),
         timeout_graceful_shutdown=10,
         ws_max_size=65_536,  # a console only ever sends small hellos
         # A fragment goes to every console of its business, and compressing it once per socket

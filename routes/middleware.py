@@ -139,6 +139,10 @@ class Guard:
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("X-Frame-Options", "DENY")
                 headers.setdefault("Referrer-Policy", "same-origin")
+                if not scope["path"].startswith("/static/"):
+                    # pages, fragments, exports and downloads hold a business's data: no copy
+                    # is kept by the browser or a proxy (a response may choose its own)
+                    headers.setdefault("Cache-Control", "no-store")
                 if self.https:
                     headers.setdefault("Strict-Transport-Security", "max-age=31536000")
             await send(message)

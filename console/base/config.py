@@ -39,6 +39,9 @@ class Settings:
     # A quiet websocket checks its session this often (logout and deactivation also close it
     # at once through the hub; this is the backstop).
     live_revalidate_seconds: float = 20.0
+    # A connection must send a request's whole head (request line and headers) within this
+    # many seconds of opening or of starting it, else it is closed (asgi.HeaderDeadline).
+    header_timeout_seconds: int = 20
     extra: dict[str, str] = field(default_factory=dict)
     # Outbound notifications; a channel whose settings are missing fails its messages clearly.
     smtp_url: str | None = None  # smtp://user:pass@host:port?from=agency@example.com
@@ -123,6 +126,7 @@ class Settings:
             trusted_proxies=_networks(env.get("TRUSTED_PROXIES", "")),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_000_000),
             live_revalidate_seconds=_int(env, "LIVE_REVALIDATE_SECONDS", 20),
+            header_timeout_seconds=_int(env, "HEADER_TIMEOUT_SECONDS", 20),
             smtp_url=env.get("SMTP_URL") or None,
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,

@@ -74,6 +74,22 @@ def parse_day(raw: str, field: str) -> date:
     raise Invalid("Write the day as YYYY-MM-DD.", field=field)
 
 
+def filter_day(raw: str, field: str) -> date | None:
+    """A filter's day (blank: none), within the days any period may cover, or Invalid: a
+    year 1 or 9999 would overflow the moment it is turned into."""
+    if not raw.strip():
+        return None
+    day = parse_day(raw, field)
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise Invalid(
+            "Choose days between %(first)s and %(last)s.",
+            field=field,
+            first=FIRST_DAY.isoformat(),
+            last=LAST_DAY.isoformat(),
+        )
+    return day
+
+
 def check_period(first: date, last: date) -> Period:
     """The period, or Invalid saying what is wrong with it (nothing is computed then)."""
     if not (FIRST_DAY <= first <= LAST_DAY and FIRST_DAY <= last <= LAST_DAY):

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.errors import Invalid, NotFound
+from console.business.periods import filter_day
 from console.people.accounts import normalise_email
 from console.people.tenancy import parse_id
 from models import AuditEvent, Business, User
@@ -136,12 +137,8 @@ class AuditPage:
 
 def _date(raw: str, field: str) -> datetime | None:
     """The start of a day (UTC) typed as YYYY-MM-DD, or None when blank."""
-    if not raw.strip():
-        return None
-    try:
-        return datetime.combine(date.fromisoformat(raw.strip()), time(), tzinfo=UTC)
-    except ValueError:
-        raise Invalid("Enter the date as YYYY-MM-DD.", field=field) from None
+    day = filter_day(raw, field)
+    return None if day is None else datetime.combine(day, time(), tzinfo=UTC)
 
 
 def _audit_statement(filters: AuditFilters) -> Select[AuditEvent, str]:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload
 
 from console.base.errors import Invalid, NotFound
+from console.business.periods import filter_day
 from console.leads.feedback import comments_of_lead, comments_of_tasks
 from console.leads.leads import get_lead
 from console.people.audit import Actor, record_lead_view
@@ -245,15 +246,6 @@ class Review:
         return self.today - timedelta(days=6)
 
 
-def _day(value: str, field: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise Invalid("%(value)s is not a date (YYYY-MM-DD).", field=field, value=value) from None
-
-
 def _search(term: str) -> ColumnElement[bool]:
     """Contact name, subject, summary or notes containing the words; a phone typed any usual
     way (054-2345678, +972 54 234 5678) matches the stored E.164."""
@@ -287,7 +279,7 @@ async def review(
         raise Invalid("Unknown stage.", field="stage")
     if filters.outcome and filters.outcome not in OUTCOMES:
         raise Invalid("Unknown outcome.", field="outcome")
-    start, end = _day(filters.start, "from"), _day(filters.end, "to")
+    start, end = filter_day(filters.start, "from"), filter_day(filters.end, "to")
     if start and end and end < start:
         raise Invalid("The period ends before it starts.", field="to")
     reference = chosen or (businesses[0] if businesses else None)
