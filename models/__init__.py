@@ -21,6 +21,7 @@ __all__ = [
     "Alert",
     "ApiToken",
     "Appointment",
+from models.voice import Call
     "AuditEvent",
     "Base",
     "Business",
@@ -32,6 +33,7 @@ __all__ = [
     "Interaction",
     "InteractionRating",
     "Lead",
+    "Call",
     "LeadAlarm",
     "Line",
     "LoginFailure",

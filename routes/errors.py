@@ -18,7 +18,7 @@ from routes.templating import render
 
 log = logging.getLogger("mazkira")
 
-MACHINE_PREFIXES = ("/api/", "/intake/", "/healthz")
+MACHINE_PREFIXES = ("/api/", "/intake/", "/healthz", "/sip/")
 RETRY_AFTER_SECONDS = 5  # while the database is down
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from hmac import compare_digest
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from itsdangerous import BadSignature, Signer
 from starlette.datastructures import Headers, MutableHeaders
@@ -33,10 +33,11 @@ ANON_COOKIE = "mazkira_csrf"
 LOCALE_COOKIE = "mazkira_lang"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Webhooks and the bearer-token API prove who they are by signature or token, not by cookie;
-# so does an owner's signed task link and a customer's survey link (the token in the path).
-CSRF_EXEMPT_PREFIXES = ("/intake/", "/api/", "/ack/", "/survey/")
+# so does an owner's signed task link and a customer's survey link (the token in the path), and
+# the SIP server (signed with the secret it shares with us).
+CSRF_EXEMPT_PREFIXES = ("/intake/", "/api/", "/ack/", "/survey/", "/sip/")
 # The API (bearer token) and the webhooks (signature or key) need no session lookup, no cookies.
-NO_SESSION_PREFIXES = ("/static/", "/healthz", "/api/", "/intake/", "/calendar/")
+NO_SESSION_PREFIXES = ("/static/", "/healthz", "/api/", "/intake/", "/calendar/", "/sip/")
 
 # Signed links carry their token in the path (set-password, task, survey, calendar feed).
 SIGNED_LINK = re.compile(r"^(/(?:invite|ack|survey|calendar)/)[^/?#]+")
@@ -46,6 +47,15 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+
+
+def content_security_policy(settings: Settings) -> str:
+    """The policy, with the SIP server's WebSocket allowed when the console is a phone."""
+    if not (settings.sip_secret and settings.sip_ws_url):
+        return CONTENT_SECURITY_POLICY
+    parts = urlsplit(settings.sip_ws_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return CONTENT_SECURITY_POLICY.replace("connect-src 'self'", f"connect-src 'self' {origin}")
 
 
 class BodyTooLarge(Exception):
@@ -110,6 +120,7 @@ class Guard:
         self.app = app
         self.limit = settings.max_body_bytes
         self.https = settings.https
+        self.policy = content_security_policy(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -135,7 +146,7 @@ class Guard:
             if message["type"] == "http.response.start":
                 started = True
                 headers = MutableHeaders(scope=message)
-                headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+                headers.setdefault("Content-Security-Policy", self.policy)
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("X-Frame-Options", "DENY")
                 headers.setdefault("Referrer-Policy", "same-origin")

@@ -49,7 +49,14 @@ def page_context(request: Request) -> dict[str, Any]:
         "locale": locale,
         "dir": i18n.direction(locale),
         "other_locale": "en" if locale == "he" else "he",
+        # The console is a phone when the agency's SIP server is connected (deploy/sip).
+        "phone_connected": _phone_connected(request),
     }
+
+
+def _phone_connected(request: Request) -> bool:
+    settings = getattr(request.app.state, "settings", None)
+    return bool(settings and settings.sip_secret and settings.sip_ws_url)
 
 
 templates = Jinja2Blocks(env=env, context_processors=[page_context])

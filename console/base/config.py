@@ -63,6 +63,13 @@ class Settings:
     # Where an incoming call rings (the agency's switchboard, E.164); without it the caller
     # leaves a message and the call becomes a call-back lead.
     twilio_voice_forward_to: str | None = None
+    # The phone in the console (deploy/sip): the secret shared with the SIP server (unset: no
+    # phone, calls come as today), the WebSocket URL browsers register at, the SIP domain of the
+    # secretaries' addresses, and how long a browser's credentials last.
+    sip_secret: str | None = None
+    sip_ws_url: str | None = None
+    sip_domain: str = "mazkira.invalid"
+    sip_credentials_seconds: int = 3600
     # The approved WhatsApp template (without variables) a secretary may send once more than
     # 24 hours passed since the contact last wrote, as "name:language", e.g. "follow_up:he".
     whatsapp_reply_template: str | None = None
@@ -141,6 +148,10 @@ class Settings:
             whatsapp_verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
             email_webhook_signing_key=env.get("EMAIL_WEBHOOK_SIGNING_KEY") or None,
             twilio_voice_forward_to=env.get("TWILIO_VOICE_FORWARD_TO") or None,
+            sip_secret=env.get("SIP_SECRET") or None,
+            sip_ws_url=env.get("SIP_WS_URL") or None,
+            sip_domain=env.get("SIP_DOMAIN") or "mazkira.invalid",
+            sip_credentials_seconds=_int(env, "SIP_CREDENTIALS_SECONDS", 3600),
             whatsapp_reply_template=env.get("WHATSAPP_REPLY_TEMPLATE") or None,
             whatsapp_message_template=env.get("WHATSAPP_MESSAGE_TEMPLATE") or None,
             intake_rate_per_key=_int(env, "INTAKE_RATE_PER_KEY", 600),

@@ -163,7 +163,7 @@ async def wrap_up(
         raise Invalid("Pick the outcome of the call.", field="outcome")
     await _keep_typed(session, interaction, notes, summary, answers, final=True, now=now)
     interaction.outcome = outcome
-    interaction.ended_at = now
+    interaction.ended_at = interaction.ended_at or now  # a phone call: the SIP server's end
     interaction.status = "done"
     await session.flush()
     await _logged(session, interaction, now)

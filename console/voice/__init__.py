@@ -1,1 +1,1 @@
-"""The phone in the console: SIP credentials, whom a call rings, agent states and the record of every call."""
+"""The phone in the console: credentials, whom a call rings, agent states, every call."""

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
-from tests.voice.sip_stack import Caller, SipStack
+from asgi import create_app
+from console.base.config import Settings
+from console.base.db import Database
+from tests.conftest import SECRET as APP_SECRET
+from tests.voice.sip_stack import DOMAIN, Caller, SipStack
 
 SECRET = "s3cretSharedWithKamailio"
 
@@ -42,3 +48,29 @@ def caller(tmp_path: Path) -> Iterator[Callable[..., Caller]]:
     yield make
     for one in callers:
         one.stop()
+
+
+@pytest.fixture
+def phone_settings(db: Database) -> Settings:
+    """The console as a phone: a SIP secret shared with the SIP server."""
+    return Settings(
+        database_url=db.url,
+        secret_key=APP_SECRET,
+        sip_secret=SECRET,
+        sip_ws_url="ws://127.0.0.1:9/",
+        sip_domain=DOMAIN,
+    )
+
+
+@pytest.fixture
+async def phone_app(phone_settings: Settings, db: Database) -> AsyncIterator[Any]:
+    application = create_app(phone_settings, db=db, run_jobs=False)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def phone_client(phone_app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=phone_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c

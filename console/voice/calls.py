@@ -1,0 +1,440 @@
+"""Calls through the agency's SIP server: what to do with each call, and its record.
+
+The SIP server asks (`POST /sip/route`) for every new call from the trunk and again after every
+ring nobody answered or every wait; Mazkira answers from the agent states (`routing.decide`)
+and the SIP server carries it out. The first question makes the call a lead through the one
+arrival path, with its SLA clock. The SIP server then reports what happened (`POST /sip/events`:
+answered by whom, ended and why, cancelled by the caller, failed), and the record is completed
+from those alone: a browser that closes mid-call loses nothing.
+
+The answers are `key=value` pairs joined by `;`, which Kamailio reads with `{param.value,key}`:
+    action=ring;users=<hex>.<hex>;seconds=20   ring these secretaries' phones this long
+    action=wait;seconds=5                      keep the caller ringing, ask again after that
+    action=overflow                            nobody: reject (480), the lead is a call-back
+    action=dial;from=+97231234567              (outgoing) show the business's number
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from console.base.db import Database, savepoint
+from console.base.errors import Conflict, Invalid, NotFound
+from console.base.i18n import gettext, using_locale
+from console.channels.lines import business_on_line
+from console.contacts.contact_book import touch_contact
+from console.intake.arrivals import Arrival, ById
+from console.intake.writer import ArrivalWriter
+from console.leads.calls import stamp_first_response
+from console.leads.leads import get_lead
+from console.leads.scripts import fill_greeting, published_script
+from console.live import events
+from console.voice import routing, states
+from console.voice.credentials import sip_user, user_of_sip
+from console.voice.states import AgentState
+from models import Business, Contact, Interaction, Lead, Line, Role, User
+from models.voice import END_REASONS, Call
+
+Params = Mapping[str, list[str]]
+
+NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
+CALL_ID_LENGTH = 200
+EVENTS = ("ringing", "answered", "ended", "cancelled", "failed")
+OVER = frozenset({"ended", "missed", "abandoned", "failed"})
+
+
+def _field(params: Params, name: str, *, required: bool = True, max_length: int = 200) -> str:
+    value = (params.get(name) or [""])[0].strip()
+    if required and not value:
+        raise Invalid("The field %(name)s is missing.", field=name, name=name)
+    if len(value) > max_length or any(ord(c) < 32 for c in value):
+        raise Invalid("The field %(name)s is not valid.", field=name, name=name)
+    return value
+
+
+@dataclass(frozen=True)
+class RouteQuestion:
+    """The SIP server's question about a call: a new call or a later attempt."""
+
+    direction: str
+    call_id: str
+    caller: str
+    caller_name: str
+    dialled: str
+    attempt: int
+    lead: str = ""
+
+    @classmethod
+    def of(cls, params: Params) -> RouteQuestion:
+        direction = _field(params, "direction", max_length=3)
+        if direction not in ("in", "out"):
+            raise Invalid("The field %(name)s is not valid.", field="direction", name="direction")
+        attempt = _field(params, "attempt", max_length=4)
+        if not attempt.isdigit() or int(attempt) < 1:
+            raise Invalid("The field %(name)s is not valid.", field="attempt", name="attempt")
+        return cls(
+            direction=direction,
+            call_id=_field(params, "call_id", max_length=CALL_ID_LENGTH),
+            caller=_field(params, "caller", required=False, max_length=64),
+            caller_name=_field(params, "caller_name", required=False, max_length=100),
+            dialled=_field(params, "dialled", max_length=64),
+            attempt=int(attempt),
+            lead=_field(params, "lead", required=False, max_length=36),
+        )
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """What the SIP server saw happen to a call."""
+
+    event: str
+    call_id: str
+    user: str  # who answered (her SIP user), for "answered"
+    reason: str
+
+    @classmethod
+    def of(cls, params: Params) -> CallEvent:
+        event = _field(params, "event", max_length=16)
+        if event not in EVENTS:
+            raise Invalid("The field %(name)s is not valid.", field="event", name="event")
+        reason = _field(params, "reason", required=False, max_length=16)
+        if reason and reason not in END_REASONS:
+            raise Invalid("The field %(name)s is not valid.", field="reason", name="reason")
+        return cls(
+            event=event,
+            call_id=_field(params, "call_id", max_length=CALL_ID_LENGTH),
+            user=_field(params, "user", required=False, max_length=64),
+            reason=reason,
+        )
+
+
+def answer_of(decision: routing.RouteDecision) -> str:
+    if decision.action == "ring" and decision.ring:
+        users = ".".join(sip_user(user_id) for user_id in decision.ring)
+        return f"action=ring;users={users};seconds={decision.ring_seconds}"
+    if decision.action == "wait":
+        return f"action=wait;seconds={max(decision.wait_seconds, 1)}"
+    return "action=overflow"
+
+
+async def route_call(
+    db: Database, writer: ArrivalWriter, question: RouteQuestion, *, now: datetime
+) -> str:
+    """The answer to the SIP server's question about a call."""
+    if question.direction == "out":
+        async with db.transaction() as session:
+            return await _route_outgoing(session, question, now=now)
+    async with db.transaction(write=False) as session:
+        business = await business_on_line(session, "phone", question.dialled)
+        known = await _call(session, question.call_id)
+    lead_id = interaction_id = None
+    if known is None:
+        with using_locale(business.locale):
+            arrival = Arrival(
+                ById(business.id),
+                "phone",
+                now,
+                phone=question.caller,
+                name=question.caller_name,
+                subject=gettext("Incoming call"),
+                source=gettext("Phone call"),
+                message_id=question.call_id,
+            )
+        try:
+            arrived = await writer.receive(arrival)
+            lead_id, interaction_id = arrived.lead_id, arrived.interaction_id
+        except Invalid:  # a withheld number: still answered, without a lead
+            pass
+    async with db.transaction() as session:
+        call = await _call(session, question.call_id, for_update=True)
+        if call is None:
+            call = await _new_call(session, business, question, lead_id, interaction_id, now)
+        return await _decide(session, business, call, question.attempt, now=now)
+
+
+async def _call(session: AsyncSession, call_id: str, *, for_update: bool = False) -> Call | None:
+    query = select(Call).where(Call.sip_call_id == call_id)
+    if for_update:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def _new_call(
+    session: AsyncSession,
+    business: Business,
+    question: RouteQuestion,
+    lead_id: uuid.UUID | None,
+    interaction_id: uuid.UUID | None,
+    now: datetime,
+) -> Call:
+    """The call's row, once: a twin question racing this one finds the first one's row."""
+    call = Call(
+        business_id=business.id,
+        lead_id=lead_id,
+        interaction_id=interaction_id,
+        sip_call_id=question.call_id,
+        direction="in",
+        caller=question.caller,
+        dialled=question.dialled,
+        state="waiting",
+        arrived_at=now,
+        attempt=0,
+        answer="",
+        ringing=[],
+        rung=[],
+    )
+    try:
+        async with savepoint(session):
+            session.add(call)
+            await session.flush()
+    except IntegrityError:
+        found = await _call(session, question.call_id, for_update=True)
+        if found is None:
+            raise
+        return found
+    return call
+
+
+async def _decide(
+    session: AsyncSession, business: Business, call: Call, attempt: int, *, now: datetime
+) -> str:
+    if call.state not in ("waiting", "ringing"):
+        return "action=overflow"
+    if attempt <= call.attempt:  # the same question again: the same answer
+        return call.answer
+    await _ring_over(session, call, now=now)
+    decision = await routing.decide(
+        session,
+        business_id=business.id,
+        attempt=attempt,
+        rung=[uuid.UUID(hex=user) for user in call.rung],
+        waited_seconds=(now - call.arrived_at).total_seconds(),
+        now=now,
+    )
+    answer = answer_of(decision)
+    if answer.startswith("action=ring"):
+        for user_id in decision.ring:
+            await states.set_state(
+                session, user_id, AgentState.RINGING, now=now, business_id=business.id
+            )
+        ringing = [sip_user(user_id) for user_id in decision.ring]
+        call.ringing = ringing
+        call.rung = [*call.rung, *(user for user in ringing if user not in call.rung)]
+        call.state = "ringing"
+        call.ringing_at = call.ringing_at or now
+    elif answer.startswith("action=wait"):
+        call.state = "waiting"
+    else:
+        await _close_unanswered(session, business, call, "missed", "overflow", now=now)
+    call.attempt, call.answer = attempt, answer
+    return answer
+
+
+async def _ring_over(
+    session: AsyncSession, call: Call, *, keep: uuid.UUID | None = None, now: datetime
+) -> None:
+    """The secretaries this call was ringing are free again (unless one answered it)."""
+    ringing = [uuid.UUID(hex=user) for user in call.ringing]
+    standings = await states.standings(session, ringing, now=now)
+    for user_id in ringing:
+        if user_id != keep and standings[user_id].state is AgentState.RINGING:
+            await states.set_state(session, user_id, AgentState.AVAILABLE, now=now)
+    call.ringing = []
+
+
+async def _close_unanswered(
+    session: AsyncSession, business: Business, call: Call, state: str, reason: str, *, now: datetime
+) -> None:
+    """Nobody took the call: it ends, and its lead becomes a call-back, once."""
+    call.state, call.ended_at, call.end_reason = state, now, reason
+    if call.interaction_id is None:
+        return
+    interaction = await session.get_one(Interaction, call.interaction_id)
+    if interaction.outcome == "no_answer":
+        return
+    with using_locale(business.locale):
+        interaction.outcome = "no_answer"
+        interaction.summary = gettext("Missed call")
+        interaction.updated_at = now
+        lead = await session.get_one(Lead, interaction.lead_id)
+        lead.subject = gettext("Missed call: call back")
+    if lead.priority in ("low", "normal"):
+        lead.priority = "high"
+    await events.record(session, business.id, "lead.updated", at=now, lead_id=lead.id)
+
+
+async def _route_outgoing(session: AsyncSession, question: RouteQuestion, *, now: datetime) -> str:
+    """A secretary's call out from a lead: shown to the callee as the lead's business's number."""
+    user_id = user_of_sip(question.caller)
+    user = await session.get(User, user_id) if user_id else None
+    if user is None or not user.active or user.role != Role.SECRETARY:
+        raise NotFound("No secretary has this SIP user.")
+    if not NUMBER.match(question.dialled):
+        raise Invalid("The field %(name)s is not valid.", field="dialled", name="dialled")
+    lead = await get_lead(session, user, question.lead)
+    line = await session.scalar(
+        select(Line.address)
+        .where(Line.business_id == lead.business_id, Line.channel == "phone")
+        .order_by(Line.address)
+        .limit(1)
+    )
+    if line is None:
+        raise NotFound("This business has no phone number.")
+    answer = f"action=dial;from={line}"
+    if await _call(session, question.call_id) is None:
+        session.add(
+            Call(
+                business_id=lead.business_id,
+                lead_id=lead.id,
+                sip_call_id=question.call_id,
+                direction="out",
+                caller=line,
+                dialled=question.dialled,
+                state="ringing",
+                answered_by_id=user.id,
+                arrived_at=now,
+                ringing_at=now,
+                attempt=question.attempt,
+                answer=answer,
+                ringing=[],
+                rung=[],
+            )
+        )
+    return answer
+
+
+async def record_event(session: AsyncSession, event: CallEvent, *, now: datetime) -> bool:
+    """Apply what the SIP server saw; False when it changed nothing (a repeat, or too late)."""
+    call = await _call(session, event.call_id, for_update=True)
+    if call is None:
+        raise NotFound("No call has this id.")
+    if event.event == "ringing" or call.state in OVER:
+        return False
+    business = await session.get_one(Business, call.business_id)
+    if event.event == "answered":
+        return await _answered(session, business, call, event, now=now)
+    if event.event == "ended" and call.state == "answered":
+        await _ended(session, call, event.reason or "caller_hangup", now=now)
+        return True
+    if call.direction == "out":
+        call.state, call.ended_at, call.end_reason = "failed", now, event.reason or "failed"
+        return True
+    await _ring_over(session, call, now=now)
+    reason = "cancelled" if event.event == "cancelled" else event.reason or "failed"
+    await _close_unanswered(session, business, call, "abandoned", reason, now=now)
+    return True
+
+
+async def _answered(
+    session: AsyncSession, business: Business, call: Call, event: CallEvent, *, now: datetime
+) -> bool:
+    if call.state == "answered":
+        return False
+    if call.direction == "out":
+        call.state, call.answered_at = "answered", now
+        return True
+    user_id = user_of_sip(event.user)
+    if user_id is None or event.user not in call.rung:
+        raise Conflict("The secretary who answered was not rung for this call.")
+    await _ring_over(session, call, keep=user_id, now=now)
+    call.state, call.answered_by_id, call.answered_at = "answered", user_id, now
+    await states.set_state(session, user_id, AgentState.ON_CALL, now=now, business_id=business.id)
+    if call.interaction_id is not None:
+        await _log_for(session, call, user_id, now=now)
+    return True
+
+
+async def _log_for(session: AsyncSession, call: Call, user_id: uuid.UUID, *, now: datetime) -> None:
+    """The call's interaction becomes her running call log (the lead page shows it open), as
+    if she had started it: she takes the lead and the first response is stamped now."""
+    user = await session.get_one(User, user_id)
+    interaction = await session.get_one(Interaction, call.interaction_id)
+    lead = await get_lead(session, user, interaction.lead_id)
+    script = await published_script(session, lead.business_id)
+    interaction.user_id, interaction.status = user.id, "draft"
+    interaction.started_at = interaction.updated_at = now
+    interaction.script_id = script.id if script else None
+    interaction.script_version = script.version if script else None
+    if lead.claimed_by_id is None:
+        lead.claimed_by_id, lead.claimed_at = user.id, now
+    await stamp_first_response(session, lead, user, "inbound_call", now)
+    touch_contact(lead.contact, now)
+    await events.record(
+        session,
+        lead.business_id,
+        "interaction.started",
+        at=now,
+        lead_id=lead.id,
+        interaction_id=interaction.id,
+        user_id=user.id,
+    )
+
+
+async def _ended(session: AsyncSession, call: Call, reason: str, *, now: datetime) -> None:
+    """The talk ends: its real length goes on the call and its log; she wraps up."""
+    call.state, call.ended_at, call.end_reason = "ended", now, reason
+    if call.interaction_id is not None:
+        interaction = await session.get_one(Interaction, call.interaction_id)
+        interaction.ended_at = now
+    if call.answered_by_id is not None and call.direction == "in":
+        await states.set_state(
+            session, call.answered_by_id, AgentState.WRAP_UP, now=now, business_id=call.business_id
+        )
+
+
+@dataclass(frozen=True)
+class Banner:
+    """What her console shows while the call rings: whose line, what to say, who calls."""
+
+    call_id: str
+    business: str
+    greeting: str
+    caller: str
+    contact_name: str
+    lead_id: uuid.UUID | None
+    lead_subject: str
+    open_leads: int
+
+
+async def ringing_banner(
+    session: AsyncSession, user: User, sip_call_id: str, *, now: datetime
+) -> Banner:
+    """The banner of a call ringing her phone (or answered by her); 404 for any other."""
+    call = await _call(session, sip_call_id)
+    mine = call is not None and (
+        sip_user(user.id) in call.ringing or call.answered_by_id == user.id
+    )
+    if call is None or not mine:
+        raise NotFound("Not found.")
+    business = await session.get_one(Business, call.business_id)
+    lead = await session.get(Lead, call.lead_id) if call.lead_id else None
+    contact = await session.get(Contact, lead.contact_id) if lead else None
+    open_leads = 0
+    if contact is not None:
+        found = await session.scalars(
+            select(Lead.id).where(Lead.contact_id == contact.id, Lead.closed_at.is_(None))
+        )
+        open_leads = len(found.all())
+    script = await published_script(session, business.id)
+    name = contact.name if contact else ""
+    greeting = fill_greeting(
+        script.greeting if script else "", business=business.name, secretary=user.name, contact=name
+    )
+    return Banner(
+        call_id=call.sip_call_id,
+        business=business.name,
+        greeting=greeting,
+        caller=call.caller,
+        contact_name=name,
+        lead_id=lead.id if lead else None,
+        lead_subject=lead.subject if lead else "",
+        open_leads=open_leads,
+    )

@@ -1,0 +1,41 @@
+"""The SIP server's requests (Kamailio, deploy/sip): whom to ring, and what happened to a call.
+Both are signed with the secret we share; refusals are plain statuses it turns into SIP ones."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from console.voice import calls, signatures
+from routes.forms import now
+
+
+async def _signed_params(request: Request) -> dict[str, list[str]]:
+    body = await request.body()
+    signatures.verify(
+        request.app.state.settings,
+        body,
+        request.headers.get("x-mazkira-timestamp", ""),
+        request.headers.get("x-mazkira-signature", ""),
+        now=now(request),
+    )
+    return parse_qs(body.decode("utf-8", "replace"))
+
+
+async def route(request: Request) -> Response:
+    """`POST /sip/route`: a call's next step, as `action=ring;users=…;seconds=…` and the like."""
+    question = calls.RouteQuestion.of(await _signed_params(request))
+    answer = await calls.route_call(
+        request.app.state.db, request.app.state.arrivals, question, now=now(request)
+    )
+    return PlainTextResponse(answer)
+
+
+async def event(request: Request) -> Response:
+    """`POST /sip/events`: answered, ended, cancelled or failed; a repeat changes nothing."""
+    happened = calls.CallEvent.of(await _signed_params(request))
+    async with request.app.state.db.transaction() as session:
+        changed = await calls.record_event(session, happened, now=now(request))
+    return PlainTextResponse("recorded" if changed else "unchanged")

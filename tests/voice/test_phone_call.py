@@ -1,0 +1,244 @@
+"""The phone rings in the console, end to end with real parts: `mazkira serve`, a private Kamailio
+and rtpengine, Chromium with fake media devices as two secretaries, and baresip calling a
+business's number like a carrier (plain SIP, G.711).
+
+Michal serves Cohen's plumbing, Dana Levi's clinic. A call to Cohen's number rings Michal's
+console (not Dana's) with the business's name and greeting; she answers, audio flows both ways,
+she hangs up; the lead and the call with its length are stored once. A browser cannot register
+as another secretary, nor with expired credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import struct
+import time
+import wave
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from console.base.db import Database
+from console.voice.credentials import password_for
+from console.voice.states import AgentState, set_state
+from models import Interaction, Lead, User
+from models.voice import Call
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, need_chromium
+from tests.servers import Server
+from tests.voice.conftest import SECRET
+from tests.voice.sip_stack import Caller, SipStack
+
+pytestmark = pytest.mark.browser
+
+COHEN = "+97235551234"
+LEVI = "+97235559876"
+CALLER = "+972542345678"
+PHONE = {"width": 390, "height": 844}
+GREETING = "אינסטלציה כהן, שלום"
+STATS = """async () => {
+  const pc = window.mazkiraPhone.connection();
+  if (!pc) return -1;
+  let bytes = 0;
+  (await pc.getStats()).forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "audio") bytes += r.bytesReceived;
+  });
+  return bytes;
+}"""
+# A UA of the page's own JsSIP, registering with credentials the test chooses: resolves to the
+# status of the refusal, or "registered".
+REGISTER_AS = """([wsUrl, uri, username, password]) => new Promise((resolve) => {
+  const ua = new JsSIP.UA({sockets: [new JsSIP.WebSocketInterface(wsUrl)], uri,
+    authorization_user: username, password, register_expires: 60,
+    contact_uri: uri.replace(/@.*/, "@x.invalid;transport=ws"),
+  });
+  ua.on("registered", () => { ua.stop(); resolve("registered"); });
+  ua.on("registrationFailed", (e) => {
+    ua.stop(); resolve(e.response ? e.response.status_code : e.cause);
+  });
+  ua.start();
+})"""
+
+
+def tone(path: Path, rate: int, seconds: float = 8.0) -> Path:
+    """A 440 Hz tone: the fake microphone of her browser, and what the caller says."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        samples = (
+            int(8000 * math.sin(2 * math.pi * 440 * n / rate)) for n in range(int(rate * seconds))
+        )
+        out.writeframes(b"".join(struct.pack("<h", s) for s in samples))
+    return path
+
+
+async def test_a_call_rings_her_console_she_answers_and_it_is_recorded(tmp_path: Path) -> None:
+    need_chromium()
+    server = Server(tmp_path)
+    stack = SipStack(tmp_path, mazkira_url=server.url, secret=SECRET)
+    server.env.update(
+        {"SIP_SECRET": SECRET, "SIP_WS_URL": stack.ws_url, "SIP_DOMAIN": stack.domain}
+    )
+    server.run("migrate")
+    server.run("create-business", "--slug", "cohen", "--name", "אינסטלציה כהן")
+    server.run("create-business", "--slug", "levi", "--name", "Levi Clinic", "--locale", "en")
+    server.run("add-line", "--business", "cohen", "--channel", "phone", "--address", COHEN)
+    server.run("add-line", "--business", "levi", "--channel", "phone", "--address", LEVI)
+    for email, name, business in (("michal", "מיכל", "cohen"), ("dana", "Dana", "levi")):
+        server.run(
+            *("create-user", "--email", f"{email}@example.test", "--password", "phone-secret"),
+            *("--role", "secretary", "--name", name, "--business", business),
+        )
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'console.db'}")
+    try:
+        async with db.transaction() as session:
+            users = {u.name: u for u in (await session.scalars(select(User))).all()}
+            for user in users.values():
+                await set_state(session, user.id, AgentState.AVAILABLE, now=datetime.now(UTC))
+        await _publish_greeting(server, db)
+        server.start()
+        stack.start()
+        await _story(tmp_path, server, stack, db, users)
+    finally:
+        stack.stop()
+        server.stop()
+        await db.dispose()
+
+
+async def _publish_greeting(server: Server, db: Database) -> None:
+    from console.leads.scripts import ScriptDraft, save_script
+    from console.people.audit import Actor
+    from models import Business
+
+    async with db.transaction() as session:
+        cohen = await session.scalar(select(Business).where(Business.slug == "cohen"))
+        assert cohen is not None
+        now = datetime.now(UTC)
+        typed = ScriptDraft(greeting=GREETING + " {secretary} מדברת")
+        await save_script(session, Actor.command_line(now), cohen, typed, publish=True)
+
+
+async def _story(
+    tmp_path: Path, server: Server, stack: SipStack, db: Database, users: dict[str, User]
+) -> None:
+    from playwright.async_api import async_playwright
+
+    sound = tone(tmp_path / "mic.wav", 48_000)
+    args = [
+        *CHROMIUM_ARGS,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={sound}",
+        "--allow-loopback-in-peer-connection",
+        "--disable-features=WebRtcHideLocalIpsWithMdns",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            michal, michal_errors = await _console(browser, server.url, "michal", "he")
+            dana, dana_errors = await _console(browser, server.url, "dana", "en")
+            voice = tone(tmp_path / "caller.wav", 8_000)
+            carrier = Caller(tmp_path, stack, number=CALLER, wav=voice)
+            started = time.monotonic()
+            carrier.call(COHEN)
+            banner = michal.locator("#phone-banner .ringing")
+            await banner.wait_for(timeout=15_000)
+            ring_seconds = time.monotonic() - started
+            text = await banner.inner_text()
+            assert "אינסטלציה כהן" in text and GREETING + " מיכל מדברת" in text
+            assert await michal.evaluate(_WIDE) is False
+            assert await dana.locator("#phone-call").is_hidden()  # not her business
+            await michal.click("#phone-banner [data-phone=answer]")
+            await michal.wait_for_selector("#phone[data-state=talking]", timeout=10_000)
+            carrier.wait_for(r"Call established")
+            answered_seconds = time.monotonic() - started
+            # The lead page opens in place, with her call log running.
+            await michal.wait_for_url("**/leads/*#call-log", timeout=10_000)
+            await michal.locator("#call-log").wait_for()
+            received = 0
+            for _ in range(60):
+                received = await michal.evaluate(STATS)
+                if received > 4_000 and carrier.heard_bytes() > 8_000:
+                    break
+                await asyncio.sleep(0.1)
+            assert received > 4_000, f"her browser received {received} bytes of audio"
+            assert carrier.heard_bytes() > 8_000, "the caller heard nothing"
+            await michal.click("#phone-controls [data-phone=hangup]")
+            await michal.wait_for_selector("#phone[data-state=connected]", timeout=10_000)
+            carrier.wait_for(r"session closed")
+            carrier.stop()
+            await _refused_registrations(michal, stack, users)
+            assert michal_errors == [] and dana_errors == []
+            print(
+                f"ringing banner after {ring_seconds:.2f} s, answered at {answered_seconds:.2f} s"
+            )
+        finally:
+            await browser.close()
+    await _recorded_once(db, users["מיכל"])
+
+
+_WIDE = "document.documentElement.scrollWidth > window.innerWidth"
+
+
+async def _console(browser: Any, url: str, who: str, lang: str) -> tuple[Any, list[str]]:
+    context = await browser.new_context(viewport=PHONE)
+    await context.add_cookies([{"name": "mazkira_lang", "value": lang, "url": url}])
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on(
+        "console",
+        lambda m: errors.append(m.text) if m.type == "error" else print(who, m.text[:300]),
+    )
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto(f"{url}/login")
+    await page.fill("input[name=email]", f"{who}@example.test")
+    await page.fill("input[name=password]", "phone-secret")
+    await page.click("button[type=submit].primary")
+    await page.wait_for_url(f"{url}/inbox")
+    await page.wait_for_selector("#phone[data-state=connected]", timeout=15_000)
+    assert await page.evaluate(_WIDE) is False
+    return page, errors
+
+
+async def _refused_registrations(page: Any, stack: SipStack, users: dict[str, User]) -> None:
+    """Her own credentials do not register Dana's address; expired ones register nothing."""
+    michal, dana = users["מיכל"], users["Dana"]
+    domain = stack.domain
+    fresh = f"{int(time.time()) + 600}:{michal.id.hex}"
+    as_dana = await page.evaluate(
+        REGISTER_AS,
+        [stack.ws_url, f"sip:{dana.id.hex}@{domain}", fresh, password_for(SECRET, fresh)],
+    )
+    assert as_dana == 403
+    expired = f"{int(time.time()) - 60}:{michal.id.hex}"
+    old = await page.evaluate(
+        REGISTER_AS,
+        [stack.ws_url, f"sip:{michal.id.hex}@{domain}", expired, password_for(SECRET, expired)],
+    )
+    assert old != "registered"
+    forged = f"{int(time.time()) + 600}:{michal.id.hex}"
+    wrong = await page.evaluate(
+        REGISTER_AS, [stack.ws_url, f"sip:{michal.id.hex}@{domain}", forged, "bm90LWl0"]
+    )
+    assert wrong != "registered"
+
+
+async def _recorded_once(db: Database, michal: User) -> None:
+    async with db.transaction(write=False) as session:
+        calls = (await session.scalars(select(Call))).all()
+        assert len(calls) == 1
+        call = calls[0]
+        assert (call.state, call.answered_by_id, call.end_reason) == (
+            "ended",
+            michal.id,
+            "agent_hangup",
+        )
+        assert call.answered_at and call.ended_at and call.ended_at > call.answered_at
+        assert await session.scalar(select(func.count()).select_from(Lead)) == 1
+        assert await session.scalar(select(func.count()).select_from(Interaction)) == 1
+        interaction = await session.get_one(Interaction, call.interaction_id)
+        assert interaction.user_id == michal.id and interaction.ended_at == call.ended_at

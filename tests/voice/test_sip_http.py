@@ -1,0 +1,234 @@
+"""The SIP server's side of Mazkira over HTTP, signed as Kamailio signs: whom a call rings, what
+happened to it, and the record and lead that follow; refusals for anything not signed by it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+import httpx
+from sqlalchemy import func, select
+
+from console.base.db import Database
+from console.channels.lines import add_line
+from console.people.accounts import link_user
+from console.voice.signatures import sign
+from console.voice.states import AgentState, set_state
+from models import Business, Interaction, Lead, User
+from models.agents import AgentStatus
+from models.voice import Call
+from tests.factories import make_business, make_user
+from tests.voice.conftest import SECRET
+
+LINE = "+97235551234"
+CALLER = "+972542345678"
+
+
+async def post(
+    client: httpx.AsyncClient,
+    path: str,
+    fields: dict[str, str],
+    *,
+    secret: str = SECRET,
+    skew: int = 0,
+) -> httpx.Response:
+    body = urlencode(fields).encode()
+    stamp = str(int(time.time()) + skew)
+    return await client.post(
+        path,
+        content=body,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Mazkira-Timestamp": stamp,
+            "X-Mazkira-Signature": sign(secret, stamp, body),
+        },
+    )
+
+
+def ask(call_id: str, attempt: int = 1, dialled: str = LINE) -> dict[str, str]:
+    return {
+        "direction": "in",
+        "call_id": call_id,
+        "caller": CALLER,
+        "caller_name": "",
+        "dialled": dialled,
+        "attempt": str(attempt),
+    }
+
+
+async def shop_with_secretary(db: Database) -> tuple[Business, User]:
+    async with db.transaction() as session:
+        shop = await make_business(session, name="אינסטלציה כהן")
+        await add_line(session, shop, "phone", LINE)
+        michal = await make_user(session, "secretary", name="מיכל")
+        await link_user(session, michal, shop)
+        await set_state(session, michal.id, AgentState.AVAILABLE, now=_now())
+    return shop, michal
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def state_of(db: Database, user: User) -> str:
+    async with db.transaction(write=False) as session:
+        row = await session.get(AgentStatus, user.id)
+        return row.state if row else "offline"
+
+
+async def test_a_call_rings_the_free_secretary_and_its_record_follows_the_events(
+    db: Database, phone_client: httpx.AsyncClient
+) -> None:
+    _, michal = await shop_with_secretary(db)
+    call_id = f"{uuid.uuid4().hex}@carrier"
+    first = await post(phone_client, "/sip/route", ask(call_id))
+    assert first.status_code == 200, first.text
+    assert first.text == f"action=ring;users={michal.id.hex};seconds=20"
+    assert await state_of(db, michal) == "ringing"
+    # The same question again (a retry): the same answer, nothing written twice.
+    again = await post(phone_client, "/sip/route", ask(call_id))
+    assert again.text == first.text
+    async with db.transaction(write=False) as session:
+        call = await session.scalar(select(Call).where(Call.sip_call_id == call_id))
+        assert call is not None and call.state == "ringing" and call.lead_id is not None
+        assert await session.scalar(select(func.count()).select_from(Lead)) == 1
+    answered = {"event": "answered", "call_id": call_id, "user": michal.id.hex}
+    assert (await post(phone_client, "/sip/events", answered)).text == "recorded"
+    assert (await post(phone_client, "/sip/events", answered)).text == "unchanged"
+    assert await state_of(db, michal) == "on_call"
+    ended = {"event": "ended", "call_id": call_id, "reason": "caller_hangup"}
+    assert (await post(phone_client, "/sip/events", ended)).text == "recorded"
+    assert (await post(phone_client, "/sip/events", ended)).text == "unchanged"
+    assert await state_of(db, michal) == "wrap_up"
+    async with db.transaction(write=False) as session:
+        call = await session.scalar(select(Call).where(Call.sip_call_id == call_id))
+        assert call is not None
+        assert (call.state, call.answered_by_id, call.end_reason) == (
+            "ended",
+            michal.id,
+            "caller_hangup",
+        )
+        assert call.ringing_at and call.answered_at and call.ended_at
+        interaction = await session.get_one(Interaction, call.interaction_id)
+        assert interaction.user_id == michal.id and interaction.status == "draft"
+        assert interaction.ended_at == call.ended_at  # the real length, from the SIP server
+        lead = await session.get_one(Lead, call.lead_id)
+        assert lead.claimed_by_id == michal.id and lead.first_response_at is not None
+        assert await session.scalar(select(func.count()).select_from(Interaction)) == 1
+
+
+async def test_a_call_nobody_answers_becomes_a_call_back_lead(
+    db: Database, phone_client: httpx.AsyncClient
+) -> None:
+    _, michal = await shop_with_secretary(db)
+    call_id = uuid.uuid4().hex
+    assert (await post(phone_client, "/sip/route", ask(call_id))).text.startswith("action=ring")
+    # She let it ring out: asked again, it rings her again or waits; the caller then hangs up.
+    second = await post(phone_client, "/sip/route", ask(call_id, attempt=2))
+    assert second.status_code == 200
+    cancelled = {"event": "cancelled", "call_id": call_id}
+    assert (await post(phone_client, "/sip/events", cancelled)).text == "recorded"
+    assert (await post(phone_client, "/sip/events", cancelled)).text == "unchanged"
+    assert await state_of(db, michal) == "available"
+    async with db.transaction(write=False) as session:
+        call = await session.scalar(select(Call).where(Call.sip_call_id == call_id))
+        assert call is not None and call.state == "abandoned"
+        lead = await session.get_one(Lead, call.lead_id)
+        interaction = await session.get_one(Interaction, call.interaction_id)
+        assert (lead.priority, interaction.outcome) == ("high", "no_answer")
+    # A late question about a call that is over: nobody is rung.
+    late = await post(phone_client, "/sip/route", ask(call_id, attempt=3))
+    assert late.text == "action=overflow"
+
+
+async def test_nobody_free_waits_then_overflows_to_a_missed_call_lead(
+    db: Database, phone_client: httpx.AsyncClient
+) -> None:
+    _, michal = await shop_with_secretary(db)
+    async with db.transaction() as session:
+        await set_state(session, michal.id, AgentState.BREAK, now=_now(), reason="meal")
+    call_id = uuid.uuid4().hex
+    first = await post(phone_client, "/sip/route", ask(call_id))
+    assert first.text.startswith("action=wait;seconds=")
+    async with db.transaction() as session:
+        call = await session.scalar(select(Call).where(Call.sip_call_id == call_id))
+        assert call is not None
+        call.arrived_at = call.arrived_at.replace(year=call.arrived_at.year - 1)  # waited long
+    last = await post(phone_client, "/sip/route", ask(call_id, attempt=2))
+    assert last.text == "action=overflow"
+    async with db.transaction(write=False) as session:
+        call = await session.scalar(select(Call).where(Call.sip_call_id == call_id))
+        assert call is not None and (call.state, call.end_reason) == ("missed", "overflow")
+        interaction = await session.get_one(Interaction, call.interaction_id)
+        assert interaction.outcome == "no_answer"
+
+
+async def test_refusals_change_nothing(db: Database, phone_client: httpx.AsyncClient) -> None:
+    _, michal = await shop_with_secretary(db)
+    call_id = uuid.uuid4().hex
+    forged = await post(phone_client, "/sip/route", ask(call_id), secret="not-the-secret")
+    assert forged.status_code == 401
+    stale = await post(phone_client, "/sip/route", ask(call_id), skew=-120)
+    assert stale.status_code == 401
+    unknown = await post(phone_client, "/sip/route", ask(call_id, dialled="+97235550000"))
+    assert unknown.status_code == 404
+    bad = await post(phone_client, "/sip/route", {**ask(call_id), "attempt": "zero"})
+    assert bad.status_code == 422
+    unsigned = await phone_client.post("/sip/route", content=urlencode(ask(call_id)))
+    assert unsigned.status_code == 401
+    # A forged event about a real call, and an event about no call.
+    assert (await post(phone_client, "/sip/route", ask(call_id))).status_code == 200
+    event = {"event": "answered", "call_id": call_id, "user": michal.id.hex}
+    assert (await post(phone_client, "/sip/events", event, secret="forged")).status_code == 401
+    stranger = {"event": "answered", "call_id": call_id, "user": uuid.uuid4().hex}
+    assert (await post(phone_client, "/sip/events", stranger)).status_code == 409
+    nothing = {"event": "ended", "call_id": "no-such-call"}
+    assert (await post(phone_client, "/sip/events", nothing)).status_code == 404
+    assert await state_of(db, michal) == "ringing"
+    async with db.transaction(write=False) as session:
+        assert await session.scalar(select(func.count()).select_from(Call)) == 1
+        assert await session.scalar(select(func.count()).select_from(Lead)) == 1
+
+
+async def test_without_a_sip_secret_the_sip_routes_refuse(client: httpx.AsyncClient) -> None:
+    answer = await post(client, "/sip/route", ask("x"))
+    assert answer.status_code == 401
+
+
+async def test_a_secretary_calls_out_shown_as_the_business(
+    db: Database, phone_client: httpx.AsyncClient
+) -> None:
+    _, michal = await shop_with_secretary(db)
+    async with db.transaction() as session:
+        other = await make_business(session)
+        await add_line(session, other, "phone", "+97235550001")
+    # Two leads, each from a call: one of her business, one of another.
+    assert (await post(phone_client, "/sip/route", ask("in-1"))).status_code == 200
+    other_call = ask("in-2", dialled="+97235550001")
+    assert (await post(phone_client, "/sip/route", other_call)).status_code == 200
+    async with db.transaction(write=False) as session:
+        leads = {c.sip_call_id: c.lead_id for c in (await session.scalars(select(Call))).all()}
+    out = {
+        "direction": "out",
+        "call_id": "out-1",
+        "caller": michal.id.hex,
+        "dialled": "0527654321",
+        "lead": str(leads["in-1"]),
+        "attempt": "1",
+    }
+    answer = await post(phone_client, "/sip/route", out)
+    assert answer.text == f"action=dial;from={LINE}"
+    # A lead of a business she does not serve is not hers to call from.
+    theirs = {**out, "call_id": "out-2", "lead": str(leads["in-2"])}
+    assert (await post(phone_client, "/sip/route", theirs)).status_code == 404
+    answered = {"event": "answered", "call_id": "out-1"}
+    assert (await post(phone_client, "/sip/events", answered)).text == "recorded"
+    ended = {"event": "ended", "call_id": "out-1", "reason": "agent_hangup"}
+    assert (await post(phone_client, "/sip/events", ended)).text == "recorded"
+    async with db.transaction(write=False) as session:
+        call = await session.scalar(select(Call).where(Call.sip_call_id == "out-1"))
+        assert call is not None
+        assert (call.direction, call.state, call.answered_by_id) == ("out", "ended", michal.id)
+        assert await session.scalar(select(func.count()).select_from(Call)) == 3
