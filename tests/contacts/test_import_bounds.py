@@ -279,6 +279,19 @@ async def test_windows_hebrew_is_still_read_and_the_declared_dimension_ignored(
     assert (sheet.headers, sheet.rows) == (["name", "phone"], [["Noa", "527654303"]])
 
 
+def test_a_workbook_at_the_row_limit_is_read_whole_and_one_row_more_refused() -> None:
+    rows = "".join(
+        f'<row r="{n}">{text_cell(f"A{n}", f"customer {n}")}<c r="B{n}"><v>52{n:07d}</v></c></row>'
+        for n in range(2, 10_001)
+    )
+    sheet = read_sheet("customers.xlsx", xlsx(HEADER_ROW + rows))
+    assert len(sheet.rows) == 9_999 and sheet.rows[-1] == ["customer 10000", "520010000"]
+    one_more = '<row r="10001"><c r="B10001"><v>1</v></c></row>'
+    with pytest.raises(Invalid) as refused:
+        read_sheet("customers.xlsx", xlsx(HEADER_ROW + rows + one_more))
+    assert "10000 rows" in refused.value.message
+
+
 def test_the_time_budget_refuses_a_slow_read() -> None:
     book = Workbook()
     sheet = book.active
