@@ -143,11 +143,18 @@ async def _story(
             dana, dana_errors = await _console(browser, server.url, "dana", "en")
             voice = tone(tmp_path / "caller.wav", 8_000)
             carrier = Caller(tmp_path, stack, number=CALLER, wav=voice)
+            # She is on a break when the call comes: the caller waits (and hears ringing) until
+            # she is back, then her console rings.
+            await _move(db, users["מיכל"], AgentState.BREAK, reason="meal")
             started = time.monotonic()
             carrier.call(COHEN)
+            await _call_state(db, "waiting")
+            carrier.wait_for(r"180 Ringing")
+            await _move(db, users["מיכל"], AgentState.AVAILABLE)
+            back = time.monotonic()
             banner = michal.locator("#phone-banner .ringing")
             await banner.wait_for(timeout=15_000)
-            ring_seconds = time.monotonic() - started
+            ring_seconds = time.monotonic() - back
             text = await banner.inner_text()
             assert "אינסטלציה כהן" in text and GREETING + " מיכל מדברת" in text
             assert await michal.evaluate(_WIDE) is False
@@ -174,7 +181,8 @@ async def _story(
             await _refused_registrations(michal, stack, users)
             assert michal_errors == [] and dana_errors == []
             print(
-                f"ringing banner after {ring_seconds:.2f} s, answered at {answered_seconds:.2f} s"
+                f"banner {ring_seconds:.2f} s after she was back, answered {answered_seconds:.2f} s"
+                " after dialling"
             )
         finally:
             await browser.close()
@@ -184,6 +192,20 @@ async def _story(
 _WIDE = "document.documentElement.scrollWidth > window.innerWidth"
 
 
+async def _move(db: Database, user: User, state: AgentState, reason: str | None = None) -> None:
+    async with db.transaction() as session:
+        await set_state(session, user.id, state, now=datetime.now(UTC), reason=reason)
+
+
+async def _call_state(db: Database, state: str) -> None:
+    for _ in range(100):
+        async with db.transaction(write=False) as session:
+            if await session.scalar(select(Call.id).where(Call.state == state)):
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no call became {state}")
+
+
 async def _console(browser: Any, url: str, who: str, lang: str) -> tuple[Any, list[str]]:
     context = await browser.new_context(viewport=PHONE)
     await context.add_cookies([{"name": "mazkira_lang", "value": lang, "url": url}])
@@ -191,7 +213,7 @@ async def _console(browser: Any, url: str, who: str, lang: str) -> tuple[Any, li
     errors: list[str] = []
     page.on(
         "console",
-        lambda m: errors.append(m.text) if m.type == "error" else print(who, m.text[:300]),
+        lambda m: errors.append(m.text) if m.type == "error" else None,
     )
     page.on("pageerror", lambda e: errors.append(str(e)))
     await page.goto(f"{url}/login")
