@@ -1,0 +1,89 @@
+"""Without a SIP server the console works as before and says the phone is not connected; with a
+SIP server that is down, the phone says it is reconnecting and everything else works."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, need_chromium
+from tests.servers import Server, free_port
+from tests.voice.conftest import SECRET
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"width": 390, "height": 844}
+NOT_CONNECTED = {"he": "הטלפון לא מחובר", "en": "Phone not connected"}
+RECONNECTING = {"he": "הטלפון מתחבר מחדש", "en": "Phone reconnecting"}
+FAKE_MEDIA = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+
+
+def _agency(server: Server) -> None:
+    server.run("migrate")
+    server.run("create-business", "--slug", "cohen", "--name", "אינסטלציה כהן")
+    server.run(
+        *("create-user", "--email", "michal@example.test", "--password", "phone-secret"),
+        *("--role", "secretary", "--name", "מיכל", "--business", "cohen"),
+    )
+
+
+async def test_without_a_sip_server_and_with_one_down(tmp_path: Path) -> None:
+    need_chromium()
+    from playwright.async_api import async_playwright
+
+    plain = Server(tmp_path / "plain")
+    (tmp_path / "plain").mkdir()
+    down = Server(
+        tmp_path / "down",
+        env={
+            "SIP_SECRET": SECRET,
+            "SIP_WS_URL": f"ws://127.0.0.1:{free_port()}",  # nobody listens
+            "SIP_DOMAIN": "mazkira.test",
+        },
+    )
+    (tmp_path / "down").mkdir()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *FAKE_MEDIA]
+        )
+        try:
+            for server, expected, state in (
+                (plain, NOT_CONNECTED, "off"),
+                (down, RECONNECTING, ""),
+            ):
+                _agency(server)
+                server.start()
+                try:
+                    for lang in ("he", "en"):
+                        await _console(browser, server.url, lang, expected[lang], state)
+                finally:
+                    server.stop()
+        finally:
+            await browser.close()
+
+
+async def _console(browser: Any, url: str, lang: str, expected: str, state: str) -> None:
+    context = await browser.new_context(viewport=PHONE)
+    await context.add_cookies([{"name": "mazkira_lang", "value": lang, "url": url}])
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto(f"{url}/login")
+    await page.fill("input[name=email]", "michal@example.test")
+    await page.fill("input[name=password]", "phone-secret")
+    await page.click("button[type=submit].primary")
+    await page.wait_for_url(f"{url}/inbox")
+    badge = page.locator("#phone")
+    await badge.get_by_text(expected).wait_for(timeout=15_000)
+    if state:
+        assert await badge.get_attribute("data-state") == state
+    assert not await page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+    # Everything else works: the new-call form opens.
+    await page.goto(f"{url}/leads/new")
+    assert await page.locator("input[name=phone]").count() == 1
+    # The only complaint allowed is Chromium's own about the WebSocket nobody answers.
+    assert [e for e in errors if "WebSocket" not in e] == []
+    await context.close()
