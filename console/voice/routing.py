@@ -8,11 +8,12 @@ past the business's wait limit it overflows (voicemail, the owner's phone, or a 
 as the phone's side decides). Past the limit a secretary not yet rung is still tried, but the
 call does not go round again.
 
-Two statements whatever the agency's size: the business's settings, and its free secretaries in
-order. On PostgreSQL the free rows are locked until the caller commits, so two calls deciding at
-once with one secretary free do not both ring her: the second waits for the first's commit and,
-finding her ringing by then, waits (SQLite's writing transactions are serialised anyway). The
-caller decides and sets the chosen secretary ringing in one writing transaction.
+One statement whatever the agency's size: the business's settings, whether anyone serves it and
+its free secretaries in order. On PostgreSQL a second one locks the secretary chosen until the
+caller commits, unless another decision holds her (SKIP LOCKED): two calls deciding at once with
+one secretary free do not both ring her; the second passes her over for the next free one (at
+most three tries), else it waits and asks again. SQLite's writing transactions are serialised
+anyway. The caller decides and sets the chosen secretary ringing in one writing transaction.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import Row, and_, bindparam, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.db import dialect_of
@@ -48,9 +49,50 @@ class RouteDecision:
     wait_seconds: int  # for "wait": ask again after this long
 
 
-_SETTINGS = select(
-    Business.id, CallSettings.ring_seconds, CallSettings.wait_limit_seconds
-).outerjoin(CallSettings, CallSettings.business_id == Business.id)
+# The free secretaries of the business (primary or backup, since when free); joined to the
+# business's row so one statement also brings its settings and whether anyone serves it.
+_SERVING = (
+    select(SecretaryAssignment.user_id)
+    .join(User, User.id == SecretaryAssignment.user_id)
+    .where(
+        SecretaryAssignment.business_id == bindparam("business"),
+        User.active,
+        User.role == "secretary",
+    )
+)
+_FREE_NOW = and_(
+    AgentStatus.state.in_((AgentState.AVAILABLE.value, AgentState.WRAP_UP.value)),
+    AgentStatus.free_from <= bindparam("now"),
+)
+_FREE = (
+    _SERVING.add_columns(SecretaryAssignment.is_backup, AgentStatus.free_from)
+    .join(AgentStatus, AgentStatus.user_id == SecretaryAssignment.user_id)
+    .where(_FREE_NOW)
+    .subquery("free")
+)
+_ASK = (
+    select(
+        CallSettings.ring_seconds,
+        CallSettings.wait_limit_seconds,
+        _SERVING.exists().label("serving"),
+        _FREE.c.user_id,
+        _FREE.c.is_backup,
+    )
+    .select_from(Business)
+    .outerjoin(CallSettings, CallSettings.business_id == Business.id)
+    .outerjoin(_FREE, true())
+    .where(Business.id == bindparam("business"), Business.active)
+    .order_by(_FREE.c.free_from, _FREE.c.user_id)
+)
+# PostgreSQL: the chosen one locked if she is free and no other decision holds her; one that
+# does is passed over rather than waited for (when many calls wait and she comes free, they
+# all pick her: waiting in line for her row would hold a connection each).
+_TAKE = (
+    select(AgentStatus.user_id)
+    .where(AgentStatus.user_id == bindparam("user"), _FREE_NOW)
+    .with_for_update(skip_locked=True)
+)
+TRIES = 3
 
 
 async def decide(
@@ -63,17 +105,36 @@ async def decide(
     now: datetime,
 ) -> RouteDecision:
     """Whom to ring for a call to `business_id` now; see the module's docstring."""
-    settings = (
-        await session.execute(_SETTINGS.where(Business.id == business_id, Business.active))
-    ).one_or_none()
-    if settings is None:
+    rows = (await session.execute(_ASK, {"business": business_id, "now": now})).all()
+    if not rows:
         return RouteDecision("overflow", (), 0, 0)
-    ring_seconds = settings.ring_seconds or DEFAULT_RING_SECONDS
-    wait_limit = settings.wait_limit_seconds
+    taken: set[uuid.UUID] = set()
+    for _ in range(TRIES):
+        decision = _choose(rows, rung, taken, waited_seconds)
+        if decision.action != "ring" or dialect_of(session) != "postgresql":
+            return decision  # SQLite: the writing transaction already holds the database
+        chosen = decision.ring[0]
+        if await session.scalar(_TAKE, {"user": chosen, "now": now}) is not None:
+            return decision
+        taken.add(chosen)  # another call is ringing her, or about to: the next one
+    return RouteDecision("wait", (), decision.ring_seconds, WAIT_SECONDS)
+
+
+def _choose(
+    rows: Sequence[Row[Any]],
+    rung: Sequence[uuid.UUID],
+    taken: set[uuid.UUID],
+    waited_seconds: float,
+) -> RouteDecision:
+    first = rows[0]
+    ring_seconds = first.ring_seconds or DEFAULT_RING_SECONDS
+    wait_limit = first.wait_limit_seconds
     wait_limit = DEFAULT_WAIT_LIMIT_SECONDS if wait_limit is None else wait_limit
-    serving, free = await _free_secretaries(session, business_id, now)
-    if not serving:
+    if not first.serving:
         return RouteDecision("overflow", (), ring_seconds, 0)
+    free = [
+        (row.user_id, row.is_backup) for row in rows if row.user_id and row.user_id not in taken
+    ]
     primaries = [user for user, backup in free if not backup]
     pool = primaries or [user for user, backup in free if backup]
     already = set(rung)
@@ -87,39 +148,3 @@ async def decide(
         return RouteDecision("overflow", (), ring_seconds, 0)
     left = max(1, min(WAIT_SECONDS, int(wait_limit - waited_seconds + 0.999)))
     return RouteDecision("wait", (), ring_seconds, left)
-
-
-async def _free_secretaries(
-    session: AsyncSession, business_id: uuid.UUID, now: datetime
-) -> tuple[bool, list[tuple[uuid.UUID, bool]]]:
-    """Whether any active secretary serves the business, and the free ones (user, is backup),
-    the longest idle first: one statement, and a second only when none is free."""
-    query = (
-        select(SecretaryAssignment.user_id, SecretaryAssignment.is_backup)
-        .join(User, User.id == SecretaryAssignment.user_id)
-        .join(AgentStatus, AgentStatus.user_id == SecretaryAssignment.user_id)
-        .where(
-            SecretaryAssignment.business_id == business_id,
-            User.active,
-            User.role == "secretary",
-            AgentStatus.state.in_((AgentState.AVAILABLE.value, AgentState.WRAP_UP.value)),
-            AgentStatus.free_from <= now,
-        )
-        .order_by(AgentStatus.free_from, SecretaryAssignment.user_id)
-    )
-    if dialect_of(session) == "postgresql":
-        query = query.with_for_update(of=AgentStatus)
-    free = [(row.user_id, row.is_backup) for row in await session.execute(query)]
-    if free:
-        return True, free
-    serving = await session.scalar(
-        select(SecretaryAssignment.user_id)
-        .join(User, User.id == SecretaryAssignment.user_id)
-        .where(
-            SecretaryAssignment.business_id == business_id,
-            User.active,
-            User.role == "secretary",
-        )
-        .limit(1)
-    )
-    return serving is not None, []

@@ -154,17 +154,20 @@ async def test_two_calls_at_once_one_secretary_free_the_second_waits(db: Databas
 
 
 async def test_deciding_is_a_fixed_number_of_statements(db: Database) -> None:
+    """One statement; on PostgreSQL one more locks the secretary it rings."""
     async with db.transaction() as session:
         shops = [await make_business(session) for _ in range(3)]
         people = [await secretary(session, shops[n % 3], backup=n % 4 == 0) for n in range(12)]
     for n, person in enumerate(people):
         await move(db, person, AgentState.AVAILABLE, at(n))
+    ringing = 2 if db.engine.dialect.name == "postgresql" else 1
     for shop in shops:
         with counting(db) as statements:
-            await decide(db, shop, now=at(20), rung=[p.id for p in people[:5]], waited=3)
-        assert len(statements) == 2, statements
+            decision = await decide(db, shop, now=at(20), rung=[p.id for p in people[:5]], waited=3)
+        assert decision.action == "ring"
+        assert len(statements) == ringing, statements
     for person in people:
         await move(db, person, AgentState.BREAK, at(30), reason="meal")
     with counting(db) as statements:
         assert (await decide(db, shops[0], now=at(31))).action == "wait"
-    assert len(statements) == 3, statements
+    assert len(statements) == 1, statements
