@@ -118,6 +118,9 @@ class Lead(Base):
     # The inbox's order: 0 while waiting for a first response (by respond_by), then 1.
     queue_rank: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     queue_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # How many times the contact reached out on this lead: its opening and every message or
+    # call that joined it.
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     business: Mapped[Business] = relationship(lazy="raise")
     contact: Mapped[Contact] = relationship(lazy="raise")

@@ -49,6 +49,9 @@ class Business(Base):
     always_open: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # The owner's script edits are published at once (else they wait as a draft for the agency).
     owner_may_publish: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # A message or call from a contact whose open lead here is at most this many days old joins
+    # that lead (another attempt) instead of opening one.
+    repeat_window_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
     # Privacy: closed leads' notes are anonymised this many days after closing (None: kept).
     retention_days: Mapped[int | None] = mapped_column(Integer, default=None)
     # Bumped to revoke the business's calendar feed links (they are signed with this version).

@@ -103,19 +103,33 @@ async def save_call_settings(request: Request) -> Response:
 
 @signed_in(Role.ADMIN)
 async def update_business(request: Request) -> Response:
+    """The business's own settings: refused, the form comes back in place (htmx) as typed,
+    with the reason beside the field."""
     form = await request.form()
-    async with request.app.state.db.transaction() as session:
-        found = await admin.get_business(session, request.path_params["business_id"])
-        await admin.update_business(
-            session,
-            actor(request),
-            found,
-            name=text(form, "name"),
-            timezone=text(form, "timezone"),
-            locale=text(form, "locale"),
-            retention_days=text(form, "retention_days") if "retention_days" in form else None,
-        )
-    return see_other(request, f"/agency/businesses/{found.id}")
+    typed = {name: text(form, name) for name in BUSINESS_FIELDS if name in form}
+    try:
+        async with request.app.state.db.transaction() as session:
+            found = await admin.get_business(session, request.path_params["business_id"])
+            await admin.update_business(
+                session,
+                actor(request),
+                found,
+                name=typed.get("name", ""),
+                timezone=typed.get("timezone", ""),
+                locale=typed.get("locale", ""),
+                retention_days=typed.get("retention_days"),
+                repeat_window_days=typed.get("repeat_window_days"),
+            )
+    except Invalid as refused:
+        context = await _business_page(request, typed=typed, business_error=refused)
+        return render(request, "agency/business.html", context, status=422, block="business_form")
+    if not is_htmx(request):
+        return see_other(request, f"/agency/businesses/{found.id}")
+    context = await _business_page(request, business_saved=True)
+    return render(request, "agency/business.html", context, block="business_form")
+
+
+BUSINESS_FIELDS = ("name", "timezone", "locale", "retention_days", "repeat_window_days")
 
 
 @signed_in(Role.ADMIN)

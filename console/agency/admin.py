@@ -37,6 +37,7 @@ from models import (
 # password is set with it (it is signed with the moment the password last changed).
 PASSWORD_LINK_MAX_AGE = timedelta(days=3)
 LINK_PURPOSE = "set-password"
+MAX_REPEAT_WINDOW_DAYS = 90
 
 
 # --- businesses -------------------------------------------------------------------------------
@@ -71,9 +72,10 @@ async def update_business(
     timezone: str,
     locale: str,
     retention_days: str | None = None,
+    repeat_window_days: str | None = None,
 ) -> Business:
-    """Change the name, time zone, language and (when the form has it) the retention period;
-    all are checked before any is changed."""
+    """Change the name, time zone, language and (when the form has them) the retention period
+    and the repeat window; all are checked before any is changed."""
     if not name.strip():
         raise Invalid("The business needs a name.", field="name")
     if len(name.strip()) > 200:
@@ -81,9 +83,19 @@ async def update_business(
     accounts.check_timezone(timezone)
     accounts.check_locale(locale)
     retention = parse_retention(retention_days) if retention_days is not None else None
+    window = (
+        parse_repeat_window(repeat_window_days)
+        if repeat_window_days is not None
+        else business.repeat_window_days
+    )
     changed: dict[str, str | int | None] = {
         field: value
-        for field, value in (("name", name.strip()), ("timezone", timezone), ("locale", locale))
+        for field, value in (
+            ("name", name.strip()),
+            ("timezone", timezone),
+            ("locale", locale),
+            ("repeat_window_days", window),
+        )
         if getattr(business, field) != value
     }
     for field, value in changed.items():
@@ -103,6 +115,19 @@ async def update_business(
         changed=sorted(changed),
     )
     return business
+
+
+def parse_repeat_window(raw_days: str) -> int:
+    """The repeat window as typed: whole days, 1 to 90 (a contact's message or call joins her
+    open lead opened within it)."""
+    raw = raw_days.strip()
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_REPEAT_WINDOW_DAYS:
+        raise Invalid(
+            "Enter a number of days between 1 and %(n)s.",
+            field="repeat_window_days",
+            n=MAX_REPEAT_WINDOW_DAYS,
+        )
+    return int(raw)
 
 
 async def set_business_active(

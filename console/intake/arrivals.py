@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import hmac
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -133,9 +134,15 @@ class Arrived:
 
 
 def continues_open_lead(arrival: Arrival) -> bool:
-    """A provider's message joins its contact's open lead; a call, a form and a lead typed in
-    open their own (each call is a request answered live)."""
-    return arrival.message_id is not None and arrival.channel != "phone"
+    """The repeat-caller rule: a provider's message or call joins its contact's open lead (when
+    that lead is recent enough, `joins`); a web form and a lead typed in open their own (each
+    is a request of its own, known by its own id)."""
+    return arrival.message_id is not None
+
+
+def joins(open_lead: tuple[uuid.UUID, datetime], recipient: Recipient, at: datetime) -> bool:
+    """Whether an arrival at `at` joins this open lead: opened within the business's window."""
+    return at - open_lead[1] <= timedelta(days=recipient.repeat_window_days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +157,7 @@ class Recipient:
     timezone: str
     hours_exceptions: Mapping[str, Any] | None
     always_open: bool
+    repeat_window_days: int
 
 
 Answer = Arrived | ConsoleError
@@ -231,7 +239,10 @@ async def _write_fresh(
     clocks = {business_id: sla.clock_for(r) for business_id, r in named.items()}
     rows = _Rows()
     for (n, recipient, arrival, *_), contact in zip(fresh, contacts, strict=True):
-        lead_id = open_leads.get(contact.id) if continues_open_lead(arrival) else None
+        lead_id = None
+        open_lead = open_leads.get(contact.id) if continues_open_lead(arrival) else None
+        if open_lead is not None and joins(open_lead, recipient, arrival.now):
+            lead_id = open_lead[0]
         if lead_id is None:
             lead = lead_values(arrival, recipient.id, contact.id)
             times = sla.promise_for(
@@ -245,11 +256,13 @@ async def _write_fresh(
             rows.leads.append(lead)
             if times.first_alert is not None:
                 rows.alarms.append({"lead_id": lead["id"], "due_at": times.first_alert})
-            lead_id = open_leads[contact.id] = lead["id"]
+            lead_id = lead["id"]
+            open_leads[contact.id] = (lead_id, arrival.now)
             new_lead = True
             written = (lead, contact)
         else:
             rows.joined.setdefault(lead_id, (recipient.id, arrival.now))
+            rows.attempts[lead_id] += 1
             new_lead = False
             written = None
         interaction_id = None
@@ -272,12 +285,16 @@ class _Rows:
     joined: dict[uuid.UUID, tuple[uuid.UUID, datetime]] = field(
         default_factory=dict
     )  # lead: business, at
+    attempts: Counter[uuid.UUID] = field(default_factory=Counter)  # lead: arrivals that joined
 
     async def write(self, session: AsyncSession) -> None:
         # In key order, so that two groups written at once wait for each other's unique keys
         # in the same order instead of deadlocking.
         self.leads.sort(key=lambda lead: (str(lead["business_id"]), lead["external_id"] or ""))
         await _INSERT_LEADS(session, self.leads)
+        if self.attempts:
+            changes = [{"lead": lead, "n": n} for lead, n in sorted(self.attempts.items())]
+            await execute_core(session, _ADD_ATTEMPTS, changes)
         if self.alarms:
             await _INSERT_ALARMS(session, self.alarms)
             for due in {alarm["due_at"] for alarm in self.alarms}:
@@ -526,10 +543,10 @@ async def _earlier(
 
 async def _open_leads(
     session: AsyncSession, contact_ids: Iterable[uuid.UUID]
-) -> dict[uuid.UUID, uuid.UUID]:
-    """Each contact's latest open lead, which a new message continues."""
+) -> dict[uuid.UUID, tuple[uuid.UUID, datetime]]:
+    """Each contact's latest open lead and when it opened, which a new message may continue."""
     rows = await execute_core(session, _OPEN_LEADS, {"contacts": list(contact_ids)})
-    return {contact: lead for contact, lead in rows}  # oldest first: the latest stays
+    return {contact: (lead, opened) for contact, lead, opened in rows}  # the latest stays
 
 
 # Built once: a group's lookups differ only in their lists.
@@ -562,8 +579,11 @@ _EARLIER_MESSAGES = ByPairs(
     Interaction.provider_message_id,
 )
 _LEADS_BY_ID = select(Lead.id, Lead.contact_id).where(Lead.id.in_(bindparam("ids", expanding=True)))
+_ADD_ATTEMPTS = (
+    update(Lead).where(Lead.id == bindparam("lead")).values(attempts=Lead.attempts + bindparam("n"))
+)
 _OPEN_LEADS = (
-    select(Lead.contact_id, Lead.id)
+    select(Lead.contact_id, Lead.id, Lead.created_at)
     .where(Lead.contact_id.in_(bindparam("contacts", expanding=True)), Lead.closed_at.is_(None))
     .order_by(Lead.created_at)
 )

@@ -61,6 +61,7 @@ class QueueRow:
     contact_name: str
     contact_phone: str | None
     contact_email: str | None
+    attempts: int  # the contact's arrivals on this lead: repeats joined it
 
     @staticmethod
     def columns(holder: Any) -> tuple[Any, ...]:
@@ -82,6 +83,7 @@ class QueueRow:
             Contact.name,
             Contact.phone,
             Contact.email,
+            Lead.attempts,
         )
 
 

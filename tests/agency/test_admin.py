@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 
 from console.base.db import Database
 from console.intake import arrivals
-from console.intake.arrivals import NewLead
+from console.intake.arrivals import Arrival, ById, NewLead
+from console.intake.writer import ArrivalWriter
 from console.people import api_tokens
 from console.people.audit import record_audit
 from models import AuditEvent, Business, SecretaryAssignment, User, UserSession
@@ -429,3 +430,60 @@ async def test_audit_page_is_newest_first_by_keyset(
     second = await client.get(older.group(1).replace("&amp;", "&"))
     assert [int(s) for s in re.findall(r"step=(\d+)", second.text)] == list(range(9, -1, -1))
     assert 'rel="next"' not in second.text
+
+
+async def test_the_repeat_window_is_set_in_place_and_repeat_calls_join_one_lead(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """The business's repeat window: a refused value comes back in the form as typed, with the
+    reason beside the field; a saved one rules which calls join the open lead, and the queue
+    row and the lead page show the attempts."""
+    async with db.transaction() as session:
+        admin = await make_user(session, "admin")
+        business = await make_business(session, name="אינסטלציה כהן")
+        await make_user(session, "secretary", business)
+    assert (await sign_in(client, admin.email)).status_code == 303
+    token = await csrf_token(client, f"/agency/businesses/{business.id}")
+    typed = {
+        "csrf_token": token,
+        "name": "Cohen Plumbing",
+        "timezone": "Asia/Jerusalem",
+        "locale": "en",
+        "repeat_window_days": "0",
+    }
+    htmx = {"HX-Request": "true"}
+    refused = await client.post(f"/agency/businesses/{business.id}", data=typed, headers=htmx)
+    assert refused.status_code == 422
+    assert 'id="business-repeat_window_days-error"' in refused.text
+    assert 'value="Cohen Plumbing"' in refused.text and 'value="0"' in refused.text
+    assert "<html" not in refused.text  # the form alone, in place
+    async with db.transaction(write=False) as session:
+        kept = await session.get_one(Business, business.id, populate_existing=True)
+    assert kept.name == "אינסטלציה כהן" and kept.repeat_window_days == 7  # nothing changed
+
+    saved = await client.post(
+        f"/agency/businesses/{business.id}",
+        data={**typed, "repeat_window_days": "2"},
+        headers=htmx,
+    )
+    assert saved.status_code == 200 and 'role="status"' in saved.text
+    async with db.transaction(write=False) as session:
+        kept = await session.get_one(Business, business.id, populate_existing=True)
+    assert (kept.name, kept.locale, kept.repeat_window_days) == ("Cohen Plumbing", "en", 2)
+    assert (await counts(db))["business.updated"] == 1
+
+    # Three calls from one number: two a minute apart join; one three days later does not.
+    writer = ArrivalWriter(db)
+    at = datetime.now(UTC) - timedelta(days=3)
+    calls = [
+        Arrival(ById(business.id), "phone", when, phone="054-2345678", message_id=sid)
+        for sid, when in (("CA1", at), ("CA2", at + timedelta(minutes=1)), ("CA3", NOW))
+    ]
+    first, second, third = [await writer.receive(call) for call in calls]
+    assert second.lead_id == first.lead_id and third.new_lead
+    inbox = await client.get("/inbox")
+    row = inbox.text.split(f'id="lead-{first.lead_id}"')[1].split("</tr>")[0]
+    assert "×2" in row and "2 ניסיונות יצירת קשר" in row  # the admin reads Hebrew
+    assert "×" not in inbox.text.split(f'id="lead-{third.lead_id}"')[1].split("</tr>")[0]
+    page = await client.get(f"/leads/{first.lead_id}")
+    assert "2 ניסיונות יצירת קשר" in page.text

@@ -278,9 +278,9 @@ def sms(n: int, phone: str = "054-2345678", line: str = "03-5551234") -> Arrival
 async def test_every_channel_takes_the_one_path_in_one_group(db: Database) -> None:
     """A group of every kind of arrival: the web form, an SMS and a WhatsApp message on the
     business's lines, an e-mail to one of several recipients, a call, a lead through the API
-    (with its idempotency id). One person is one contact across channels; messages join the
-    open lead, a call and a form open their own; a repeated message id is found; an unknown
-    line refuses only its own arrival."""
+    (with its idempotency id). One person is one contact across channels; messages and the call
+    join the open lead the form opened (each an attempt on it), the API's typed lead opens its
+    own; a repeated message id is found; an unknown line refuses only its own arrival."""
     cohen, levi = await lines_of_cohen(db)
     api_lead = uuid.uuid4()
     group = [
@@ -322,12 +322,12 @@ async def test_every_channel_takes_the_one_path_in_one_group(db: Database) -> No
     assert mail.contact_id != form.contact_id and api.contact_id != form.contact_id
     assert form.new_lead and text.new_lead is False and text.lead_id == form.lead_id
     assert chat.lead_id == form.lead_id and not chat.new_lead
-    assert call.new_lead and call.lead_id != form.lead_id and call.interaction_id is not None
+    assert not call.new_lead and call.lead_id == form.lead_id and call.interaction_id is not None
     assert api.lead_id == api_lead and form.interaction_id is None
     async with db.transaction(write=False) as session:
         leads = {lead.id: lead for lead in await session.scalars(select(Lead))}
-        assert len(leads) == 4  # the form (with its messages), the e-mail, the call, the API's
-        assert leads[call.lead_id].external_id == "CA1"
+        assert len(leads) == 3  # the form (with its messages and the call), the e-mail, the API's
+        assert leads[form.lead_id].attempts == 4 and leads[api_lead].attempts == 1
         assert leads[api_lead].business_id == levi.id and leads[api_lead].channel == "sms"
         kinds = sorted(
             (await session.scalars(select(Interaction.kind).order_by(Interaction.kind))).all()
@@ -338,13 +338,76 @@ async def test_every_channel_takes_the_one_path_in_one_group(db: Database) -> No
             "lead.created",
             "lead.created",
             "lead.created",
-            "lead.created",
             "lead.updated",
         ]
     repeated = await writer.receive(
         Arrival(ById(levi.id), "sms", NOW, phone="054-2345678", text="API", lead_id=api_lead)
     )
     assert repeated.duplicate and repeated.lead_id == api_lead
+
+
+async def test_a_repeat_caller_joins_her_open_lead_within_the_business_s_window(
+    db: Database,
+) -> None:
+    """The repeat-caller rule: three missed calls from one number in eight minutes are one lead
+    with three attempts and the first call's promise; a message on another channel joins it too.
+    A closed lead, a lead older than the business's window, a web form and a typed lead do not
+    take the next arrival: it opens its own."""
+    cohen, _ = await lines_of_cohen(db)
+    writer = ArrivalWriter(db)
+
+    def call(sid: str, at: datetime, phone: str = "054-2345678") -> Arrival:
+        return Arrival(ById(cohen.id), "phone", at, phone=phone, message_id=sid)
+
+    first = await writer.receive(call("CA1", NOW))
+    again = await writer.receive_all([call("CA2", NOW + timedelta(minutes=3))])
+    third = await writer.receive(call("CA3", NOW + timedelta(minutes=8)))
+    text = await writer.receive(replace(sms(1), now=NOW + timedelta(minutes=9)))
+    assert first.new_lead and not third.new_lead and not text.new_lead
+    assert {a.lead_id for a in [first, third, text, *again] if isinstance(a, Arrived)} == {
+        first.lead_id
+    }
+    async with db.transaction(write=False) as session:
+        lead = await session.get_one(Lead, first.lead_id)
+        assert lead.attempts == 4 and lead.respond_by is not None
+        assert lead.created_at == NOW and lead.channel == "phone"
+        kinds = (
+            await session.scalars(select(Interaction.kind).order_by(Interaction.started_at))
+        ).all()
+        assert kinds == ["inbound_call"] * 3 + ["sms"]
+    promise = lead.respond_by
+
+    # Eight days later, beyond the default window of seven: a lead of its own.
+    late = await writer.receive(call("CA4", NOW + timedelta(days=8)))
+    assert late.new_lead and late.lead_id != first.lead_id
+    # A business that keeps a window of one day: two days later is a new lead as well; a
+    # call within the day joins the latest open lead.
+    async with db.transaction() as session:
+        await session.execute(
+            update(type(cohen)).where(type(cohen).id == cohen.id).values(repeat_window_days=1)
+        )
+    soon = await writer.receive(call("CA5", NOW + timedelta(days=8, hours=5)))
+    after = await writer.receive(call("CA6", NOW + timedelta(days=10)))
+    assert soon.lead_id == late.lead_id and after.new_lead
+    # A closed lead takes nothing: the next call opens a lead.
+    async with db.transaction() as session:
+        await session.execute(
+            update(Lead).where(Lead.id == after.lead_id).values(closed_at=NOW, stage="won")
+        )
+    reopened = await writer.receive(call("CA7", NOW + timedelta(days=10, minutes=5)))
+    assert reopened.new_lead
+    # A web form and a lead typed in are requests of their own, open lead or not.
+    form = await writer.receive(
+        form_arrival("cohen", cohen.intake_key, {"phone": "054-2345678"}, NOW + timedelta(days=10))
+    )
+    typed = await writer.receive(
+        Arrival(ById(cohen.id), "phone", NOW + timedelta(days=10), phone="054-2345678")
+    )
+    assert form.new_lead and typed.new_lead
+    async with db.transaction(write=False) as session:
+        assert (await session.get_one(Lead, first.lead_id)).respond_by == promise
+        attempts = dict((await session.execute(select(Lead.id, Lead.attempts))).all())
+    assert attempts[late.lead_id] == 2 and attempts[reopened.lead_id] == 1
 
 
 async def test_a_group_costs_the_same_statements_however_many_arrive(db: Database) -> None:

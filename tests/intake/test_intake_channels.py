@@ -150,7 +150,8 @@ async def test_every_channel_finds_one_person_with_one_history(
     assert lead.channel == "sms" and lead.respond_by is not None and lead.message == "יש לי נזילה"
     assert contact.phone == CALLER and contact.name == "דנה"  # WhatsApp's profile filled it in
 
-    # A call rings: a new lead at once, forwarded to the agency; unanswered, it is a call-back.
+    # She calls: the call joins her open lead at once (a third attempt on it), forwarded to the
+    # agency; unanswered, the lead is a call-back.
     call_sid = new_sid("CA")
     ringing = await post(client, call(call_sid, CallStatus="ringing"))
     assert ringing.status_code == 200 and "<Dial" in ringing.text and "+97235550000" in ringing.text
@@ -163,13 +164,14 @@ async def test_every_channel_finds_one_person_with_one_history(
     status = await post(client, call(call_sid, CallStatus="no-answer"))  # the final callback
     assert status.status_code == 200
     async with db.transaction(write=False) as session:
-        phone_lead = await session.scalar(select(Lead).where(Lead.channel == "phone"))
+        called = await session.get_one(Lead, lead.id)
         calls = list(
             await session.scalars(select(Interaction).where(Interaction.kind == "inbound_call"))
         )
-    assert phone_lead is not None and phone_lead.contact_id == contact.id
-    assert phone_lead.priority == "high" and phone_lead.external_id == call_sid
-    assert len(calls) == 1 and calls[0].outcome == "no_answer"
+    assert await count(db, Lead) == 1 and called.attempts == 3
+    assert called.priority == "high" and called.subject == "שיחה שלא נענתה: לחזור ללקוח"
+    assert called.respond_by == lead.respond_by  # the first arrival's promise stands
+    assert len(calls) == 1 and calls[0].outcome == "no_answer" and calls[0].lead_id == lead.id
 
     # An e-mail: HTML reduced to text, the script gone; the sender is a new contact.
     received = await post(client, mail("הצעת מחיר"))
@@ -180,7 +182,7 @@ async def test_every_channel_finds_one_person_with_one_history(
     assert by_mail.channel == "email" and by_mail.subject == "הצעת מחיר"
     assert "alert(1)" not in by_mail.message and "אשמח להצעה" in by_mail.message
     assert person.email == "dana@example.com" and person.name == "Dana Levi"
-    assert (await count(db, Lead), await count(db, Contact)) == (3, 2)
+    assert (await count(db, Lead), await count(db, Contact)) == (2, 2)
 
 
 async def test_the_same_delivery_five_times_at_once_is_written_once(
@@ -196,9 +198,9 @@ async def test_the_same_delivery_five_times_at_once_is_written_once(
     for delivery in deliveries:
         answers = await asyncio.gather(*(post(client, delivery) for _ in range(5)))
         assert all(200 <= a.status_code < 300 for a in answers), [a.text for a in answers]
-    # SMS, WhatsApp and the call are one person (the call always opens its own lead).
+    # SMS, WhatsApp and the call are one person, on one lead; the e-mail's sender is another.
     assert (await count(db, Lead), await count(db, Interaction), await count(db, Contact)) == (
-        3,
+        2,
         4,
         2,
     )
