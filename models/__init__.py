@@ -2,7 +2,14 @@
 
 from models.agents import AgentStateSpan, AgentStatus, CallSettings
 from models.alerts import Alert, Notification
-from models.auth import ApiToken, LoginFailure, UserSession
+from models.auth import (
+    AgencySettings,
+    ApiToken,
+    LoginFailure,
+    RecoveryCode,
+    SecondFactor,
+    UserSession,
+)
 from models.base import Base
 from models.channels import CannedReply, Line
 from models.contacts import Contact
@@ -14,17 +21,19 @@ from models.scripts import Script
 from models.sla import SlaPolicy, TaskPolicy
 from models.tasks import Task
 from models.tenancy import Business, OwnerMembership, Role, SecretaryAssignment, User
+from models.voice import Call
 
 __all__ = [
+    "AgencySettings",
     "AgentStateSpan",
     "AgentStatus",
     "Alert",
     "ApiToken",
     "Appointment",
-from models.voice import Call
     "AuditEvent",
     "Base",
     "Business",
+    "Call",
     "CallSettings",
     "CannedReply",
     "Comment",
@@ -33,14 +42,15 @@ from models.voice import Call
     "Interaction",
     "InteractionRating",
     "Lead",
-    "Call",
     "LeadAlarm",
     "Line",
     "LoginFailure",
     "Notification",
     "OwnerMembership",
+    "RecoveryCode",
     "Role",
     "Script",
+    "SecondFactor",
     "SecretaryAssignment",
     "SlaPolicy",
     "Survey",

@@ -1,12 +1,13 @@
-"""Server-side sessions (so they can be ended), failed sign-ins (so they can be throttled) and
-personal API tokens (so integrations can call /api/v1/ as their user)."""
+"""Server-side sessions (so they can be ended), failed sign-ins (so they can be throttled),
+personal API tokens (so integrations can call /api/v1/ as their user), and two-factor sign-in:
+each user's TOTP secret, her recovery codes, and the agency's rule of who must have it."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, id_column, utcnow
@@ -58,3 +59,41 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class SecondFactor(Base):
+    """A user's TOTP (RFC 6238) secret; in use once `enabled_at` is set (before that she is
+    enrolling). `last_step` is the time step of the last code taken, so none is taken twice."""
+
+    __tablename__ = "second_factors"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    enabled_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_step: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class RecoveryCode(Base):
+    """A single-use code for signing in without the phone; only its keyed hash is kept."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AgencySettings(Base):
+    """The agency's own settings: one row (id 1), made when first changed."""
+
+    __tablename__ = "agency_settings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Admins and secretaries must sign in with a second factor (owners may choose to).
+    two_factor_required: Mapped[bool] = mapped_column(Boolean, default=False)

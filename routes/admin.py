@@ -11,6 +11,7 @@ from starlette.responses import Response
 from console.agency import admin
 from console.base.errors import Invalid
 from console.base.i18n import LOCALES
+from console.people import two_factor
 from console.people.audit import AuditFilters, audit_log
 from console.voice import call_settings
 from console.voice.call_settings import CallSettingsForm
@@ -170,7 +171,9 @@ async def unassign(request: Request) -> Response:
 async def _people(request: Request, **extra: object) -> Response:
     async with request.app.state.db.transaction(write=False) as session:
         rows = await admin.users_page(session)
-    context = {"rows": rows, "roles": ROLES, "locales": LOCALES, **extra}
+        required = await two_factor.required_by_agency(session)
+    context = {"rows": rows, "roles": ROLES, "locales": LOCALES, "two_factor_required": required}
+    context.update(extra)
     response = render(request, "agency/users.html", context)
     response.headers.update(PRIVATE)
     return response
@@ -236,6 +239,24 @@ async def end_sessions(request: Request) -> Response:
         person = await admin.get_user(session, request.path_params["user_id"])
         await admin.end_sessions(session, actor(request), person)
     await request.app.state.hub.end_sessions(user_id=str(person.id))
+    return see_other(request, "/agency/users")
+
+
+@signed_in(Role.ADMIN)
+async def reset_two_factor(request: Request) -> Response:
+    """Two-factor sign-in off for someone who lost her phone and her recovery codes."""
+    async with request.app.state.db.transaction() as session:
+        person = await admin.get_user(session, request.path_params["user_id"])
+        await two_factor.reset_for(session, actor(request), person)
+    return see_other(request, "/agency/users")
+
+
+@signed_in(Role.ADMIN)
+async def require_two_factor(request: Request) -> Response:
+    """The agency's rule: admins and secretaries sign in with a second factor, or need not."""
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        await two_factor.set_required(session, actor(request), text(form, "required") == "1")
     return see_other(request, "/agency/users")
 
 

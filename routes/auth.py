@@ -52,8 +52,60 @@ async def login(request: Request) -> Response:
         return _refused(request, context, refused)
     if signed is None:
         return _refused(request, context, Unauthorized("Wrong e-mail or password."))
-    response = RedirectResponse(safe_next(context["next"], home_of(signed.user)), status_code=303)
+    return _signed_or_second_step(request, signed, context["next"])
+
+
+async def login_code(request: Request) -> Response:
+    """The second step: the code from her app (or a recovery code), or her app's first code."""
+    form = await request.form()
+    context = {"email": "", "next": text(form, "next")}
+    try:
+        async with request.app.state.db.transaction() as session:
+            signed = await auth.sign_in_with_code(
+                session,
+                request.app.state.settings,
+                token=text(form, "token"),
+                code=text(form, "code"),
+                client=_client(request),
+                now=now(request),
+            )
+    except Invalid as expired:
+        return _refused(request, context, expired)
+    return _signed_or_second_step(request, signed, context["next"])
+
+
+def _signed_or_second_step(
+    request: Request, signed: auth.SignedIn | auth.SecondStep, next_url: str
+) -> Response:
+    """Home (or where she was going) with her session; her recovery codes first when she has
+    just enrolled; or the page asking for a code (or setting up her app)."""
+    if isinstance(signed, auth.SecondStep):
+        return _second_step(request, signed, next_url)
+    home_url = safe_next(next_url, home_of(signed.user))
+    if signed.recovery_codes:
+        context = {"codes": signed.recovery_codes, "continue_to": home_url}
+        response = render(request, "login/recovery_codes.html", context)
+        response.headers["Cache-Control"] = "no-store"
+    else:
+        response = RedirectResponse(home_url, status_code=303)
     response.headers.append("Set-Cookie", request.app.state.cookies.session(signed.started.token))
+    return response
+
+
+def _second_step(request: Request, step: auth.SecondStep, next_url: str) -> Response:
+    refused = step.refused
+    context = {
+        "token": step.token,
+        "next": next_url,
+        "enrolment": step.enrolment,
+        "error": refused.translated() if refused else "",
+    }
+    response = render(
+        request, "login/second_step.html", context, status=refused.status if refused else 200
+    )
+    response.headers["Cache-Control"] = "no-store"  # it may hold her new secret
+    if isinstance(refused, Throttled):
+        response.headers["Retry-After"] = str(refused.retry_after)
     return response
 
 

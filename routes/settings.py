@@ -1,4 +1,4 @@
-"""The user's own settings: personal API tokens."""
+"""The user's own settings: personal API tokens and two-factor sign-in."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console.people import api_tokens
-from routes.access import signed_in, user_of
+from console.base.errors import Conflict, Invalid
+from console.people import api_tokens, two_factor
+from routes.access import actor, signed_in, user_of
 from routes.forms import is_htmx, now, see_other, text
 from routes.templating import render
 
@@ -51,3 +52,65 @@ async def revoke_token(request: Request) -> Response:
     if is_htmx(request):
         return _tokens_page(request, {"tokens": found})
     return see_other(request, TOKENS_PAGE)
+
+
+# --- two-factor sign-in ------------------------------------------------------------------------
+
+
+def _two_factor_page(request: Request, context: dict[str, Any], status: int = 200) -> Response:
+    response = render(request, "settings/two_factor.html", context, status=status)
+    response.headers["Cache-Control"] = "no-store"  # it may hold her secret or recovery codes
+    return response
+
+
+@signed_in()
+async def two_factor_page(request: Request) -> Response:
+    async with request.app.state.db.transaction(write=False) as session:
+        status = await two_factor.status_of(session, user_of(request))
+    return _two_factor_page(request, {"status": status})
+
+
+@signed_in()
+async def start_two_factor(request: Request) -> Response:
+    """A new secret and its QR code, to confirm with the app's first code."""
+    user = user_of(request)
+    async with request.app.state.db.transaction() as session:
+        enrolment = await two_factor.begin_enrolment(session, user, now=now(request))
+        status = await two_factor.status_of(session, user)
+    return _two_factor_page(request, {"status": status, "enrolment": enrolment})
+
+
+@signed_in()
+async def confirm_two_factor(request: Request) -> Response:
+    """On with the app's first code (her recovery codes shown once); a wrong one shows the same
+    QR code again with why."""
+    form = await request.form()
+    settings, user = request.app.state.settings, user_of(request)
+    async with request.app.state.db.transaction() as session:
+        codes = await two_factor.confirm_enrolment(
+            session, settings, actor(request), text(form, "code")
+        )
+        enrolment = await two_factor.pending_enrolment(session, user)
+        status = await two_factor.status_of(session, user)
+    if codes is None:
+        wrong = Invalid("That code is not right. Try the newest one.", field="code")
+        context = {"status": status, "enrolment": enrolment, "error": wrong.translated()}
+        return _two_factor_page(request, context, status=wrong.status)
+    return _two_factor_page(request, {"status": status, "codes": codes})
+
+
+@signed_in()
+async def disable_two_factor(request: Request) -> Response:
+    """Off, proven with a code; refused in place (why, beside the field) otherwise."""
+    form = await request.form()
+    try:
+        async with request.app.state.db.transaction() as session:
+            await two_factor.disable(
+                session, request.app.state.settings, actor(request), text(form, "code")
+            )
+    except (Invalid, Conflict) as refused:
+        async with request.app.state.db.transaction(write=False) as session:
+            status = await two_factor.status_of(session, user_of(request))
+        context = {"status": status, "error": refused.translated()}
+        return _two_factor_page(request, context, status=refused.status)
+    return see_other(request, "/settings/two-factor")

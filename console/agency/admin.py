@@ -28,6 +28,7 @@ from models import (
     Business,
     OwnerMembership,
     Role,
+    SecondFactor,
     SecretaryAssignment,
     User,
     UserSession,
@@ -148,18 +149,27 @@ async def set_business_active(
 class UserRow:
     user: User
     live_sessions: int
+    two_factor: bool = False
 
 
 async def users_page(session: AsyncSession) -> list[UserRow]:
-    """Every user with their count of open sessions, in one statement."""
+    """Every user with their count of open sessions and whether they have two-factor sign-in
+    on, in one statement."""
     live = (
         select(func.count())
         .where(UserSession.user_id == User.id, UserSession.ended_at.is_(None))
         .correlate(User)
         .scalar_subquery()
     )
-    rows = (await session.execute(select(User, live).order_by(User.role, User.email))).all()
-    return [UserRow(user, int(count)) for user, count in rows]
+    second = (
+        select(SecondFactor.user_id)
+        .where(SecondFactor.user_id == User.id, SecondFactor.enabled_at.is_not(None))
+        .correlate(User)
+        .exists()
+    )
+    statement = select(User, live, second).order_by(User.role, User.email)
+    rows = (await session.execute(statement)).all()
+    return [UserRow(user, int(count), bool(on)) for user, count, on in rows]
 
 
 async def get_user(session: AsyncSession, user_id: str | uuid.UUID) -> User:

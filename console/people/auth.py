@@ -1,4 +1,5 @@
-"""Sign-in (`sign_in`), server-side sessions and throttling of failed sign-ins."""
+"""Sign-in (`sign_in`, then `sign_in_with_code` when a second factor is asked), server-side
+sessions and throttling of failed sign-ins (wrong passwords and wrong codes alike)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.config import Settings
-from console.base.errors import Invalid, Throttled
+from console.base.errors import ConsoleError, Invalid, Throttled, Unauthorized
+from console.people import two_factor
 from console.people.accounts import normalise_email
-from console.people.audit import record_audit
+from console.people.audit import Actor, record_audit
 from console.people.passwords import hash_password, needs_rehash, verify_password
 from models import LoginFailure, User, UserSession
 
@@ -47,6 +50,22 @@ class Client:
 class SignedIn:
     user: User
     started: StartedSession
+    # Her new recovery codes, when she enrolled on the way in: shown this once.
+    recovery_codes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SecondStep:
+    """Her password was right; a code from her app is asked next (`token` carries the sign-in
+    to `sign_in_with_code`). With an `enrolment` she must first set up her app: the agency
+    requires it of her role and she has none yet."""
+
+    user: User
+    token: str
+    enrolment: two_factor.Enrolment | None = None
+    # Why the code just typed was refused: blank (Invalid), wrong (Unauthorized), or too many
+    # failures from this address (Throttled).
+    refused: ConsoleError | None = None
 
 
 def token_id(token: str) -> str:
@@ -61,8 +80,9 @@ async def sign_in(
     password: str,
     client: Client,
     now: datetime,
-) -> SignedIn | None:
-    """Check the credentials, start a session and record the sign-in in the audit log.
+) -> SignedIn | SecondStep | None:
+    """Check the credentials, start a session and record the sign-in in the audit log; or,
+    when she has two-factor sign-in (or must set it up), the second step instead.
 
     None when the e-mail or password is wrong (or the user deactivated): the failure is counted
     for throttling and audited, so the caller commits as it would a success. A blank field
@@ -82,6 +102,94 @@ async def sign_in(
             address=client.address,
         )
         return None
+    token = two_factor.second_step_token(settings, user, now=now)
+    if await two_factor.enabled_factor(session, user.id) is not None:
+        return SecondStep(user, token)
+    if await two_factor.required_for(session, user):
+        return SecondStep(user, token, await two_factor.begin_enrolment(session, user, now=now))
+    return await _signed_in(session, settings, user, client=client, now=now)
+
+
+async def sign_in_with_code(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    token: str,
+    code: str,
+    client: Client,
+    now: datetime,
+) -> SignedIn | SecondStep:
+    """The second step: a code from her app or a recovery code (or, while she enrols, her
+    app's first code, which turns two-factor sign-in on and makes her recovery codes).
+
+    A wrong code is counted and throttled with wrong passwords and audited as
+    `two_factor.failed`; the answer is then the same step again with why it was refused, for
+    the caller to commit and show. An expired or forged token raises Invalid.
+    """
+    user = await two_factor.second_step_user(session, settings, token, now=now)
+    enrolment = await two_factor.pending_enrolment(session, user)
+    if not code.strip():
+        blank = Invalid("Enter the code from your app.", field="code")
+        return SecondStep(user, token, enrolment, blank)
+    try:
+        await _refuse_when_throttled(
+            session, settings, account=user.email, address=client.address, now=now
+        )
+    except Throttled as throttled:
+        return SecondStep(user, token, enrolment, throttled)
+    actor = Actor(user, now, client.address)
+    if enrolment is not None:
+        codes = await two_factor.confirm_enrolment(session, settings, actor, code)
+        if codes is not None:
+            signed = await _signed_in(
+                session, settings, user, client=client, now=now, factor="totp"
+            )
+            return SignedIn(signed.user, signed.started, tuple(codes))
+    else:
+        used = await two_factor.check_code(session, settings, user, code, now=now)
+        if used == "recovery":
+            await record_audit(
+                session,
+                action="two_factor.recovery_used",
+                now=now,
+                actor=user,
+                address=client.address,
+                subject_type="user",
+                subject_id=user.id,
+            )
+        if used is not None:
+            return await _signed_in(session, settings, user, client=client, now=now, factor=used)
+    session.add(LoginFailure(account=user.email, address=client.address, at=now))
+    await record_audit(
+        session,
+        action="two_factor.failed",
+        now=now,
+        actor_email=user.email,
+        address=client.address,
+        subject_type="user",
+        subject_id=user.id,
+    )
+    wrong = Unauthorized("That code is not right. Try the newest one.", field="code")
+    return SecondStep(user, token, enrolment, wrong)
+
+
+async def _signed_in(
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    *,
+    client: Client,
+    now: datetime,
+    factor: str = "",
+) -> SignedIn:
+    """Her sign-in is complete: her failures from this address are forgiven, the sign-in is
+    audited (with the second factor used, if any) and her session starts."""
+    await session.execute(
+        delete(LoginFailure).where(
+            LoginFailure.account == user.email, LoginFailure.address == client.address
+        )
+    )
+    details: dict[str, Any] = {"second_factor": factor} if factor else {}
     await record_audit(
         session,
         action="sign_in",
@@ -90,6 +198,7 @@ async def sign_in(
         address=client.address,
         subject_type="user",
         subject_id=user.id,
+        **details,
     )
     started = await start_session(
         session,
@@ -112,7 +221,8 @@ async def authenticate(
     address: str,
     now: datetime,
 ) -> User | None:
-    """The active user with these credentials, or None (the failure is recorded).
+    """The active user with these credentials, or None (the failure is recorded). Her
+    failures are forgiven only once she is signed in (a second factor may still be asked).
 
     Too many failures for the account from this client address (in a short window) or from
     the address for any account (in a longer one) raise Throttled, without checking the
@@ -125,9 +235,6 @@ async def authenticate(
     if user is None or not password_ok or not user.active:
         session.add(LoginFailure(account=account, address=address, at=now))
         return None
-    await session.execute(
-        delete(LoginFailure).where(LoginFailure.account == account, LoginFailure.address == address)
-    )
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user

@@ -228,6 +228,7 @@ NO_OBJECT = {
     ("GET", "/"),
     ("GET", "/login"),
     ("POST", "/login"),
+    ("POST", "/login/code"),  # her own second step, by its signed token
     ("POST", "/logout"),
     ("POST", "/locale"),
     ("GET", "/agency"),
@@ -239,6 +240,11 @@ NO_OBJECT = {
     ("GET", "/contacts/settings"),
     ("GET", "/settings/tokens"),
     ("POST", "/settings/tokens"),
+    ("GET", "/settings/two-factor"),
+    ("POST", "/settings/two-factor/start"),
+    ("POST", "/settings/two-factor/confirm"),
+    ("POST", "/settings/two-factor/disable"),
+    ("POST", "/agency/two-factor"),  # the agency's rule
     ("GET", "/agency/reports"),
     ("GET", "/agency/reports/secretaries.csv"),
     ("GET", "/agency/reports/billing.csv"),

@@ -31,9 +31,11 @@ async def attempt(
 ) -> auth.SignedIn | None:
     """One sign-in in its own transaction, committed as the login page commits it."""
     async with db.transaction() as session:
-        return await auth.sign_in(
+        signed = await auth.sign_in(
             session, settings, email=email, password=password, client=client, now=now
         )
+    assert not isinstance(signed, auth.SecondStep)  # nobody here has two-factor sign-in
+    return signed
 
 
 async def audited(db: Database) -> list[AuditEvent]:
