@@ -152,7 +152,8 @@ class Load:
             raise
 
     async def _call(self, business: uuid.UUID) -> None:
-        began, attempt, rung = time.monotonic(), 1, []
+        began, attempt = time.monotonic(), 1
+        rung: list[uuid.UUID] = []
         while True:
             decision = await self.ask(business, attempt, rung, time.monotonic() - began)
             if decision.action == "overflow":

@@ -44,6 +44,9 @@ class AgentState(enum.StrEnum):
 BREAK_REASONS = ("rest", "meal", "meeting", "training", "other")
 # What she may choose herself; the rest follow her calls and her console.
 CHOSEN = (AgentState.AVAILABLE, AgentState.BREAK, AgentState.OFFLINE)
+# Why she is offline: every console of hers closed, or she said so herself.
+CLOSED = "closed"
+CHOSEN_OFFLINE = "chosen"
 # Where she comes back to when a console of hers opens again.
 RESUMABLE = (AgentState.AVAILABLE, AgentState.BREAK)
 
@@ -159,7 +162,8 @@ async def choose(
     if state is AgentState.BREAK and reason not in BREAK_REASONS:
         raise Invalid("Choose why you are taking a break.", field="reason")
     if state is not AgentState.BREAK:
-        reason = None
+        # Offline by her own choice stays offline when a console of hers opens.
+        reason = CHOSEN_OFFLINE if state is AgentState.OFFLINE else None
     row = await session.get(AgentStatus, user_id)
     now_state = standing_of(row, user_id, now).state
     if now_state in (AgentState.RINGING, AgentState.ON_CALL):
@@ -171,7 +175,7 @@ async def went_offline(session: AsyncSession, user_id: uuid.UUID, *, now: dateti
     """Her last console closed."""
     row = await session.get(AgentStatus, user_id)
     if standing_of(row, user_id, now).state is not AgentState.OFFLINE:
-        await set_state(session, user_id, AgentState.OFFLINE, now=now)
+        await set_state(session, user_id, AgentState.OFFLINE, now=now, reason=CLOSED)
 
 
 async def came_online(session: AsyncSession, user_id: uuid.UUID, *, now: datetime) -> None:
@@ -180,6 +184,8 @@ async def came_online(session: AsyncSession, user_id: uuid.UUID, *, now: datetim
     row = await session.get(AgentStatus, user_id)
     if standing_of(row, user_id, now).state is not AgentState.OFFLINE:
         return
+    if row is not None and row.reason == CHOSEN_OFFLINE:
+        return  # she said she is offline: opening a page does not make her available
     back = AgentState((row.resume_state if row else None) or AgentState.AVAILABLE)
     reason = row.resume_reason if row and back is AgentState.BREAK else None
     await set_state(session, user_id, back, now=now, reason=reason)
