@@ -9,13 +9,29 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from jinja2_fragments.starlette import Jinja2Blocks
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
 
 from console.base import i18n, labels
+from console.base.characters import without_bidi_controls
 from console.contacts.contacts import display_phone
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def shown(value: Any) -> Any:
+    """Every value a template prints, before it is escaped: text without the bidirectional
+    embeddings, overrides and isolates, with which a name could show as another phone number
+    (the page isolates user text with `<bdi>` and `dir="auto"` instead). Markup is the
+    templates' own, but a translation's parameters reach it unescaped of them (`_("Call back
+    %(name)s", name=…)`), so it is cleaned too: none of these characters is ever markup."""
+    if isinstance(value, Markup):
+        return Markup(without_bidi_controls(value))  # noqa: S704 - it was markup already
+    if isinstance(value, str):
+        return without_bidi_controls(value)
+    return value
+
 
 env = Environment(
     loader=FileSystemLoader(TEMPLATES),
@@ -23,6 +39,7 @@ env = Environment(
     extensions=["jinja2.ext.i18n"],
     trim_blocks=True,
     lstrip_blocks=True,
+    finalize=shown,
 )
 env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
 env.globals["dir_of"] = i18n.direction

@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from console.base.characters import without_bidi_controls
 from console.base.config import ConfigError, Settings
 from console.base.db import Database, after_commit, dialect_of
 from console.base.errors import Invalid
@@ -105,7 +106,12 @@ async def queue_notification(
     if not key or len(key) > KEY_LENGTH:
         raise ValueError(f"a notification needs an idempotency key of 1-{KEY_LENGTH} characters")
     recipient = checked_recipient(channel, recipient)
-    subject = " ".join(subject.split())  # one header line, whatever the caller wrote
+    # one header line, whatever the caller wrote; plain text shows bidirectional controls'
+    # reordering (a name as another number), so none goes out
+    subject = " ".join(without_bidi_controls(subject).split())
+    body = without_bidi_controls(body)
+    if buttons:
+        buttons = [{k: without_bidi_controls(v) for k, v in button.items()} for button in buttons]
     if len(subject) > SUBJECT_LENGTH:
         raise Invalid("This text is too long.", field="subject")
     insert = postgresql.insert if dialect_of(session) == "postgresql" else sqlite.insert

@@ -7,19 +7,46 @@ one person, as an entity."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import idna
 from sqlalchemy import bindparam, case, func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.db import dialect_of
+from console.base.errors import Invalid
 from console.base.many_rows import ByPairs, RowsInsert, execute_core
 from models import Contact
 from models.base import new_id
+
+# A local part as people type it, in ASCII: letters, digits and RFC 5322's other atext, dots
+# between. A non-ASCII letter there (a Cyrillic "а" for a Latin "a") or an invisible character
+# would make another contact of what reads as the same address.
+LOCAL_PART = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+ASCII_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}")
+
+
+def contact_email(raw: str | None) -> str | None:
+    """A contact's e-mail as it is kept and matched (one address, one form), None when blank,
+    or Invalid: lower case, an ASCII local part, the domain through IDNA (UTS 46: full-width
+    and invisible characters mapped away, a Hebrew domain as its xn-- form)."""
+    if raw is None or not raw.strip():
+        return None
+    local, at, domain = raw.strip().lower().rpartition("@")
+    if at and LOCAL_PART.fullmatch(local) and len(local) <= 64:
+        try:
+            if not domain.isascii():
+                domain = idna.encode(domain.rstrip("."), uts46=True).decode("ascii")
+            if ASCII_DOMAIN.fullmatch(domain) and len(local) + 1 + len(domain) <= 254:
+                return f"{local}@{domain}"
+        except idna.IDNAError:
+            pass
+    raise Invalid("%(raw)s is not an e-mail address.", field="email", raw=raw)
 
 
 class InTouch(Protocol):

@@ -15,9 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console.base.errors import Conflict, Invalid
 from console.base.i18n import LOCALES
 from console.business.reminder_policy import plan_contact_followups
-from console.contacts.contact_book import ContactBook
+from console.contacts.contact_book import ContactBook, contact_email
 from console.contacts.customer_classes import classify_business
-from console.people.accounts import EMAIL
 from console.people.tenancy import get_scoped, scoped
 from models import Business, Contact, User
 from models.contacts import CHANNELS
@@ -78,12 +77,8 @@ def display_phone(e164: str | None) -> str:
 
 
 def normalise_email(raw: str | None) -> str | None:
-    if raw is None or not raw.strip():
-        return None
-    email = raw.strip().lower()
-    if not EMAIL.match(email) or len(email) > 254:
-        raise Invalid("%(raw)s is not an e-mail address.", field="email", raw=raw)
-    return email
+    """The contact rule (`contact_book.contact_email`), for the callers that spell it so."""
+    return contact_email(raw)
 
 
 async def find_contact(

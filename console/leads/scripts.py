@@ -236,13 +236,31 @@ def as_draft(script: Script | None) -> ScriptDraft:
     return ScriptDraft(script.greeting, questions, faq, escalation, script.dos, script.donts)
 
 
+GREETING_VARIABLES = re.compile(r"\{(business|secretary|contact)\}")
+
+
 def fill_greeting(greeting: str, *, business: str, secretary: str, contact: str) -> str:
     """Put the names in; only the three known variables are replaced, nothing is evaluated."""
-    return (
-        greeting.replace("{business}", business)
-        .replace("{secretary}", secretary)
-        .replace("{contact}", contact)
-    )
+    parts = greeting_parts(greeting, business=business, secretary=secretary, contact=contact)
+    return "".join(text for text, _ in parts)
+
+
+def greeting_parts(
+    greeting: str, *, business: str, secretary: str, contact: str
+) -> list[tuple[str, bool]]:
+    """The greeting as (text, is a name) pieces, so a page can isolate each name (`<bdi>`):
+    a caller's name must not reorder the sentence around it."""
+    names = {"business": business, "secretary": secretary, "contact": contact}
+    parts: list[tuple[str, bool]] = []
+    start = 0
+    for found in GREETING_VARIABLES.finditer(greeting):
+        if found.start() > start:
+            parts.append((greeting[start : found.start()], False))
+        parts.append((names[found.group(1)], True))
+        start = found.end()
+    if start < len(greeting):
+        parts.append((greeting[start:], False))
+    return parts
 
 
 def check_answers(

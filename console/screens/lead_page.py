@@ -17,7 +17,7 @@ from console.leads.canned_replies import canned_replies, fill_reply
 from console.leads.feedback import comments_of_lead
 from console.leads.leads import get_lead, secretaries_of
 from console.leads.replies import ReplyOptions, reply_options
-from console.leads.scripts import fill_greeting, published_script
+from console.leads.scripts import greeting_parts, published_script
 from console.people.audit import Actor, record_lead_view
 from console.people.availability import OwnerAway, owners_away
 from console.sla.sla import clock_for
@@ -79,7 +79,7 @@ class ContactHistory:
 class LeadView:
     lead: Lead
     script: Script | None
-    greeting: str
+    greeting: list[tuple[str, bool]]  # (text, is a name): the names are shown isolated
     history: ContactHistory
     draft: Interaction | None
     tasks: list[Task]
@@ -112,7 +112,7 @@ async def lead_view(
     lead = await get_lead(session, user, lead_id)
     clock = clock_for(lead.business)  # with its exceptions and 24/7, as the SLA counts
     script = await published_script(session, lead.business_id)
-    greeting = fill_greeting(
+    greeting = greeting_parts(
         script.greeting if script else "",
         business=lead.business.name,
         secretary=user.name,

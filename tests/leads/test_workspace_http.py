@@ -96,7 +96,11 @@ async def test_a_secretarys_call_from_first_ring_to_hand_off(
     assert created.status_code == 303
     lead_url = created.headers["location"]
     page = await client.get(lead_url)
-    assert "אינסטלציה כהן, מדברת מיכל. שלום יעל &lt;b&gt;!" in page.text  # script, filled, escaped
+    # script, filled, escaped, each name isolated
+    assert (
+        "<bdi>אינסטלציה כהן</bdi>, מדברת <bdi>מיכל</bdi>. שלום <bdi>יעל &lt;b&gt;</bdi>!"
+        in page.text
+    )
     assert "250 ₪" in page.text and '<bdi dir="ltr" class="phone">054-234-5678</bdi>' in page.text
 
     started = await client.post(
