@@ -31,6 +31,7 @@ from xml.sax.xmlreader import AttributesImpl
 from defusedxml import DefusedXmlException
 from defusedxml.expatreader import DefusedExpatParser
 
+from console.base.characters import without_controls
 from console.base.errors import Invalid, TooLarge, UnsupportedMedia
 
 MAX_FILE_BYTES = 738_000  # the web's: contact_import.max_file_bytes of the default 1 MB body
@@ -142,7 +143,9 @@ class Table:
                 field="file",
                 limit=MAX_TEXT_CHARS,
             )
-        self.rows.append(list(cells[:width]))
+        # a spreadsheet's stray control characters (a vertical tab pasted from Word) are not
+        # the person's name: kept without them, as a provider's message is
+        self.rows.append([without_controls(cell) for cell in cells[:width]])
 
     def check_place(self, last_row: int, widest: int) -> None:
         if last_row - (self.first or 1) > MAX_ROWS:
