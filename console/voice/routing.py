@@ -8,12 +8,17 @@ past the business's wait limit it overflows (voicemail, the owner's phone, or a 
 as the phone's side decides). Past the limit a secretary not yet rung is still tried, but the
 call does not go round again.
 
+The queue keeps its order: a free secretary whom an older call, still waiting for one of her
+businesses, may have is left for it (it asks again within seconds), oldest first across
+businesses. (Its place is its arrival: calls share one promise, so arrival is also SLA order.)
+
 One statement whatever the agency's size: the business's settings, whether anyone serves it and
-its free secretaries in order. On PostgreSQL a second one locks the secretary chosen until the
-caller commits, unless another decision holds her (SKIP LOCKED): two calls deciding at once with
-one secretary free do not both ring her; the second passes her over for the next free one (at
-most three tries), else it waits and asks again. SQLite's writing transactions are serialised
-anyway. The caller decides and sets the chosen secretary ringing in one writing transaction.
+its free secretaries in order; when someone is free, one more for the older waiting calls. On
+PostgreSQL one more locks the secretary chosen until the caller commits, unless another decision
+holds her (SKIP LOCKED): two calls deciding at once with one secretary free do not both ring
+her; the second passes her over for the next free one (at most three tries), else it waits and
+asks again. SQLite's writing transactions are serialised anyway. The caller decides and sets the
+chosen secretary ringing in one writing transaction.
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Row, and_, bindparam, select, true
+from sqlalchemy import Row, and_, bindparam, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.db import dialect_of
+from console.voice.call_settings import BOUNDS
 from console.voice.states import AgentState
 from models import Business, SecretaryAssignment, User
 from models.agents import (
@@ -36,6 +42,7 @@ from models.agents import (
     AgentStatus,
     CallSettings,
 )
+from models.voice import Call
 
 # While nobody is free the SIP server asks again this often (seconds).
 WAIT_SECONDS = 2
@@ -93,6 +100,28 @@ _TAKE = (
     .with_for_update(skip_locked=True)
 )
 TRIES = 3
+MAX_WAIT_LIMIT = BOUNDS["wait_limit_seconds"][1]
+# Older calls still waiting, per free secretary who serves their business: the youngest of them
+# per business, with its wait limit (a waiting call past its limit and a little is one the SIP
+# server no longer asks about, and keeps nobody).
+_OLDER_WAITING = (
+    select(
+        SecretaryAssignment.user_id,
+        func.max(Call.arrived_at).label("youngest"),
+        CallSettings.wait_limit_seconds,
+    )
+    .join(Call, Call.business_id == SecretaryAssignment.business_id)
+    .outerjoin(CallSettings, CallSettings.business_id == Call.business_id)
+    .where(
+        SecretaryAssignment.user_id.in_(bindparam("free", expanding=True)),
+        Call.state == "waiting",
+        Call.direction == "in",
+        Call.arrived_at < bindparam("mine"),
+        Call.arrived_at > bindparam("oldest"),
+    )
+    .group_by(SecretaryAssignment.user_id, Call.business_id, CallSettings.wait_limit_seconds)
+)
+STALE_AFTER = timedelta(seconds=3 * WAIT_SECONDS)
 
 
 async def decide(
@@ -108,7 +137,7 @@ async def decide(
     rows = (await session.execute(_ASK, {"business": business_id, "now": now})).all()
     if not rows:
         return RouteDecision("overflow", (), 0, 0)
-    taken: set[uuid.UUID] = set()
+    taken = await _kept_for_older_calls(session, rows, now - timedelta(seconds=waited_seconds), now)
     for _ in range(TRIES):
         decision = _choose(rows, rung, taken, waited_seconds)
         if decision.action != "ring" or dialect_of(session) != "postgresql":
@@ -118,6 +147,27 @@ async def decide(
             return decision
         taken.add(chosen)  # another call is ringing her, or about to: the next one
     return RouteDecision("wait", (), decision.ring_seconds, WAIT_SECONDS)
+
+
+async def _kept_for_older_calls(
+    session: AsyncSession, rows: Sequence[Row[Any]], arrived: datetime, now: datetime
+) -> set[uuid.UUID]:
+    """The free secretaries an older waiting call may have first (the queue keeps its order,
+    oldest first, across businesses): one statement, only when someone is free."""
+    free = [row.user_id for row in rows if row.user_id]
+    if not free:
+        return set()
+    oldest = now - timedelta(seconds=MAX_WAIT_LIMIT) - STALE_AFTER
+    kept = set()
+    found = await session.execute(
+        _OLDER_WAITING,
+        {"free": free, "mine": arrived - timedelta(milliseconds=1), "oldest": oldest},
+    )
+    for user_id, youngest, limit in found:
+        limit = DEFAULT_WAIT_LIMIT_SECONDS if limit is None else limit
+        if youngest > now - timedelta(seconds=limit) - STALE_AFTER:
+            kept.add(user_id)
+    return kept
 
 
 def _choose(

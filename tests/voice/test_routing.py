@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.db import Database
@@ -16,6 +17,7 @@ from console.voice.routing import RouteDecision
 from console.voice.states import AgentState, set_state
 from models import Business, User
 from models.agents import CallSettings
+from models.voice import Call
 from tests.factories import counting, make_business, make_user
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
@@ -154,13 +156,14 @@ async def test_two_calls_at_once_one_secretary_free_the_second_waits(db: Databas
 
 
 async def test_deciding_is_a_fixed_number_of_statements(db: Database) -> None:
-    """One statement; on PostgreSQL one more locks the secretary it rings."""
+    """One statement; with someone free one more for older waiting calls, and on PostgreSQL one
+    more to lock the secretary it rings."""
     async with db.transaction() as session:
         shops = [await make_business(session) for _ in range(3)]
         people = [await secretary(session, shops[n % 3], backup=n % 4 == 0) for n in range(12)]
     for n, person in enumerate(people):
         await move(db, person, AgentState.AVAILABLE, at(n))
-    ringing = 2 if db.engine.dialect.name == "postgresql" else 1
+    ringing = 3 if db.engine.dialect.name == "postgresql" else 2
     for shop in shops:
         with counting(db) as statements:
             decision = await decide(db, shop, now=at(20), rung=[p.id for p in people[:5]], waited=3)
@@ -171,3 +174,39 @@ async def test_deciding_is_a_fixed_number_of_statements(db: Database) -> None:
     with counting(db) as statements:
         assert (await decide(db, shops[0], now=at(31))).action == "wait"
     assert len(statements) == 1, statements
+
+
+async def test_an_older_waiting_call_keeps_its_place_across_businesses(db: Database) -> None:
+    async with db.transaction() as session:
+        plumbing = await make_business(session)
+        clinic = await make_business(session)
+        session.add(CallSettings(business_id=clinic.id, wait_limit_seconds=60))
+        michal = await secretary(session, plumbing)
+        await link_user(session, michal, clinic)
+        older = Call(
+            business_id=clinic.id,
+            sip_call_id="older@carrier",
+            direction="in",
+            state="waiting",
+            arrived_at=at(0),
+        )
+        stale = Call(  # its waiting ran out long ago and nobody asks about it any more
+            business_id=plumbing.id,
+            sip_call_id="stale@carrier",
+            direction="in",
+            state="waiting",
+            arrived_at=at(-3600),
+        )
+        session.add_all([older, stale])
+    await move(db, michal, AgentState.ON_CALL, at(0))
+    await move(db, michal, AgentState.WRAP_UP, at(5), business_id=plumbing.id)
+    free_at = at(5 + 30)
+    # A newer call to the plumbing while the clinic's caller waits: Michal is kept for him.
+    newer = await decide(db, plumbing, now=free_at, waited=2)
+    assert newer.action == "wait"
+    # The clinic's call asks again: it rings her.
+    assert (await decide(db, clinic, now=free_at, waited=35)).ring == (michal.id,)
+    # Once it no longer waits (answered, or gone), the newer call has her.
+    async with db.transaction() as session:
+        await session.execute(update(Call).where(Call.id == older.id).values(state="answered"))
+    assert (await decide(db, plumbing, now=free_at, waited=2)).ring == (michal.id,)
