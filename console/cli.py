@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--name", default="command line", help="what the token is for")
     token.set_defaults(run=run_create_token)
 
+    second = commands.add_parser(
+        "reset-two-factor",
+        help="turn off someone's two-factor sign-in (a lost phone and lost recovery codes)",
+    )
+    second.add_argument("--email", required=True)
+    second.set_defaults(run=run_reset_two_factor)
+
     simulate = commands.add_parser(
         "simulate",
         help="send realistic leads to a running console through its signed intake endpoints",
@@ -323,6 +330,19 @@ def run_create_token(settings: Settings, args: argparse.Namespace) -> int:
             return made.secret
 
     print(_with_db(settings, create))
+    return 0
+
+
+def run_reset_two_factor(settings: Settings, args: argparse.Namespace) -> int:
+    from console.people import two_factor
+
+    async def reset(db: Database) -> None:
+        async with db.transaction() as session:
+            actor = Actor.command_line(datetime.now(UTC))
+            await two_factor.reset_for_email(session, actor, args.email)
+
+    _with_db(settings, reset)
+    print("ok: two-factor sign-in is off; she sets it up again at her next sign-in if required")
     return 0
 
 

@@ -25,7 +25,8 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.config import Settings, derived_secret
-from console.base.errors import Conflict, Invalid
+from console.base.errors import Conflict, Invalid, NotFound
+from console.people.accounts import normalise_email
 from console.people.audit import Actor, record_action
 from models import AgencySettings, RecoveryCode, Role, SecondFactor, User
 
@@ -172,6 +173,15 @@ async def reset_for(session: AsyncSession, actor: Actor, person: User) -> None:
         raise Conflict("Two-factor sign-in is already off.")
     await _forget(session, person.id)
     await record_action(session, actor, "two_factor.disabled", subject=person, by_admin=True)
+
+
+async def reset_for_email(session: AsyncSession, actor: Actor, email: str) -> User:
+    """`mazkira reset-two-factor`: the way back in for the last admin who lost her phone."""
+    person = await session.scalar(select(User).where(User.email == normalise_email(email)))
+    if person is None:
+        raise NotFound("No such user.")
+    await reset_for(session, actor, person)
+    return person
 
 
 async def _forget(session: AsyncSession, user_id: uuid.UUID) -> None:

@@ -7,9 +7,14 @@ admin turns it off for someone who lost her phone. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import os
 import re
+import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pyotp
@@ -285,3 +290,46 @@ async def test_a_secretary_cannot_turn_off_what_the_agency_requires(
     assert "הסוכנות דורשת אימות דו-שלבי" in refused.text
     await sign_out(her)  # her password alone no longer signs her in
     assert (await sign_in(her, secretary.email)).status_code == 200
+
+
+def test_the_command_line_turns_it_off_for_a_locked_out_admin(tmp_path: Path) -> None:
+    """`mazkira reset-two-factor`: the last admin lost her phone and her codes."""
+    database = tmp_path / "agency.db"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}"}
+
+    def mazkira(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "console.cli", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+    assert mazkira("migrate").returncode == 0
+    made = mazkira("create-user", "--email", "dana@example.test", "--password", "dana-secret1")
+    assert made.returncode == 2  # --role is required: argparse's refusal
+    made = mazkira(
+        *("create-user", "--email", "dana@example.test", "--password", "dana-secret1"),
+        *("--role", "admin"),
+    )
+    assert made.returncode == 0, made.stderr
+    with sqlite3.connect(database) as connection:
+        [(user_id,)] = connection.execute("SELECT id FROM users").fetchall()
+        connection.execute(
+            "INSERT INTO second_factors (user_id, secret, created_at, enabled_at)"
+            " VALUES (?, ?, '2026-12-01 08:00:00.000000', '2026-12-01 08:00:00.000000')",
+            (user_id, pyotp.random_base32()),
+        )
+        connection.execute(
+            "INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, 'x')", (user_id,)
+        )
+    assert mazkira("reset-two-factor", "--email", "Dana@Example.test").returncode == 0
+    again = mazkira("reset-two-factor", "--email", "dana@example.test")
+    assert again.returncode == 2 and "already off" in again.stderr
+    unknown = mazkira("reset-two-factor", "--email", "nobody@example.test")
+    assert unknown.returncode == 2 and "No such user" in unknown.stderr
+    with sqlite3.connect(database) as connection:
+        left = connection.execute(
+            "SELECT (SELECT count(*) FROM second_factors), (SELECT count(*) FROM recovery_codes)"
+        ).fetchone()
+        audit = connection.execute(
+            "SELECT action, actor_email, address, subject_id FROM audit_events"
+        ).fetchall()
+    assert left == (0, 0)
+    assert [row[:3] for row in audit] == [("two_factor.disabled", "cli", "cli")]
