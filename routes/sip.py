@@ -8,6 +8,7 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from console.base.characters import without_controls
 from console.voice import calls, signatures
 from routes.forms import now
 
@@ -21,7 +22,9 @@ async def _signed_params(request: Request) -> dict[str, list[str]]:
         request.headers.get("x-mazkira-signature", ""),
         now=now(request),
     )
-    return parse_qs(body.decode("utf-8", "replace"))
+    fields = parse_qs(body.decode("utf-8", "replace"))
+    # signed as sent (a carrier's caller name may hold anything); kept without control characters
+    return {name: [without_controls(value) for value in values] for name, values in fields.items()}
 
 
 async def route(request: Request) -> Response:

@@ -15,9 +15,10 @@ from console.base.errors import Invalid, NotFound
 from routes.errors import console_error
 from routes.middleware import ASGIApp, Message, Receive, Scope, Send
 
-# Providers sign what they sent, so their text is taken as it came and cleaned after the
-# signature is checked (routes/intake.py): refused, they would retry and then drop the message.
-SIGNED_BY_PROVIDERS = ("/intake/twilio/", "/intake/whatsapp", "/intake/email")
+# Providers (and the agency's SIP server) sign what they sent, so their text is taken as it
+# came and cleaned after the signature is checked (routes/intake.py, routes/sip.py): refused,
+# they would retry and then drop the message, or the call.
+SIGNED_BY_PROVIDERS = ("/intake/twilio/", "/intake/whatsapp", "/intake/email", "/sip/")
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 JSON = "application/json"

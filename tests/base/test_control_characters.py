@@ -6,8 +6,10 @@ retry and then drop a refused message) answer 2xx and store the text without the
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -19,7 +21,9 @@ from console.base.db import Database
 from console.channels.lines import add_line
 from console.contacts.contact_import import guess_mapping, import_contacts
 from console.contacts.sheet_files import read_sheet
+from console.voice.signatures import sign
 from models import Base, Contact, Interaction, Lead
+from models.voice import Call
 from routes import routes as url_map
 from tests.conftest import SECRET
 from tests.factories import csrf_token, make_business, make_user, sign_in
@@ -39,6 +43,7 @@ ACCOUNT = "AC" + "0" * 32
 TWILIO_TOKEN = "twilio-auth-token-for-controls"
 META_SECRET = "meta-app-secret-for-controls"
 MAILGUN_KEY = "key-mailgun-signing-for-controls"
+SIP_SECRET = "sipSecretForControls"
 LINE, WHATSAPP_LINE, MAILBOX = "+97235551234", "106540352242922", "cohen@in.mazkira.example"
 # Signed by their providers: walked by the second test, not refused.
 PROVIDERS = {
@@ -47,6 +52,8 @@ PROVIDERS = {
     "/intake/twilio/status",
     "/intake/whatsapp",
     "/intake/email",
+    "/sip/route",
+    "/sip/events",
 }
 CONTROLS = ["\x00", "\x01", "\x08", "\x0b", "\x1b", "\x1f"]
 
@@ -62,6 +69,8 @@ def settings(db: Database) -> Settings:
         email_webhook_signing_key=MAILGUN_KEY,
         intake_rate_per_key=10_000,
         intake_rate_per_address=10_000,
+        sip_secret=SIP_SECRET,
+        sip_ws_url="wss://sip.mazkira.example/ws",
     )
 
 
@@ -198,6 +207,25 @@ async def test_providers_webhooks_store_text_without_control_characters(
     ):
         answer = await deliver(client, signed)
         assert 200 <= answer.status_code < 300, (signed, answer.status_code, answer.text[:300])
+    call = {
+        "direction": "in",
+        "call_id": f"c{poison}@carrier",
+        "caller": "+972523456789",
+        "caller_name": f"אבי{poison}",
+        "dialled": LINE,
+        "attempt": "1",
+    }
+    body, stamp = urlencode(call).encode(), str(int(time.time()))
+    answer = await client.post(
+        "/sip/route",
+        content=body,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Mazkira-Timestamp": stamp,
+            "X-Mazkira-Signature": sign(SIP_SECRET, stamp, body),
+        },
+    )
+    assert answer.status_code == 200, answer.text
     async with db.transaction(write=False) as session:
         texts = [
             *(await session.scalars(select(Interaction.notes))),
@@ -208,8 +236,10 @@ async def test_providers_webhooks_store_text_without_control_characters(
             *(await session.scalars(select(Lead.external_id))),
             *(await session.scalars(select(Contact.name))),
         ]
-        assert await session.scalar(select(func.count()).select_from(Lead)) == 4
+        texts += (await session.scalars(select(Call.sip_call_id))).all()
+        assert await session.scalar(select(func.count()).select_from(Lead)) == 5
     assert "שלום\tעולם" in texts and "היי" in texts and "רות" in texts and "גוף" in texts
+    assert "אבי" in texts and "c@carrier" in texts
     assert not [text for text in texts if text and any(c in text for c in poison)]
 
 
