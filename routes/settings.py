@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console.base.errors import Conflict, Invalid
+from console.base.errors import Conflict, ConsoleError, Invalid, Throttled
 from console.people import api_tokens, two_factor
 from routes.access import actor, signed_in, user_of
 from routes.forms import is_htmx, now, see_other, text
@@ -105,12 +105,22 @@ async def disable_two_factor(request: Request) -> Response:
     form = await request.form()
     try:
         async with request.app.state.db.transaction() as session:
-            await two_factor.disable(
+            off = await two_factor.disable(
                 session, request.app.state.settings, actor(request), text(form, "code")
             )
-    except (Invalid, Conflict) as refused:
-        async with request.app.state.db.transaction(write=False) as session:
-            status = await two_factor.status_of(session, user_of(request))
-        context = {"status": status, "error": refused.translated()}
-        return _two_factor_page(request, context, status=refused.status)
+    except (Invalid, Conflict, Throttled) as refused:
+        return await _refused_turning_off(request, refused)
+    if not off:
+        wrong = Invalid("That code is not right. Try the newest one.", field="code")
+        return await _refused_turning_off(request, wrong)
     return see_other(request, "/settings/two-factor")
+
+
+async def _refused_turning_off(request: Request, refused: ConsoleError) -> Response:
+    async with request.app.state.db.transaction(write=False) as session:
+        status = await two_factor.status_of(session, user_of(request))
+    context = {"status": status, "error": refused.translated()}
+    response = _two_factor_page(request, context, status=refused.status)
+    if isinstance(refused, Throttled):
+        response.headers["Retry-After"] = str(refused.retry_after)
+    return response

@@ -1,33 +1,29 @@
-"""Sign-in (`sign_in`, then `sign_in_with_code` when a second factor is asked), server-side
-sessions and throttling of failed sign-ins (wrong passwords and wrong codes alike)."""
+"""Sign-in (`sign_in`, then `sign_in_with_code` when a second factor is asked) and server-side
+sessions; failed sign-ins are counted and throttled by `sign_in_failures`."""
 
 from __future__ import annotations
 
 import hashlib
-import math
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.config import Settings
 from console.base.errors import ConsoleError, Invalid, Throttled, Unauthorized
+from console.people import sign_in_failures as failures
 from console.people import two_factor
 from console.people.accounts import normalise_email
 from console.people.audit import Actor, record_audit
 from console.people.passwords import hash_password, needs_rehash, verify_password
-from models import LoginFailure, User, UserSession
+from models import User, UserSession
 
 # A session's last-seen time is written at most this often, so reading pages does not write.
 TOUCH_EVERY = timedelta(minutes=1)
-# Failures of one account from one address hold that pair back for this long. They are counted
-# per address, never for the account alone: an attacker's failures delay the attacker, and the
-# account's owner, from any other address, signs in at once.
-ACCOUNT_WINDOW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -132,7 +128,7 @@ async def sign_in_with_code(
         blank = Invalid("Enter the code from your app.", field="code")
         return SecondStep(user, token, enrolment, blank)
     try:
-        await _refuse_when_throttled(
+        await failures.refuse_when_throttled(
             session, settings, account=user.email, address=client.address, now=now
         )
     except Throttled as throttled:
@@ -159,7 +155,7 @@ async def sign_in_with_code(
             )
         if used is not None:
             return await _signed_in(session, settings, user, client=client, now=now, factor=used)
-    session.add(LoginFailure(account=user.email, address=client.address, at=now))
+    failures.count_failure(session, account=user.email, address=client.address, now=now)
     await record_audit(
         session,
         action="two_factor.failed",
@@ -184,11 +180,7 @@ async def _signed_in(
 ) -> SignedIn:
     """Her sign-in is complete: her failures from this address are forgiven, the sign-in is
     audited (with the second factor used, if any) and her session starts."""
-    await session.execute(
-        delete(LoginFailure).where(
-            LoginFailure.account == user.email, LoginFailure.address == client.address
-        )
-    )
+    await failures.forgive(session, account=user.email, address=client.address)
     details: dict[str, Any] = {"second_factor": factor} if factor else {}
     await record_audit(
         session,
@@ -229,42 +221,17 @@ async def authenticate(
     password, until the window passes. Failures from elsewhere never hold this address back.
     """
     account = normalise_email(email)
-    await _refuse_when_throttled(session, settings, account=account, address=address, now=now)
+    await failures.refuse_when_throttled(
+        session, settings, account=account, address=address, now=now
+    )
     user = await session.scalar(select(User).where(User.email == account))
     password_ok = verify_password(user.password_hash if user else None, password)
     if user is None or not password_ok or not user.active:
-        session.add(LoginFailure(account=account, address=address, at=now))
+        failures.count_failure(session, account=account, address=address, now=now)
         return None
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user
-
-
-async def _refuse_when_throttled(
-    session: AsyncSession, settings: Settings, *, account: str, address: str, now: datetime
-) -> None:
-    address_window = timedelta(minutes=settings.login_window_minutes)
-    checks = (
-        (
-            (LoginFailure.account == account) & (LoginFailure.address == address),
-            ACCOUNT_WINDOW,
-            settings.login_attempts_per_account,
-        ),
-        (LoginFailure.address == address, address_window, settings.login_attempts_per_address),
-    )
-    for condition, window, limit in checks:
-        count, oldest = (
-            await session.execute(
-                select(func.count(), func.min(LoginFailure.at)).where(
-                    condition, LoginFailure.at > now - window
-                )
-            )
-        ).one()
-        if count >= limit and oldest is not None:
-            retry_after = max(1, math.ceil((oldest + window - now).total_seconds()))
-            raise Throttled(
-                "Too many failed sign-ins. Try again in a few minutes.", retry_after=retry_after
-            )
 
 
 async def start_session(
@@ -373,6 +340,5 @@ async def purge_expired(session: AsyncSession, settings: Settings, *, now: datet
     ended = await session.execute(
         delete(UserSession).where((UserSession.expires_at < grace) | (UserSession.ended_at < grace))
     )
-    oldest_failure = now - max(ACCOUNT_WINDOW, timedelta(minutes=settings.login_window_minutes))
-    await session.execute(delete(LoginFailure).where(LoginFailure.at < oldest_failure))
+    await failures.purge(session, settings, now=now)
     return int(ended.rowcount)  # type: ignore[attr-defined]

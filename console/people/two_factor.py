@@ -4,7 +4,8 @@ admins and secretaries must have it, and the signed token that carries a half-do
 password checked, the code not yet) from one form to the next.
 
 A code's time step is stored when it is taken, so a code is never taken twice; wrong codes are
-counted with failed passwords by `console.people.auth`, which calls `check_code`.
+counted and throttled with failed passwords (`sign_in_failures`), at sign-in and when turning it
+off.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.config import Settings, derived_secret
 from console.base.errors import Conflict, Invalid, NotFound
+from console.people import sign_in_failures as failures
 from console.people.accounts import normalise_email
 from console.people.audit import Actor, record_action
 from models import AgencySettings, RecoveryCode, Role, SecondFactor, User
@@ -151,8 +153,12 @@ async def confirm_enrolment(
     return codes
 
 
-async def disable(session: AsyncSession, settings: Settings, actor: Actor, code: str) -> None:
-    """She turns it off, proving it with a code (or a recovery code); not when it is required."""
+async def disable(session: AsyncSession, settings: Settings, actor: Actor, code: str) -> bool:
+    """She turns it off, proving it with a code (or a recovery code); not when it is required.
+
+    False when the code is wrong: counted and throttled as at sign-in, and audited, so the
+    caller commits as it would a success. Other refusals raise before anything is written.
+    """
     user = actor.person
     if await required_for(session, user):
         raise Conflict("The agency requires two-factor sign-in for your role.")
@@ -160,10 +166,16 @@ async def disable(session: AsyncSession, settings: Settings, actor: Actor, code:
         raise Conflict("Two-factor sign-in is already off.")
     if not code.strip():
         raise Invalid("Enter the code from your app.", field="code")
+    await failures.refuse_when_throttled(
+        session, settings, account=user.email, address=actor.address, now=actor.now
+    )
     if await check_code(session, settings, user, code, now=actor.now) is None:
-        raise Invalid("That code is not right. Try the newest one.", field="code")
+        failures.count_failure(session, account=user.email, address=actor.address, now=actor.now)
+        await record_action(session, actor, "two_factor.failed", subject=user)
+        return False
     await _forget(session, user.id)
     await record_action(session, actor, "two_factor.disabled", subject=user)
+    return True
 
 
 async def reset_for(session: AsyncSession, actor: Actor, person: User) -> None:

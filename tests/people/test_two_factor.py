@@ -226,6 +226,7 @@ async def test_an_owner_turns_it_on_and_off_and_an_admin_resets_it(
         "/settings/two-factor/disable", data={"csrf_token": csrf, "code": totp.at(NOW)}
     )
     assert refused.status_code == 422 and 'aria-invalid="true"' in refused.text
+    assert "two_factor.failed" in await actions(db)  # and counted, as at sign-in
     clock.moment = NOW + timedelta(seconds=30)
     off = await his.post(
         "/settings/two-factor/disable",
@@ -290,6 +291,33 @@ async def test_a_secretary_cannot_turn_off_what_the_agency_requires(
     assert "הסוכנות דורשת אימות דו-שלבי" in refused.text
     await sign_out(her)  # her password alone no longer signs her in
     assert (await sign_in(her, secretary.email)).status_code == 200
+
+
+async def test_wrong_codes_turning_it_off_are_throttled_too(
+    console: Starlette, db: Database, clock: MovableClock
+) -> None:
+    async with db.transaction() as session:
+        owner = await make_user(session, "owner")
+    his = browser(console)
+    await sign_in(his, owner.email)
+    csrf = await csrf_token(his, "/settings/two-factor")
+    started = await his.post("/settings/two-factor/start", data={"csrf_token": csrf})
+    totp = pyotp.TOTP(secret_on(started, owner.email))
+    confirm = {"csrf_token": csrf, "code": totp.at(NOW)}
+    assert (await his.post("/settings/two-factor/confirm", data=confirm)).status_code == 200
+    guess = {"csrf_token": csrf, "code": "guess-it"}
+    for _ in range(5):
+        wrong = await his.post("/settings/two-factor/disable", data=guess)
+        assert wrong.status_code == 422 and "הקוד שגוי" in wrong.text
+    clock.moment = NOW + timedelta(seconds=30)
+    right = {"csrf_token": csrf, "code": totp.at(clock.moment)}
+    held = await his.post("/settings/two-factor/disable", data=right)
+    assert held.status_code == 429 and int(held.headers["retry-after"]) > 0
+    assert "two_factor.disabled" not in await actions(db)
+    clock.moment = NOW + timedelta(minutes=6)
+    right = {"csrf_token": csrf, "code": totp.at(clock.moment)}
+    assert (await his.post("/settings/two-factor/disable", data=right)).status_code == 303
+    assert (await actions(db)).count("two_factor.failed") == 5
 
 
 def test_the_command_line_turns_it_off_for_a_locked_out_admin(tmp_path: Path) -> None:
