@@ -21,6 +21,7 @@
   let tickTimer = null;
   let sound = null;
   let registered = false;
+  let domain = "";
 
   function show(state) {
     badge.dataset.state = state;
@@ -62,6 +63,7 @@
     let c;
     try { c = await credentials(); } catch (e) { show("offline"); return; }
     const user = c.uri.slice(4, c.uri.indexOf("@"));
+    domain = c.uri.slice(c.uri.indexOf("@") + 1);
     ua = new JsSIP.UA({
       sockets: [new JsSIP.WebSocketInterface(c.ws_url)],
       uri: c.uri,
@@ -131,11 +133,31 @@
   function reject() { if (session && !session.isEstablished()) session.terminate({ status_code: 603, reason_phrase: "Decline" }); }
   function hangUp() { if (session) session.terminate(); }
 
+  // Her call out from a lead, shown to the callee as the business's number (the SIP server
+  // asks Mazkira, which also starts her call log on the lead).
+  function dial(number, lead) {
+    if (!ua || !registered || session) return;
+    const outgoing = ua.call("sip:" + number + "@" + domain, {
+      mediaConstraints: { audio: true, video: false },
+      extraHeaders: ["X-Mazkira-Lead: " + lead],
+    });
+    session = outgoing;
+    show("ringing");
+    box.hidden = false;
+    banner.textContent = "";
+    controls.hidden = false;
+    listen(outgoing.connection);
+    outgoing.on("confirmed", () => talking(outgoing, lead));
+    outgoing.on("ended", () => over(outgoing));
+    outgoing.on("failed", () => over(outgoing));
+  }
+
   // Answered: the banner gives way to the call's controls, and the lead opens with its log.
-  function talking(current) {
+  function talking(current, dialled) {
     quiet();
     show("talking");
-    const lead = banner.querySelector("[data-lead]");
+    const ringingLead = banner.querySelector("[data-lead]");
+    const lead = dialled || (ringingLead && ringingLead.dataset.lead);
     banner.textContent = "";
     controls.hidden = false;
     const since = Date.now();
@@ -145,7 +167,7 @@
     }, 1000);
     window.addEventListener("beforeunload", stay);
     if (lead && window.htmx) {
-      const path = "/leads/" + lead.dataset.lead;
+      const path = "/leads/" + lead;
       // In place, so this page (and the call in it) stays.
       htmx.ajax("GET", path, { target: "#main", select: "#main", swap: "outerHTML" }).then(() => {
         if (session === current) history.pushState({}, "", path + "#call-log");
@@ -188,6 +210,8 @@
   }
 
   document.addEventListener("click", (event) => {
+    const call = event.target.closest("[data-phone-dial]");
+    if (call) { dial(call.dataset.phoneDial, call.dataset.phoneLead); return; }
     const button = event.target.closest("[data-phone], [data-dtmf]");
     if (!button || !box.contains(button)) return;
     const action = button.dataset.phone;

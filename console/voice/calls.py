@@ -33,7 +33,7 @@ from console.channels.lines import business_on_line
 from console.contacts.contact_book import touch_contact
 from console.intake.arrivals import Arrival, ById
 from console.intake.writer import ArrivalWriter
-from console.leads.calls import stamp_first_response
+from console.leads.calls import stamp_first_response, start_interaction
 from console.leads.leads import get_lead
 from console.leads.scripts import fill_greeting, published_script
 from console.live import events
@@ -290,10 +290,15 @@ async def _route_outgoing(session: AsyncSession, question: RouteQuestion, *, now
         raise NotFound("This business has no phone number.")
     answer = f"action=dial;from={line}"
     if await _call(session, question.call_id) is None:
+        # Logged the same way as a call she answers: her call log on the lead, running.
+        log = await start_interaction(session, user, lead.id, kind="outbound_call", now=now)
+        # A call log of hers still open on the lead is another call's: this one keeps only its row.
+        mine = log.kind == "outbound_call" and log.started_at == now
         session.add(
             Call(
                 business_id=lead.business_id,
                 lead_id=lead.id,
+                interaction_id=log.id if mine else None,
                 sip_call_id=question.call_id,
                 direction="out",
                 caller=line,

@@ -67,6 +67,8 @@ class SipStack:
         self.sip_port = free_port(socket.SOCK_DGRAM)
         self.ws_port = free_port()
         self.ng_port = free_port(socket.SOCK_DGRAM)
+        # Where outgoing calls go: the carrier's side, a baresip answering there (`Caller.answer`).
+        self.trunk_port = free_port(socket.SOCK_DGRAM)
         # rtpengine's media ports: a random block of its own, away from other runs.
         self.rtp_min = random.randrange(20_000, 59_000, 200)
         self.ws_url = f"ws://127.0.0.1:{self.ws_port}"
@@ -113,7 +115,7 @@ class SipStack:
             "MAZKIRA_URL": f'"{self.mazkira_url}"',
             "SIP_SECRET": f'"{self.secret}"',
             "RTPENGINE": f'"udp:127.0.0.1:{self.ng_port}"',
-            "TRUNK_URI": '"sip:127.0.0.1:5080"',
+            "TRUNK_URI": f'"sip:127.0.0.1:{self.trunk_port}"',
             "TRUNK_NET": '"127.0.0.1/32"',
         }
         command = [self.binaries["kamailio"], "-DD", "-E", "-f", str(KAMAILIO_CFG)]
@@ -191,7 +193,7 @@ class Caller:
         rtp = random.randrange(20_000, 59_000, 20)
         modules = "/usr/lib/baresip/modules"
         (self.home / "config").write_text(
-            f"poll_method epoll\nnet_interface 127.0.0.1\n"
+            f"poll_method epoll\nnet_interface 127.0.0.1\nsip_listen 127.0.0.1:{self.port}\n"
             f"audio_player aubridge,nil\naudio_source aufile,{wav}\naudio_alert aubridge,nil\n"
             f"rtp_ports {rtp}-{rtp + 19}\nsnd_path {self.heard}\n"
             f"module_path {modules}\nmodule g711.so\nmodule aufile.so\n"
@@ -214,6 +216,30 @@ class Caller:
                 start_new_session=True,
             )
 
+    def answer(self) -> None:
+        """Be the carrier's far end of outgoing calls: listen on the stack's trunk address and
+        answer whatever comes at once."""
+        (self.home / "config").write_text(
+            (self.home / "config")
+            .read_text()
+            .replace(
+                f"sip_listen 127.0.0.1:{self.port}", f"sip_listen 127.0.0.1:{self.stack.trunk_port}"
+            )
+        )
+        (self.home / "accounts").write_text(
+            f"<sip:{self.number}@127.0.0.1:{self.stack.trunk_port}>;regint=0;answermode=auto;"
+            "audio_codecs=PCMU,PCMA\n"
+        )
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [self.binary, "-f", str(self.home)],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.wait_for("baresip is ready")
+
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
@@ -229,6 +255,11 @@ class Caller:
     def heard_bytes(self) -> int:
         """Bytes of decoded audio received from the network (sndfile's `-dec` recordings)."""
         return sum(path.stat().st_size for path in self.heard.glob("*dec*.wav"))
+
+    def receiving_bits(self) -> int:
+        """The audio bitrate baresip receives now, from its last status line (tx/rx bit/s)."""
+        found = re.findall(r"audio=(\d+)/(\d+) \(bit/s\)", self.output())
+        return int(found[-1][1]) if found else 0
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -166,18 +166,33 @@ async def _story(
             # The lead page opens in place, with her call log running.
             await michal.wait_for_url("**/leads/*#call-log", timeout=10_000)
             await michal.locator("#call-log").wait_for()
-            received = 0
-            for _ in range(60):
-                received = await michal.evaluate(STATS)
-                if received > 4_000 and carrier.heard_bytes() > 8_000:
-                    break
-                await asyncio.sleep(0.1)
-            assert received > 4_000, f"her browser received {received} bytes of audio"
-            assert carrier.heard_bytes() > 8_000, "the caller heard nothing"
+            await _audio_both_ways(michal, carrier)
             await michal.click("#phone-controls [data-phone=hangup]")
             await michal.wait_for_selector("#phone[data-state=connected]", timeout=10_000)
             carrier.wait_for(r"session closed")
             carrier.stop()
+            # She calls the caller back from the lead, shown as the business's number.
+            callee = Caller(tmp_path, stack, number=CALLER, wav=voice)
+            callee.answer()
+            await michal.click("[data-phone-dial]")
+            await michal.wait_for_selector("#phone[data-state=talking]", timeout=10_000)
+            # The far end sees the business's number (From), not hers.
+            callee.wait_for(r"Call established: sip:\+97235551234@")
+            await _audio_both_ways(michal, callee)
+            # On hold and back (a re-INVITE through rtpengine): the call goes on, audio too.
+            await michal.click("#phone-controls [data-phone=hold]")
+            hold = michal.locator("#phone-controls [data-phone=hold][aria-pressed=true]")
+            await hold.wait_for()
+            await asyncio.sleep(0.5)
+            await michal.click("#phone-controls [data-phone=hold]")
+            await hold.wait_for(state="detached")
+            before = await michal.evaluate(STATS)
+            await _audio_both_ways(michal, callee, after=before)
+            await asyncio.sleep(1.5)  # baresip's status line, once a second
+            assert callee.receiving_bits() > 0, "after the hold the far end hears nothing"
+            await michal.click("#phone-controls [data-phone=hangup]")
+            await michal.wait_for_selector("#phone[data-state=connected]", timeout=10_000)
+            callee.stop()
             await _refused_registrations(michal, stack, users)
             assert michal_errors == [] and dana_errors == []
             print(
@@ -190,6 +205,20 @@ async def _story(
 
 
 _WIDE = "document.documentElement.scrollWidth > window.innerWidth"
+
+
+async def _audio_both_ways(page: Any, far_end: Caller, after: int = 0) -> None:
+    """Her browser receives RTP (WebRTC stats; `after` more bytes than it had), and at first the
+    far end records what she sends (its recording is written in blocks, so later checks read
+    its receiving bitrate instead)."""
+    received = 0
+    for _ in range(60):
+        received = await page.evaluate(STATS)
+        if received > after + 4_000 and (after or far_end.heard_bytes() > 8_000):
+            break
+        await asyncio.sleep(0.1)
+    assert received > after + 4_000, f"her browser received {received - after} bytes of audio"
+    assert after or far_end.heard_bytes() > 8_000, "the far end heard nothing"
 
 
 async def _move(db: Database, user: User, state: AgentState, reason: str | None = None) -> None:
@@ -251,9 +280,16 @@ async def _refused_registrations(page: Any, stack: SipStack, users: dict[str, Us
 
 async def _recorded_once(db: Database, michal: User) -> None:
     async with db.transaction(write=False) as session:
-        calls = (await session.scalars(select(Call))).all()
-        assert len(calls) == 1
-        call = calls[0]
+        calls = {c.direction: c for c in (await session.scalars(select(Call))).all()}
+        assert len(calls) == 2
+        out = calls["out"]
+        assert (out.state, out.answered_by_id, out.end_reason) == (
+            "ended",
+            michal.id,
+            "agent_hangup",
+        )
+        assert out.answered_at and out.ended_at and out.lead_id == calls["in"].lead_id
+        call = calls["in"]
         assert (call.state, call.answered_by_id, call.end_reason) == (
             "ended",
             michal.id,

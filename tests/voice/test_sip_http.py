@@ -231,4 +231,6 @@ async def test_a_secretary_calls_out_shown_as_the_business(
         call = await session.scalar(select(Call).where(Call.sip_call_id == "out-1"))
         assert call is not None
         assert (call.direction, call.state, call.answered_by_id) == ("out", "ended", michal.id)
+        log = await session.get_one(Interaction, call.interaction_id)
+        assert (log.kind, log.user_id, log.ended_at) == ("outbound_call", michal.id, call.ended_at)
         assert await session.scalar(select(func.count()).select_from(Call)) == 3
