@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 
 from console.live.events import LiveEvent
 from console.live.hub import Audience, Connection, Hub, LocalBroker
+from console.people.tenancy import AccessChanged, LiveAccess
 
 
 def connection(user: str, businesses: set[str], **fields: str) -> Connection:
@@ -109,4 +111,68 @@ async def test_presence_follows_the_page_and_clears_when_the_socket_goes() -> No
     assert hub.viewers("L1") == []
     assert seen[-1][1] == []
     await asyncio.sleep(0)
+    await hub.stop()
+
+
+async def test_an_access_change_is_read_once_and_nothing_goes_out_on_the_old_access() -> None:
+    reads: list[set[str]] = []
+    hub: Hub
+
+    async def render(event: LiveEvent, audience: Audience) -> str:
+        if event.kind == "access.changed":
+            return f"reload:{event.payload['reload']}"
+        return f"{event.kind}:{event.business_id}"
+
+    async def access(users: Collection[str]) -> dict[str, LiveAccess]:
+        reads.append(set(users))
+        # Events delivered while the access is read wait, and go out on the new access.
+        await hub.deliver(LiveEvent(1, "a", 1, "lead.created", {"lead_id": "L1"}))
+        await hub.deliver(LiveEvent(2, "b", 1, "lead.created", {"lead_id": "L2"}))
+        return {
+            "m": LiveAccess("secretary", frozenset({"b"})),
+            "other": LiveAccess("secretary", frozenset({"a"})),
+        }
+
+    hub = Hub(LocalBroker(), render, access)
+    await hub.start({})
+    queue, on_lead = connection("m", {"a", "b"}), connection("m", {"a", "b"})
+    other = connection("other", {"a"})
+    for c in (queue, on_lead, other):
+        hub.join(c)
+    await hub.move(on_lead, "lead:L1", "viewing", "a")
+    for c in (queue, on_lead, other):
+        drain(c)  # presence
+    await hub.publish([AccessChanged.of("m")])
+    assert reads == [{"m"}]  # one read for both of her sockets
+    assert drain(queue) == ["reload:main", "lead.created:b"]
+    assert drain(on_lead) == ["reload:page", "lead.created:b"]  # her lead's business is gone
+    assert drain(other) == ["lead.created:a"]
+    await hub.deliver(LiveEvent(3, "a", 2, "lead.updated", {"lead_id": "L1"}))
+    assert drain(queue) == [] and drain(other) == ["lead.updated:a"]
+    assert queue not in hub.by_business["a"] and queue in hub.by_business["b"]
+    await hub.stop()
+
+
+async def test_gone_or_another_role_is_signed_out_and_an_unknown_access_reconnects() -> None:
+    async def render(event: LiveEvent, audience: Audience) -> None:
+        return None
+
+    found: dict[str, LiveAccess] = {"owner-now": LiveAccess("owner", frozenset({"a"}))}
+    failing = False
+
+    async def access(users: Collection[str]) -> dict[str, LiveAccess]:
+        if failing:
+            raise OSError("database away")
+        return {user: found[user] for user in users if user in found}
+
+    hub = Hub(LocalBroker(), render, access)
+    await hub.start({})
+    gone, owner_now, bystander = (connection(u, {"a"}) for u in ("gone", "owner-now", "b"))
+    for c in (gone, owner_now, bystander):
+        hub.join(c)
+    await hub.publish([AccessChanged.of("gone", "owner-now")])
+    assert (gone.close_code, owner_now.close_code) == (4401, 4401) and not bystander.closed
+    failing = True
+    await hub.publish([AccessChanged()])  # everyone's: a business deactivated
+    assert bystander.closed and bystander.close_code == 1012  # reconnects; its hello reads it
     await hub.stop()

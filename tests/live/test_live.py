@@ -277,6 +277,44 @@ async def test_the_owners_portal_shows_a_handled_call_the_moment_it_is_logged(
     await portal.close()
 
 
+async def test_an_assignment_changed_straight_in_the_database_reaches_the_open_socket(
+    agency: Server, consoles: dict[str, Console]
+) -> None:
+    """No hub hears of it: the socket's quiet re-check reads her access with her session."""
+    michal, admin = consoles["michal"], consoles["admin"]
+    cohen = await business_id(michal, "אינסטלציה כהן")
+    levi = await business_id(consoles["dana"], "מרפאת לוי")
+    ws = await michal.socket()
+    database = agency.env["DATABASE_URL"].replace("sqlite://", "sqlite+aiosqlite://")
+    engine = create_async_engine(database)
+    michal_and_levi = "FROM users, businesses WHERE email = 'michal@example.test' AND slug = 'levi'"
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO secretary_assignments (user_id, business_id, is_backup) "
+                f"SELECT users.id, businesses.id, 0 {michal_and_levi}"
+            )
+        )
+    assert 'data-reload="main"' in await receive(ws, "data-reload", within=5)
+    lead = await new_lead(admin, levi, "050-7654321", "למרפאה")
+    assert "למרפאה" in await receive(ws, f'id="lead-{lead}"')
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "DELETE FROM secretary_assignments WHERE (user_id, business_id) IN "  # noqa: S608
+                f"(SELECT users.id, businesses.id {michal_and_levi})"
+            )
+        )
+    await engine.dispose()
+    assert 'data-reload="main"' in await receive(ws, "data-reload", within=5)
+    gone = await new_lead(admin, levi, "050-7654322", "לא אליה")
+    kept = await new_lead(admin, cohen, "050-7654323", "אליה")
+    async with asyncio.timeout(5):
+        while f'id="lead-{kept}"' not in (message := str(await ws.recv())):
+            assert gone not in message and levi not in message
+    await ws.close()
+
+
 async def test_a_deactivated_users_socket_closes_by_itself(
     agency: Server, consoles: dict[str, Console]
 ) -> None:

@@ -10,8 +10,14 @@ from sqlalchemy import select
 
 from console.base.db import Database
 from console.base.errors import NotFound
-from console.people.tenancy import get_business, scoped, visible_businesses
-from models import Business
+from console.people.tenancy import (
+    LiveAccess,
+    get_business,
+    live_access,
+    scoped,
+    visible_businesses,
+)
+from models import Business, OwnerMembership
 from tests.factories import make_business, make_user, sign_in
 
 
@@ -39,6 +45,31 @@ async def test_each_role_sees_exactly_its_businesses(db: Database) -> None:
                 await get_business(session, admin, garbage)
         query = scoped(select(Business.id), secretary, Business.id)
         assert set((await session.scalars(query)).all()) == {a.id, b.id}
+
+
+async def test_live_access_is_the_rule_less_deactivated_businesses_for_many_users_at_once(
+    db: Database,
+) -> None:
+    async with db.transaction() as session:
+        a, b, closed = [await make_business(session) for _ in range(3)]
+        closed.active = False
+        admin = await make_user(session, "admin")
+        secretary = await make_user(session, "secretary", a, closed)
+        owner = await make_user(session, "owner", b, closed)
+        gone = await make_user(session, "secretary", a)
+        gone.active = False
+        # A link of another role (left behind by hand) gives a secretary nothing.
+        session.add(OwnerMembership(user_id=secretary.id, business_id=b.id))
+
+    users = [admin.id, secretary.id, owner.id, gone.id, uuid.uuid4()]
+    async with db.transaction(write=False) as session:
+        found = await live_access(session, users)
+    every = frozenset(str(x.id) for x in (a, b, closed))
+    assert found == {
+        str(admin.id): LiveAccess("admin", every),  # the admin may reactivate it
+        str(secretary.id): LiveAccess("secretary", frozenset({str(a.id)})),
+        str(owner.id): LiveAccess("owner", frozenset({str(b.id)})),
+    }
 
 
 async def test_pages_of_another_role_answer_404(client: httpx.AsyncClient, db: Database) -> None:
