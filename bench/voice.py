@@ -4,12 +4,13 @@
 An agency of 50 businesses and 20 secretaries (each business has two usual secretaries and a
 backup; each secretary serves about seven businesses), all available at the start. New calls
 arrive at `--rate` a second, open loop, to businesses picked at random, and each lives as the
-SIP plumbing would make it live, in this process on the app's own `Database`: it asks
-`routing.decide` in a writing transaction and sets the chosen secretary ringing in the same one;
-she answers after a moment (four calls in five) or lets it ring out (the call asks again with
-attempt+1); an answered call talks 2-5 s, then wrap-up (2 s) ends by itself; a call nobody is
-free for waits as told and asks again, and overflows past the business's limit (10 s). The
-clock is compressed so the 20 secretaries keep cycling through every state.
+SIP plumbing would make it live, in this process on the app's own `Database`: its row in
+`calls` is written, then it asks `routing.decide` in a writing transaction that also sets the
+chosen secretary ringing and the call's state; she answers after a moment (four calls in five)
+or lets it ring out (the call asks again with attempt+1); an answered call talks 2-5 s, then
+wrap-up (2 s) ends by itself; a call nobody is free for waits as told and asks again, and
+overflows past the business's limit (10 s). The clock is compressed so the 20 secretaries keep
+cycling through every state.
 
 Measured: `decide` itself (route_p50_ms, route_p99_ms: inside its open transaction), and the
 whole decision as the SIP server waits for it (decision_p99_ms: the write lock, `decide`,
@@ -31,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.engine import make_url
 
 from bench import loop_factory
@@ -43,6 +44,7 @@ from console.voice import routing
 from console.voice.states import AgentState, set_state
 from models import Business, SecretaryAssignment, User
 from models.agents import CallSettings
+from models.voice import Call
 
 BUSINESSES = 50
 SECRETARIES = 20
@@ -116,29 +118,46 @@ class Load:
         self.errors = 0
 
     async def ask(
-        self, business: uuid.UUID, attempt: int, rung: Sequence[uuid.UUID], waited: float
+        self, call: Call, attempt: int, rung: Sequence[uuid.UUID]
     ) -> routing.RouteDecision:
-        """One routing question, as the SIP endpoint answers it."""
+        """One routing question, as the SIP endpoint answers it: the call's row kept as the
+        plumbing keeps it (waiting calls are what keeps the queue's order)."""
         asked = time.perf_counter()
         async with self.db.transaction() as session:
             await session.connection()  # the pool's wait counts in the decision, not in decide
+            moment = now()
             started = time.perf_counter()
             decision = await routing.decide(
                 session,
-                business_id=business,
+                business_id=call.business_id,
                 attempt=attempt,
                 rung=rung,
-                waited_seconds=waited,
-                now=now(),
+                waited_seconds=(moment - call.arrived_at).total_seconds(),
+                now=moment,
             )
             self.route_ms.append((time.perf_counter() - started) * 1000)
             for user_id in decision.ring:
                 await set_state(
-                    session, user_id, AgentState.RINGING, now=now(), business_id=business
+                    session, user_id, AgentState.RINGING, now=moment, business_id=call.business_id
                 )
+            state = {"ring": "ringing", "wait": "waiting"}.get(decision.action, "missed")
+            await session.execute(update(Call).where(Call.id == call.id).values(state=state))
         self.decision_ms.append((time.perf_counter() - asked) * 1000)
         self.actions[decision.action] += 1
         return decision
+
+    async def _call_once(self, business: uuid.UUID) -> None:
+        """A question about a new call, to warm the statements up."""
+        call = Call(
+            business_id=business,
+            sip_call_id=uuid.uuid4().hex,
+            direction="in",
+            state="waiting",
+            arrived_at=now(),
+        )
+        async with self.db.transaction() as session:
+            session.add(call)
+        await self.ask(call, 1, [])
 
     async def move(self, user_id: uuid.UUID, state: AgentState, business: uuid.UUID) -> None:
         async with self.db.transaction() as session:
@@ -152,10 +171,18 @@ class Load:
             raise
 
     async def _call(self, business: uuid.UUID) -> None:
-        began, attempt = time.monotonic(), 1
-        rung: list[uuid.UUID] = []
+        attempt, rung = 1, list[uuid.UUID]()
+        call = Call(
+            business_id=business,
+            sip_call_id=uuid.uuid4().hex,
+            direction="in",
+            state="waiting",
+            arrived_at=now(),
+        )
+        async with self.db.transaction() as session:
+            session.add(call)
         while True:
-            decision = await self.ask(business, attempt, rung, time.monotonic() - began)
+            decision = await self.ask(call, attempt, rung)
             if decision.action == "overflow":
                 self.outcomes["overflow"] += 1
                 return
@@ -170,6 +197,10 @@ class Load:
                 attempt += 1
                 continue
             await self.move(secretary, AgentState.ON_CALL, business)
+            async with self.db.transaction() as session:
+                await session.execute(
+                    update(Call).where(Call.id == call.id).values(state="answered")
+                )
             await asyncio.sleep(self.rng.uniform(2, 5))
             await self.move(secretary, AgentState.WRAP_UP, business)
             self.outcomes["answered"] += 1
@@ -195,7 +226,7 @@ async def run(kind: str, rate: float, seconds: float) -> dict[str, Any]:
         businesses, secretaries = await seed(db, rng)
         load = Load(db, rng)
         for _ in range(20):  # warm the statements' caches before measuring
-            await load.ask(rng.choice(businesses), 1, [], 0)
+            await load._call_once(rng.choice(businesses))
         async with db.transaction() as session:
             for person in secretaries:
                 await set_state(session, person, AgentState.AVAILABLE, now=now())
@@ -216,6 +247,8 @@ async def run(kind: str, rate: float, seconds: float) -> dict[str, Any]:
         arrived = time.perf_counter() - started
         results = await asyncio.gather(*calls, return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
+        for failure in failures[:3]:
+            print(f"{kind}: {type(failure).__name__}: {str(failure)[:200]}", flush=True)
         ticking.cancel()
     finally:
         await db.dispose()

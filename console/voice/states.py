@@ -126,21 +126,25 @@ async def set_state(
         back = before.state if before.state in RESUMABLE else AgentState.AVAILABLE
         values["resume_state"] = back.value
         values["resume_reason"] = before.reason if back is AgentState.BREAK else None
+    ends_later = row.free_from is not None and row.free_from > now
+    ahead = row.state == AgentState.WRAP_UP.value and ends_later
     await session.execute(update(AgentStatus).where(AgentStatus.user_id == user_id).values(values))
-    await _close_spans(session, user_id, now)
+    await _close_spans(session, user_id, now, ahead=ahead)
     await session.execute(
-        insert(AgentStateSpan),
+        insert(AgentStateSpan.metadata.tables["agent_state_spans"]),
         [
             {"user_id": user_id, "state": s.value, "reason": r, "started_at": a, "ended_at": e}
             for s, r, a, e in spans
         ],
     )
-    business = await session.scalar(
-        select(SecretaryAssignment.business_id)
-        .where(SecretaryAssignment.user_id == user_id)
-        .order_by(SecretaryAssignment.business_id)
-        .limit(1)
-    )
+    business = business_id or row.business_id
+    if business is None:
+        business = await session.scalar(
+            select(SecretaryAssignment.business_id)
+            .where(SecretaryAssignment.user_id == user_id)
+            .order_by(SecretaryAssignment.business_id)
+            .limit(1)
+        )
     if business is not None:
         # Unnumbered, like presence: no row and no sequence number, only the wallboards'
         # refresh (admins see every business, so one of hers reaches them all).
@@ -194,26 +198,33 @@ async def came_online(session: AsyncSession, user_id: uuid.UUID, *, now: datetim
 async def _locked_row(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> AgentStatus:
     """Her row, made offline if she has none, locked until the caller commits (PostgreSQL; on
     SQLite the writing transaction's BEGIN IMMEDIATE serialises it)."""
-    table = AgentStatus.metadata.tables["agent_states"]
     postgres = dialect_of(session) == "postgresql"
+    query = select(AgentStatus).where(AgentStatus.user_id == user_id)
+    if postgres:
+        query = query.with_for_update()
+    query = query.execution_options(populate_existing=True)
+    row = (await session.scalars(query)).one_or_none()
+    if row is not None:
+        return row
+    table = AgentStatus.metadata.tables["agent_states"]
     make = (postgresql.insert(table) if postgres else sqlite.insert(table)).values(
         user_id=user_id, state=AgentState.OFFLINE.value, since=now
     )
     await session.execute(make.on_conflict_do_nothing(index_elements=["user_id"]))
-    query = select(AgentStatus).where(AgentStatus.user_id == user_id)
-    if postgres:
-        query = query.with_for_update()
-    row = (await session.scalars(query.execution_options(populate_existing=True))).one()
-    return row
+    return (await session.scalars(query)).one()
 
 
-async def _close_spans(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> None:
-    """End what is open at `now`: a wrap-up cut short ends here, the span written after it goes."""
-    await session.execute(
-        delete(AgentStateSpan).where(
-            AgentStateSpan.user_id == user_id, AgentStateSpan.started_at > now
+async def _close_spans(
+    session: AsyncSession, user_id: uuid.UUID, now: datetime, *, ahead: bool
+) -> None:
+    """End what is open at `now`: a wrap-up cut short (`ahead`: its end still to come) ends
+    here, and the span written after it goes."""
+    if ahead:
+        await session.execute(
+            delete(AgentStateSpan).where(
+                AgentStateSpan.user_id == user_id, AgentStateSpan.started_at > now
+            )
         )
-    )
     await session.execute(
         update(AgentStateSpan)
         .where(

@@ -210,3 +210,17 @@ async def test_an_older_waiting_call_keeps_its_place_across_businesses(db: Datab
     async with db.transaction() as session:
         await session.execute(update(Call).where(Call.id == older.id).values(state="answered"))
     assert (await decide(db, plumbing, now=free_at, waited=2)).ring == (michal.id,)
+
+
+async def test_setting_a_state_is_four_statements(db: Database) -> None:
+    """What the phone does in every routing answer: her row (locked), its update, her open span
+    closed and the next one opened (a wrap-up and the available after it in one insert)."""
+    async with db.transaction() as session:
+        shop = await make_business(session)
+        dana = await secretary(session, shop)
+    await move(db, dana, AgentState.AVAILABLE, at(0))
+    for n, state in enumerate((AgentState.RINGING, AgentState.ON_CALL, AgentState.WRAP_UP)):
+        with counting(db) as statements:
+            await move(db, dana, state, at(10 + n), business_id=shop.id)
+        extra = 1 if state is AgentState.WRAP_UP else 0  # its length, from the settings
+        assert len(statements) == 4 + extra, statements
