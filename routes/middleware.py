@@ -6,7 +6,6 @@ import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import UTC, datetime
 from hmac import compare_digest
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
@@ -220,7 +219,7 @@ class Sessions:
             return
         request = HTTPConnection(scope)
         state = scope.setdefault("state", {})
-        now = datetime.now(UTC)
+        now = scope["app"].state.clock.now()  # the clock sign-in used (a test moves it)
         state["client_address"] = client_address(scope, self.settings.trusted_proxies)
         state["session_id"] = None
         user = None
