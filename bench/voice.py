@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import time
@@ -56,7 +57,7 @@ def now() -> datetime:
 
 async def fresh_database(kind: str) -> Database:
     if kind == "sqlite":
-        path = Path("/tmp/mazkira-bench-voice.db")
+        path = Path(os.environ.get("BENCH_DIR", "/tmp")) / f"mazkira-bench-voice-{os.getpid()}.db"
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         db = Database(f"sqlite+aiosqlite:///{path}")
@@ -252,6 +253,9 @@ async def run(kind: str, rate: float, seconds: float) -> dict[str, Any]:
         ticking.cancel()
     finally:
         await db.dispose()
+        if kind == "sqlite":  # a file of this run's own, made afresh each time
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db.url.split('///', 1)[1]}{suffix}").unlink(missing_ok=True)
     return {
         "db": kind,
         "route_p50_ms": round(statistics.median(load.route_ms), 2),
