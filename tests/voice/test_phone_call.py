@@ -141,7 +141,7 @@ async def _story(
         try:
             michal, michal_errors = await _console(browser, server.url, "michal", "he")
             dana, dana_errors = await _console(browser, server.url, "dana", "en")
-            voice = tone(tmp_path / "caller.wav", 8_000)
+            voice = tone(tmp_path / "caller.wav", 8_000, seconds=30)  # baresip hangs up at its end
             carrier = Caller(tmp_path, stack, number=CALLER, wav=voice)
             # She is on a break when the call comes: the caller waits (and hears ringing) until
             # she is back, then her console rings.
@@ -195,13 +195,25 @@ async def _story(
             callee.stop()
             await _refused_registrations(michal, stack, users)
             assert michal_errors == [] and dana_errors == []
+            # Levi's line rings Dana; she answers and her console closes mid-call: the caller's
+            # hang-up, through the SIP server, still ends the call's record.
+            levi_caller = Caller(tmp_path, stack, number="+972527654321", wav=voice)
+            levi_caller.call(LEVI)
+            await dana.locator("#phone-banner .ringing").wait_for(timeout=15_000)
+            assert "Levi Clinic" in await dana.locator("#phone-banner").inner_text()
+            await dana.click("#phone-banner [data-phone=answer]")
+            levi_caller.wait_for(r"Call established")
+            await dana.context.close()
+            await asyncio.sleep(1)
+            levi_caller.stop()  # baresip hangs up as it quits
+            await _call_state(db, "ended", dialled=LEVI)
             print(
                 f"banner {ring_seconds:.2f} s after she was back, answered {answered_seconds:.2f} s"
                 " after dialling"
             )
         finally:
             await browser.close()
-    await _recorded_once(db, users["מיכל"])
+    await _recorded_once(db, users["מיכל"], users["Dana"])
 
 
 _WIDE = "document.documentElement.scrollWidth > window.innerWidth"
@@ -226,10 +238,11 @@ async def _move(db: Database, user: User, state: AgentState, reason: str | None 
         await set_state(session, user.id, state, now=datetime.now(UTC), reason=reason)
 
 
-async def _call_state(db: Database, state: str) -> None:
+async def _call_state(db: Database, state: str, dialled: str = COHEN) -> None:
     for _ in range(100):
         async with db.transaction(write=False) as session:
-            if await session.scalar(select(Call.id).where(Call.state == state)):
+            query = select(Call.id).where(Call.state == state, Call.dialled == dialled)
+            if await session.scalar(query):
                 return
         await asyncio.sleep(0.05)
     raise AssertionError(f"no call became {state}")
@@ -278,10 +291,20 @@ async def _refused_registrations(page: Any, stack: SipStack, users: dict[str, Us
     assert wrong != "registered"
 
 
-async def _recorded_once(db: Database, michal: User) -> None:
+async def _recorded_once(db: Database, michal: User, dana: User) -> None:
     async with db.transaction(write=False) as session:
-        calls = {c.direction: c for c in (await session.scalars(select(Call))).all()}
-        assert len(calls) == 2
+        every = (await session.scalars(select(Call).order_by(Call.arrived_at))).all()
+        assert len(every) == 3
+        levi = every[-1]
+        assert (levi.dialled, levi.state, levi.answered_by_id, levi.end_reason) == (
+            LEVI,
+            "ended",
+            dana.id,
+            "caller_hangup",
+        )
+        levi_log = await session.get_one(Interaction, levi.interaction_id)
+        assert levi_log.user_id == dana.id and levi_log.ended_at == levi.ended_at
+        calls = {c.direction: c for c in every[:2]}
         out = calls["out"]
         assert (out.state, out.answered_by_id, out.end_reason) == (
             "ended",
@@ -296,7 +319,7 @@ async def _recorded_once(db: Database, michal: User) -> None:
             "agent_hangup",
         )
         assert call.answered_at and call.ended_at and call.ended_at > call.answered_at
-        assert await session.scalar(select(func.count()).select_from(Lead)) == 1
-        assert await session.scalar(select(func.count()).select_from(Interaction)) == 1
+        assert await session.scalar(select(func.count()).select_from(Lead)) == 2
+        assert await session.scalar(select(func.count()).select_from(Interaction)) == 2
         interaction = await session.get_one(Interaction, call.interaction_id)
         assert interaction.user_id == michal.id and interaction.ended_at == call.ended_at
