@@ -80,7 +80,13 @@ async def test_a_call_rings_her_console_she_answers_and_it_is_recorded(tmp_path:
     server = Server(tmp_path)
     stack = SipStack(tmp_path, mazkira_url=server.url, secret=SECRET)
     server.env.update(
-        {"SIP_SECRET": SECRET, "SIP_WS_URL": stack.ws_url, "SIP_DOMAIN": stack.domain}
+        {
+            "SIP_SECRET": SECRET,
+            "SIP_WS_URL": stack.ws_url,
+            "SIP_DOMAIN": stack.domain,
+            # Credentials of 20 s, fetched again every 10 s: the story outlives several.
+            "SIP_CREDENTIALS_SECONDS": "20",
+        }
     )
     server.run("migrate")
     server.run("create-business", "--slug", "cohen", "--name", "אינסטלציה כהן")
@@ -214,6 +220,8 @@ async def _story(
         finally:
             await browser.close()
     await _recorded_once(db, users["מיכל"], users["Dana"])
+    fetched = (tmp_path / "serve.log").read_text().count('GET /phone/credentials HTTP/1.1" 200')
+    assert fetched >= 4, f"credentials fetched {fetched} times"
 
 
 _WIDE = "document.documentElement.scrollWidth > window.innerWidth"
