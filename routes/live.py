@@ -382,6 +382,8 @@ class Fragments:
         else:
             history = await contact_history(session, lead)
             parts.append(env.get_template("partials/history.html").render(history=history))
+            conversation = env.get_template("partials/conversation.html")
+            parts.append(conversation.render(history=history, lead=lead))
         return parts
 
     async def _task_row(self, session: Any, event: LiveEvent) -> list[str]:

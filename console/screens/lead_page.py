@@ -29,6 +29,9 @@ from models.records import Appointment
 DEFAULT_DUE_IN_COVERED_MINUTES = 120
 
 
+MESSAGE_KINDS = ("whatsapp", "sms", "email")
+
+
 @dataclass(frozen=True)
 class HistoryEntry:
     lead: Lead
@@ -64,6 +67,16 @@ class ContactHistory:
     timezone: str
     entries: list[HistoryEntry]
     scripts_used: dict[int, Script]
+
+    @property
+    def conversation(self) -> list[Interaction]:
+        """The current lead's messages (WhatsApp, SMS, e-mail), both ways, oldest first: the
+        thread the lead page shows as a conversation."""
+        for entry in self.entries:
+            if entry.lead.id == self.current_lead_id:
+                messages = [i for i in entry.interactions if i.kind in MESSAGE_KINDS]
+                return sorted(messages, key=lambda i: (i.started_at, i.id))
+        return []
 
     def draft_of(self, user: User) -> Interaction | None:
         """The call log `user` has open on the current lead, if any."""

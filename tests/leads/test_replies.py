@@ -207,6 +207,22 @@ async def test_a_secretary_answers_on_whatsapp_and_sees_it_read(
     failed = (await outgoing(db))[1]
     assert failed.delivery_status == "failed" and "30005" in failed.delivery_error
 
+    # The lead page reads the messages as a conversation, oldest first: hers on the start side,
+    # the agency's on the end with how far each got; a message has no call duration.
+    page = await client.get(f"/leads/{lead_id}")
+    thread = page.text.split(f'id="conversation-{lead_id}"')[1].split("</section>")[0]
+    assert not thread.split(">")[0].rstrip().endswith("hidden")
+    bubbles = thread.split('<li class="bubble ')[1:]
+    assert [b.split('"')[0] for b in bubbles] == [
+        "in kind-whatsapp",
+        "out kind-whatsapp",
+        "out kind-sms",
+    ]
+    assert "דנה" in bubbles[0] and "כמה עולה החלפת ברז?" in bubbles[0]
+    assert "מיכל" in bubbles[1] and "delivery-read" in bubbles[1]
+    assert "נשלח גם ב-SMS" in bubbles[2] and "delivery-failed" in bubbles[2]
+    assert not re.search(r"· \d+:\d\d\b", page.text)  # no "0:00" beside a message
+
 
 async def test_outside_the_whatsapp_window_only_the_template_goes(
     client: httpx.AsyncClient, db: Database, settings: Settings, meta: FakeMeta
