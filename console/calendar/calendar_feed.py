@@ -16,6 +16,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from console.base.characters import without_bidi_controls
 from console.base.errors import NotFound
 from console.calendar.appointments import Booked, with_contacts
 from console.people.audit import record_audit
@@ -95,9 +96,11 @@ async def feed_appointments(
 
 
 def ics_text(value: str) -> str:
-    """A TEXT value escaped as RFC 5545 §3.3.11 asks."""
+    """A TEXT value escaped as RFC 5545 §3.3.11 asks, without the bidirectional controls (a
+    calendar shows it as plain text, where a name could read as another number)."""
     return (
-        value.replace("\\", "\\\\")
+        without_bidi_controls(value)
+        .replace("\\", "\\\\")
         .replace(";", "\\;")
         .replace(",", "\\,")
         .replace("\r\n", "\\n")

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from console.base.config import Settings
 from console.base.db import Database
+from console.calendar.calendar_feed import ics_text
 from console.channels.lines import add_line
 from console.leads import scripts
 from models import Contact, Notification
@@ -116,3 +117,7 @@ async def test_one_address_is_one_contact(client: httpx.AsyncClient, db: Databas
         emails = (await session.scalars(select(Contact.email).order_by(Contact.email))).all()
         assert await session.scalar(select(func.count()).select_from(Contact)) == 2
     assert emails == ["dana@example.com", "dana@xn--5dbedt4e.co.il"]
+
+
+def test_the_calendar_feed_is_plain_text_without_bidirectional_controls() -> None:
+    assert ics_text(f"פגישה עם {LIAR}, בבית") == "פגישה עם 7654321-250\\, בבית"
