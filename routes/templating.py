@@ -49,7 +49,8 @@ env.filters["local_time"] = i18n.format_local
 env.filters["waited"] = labels.waited
 env.filters["time_left"] = labels.time_left
 env.filters["phone"] = display_phone
-env.filters["span"] = labels.span
+env.filters["span"] = labels.duration
+env.globals["duration_words"] = labels.duration_words
 
 
 def page_context(request: Request) -> dict[str, Any]:

@@ -5,7 +5,26 @@
 (function () {
   const typing = (el) => el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
 
-  // Waiting times and the call timer tick without a round trip.
+  // The one way a length of time reads, the twin of console/base/labels.py `duration`: the
+  // page carries its formats in the reader's language (`duration_words`).
+  const words = Object.assign(
+    { s: "%(seconds)s s", m: "%(minutes)s m", h: "%(hours)s h %(minutes)02d m", d: "%(days)s d %(hours)s h", over: "over by %(duration)s" },
+    JSON.parse(document.documentElement.dataset.durations || "{}"));
+  function fill(format, values) {
+    return format.replace(/%\((\w+)\)(02d|s)/g, (all, name, kind) => String(values[name]).padStart(kind === "02d" ? 2 : 0, "0"));
+  }
+  function duration(seconds, days = true) {
+    const whole = Math.max(0, Math.floor(seconds));
+    if (whole < 60) return fill(words.s, { seconds: whole });
+    const hours = Math.floor(whole / 3600), minutes = Math.floor(whole / 60) % 60;
+    if (!hours) return fill(words.m, { minutes: minutes });
+    if (days && hours >= 24) return fill(words.d, { days: Math.floor(hours / 24), hours: hours % 24 });
+    return fill(words.h, { hours: hours, minutes: minutes });
+  }
+  function timeLeft(seconds) { return seconds >= 0 ? duration(seconds) : fill(words.over, { duration: duration(-seconds) }); }
+  window.mazkira = Object.assign(window.mazkira || {}, { duration: duration, timeLeft: timeLeft });
+
+  // Waiting times, what is left and the call timer tick without a round trip.
   function pad(n) { return String(n).padStart(2, "0"); }
   function tick() {
     const now = Date.now();
@@ -14,16 +33,16 @@
       el.textContent = (s >= 3600 ? Math.floor(s / 3600) + ":" : "") + pad(Math.floor(s / 60) % 60) + ":" + pad(s % 60);
     });
     document.querySelectorAll("time[data-due]").forEach((el) => {
-      const left = Math.floor((Date.parse(el.dataset.due) - now) / 1000);
-      const abs = Math.abs(left), h = Math.floor(abs / 3600), m = Math.floor(abs / 60) % 60;
-      el.textContent = (left < 0 ? "−" : "") + (h ? h + ":" + pad(m) : m + ":" + pad(abs % 60));
+      const left = (Date.parse(el.dataset.due) - now) / 1000;
+      el.textContent = timeLeft(left);
       el.classList.toggle("red", left < 0);
       el.classList.toggle("amber", left >= 0 && !!el.dataset.warn && now >= Date.parse(el.dataset.warn));
     });
     document.querySelectorAll("time[data-since]").forEach((el) => {
-      const minutes = Math.floor((now - Date.parse(el.dataset.since)) / 60000);
-      el.classList.toggle("late", minutes >= 5);
-      el.classList.toggle("very-late", minutes >= 30);
+      const seconds = (now - Date.parse(el.dataset.since)) / 1000;
+      el.textContent = duration(seconds);
+      el.classList.toggle("late", seconds >= 5 * 60);
+      el.classList.toggle("very-late", seconds >= 30 * 60);
     });
   }
   setInterval(tick, 1000);
@@ -247,6 +266,7 @@
   function personalize(root) {
     const me = userId();
     (root || document).querySelectorAll("[data-only-for]").forEach((el) => { el.hidden = el.dataset.onlyFor !== me; });
+    (root || document).querySelectorAll("[data-not-for]").forEach((el) => { el.hidden = el.dataset.notFor === me; });
     (root || document).querySelectorAll("tr.lead-row[data-holder]").forEach((row) => {
       row.classList.toggle("mine", !!me && row.dataset.holder === me);
     });

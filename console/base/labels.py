@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
-
-from babel.dates import format_timedelta
 
 from console.base.i18n import current_locale, using_locale
 from console.base.i18n import gettext as _
@@ -144,31 +142,46 @@ def options(group: str) -> list[tuple[str, str]]:
 
 
 def waited(since: datetime, now: datetime) -> str:
-    """How long ago, briefly: '4 minutes', '2 hours', in the reader's language."""
-    minutes = max(0, int((now - since).total_seconds() // 60))
-    return _waited(minutes, current_locale())
+    """How long ago, as every time on screen reads: '38 m', '1 h 03 m'."""
+    return duration((now - since).total_seconds())
 
 
 def time_left(due: datetime, now: datetime) -> str:
-    """Until the first response is due, as a clock: 4:05; past it, with a minus: −2:10."""
-    seconds = int((due - now).total_seconds())
-    sign = "−" if seconds < 0 else ""
-    minutes = abs(seconds) // 60
-    hours, minutes = divmod(minutes, 60)
-    return f"{sign}{hours}:{minutes:02d}" if hours else f"{sign}{minutes}:{abs(seconds) % 60:02d}"
+    """Until the first response is due: '38 m'; past it: 'over by 16 h 38 m'."""
+    seconds = (due - now).total_seconds()
+    if seconds >= 0:
+        return duration(seconds)
+    return duration_words()["over"] % {"duration": duration(-seconds)}
 
 
-def span(seconds: float) -> str:
-    """A length of time as a clock reads it: '45 s', '3 m', '1 h 03 m'."""
+def duration(seconds: float, *, days: bool = True) -> str:
+    """A length of time, the one way the console writes it: '0 s', '59 s', '38 m', '1 h 03 m',
+    '2 d 4 h' (totals in reports stay in hours: `days=False`). Whole units, rounded down.
+    static/app.js `duration` is its twin for the clocks that tick, with `duration_words`."""
+    words = duration_words()
     whole = max(0, int(seconds))
     if whole < 60:
-        return _("%(seconds)s s") % {"seconds": whole}
+        return words["s"] % {"seconds": whole}
     hours, minutes = divmod(whole // 60, 60)
     if not hours:
-        return _("%(minutes)s m") % {"minutes": minutes}
-    return _("%(hours)s h %(minutes)02d m") % {"hours": hours, "minutes": minutes}
+        return words["m"] % {"minutes": minutes}
+    if days and hours >= 24:
+        return words["d"] % {"days": hours // 24, "hours": hours % 24}
+    return words["h"] % {"hours": hours, "minutes": minutes}
 
 
-@lru_cache(maxsize=4096)
-def _waited(minutes: int, locale: str) -> str:
-    return format_timedelta(timedelta(minutes=minutes), threshold=1.5, locale=locale)
+def duration_words() -> dict[str, str]:
+    """The formats `duration` fills, in the reader's language (the page hands them to its JS)."""
+    return _duration_words(current_locale())
+
+
+@lru_cache(maxsize=8)
+def _duration_words(locale: str) -> dict[str, str]:
+    with using_locale(locale):
+        return {
+            "s": _("%(seconds)s s"),
+            "m": _("%(minutes)s m"),
+            "h": _("%(hours)s h %(minutes)02d m"),
+            "d": _("%(days)s d %(hours)s h"),
+            "over": _("over by %(duration)s"),
+        }

@@ -213,7 +213,7 @@ async def test_filters_and_search_find_the_right_calls(
     assert "מיכל" in page and "רינה" in page  # who handled each
     assert "הלקוחה מבקשת טכנאי מחר בבוקר" in page  # the notes
     assert "מה הכתובת?" in page and "הרצל 1" in page  # the answers, against the script used
-    assert "שתי דקות" in page  # the response time (answered two minutes on), in Hebrew
+    assert "2 ד׳" in page  # the response time (answered two minutes on), as every time reads
 
     def found(query: str) -> list[str]:
         return cards(response_text[query])

@@ -107,4 +107,4 @@ async def _story(browser: Any, url: str, lang: str) -> None:
 def _short_time(lang: str) -> Any:
     import re
 
-    return re.compile(r"^\d+ (s|m|ש׳|ד׳)$" if lang == "he" else r"^\d+ (s|m)$")
+    return re.compile(r"^\d+ (שנ׳|ד׳)$" if lang == "he" else r"^\d+ (s|m)$")
