@@ -22,6 +22,9 @@
   let sound = null;
   let registered = false;
   let domain = "";
+  // Tones in the audio (RFC 4733 events through rtpengine), which carriers pass on; SIP INFO
+  // is often dropped on the way.
+  const DTMF = { transportType: "RFC2833" };
 
   function show(state) {
     badge.dataset.state = state;
@@ -215,7 +218,7 @@
     const button = event.target.closest("[data-phone], [data-dtmf]");
     if (!button || !box.contains(button)) return;
     const action = button.dataset.phone;
-    if (button.dataset.dtmf && session && session.isEstablished()) session.sendDTMF(button.dataset.dtmf);
+    if (button.dataset.dtmf && session && session.isEstablished()) session.sendDTMF(button.dataset.dtmf, DTMF);
     else if (action === "answer") answer();
     else if (action === "reject") reject();
     else if (action === "hangup") hangUp();
@@ -227,7 +230,7 @@
     if (!session || event.ctrlKey || event.metaKey || event.altKey) return;
     const el = document.activeElement;
     if (el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName))) return;
-    const key = event.key.toLowerCase();
+    const key = window.mazkira && window.mazkira.keyOf ? window.mazkira.keyOf(event) : event.key.toLowerCase();
     const ringingNow = !session.isEstablished();
     let handled = true;
     if (ringingNow && key === "a") answer();
@@ -235,7 +238,7 @@
     else if (!ringingNow && key === "q") hangUp();
     else if (!ringingNow && key === "m") toggle("mute");
     else if (!ringingNow && key === "l") toggle("hold");
-    else if (!ringingNow && /^[0-9*#]$/.test(key) && !keypad.hidden) session.sendDTMF(key);
+    else if (!ringingNow && /^[0-9*#]$/.test(event.key) && !keypad.hidden) session.sendDTMF(event.key, DTMF);
     else handled = false;
     if (handled) { event.preventDefault(); event.stopImmediatePropagation(); }
   }, true);

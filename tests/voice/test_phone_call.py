@@ -185,6 +185,10 @@ async def _story(
             # The far end sees the business's number (From), not hers.
             callee.wait_for(r"Call established: sip:\+97235551234@")
             await _audio_both_ways(michal, callee)
+            # The keypad: a tone reaches the far end (RFC 4733 in the audio).
+            await michal.click("#phone-controls [data-phone=keypad]")
+            await michal.click("#phone-keypad [data-dtmf='5']")
+            callee.wait_for(r"received event: '5'")
             # On hold and back (a re-INVITE through rtpengine): the call goes on, audio too.
             await michal.click("#phone-controls [data-phone=hold]")
             hold = michal.locator("#phone-controls [data-phone=hold][aria-pressed=true]")
