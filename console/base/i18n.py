@@ -84,6 +84,12 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 _ = gettext
 
 
+# Israeli dates in either language: 7.12.26, 14:05 (English's own 12/7/26 reads as 12 July here).
+ISRAELI = "d.M.yy, HH:mm"
+
+
 def format_local(moment: datetime, timezone: str = "Asia/Jerusalem", fmt: str = "short") -> str:
-    """A UTC moment in a business's zone, written the way the reader's language writes it."""
-    return format_datetime(moment, fmt, tzinfo=ZoneInfo(timezone), locale=current_locale())
+    """A UTC moment in a business's zone: day.month.year and the 24-hour clock in Hebrew and
+    English alike (`fmt` another babel pattern for a part of it, such as "HH:mm:ss")."""
+    pattern = ISRAELI if fmt == "short" else fmt
+    return format_datetime(moment, pattern, tzinfo=ZoneInfo(timezone), locale=current_locale())
