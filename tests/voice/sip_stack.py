@@ -243,13 +243,13 @@ class Caller:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def wait_for(self, pattern: str, timeout: float = 20) -> re.Match[str]:
+    def wait_for(self, pattern: str, timeout: float = 20, poll: float = 0.05) -> re.Match[str]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = re.search(pattern, self.output())
             if found:
                 return found
-            time.sleep(0.05)
+            time.sleep(poll)
         raise AssertionError(f"baresip never said {pattern!r}:\n{self.output()[-3000:]}")
 
     def heard_bytes(self) -> int:

@@ -211,19 +211,24 @@ async def _story(
             # Levi's line rings Dana; she answers and her console closes mid-call: the caller's
             # hang-up, through the SIP server, still ends the call's record.
             levi_caller = Caller(tmp_path, stack, number="+972527654321", wav=voice)
+            dialled = time.monotonic()
             levi_caller.call(LEVI)
             await dana.locator("#phone-banner .ringing").wait_for(timeout=15_000)
+            dial_to_banner = time.monotonic() - dialled
             assert "Levi Clinic" in await dana.locator("#phone-banner").inner_text()
             assert await dana.evaluate(_WIDE) is False  # the banner in English at 390 px
+            clicked = time.monotonic()
             await dana.click("#phone-banner [data-phone=answer]")
-            levi_caller.wait_for(r"Call established")
+            levi_caller.wait_for(r"Call established", poll=0.01)
+            click_to_established = time.monotonic() - clicked
             await dana.context.close()
             await asyncio.sleep(1)
             levi_caller.stop()  # baresip hangs up as it quits
             await _call_state(db, "ended", dialled=LEVI)
             print(
                 f"banner {ring_seconds:.2f} s after she was back, answered {answered_seconds:.2f} s"
-                " after dialling"
+                f" after dialling; a free secretary's banner {dial_to_banner:.2f} s after baresip"
+                f" was started, the call established {click_to_established:.2f} s after her click"
             )
         finally:
             await browser.close()
