@@ -4,6 +4,7 @@ with one bare endpoint of the same shape for each figure of `bench.intake` and `
 - `POST /intake/{slug}/form` parses a JSON body and answers 201 with JSON;
 - `GET /inbox` renders 50 rows from a query-less list into a page;
 - `GET /leads/{id}` renders a lead's page (head, script, history) from query-less data;
+- `GET /api/leads` answers 50 rows from a query-less list as JSON (the API's list of leads);
 - `/ws` keeps sockets like the hub does (a bounded outbox and a sender per socket, grouped by
   the business their hello names), and `POST /broadcast?business=B` offers every socket of B one
   row fragment stamped with the time it was sent.
@@ -109,6 +110,19 @@ async def lead(request: Request) -> HTMLResponse:
     return HTMLResponse(LEAD.render(lead=row, script=SCRIPT, history=HISTORY))
 
 
+def _json_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **row,
+        "id": str(row["id"]),
+        "business_id": str(row["business_id"]),
+        "created_at": row["created_at"].isoformat(),
+    }
+
+
+async def api_leads(request: Request) -> JSONResponse:
+    return JSONResponse({"leads": [_json_row(row) for row in ROWS], "next": None})
+
+
 class Sockets:
     """The hub's shape without its rules: a socket joins the group its hello names, and every
     socket of a group gets the group's messages."""
@@ -163,6 +177,7 @@ app = Starlette(
         Route("/intake/{business_slug}/form", form, methods=["POST"]),
         Route("/inbox", inbox, methods=["GET"]),
         Route("/leads/{lead_id}", lead, methods=["GET"]),
+        Route("/api/leads", api_leads, methods=["GET"]),
         Route("/broadcast", broadcast, methods=["POST"]),
         WebSocketRoute("/ws", live),
     ]

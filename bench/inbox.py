@@ -34,10 +34,14 @@ POSTGRES = os.environ.get(
 )
 
 
-async def prepare(kind: str, leads: int, businesses: int) -> Database:
-    """A database holding exactly this data set, reused between runs when it is already there."""
+async def prepare(
+    kind: str, leads: int, businesses: int, *, secretary_open: int | None = None
+) -> Database:
+    """A database holding exactly this data set, reused between runs when it is already there
+    (`secretary_open`: how many open leads the secretary sees, as `bench.seed.seed` takes it)."""
+    shape = f"{leads}-{businesses}" + (f"-s{secretary_open}" if secretary_open is not None else "")
     if kind == "sqlite":
-        path = Path(os.environ.get("BENCH_DIR", "/tmp")) / f"mazkira-bench-{leads}-{businesses}.db"
+        path = Path(os.environ.get("BENCH_DIR", "/tmp")) / f"mazkira-bench-{shape}.db"
         db = Database(f"sqlite+aiosqlite:///{path}")
         await upgrade(db)
         if await count_leads(db) == leads:
@@ -47,7 +51,7 @@ async def prepare(kind: str, leads: int, businesses: int) -> Database:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         db = Database(f"sqlite+aiosqlite:///{path}")
     else:
-        url = postgres_url(leads, businesses)
+        url = postgres_url(leads, businesses, secretary_open=secretary_open)
         await create_database(url)
         db = Database(url)
         await upgrade(db)
@@ -58,7 +62,7 @@ async def prepare(kind: str, leads: int, businesses: int) -> Database:
             await connection.execute(text("CREATE SCHEMA public"))
     await upgrade(db)
     started = time.perf_counter()
-    await seed(db, businesses=businesses, leads=leads)
+    await seed(db, businesses=businesses, leads=leads, secretary_open=secretary_open)
     if db.is_sqlite:
         async with db.engine.begin() as connection:
             await connection.execute(text("ANALYZE"))
@@ -70,12 +74,13 @@ async def prepare(kind: str, leads: int, businesses: int) -> Database:
     return db
 
 
-def postgres_url(leads: int, businesses: int) -> str:
+def postgres_url(leads: int, businesses: int, *, secretary_open: int | None = None) -> str:
     """`mazkira_bench` holds the million leads; other sizes have databases of their own, so
     `bench.scale` can keep 10,000 beside them."""
     url = make_url(normalise_database_url(POSTGRES))
-    if (leads, businesses) != (1_000_000, 1_000):
-        url = url.set(database=f"{url.database}_{leads}_{businesses}")
+    if (leads, businesses, secretary_open) != (1_000_000, 1_000, None):
+        suffix = f"_s{secretary_open}" if secretary_open is not None else ""
+        url = url.set(database=f"{url.database}_{leads}_{businesses}{suffix}")
     return url.render_as_string(hide_password=False)
 
 

@@ -40,8 +40,13 @@ async def seed(
     secretary_businesses: int = 10,
     contacts_per_business: int = 200,
     seed: int = 2026,
+    secretary_open: int | None = None,
 ) -> dict[str, Any]:
-    """Fill an empty database; returns the ids a benchmark needs (the secretary, businesses)."""
+    """Fill an empty database; returns the ids a benchmark needs (the secretary, businesses).
+
+    With `secretary_open`, the secretary sees exactly that many open leads whatever the total:
+    the first ones are open leads of her businesses, and of the rest (spread over every business,
+    a share `open_share` of them open) those that fall to her businesses are closed."""
     rng = random.Random(seed)
     business_ids = [uuid.uuid4() for _ in range(businesses)]
     password_hash = hash_password(PASSWORD)
@@ -127,10 +132,14 @@ async def seed(
         ]
     await _insert_batches(db, Contact, rows)
     lead_rows = []
-    for _ in range(leads):
-        business_id = rng.choice(business_ids)
+    hers = set(served) if secretary_open is not None else set()
+    for n in range(leads):
         created = NOW - timedelta(minutes=rng.randint(0, 60 * 24 * 365))
-        is_open = rng.random() < open_share
+        if secretary_open is not None and n < secretary_open:
+            business_id, is_open = rng.choice(served), True
+        else:
+            business_id = rng.choice(business_ids)
+            is_open = business_id not in hers and rng.random() < open_share
         lead_rows.append(
             {
                 "id": uuid.uuid4(),
