@@ -36,6 +36,7 @@ from routes import routes
 from routes.errors import WhenDatabaseDown, console_error, http_error, server_error
 from routes.live import Fragments, read_access
 from routes.middleware import Cookies, Guard, Sessions, redact_access_log
+from routes.templating import env as templates
 from routes.text_inputs import TextInputs
 from workers.notifications import send_notifications
 from workers.settings import PERIODIC
@@ -121,6 +122,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    templates.auto_reload = settings.templates_reload  # off but in development
     app.state.db = db
     app.state.redis = redis
     app.state.cookies = cookies

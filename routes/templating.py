@@ -35,6 +35,10 @@ def shown(value: Any) -> Any:
 
 env = Environment(
     loader=FileSystemLoader(TEMPLATES),
+    # Each template is read and compiled once per process: checking its file's modification
+    # time on every render costs every page a stat() per template it includes. A developer
+    # editing templates sets TEMPLATES_RELOAD (`create_app` applies it).
+    auto_reload=False,
     autoescape=select_autoescape(["html", "xml"], default_for_string=True),
     extensions=["jinja2.ext.i18n"],
     trim_blocks=True,

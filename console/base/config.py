@@ -42,6 +42,9 @@ class Settings:
     # A connection must send a request's whole head (request line and headers) within this
     # many seconds of opening or of starting it, else it is closed (asgi.HeaderDeadline).
     header_timeout_seconds: int = 20
+    # Templates re-read when their files change (development only: a stat() per template on
+    # every render).
+    templates_reload: bool = False
     extra: dict[str, str] = field(default_factory=dict)
     # Outbound notifications; a channel whose settings are missing fails its messages clearly.
     smtp_url: str | None = None  # smtp://user:pass@host:port?from=agency@example.com
@@ -134,6 +137,7 @@ class Settings:
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_000_000),
             live_revalidate_seconds=_int(env, "LIVE_REVALIDATE_SECONDS", 20),
             header_timeout_seconds=_int(env, "HEADER_TIMEOUT_SECONDS", 20),
+            templates_reload=_flag(env, "TEMPLATES_RELOAD"),
             smtp_url=env.get("SMTP_URL") or None,
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
