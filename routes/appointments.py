@@ -7,12 +7,14 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.base.errors import Conflict, Invalid
 from console.calendar import appointments, calendar_feed
 from console.calendar.appointments import Booking
 from console.people.tenancy import visible_businesses
 from models import Role
 from routes.access import signed_in, user_of
 from routes.forms import now, see_other, text
+from routes.leads import refused_on_lead
 from routes.templating import render
 
 WORKERS = (Role.SECRETARY, Role.ADMIN)
@@ -22,20 +24,20 @@ WORKERS = (Role.SECRETARY, Role.ADMIN)
 async def book(request: Request) -> Response:
     """Book the lead's meeting; a slot outside the hours is 422, a taken one 409."""
     form = await request.form()
-    booking = Booking(
-        **{name: text(form, name) for name in ("day", "start", "minutes", "title", "location")},
-        notes=text(form, "notes"),
-        request_key=text(form, "request_key"),
-    )
-    async with request.app.state.db.transaction() as session:
-        appointment = await appointments.book_appointment(
-            session,
-            user_of(request),
-            request.path_params["lead_id"],
-            booking,
-            now=now(request),
-            whatsapp_template=request.app.state.settings.contact_whatsapp_template,
-        )
+    fields = ("day", "start", "minutes", "title", "location", "notes", "request_key")
+    typed = {name: text(form, name) for name in fields}
+    try:
+        async with request.app.state.db.transaction() as session:
+            appointment = await appointments.book_appointment(
+                session,
+                user_of(request),
+                request.path_params["lead_id"],
+                Booking(**typed),
+                now=now(request),
+                whatsapp_template=request.app.state.settings.contact_whatsapp_template,
+            )
+    except (Invalid, Conflict) as refused:
+        return await refused_on_lead(request, refused, "appointment", typed)
     return see_other(request, f"/leads/{appointment.lead_id}#appointments")
 
 

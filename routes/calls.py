@@ -5,12 +5,14 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.base.errors import Conflict, Invalid
 from console.leads import calls, replies
 from console.tasks import tasks
 from console.tasks.task_links import TaskLinks
 from models import Role
 from routes.access import signed_in, user_of
 from routes.forms import now, prefixed, see_other, text
+from routes.leads import refused_on_lead
 from routes.templating import render
 
 WORKERS = (Role.SECRETARY, Role.ADMIN)
@@ -19,14 +21,18 @@ WORKERS = (Role.SECRETARY, Role.ADMIN)
 @signed_in(*WORKERS)
 async def start(request: Request) -> Response:
     form = await request.form()
-    async with request.app.state.db.transaction() as session:
-        call = await calls.start_interaction(
-            session,
-            user_of(request),
-            request.path_params["lead_id"],
-            kind=text(form, "kind", "inbound_call"),
-            now=now(request),
-        )
+    kind = text(form, "kind", "inbound_call")
+    try:
+        async with request.app.state.db.transaction() as session:
+            call = await calls.start_interaction(
+                session,
+                user_of(request),
+                request.path_params["lead_id"],
+                kind=kind,
+                now=now(request),
+            )
+    except (Invalid, Conflict) as refused:
+        return await refused_on_lead(request, refused, "start", {"kind": kind})
     return see_other(request, f"/leads/{call.lead_id}#call-log")
 
 
@@ -69,15 +75,19 @@ async def wrap_up(request: Request) -> Response:
 @signed_in(*WORKERS)
 async def add_note(request: Request) -> Response:
     form = await request.form()
-    async with request.app.state.db.transaction() as session:
-        note = await calls.add_note(
-            session,
-            user_of(request),
-            request.path_params["lead_id"],
-            text=text(form, "notes"),
-            now=now(request),
-            request_key=text(form, "request_key"),
-        )
+    typed = {name: text(form, name) for name in ("notes", "request_key")}
+    try:
+        async with request.app.state.db.transaction() as session:
+            note = await calls.add_note(
+                session,
+                user_of(request),
+                request.path_params["lead_id"],
+                text=typed["notes"],
+                now=now(request),
+                request_key=typed["request_key"],
+            )
+    except (Invalid, Conflict) as refused:
+        return await refused_on_lead(request, refused, "note", typed)
     return see_other(request, f"/leads/{note.lead_id}")
 
 
@@ -85,17 +95,21 @@ async def add_note(request: Request) -> Response:
 async def reply(request: Request) -> Response:
     """Answer the contact on WhatsApp, SMS or e-mail; sent by the notification job."""
     form = await request.form()
-    async with request.app.state.db.transaction() as session:
-        sent = await replies.send_reply(
-            session,
-            user_of(request),
-            request.path_params["lead_id"],
-            channel=text(form, "channel"),
-            text=text(form, "text"),
-            template=request.app.state.settings.whatsapp_reply_template,
-            now=now(request),
-            request_key=text(form, "request_key"),
-        )
+    typed = {name: text(form, name) for name in ("channel", "text", "request_key")}
+    try:
+        async with request.app.state.db.transaction() as session:
+            sent = await replies.send_reply(
+                session,
+                user_of(request),
+                request.path_params["lead_id"],
+                channel=typed["channel"],
+                text=typed["text"],
+                template=request.app.state.settings.whatsapp_reply_template,
+                now=now(request),
+                request_key=typed["request_key"],
+            )
+    except (Invalid, Conflict) as refused:
+        return await refused_on_lead(request, refused, "reply", typed)
     return see_other(request, f"/leads/{sent.lead_id}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.base.errors import Conflict, Invalid
 from console.intake import arrivals
 from console.intake.arrivals import NewLead
 from console.leads import leads
@@ -14,7 +15,7 @@ from console.people.tenancy import visible_businesses
 from console.screens.lead_page import lead_view
 from models import Role
 from routes.access import actor, signed_in, user_of
-from routes.forms import now, see_other, text
+from routes.forms import is_htmx, now, see_other, text
 from routes.templating import render
 
 WORKERS = (Role.SECRETARY, Role.ADMIN)
@@ -22,13 +23,15 @@ WORKERS = (Role.SECRETARY, Role.ADMIN)
 
 @signed_in(*WORKERS)
 async def inbox(request: Request) -> Response:
-    """One queue of open leads across every business she serves; htmx gets only the queue."""
+    """One queue of open leads across every business she serves; htmx gets only the queue
+    ("load more" asks for the one after a place and takes its rows)."""
     params = request.query_params
     filters = InboxFilters(
         **{k: params.get(k, "") for k in ("business", "channel", "stage", "holder")}
     )
+    after = params.get("after", "")  # "load more": the rows below this place
     async with request.app.state.db.transaction(write=False) as session:
-        queue = await leads.inbox(session, user_of(request), filters)
+        queue = await leads.inbox(session, user_of(request), filters, after)
     context = {"queue": queue, "filters": filters, "now": now(request)}
     return render(request, "inbox/index.html", context, block="queue")
 
@@ -66,13 +69,76 @@ async def show_lead(request: Request) -> Response:
     return render(request, "leads/show.html", {"view": view, "now": now(request)})
 
 
+async def refused_on_lead(
+    request: Request, refused: Invalid | Conflict, form: str, typed: dict[str, str]
+) -> Response:
+    """A form of the lead page refused: the page again (htmx: only that form's block), as she
+    typed it, the reason beside its field, with the refusal's status."""
+    async with request.app.state.db.transaction() as session:
+        view = await lead_view(
+            session,
+            actor(request),
+            request.path_params["lead_id"],
+            reply_template=request.app.state.settings.whatsapp_reply_template,
+        )
+    context = {
+        "view": view,
+        "now": now(request),
+        "refused": refused,
+        "refused_form": form,
+        "typed": typed,
+    }
+    block = "appointments" if form == "appointment" else f"{form}_form"
+    return render(request, "leads/show.html", context, status=refused.status, block=block)
+
+
 @signed_in(*WORKERS)
 async def claim(request: Request) -> Response:
-    async with request.app.state.db.transaction() as session:
-        lead = await leads.claim_lead(
-            session, user_of(request), request.path_params["lead_id"], now=now(request)
+    """Take a lead; the loser of a race reads who took it, where she pressed."""
+    try:
+        async with request.app.state.db.transaction() as session:
+            lead = await leads.claim_lead(
+                session, user_of(request), request.path_params["lead_id"], now=now(request)
+            )
+    except Conflict as refused:
+        if not is_htmx(request):
+            raise
+        response = render(
+            request, "partials/flash.html", {"message": refused.translated()}, status=409
         )
+        response.headers["HX-Reswap"] = "outerHTML"  # in place of the form she pressed
+        return response
     return see_other(request, f"/leads/{lead.id}")
+
+
+@signed_in(*WORKERS)
+async def ask_to_take_over(request: Request) -> Response:
+    """Ask the holder for the lead; her answer comes live to this page."""
+    lead_id = request.path_params["lead_id"]
+    async with request.app.state.db.transaction() as session:
+        lead = await leads.ask_to_take_over(session, user_of(request), lead_id, now=now(request))
+    if lead.claimed_by_id == user_of(request).id or not is_htmx(request):
+        return see_other(request, f"/leads/{lead.id}")
+    asked = {"kind": "sent", "holder_name": lead.claimed_by.name if lead.claimed_by else ""}
+    return render(request, "partials/takeover.html", {"lead_id": lead.id, "takeover": asked})
+
+
+@signed_in(*WORKERS)
+async def answer_takeover(request: Request) -> Response:
+    """The holder gives the lead to the one who asked, or keeps it."""
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        lead = await leads.answer_takeover(
+            session,
+            user_of(request),
+            request.path_params["lead_id"],
+            text(form, "asker"),
+            give=text(form, "answer") == "give",
+            now=now(request),
+        )
+    if text(form, "answer") == "give" or not is_htmx(request):
+        return see_other(request, f"/leads/{lead.id}")
+    return render(request, "partials/takeover.html", {"lead_id": lead.id})
 
 
 @signed_in(*WORKERS)
@@ -101,15 +167,17 @@ async def reassign(request: Request) -> Response:
 @signed_in(*WORKERS)
 async def move_stage(request: Request) -> Response:
     form = await request.form()
-    async with request.app.state.db.transaction() as session:
-        lead = await leads.move_stage(
-            session,
-            user_of(request),
-            request.path_params["lead_id"],
-            stage=text(form, "stage"),
-            deal_value=text(form, "deal_value"),
-            lost_reason=text(form, "lost_reason"),
-            now=now(request),
-            survey_links=SurveyLinks.of(request.app.state.settings),
-        )
+    typed = {name: text(form, name) for name in ("stage", "deal_value", "lost_reason")}
+    try:
+        async with request.app.state.db.transaction() as session:
+            lead = await leads.move_stage(
+                session,
+                user_of(request),
+                request.path_params["lead_id"],
+                **typed,
+                now=now(request),
+                survey_links=SurveyLinks.of(request.app.state.settings),
+            )
+    except (Invalid, Conflict) as refused:
+        return await refused_on_lead(request, refused, "stage", typed)
     return see_other(request, f"/leads/{lead.id}")

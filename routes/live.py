@@ -54,6 +54,8 @@ LEAD_EVENTS = frozenset(
         "interaction.logged",
     }
 )
+# A secretary asks the holder for a lead, and the holder keeps it: only the lead's pages hear.
+TAKEOVER_EVENTS = {"lead.takeover_asked": "asked", "lead.takeover_kept": "kept"}
 TASK_EVENTS = frozenset({"task.created", "task.done", "task.cancelled", "task.reopened"})
 # The wallboard fetches its board again (throttled in the page) when one of these happens.
 WALLBOARD_EVENTS = LEAD_EVENTS | ALERT_EVENTS | {"presence.changed", "duty.changed", "agent.state"}
@@ -118,10 +120,16 @@ async def _agent_presence(app: Any, connection: Connection, *, opened: bool) -> 
         await asyncio.sleep(OFFLINE_AFTER)
         if connection.user_id in app.state.hub.on_duty():
             return
-    change = states.came_online if opened else states.went_offline
+    user_id, change = (
+        uuid.UUID(connection.user_id),
+        states.came_online if opened else states.went_offline,
+    )
     try:
+        async with app.state.db.transaction(write=False) as session:  # mostly nothing to do
+            if not await states.moves_with_console(session, user_id, opened=opened):
+                return
         async with app.state.db.transaction() as session:
-            await change(session, uuid.UUID(connection.user_id), now=app.state.clock.now())
+            await change(session, user_id, now=app.state.clock.now())
     except Exception:  # the database away: her state waits for her next socket
         log.warning("agent state of %s not moved", connection.user_id, exc_info=True)
 
@@ -300,6 +308,10 @@ class Fragments:
         page = audience.page
         if page == "wallboard" and event.kind in WALLBOARD_EVENTS:
             return [WALLBOARD_REFRESH]
+        if event.kind in TAKEOVER_EVENTS:
+            if page != f"lead:{lead_id}":
+                return []
+            return [self._takeover(lead_id, {**event.payload, "kind": TAKEOVER_EVENTS[event.kind]})]
         if event.kind == "presence.changed":
             where = "row" if page == "queue" else "page" if page == f"lead:{lead_id}" else None
             if where is None:
@@ -374,6 +386,8 @@ class Fragments:
             "where": "page",
         }
         parts = [env.get_template("partials/lead_head.html").render(context)]
+        if event.kind == "lead.claimed":  # a take-over asked before is answered by this
+            parts.append(self._takeover(lead_id, None))
         if event.kind in TASK_EVENTS:
             tasks = await live.lead_tasks(session, lead)
             parts.append(
@@ -421,6 +435,11 @@ class Fragments:
         if audience.role == "secretary" or row.level == "breach":
             parts.append(env.get_template("partials/attention.html").render(alert=row))
         return parts
+
+    def _takeover(self, lead_id: str, takeover: dict[str, Any] | None) -> str:
+        return env.get_template("partials/takeover.html").render(
+            lead_id=lead_id, takeover=takeover, oob=True
+        )
 
     def _presence(self, where: str, lead_id: str) -> str:
         return env.get_template("partials/presence.html").render(

@@ -26,6 +26,7 @@ ERRORS = (
     "Throttled",
     "UnsupportedMedia",
     "TooLarge",
+    "HeldByAnother",  # console/leads/leads.py: a Conflict that names the lead's holder
 )
 KEYWORDS = {**DEFAULT_KEYWORDS, **{name: None for name in ERRORS}}
 METHODS = [

@@ -11,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console.base.db import made_once
 from console.base.errors import Conflict, Invalid, NotFound
 from console.contacts.contact_book import touch_contact
-from console.leads.leads import get_lead
+from console.leads.leads import lead_to_act_on
 from console.leads.scripts import check_answers, published_script, script_version
 from console.live import events
 from console.people.tenancy import get_scoped
 from console.sla import sla
-from models import Interaction, Lead, Role, User
+from models import Interaction, Lead, User
 from models.leads import INTERACTION_KINDS, OUTCOMES
 
 MAX_NOTES = 200_000
@@ -40,12 +40,9 @@ async def start_interaction(
     """
     if kind not in INTERACTION_KINDS:
         raise Invalid("Unknown kind of interaction.", field="kind")
-    lead = await get_lead(session, user, lead_id)
+    lead = await lead_to_act_on(session, user, lead_id, now=now)
     if lead.closed_at is not None:
         raise Conflict("This lead is closed already.")
-    if lead.claimed_by_id not in (None, user.id) and user.role != Role.ADMIN:
-        holder = lead.claimed_by.name if lead.claimed_by else "?"
-        raise Conflict("%(holder)s is handling this lead.", holder=holder)
     open_draft = await session.scalar(
         select(Interaction).where(
             Interaction.lead_id == lead.id,
@@ -185,7 +182,7 @@ async def add_note(
         raise Invalid("The note is empty.", field="notes")
     if len(text) > MAX_NOTES:
         raise Invalid("The notes are too long.", field="notes")
-    lead = await get_lead(session, user, lead_id)
+    lead = await lead_to_act_on(session, user, lead_id, now=now)
     key = request_key[:64] or None
 
     async def earlier() -> Interaction | None:

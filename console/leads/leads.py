@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, select, update
+from sqlalchemy import ColumnElement, and_, case, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -17,6 +17,7 @@ from console.base.errors import Conflict, Invalid, NotFound
 from console.business.reminder_policy import plan_quote_followups
 from console.leads.surveys import SurveyLinks, start_survey
 from console.live import events
+from console.people.audit import record_audit
 from console.people.tenancy import get_scoped, may_see, parse_id, visible_businesses
 from console.sla import sla
 from models import Business, Contact, Lead, Role, SecretaryAssignment, User
@@ -38,6 +39,15 @@ class InboxFilters:
     def as_query(self, **change: str) -> str:
         values = {**self.__dict__, **change}
         return "&".join(f"{k}={v}" for k, v in values.items() if v)
+
+    def admits(self, business: str, channel: str, stage: str, holder_kind: str) -> bool:
+        """Whether leads of these grouped counts pass the filters (their count, unqueried)."""
+        return (
+            (not self.business or uuid.UUID(self.business) == uuid.UUID(business))
+            and self.channel in ("", channel)
+            and self.stage in ("", stage)
+            and self.holder in ("", holder_kind)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +72,14 @@ class QueueRow:
     contact_phone: str | None
     contact_email: str | None
     attempts: int  # the contact's arrivals on this lead: repeats joined it
+    queue_rank: int
+    queue_at: datetime
+
+    @property
+    def place(self) -> str:
+        """Where the row stands in the queue's order, as the page compares it and a "load
+        more" continues after it (`QueuePlace`)."""
+        return str(QueuePlace(self.queue_rank, self.queue_at, self.id))
 
     @staticmethod
     def columns(holder: Any) -> tuple[Any, ...]:
@@ -84,31 +102,76 @@ class QueueRow:
             Contact.phone,
             Contact.email,
             Lead.attempts,
+            Lead.queue_rank,
+            Lead.queue_at,
         )
+
+
+PLACE_TIME = "%Y%m%d%H%M%S%f"  # fixed width: the page compares places as text
+
+
+@dataclass(frozen=True)
+class QueuePlace:
+    """A point in the queue's order `(queue_rank, queue_at, id)`, written `rank.time.id`."""
+
+    rank: int
+    at: datetime
+    id: uuid.UUID
+
+    def __str__(self) -> str:
+        return f"{self.rank}.{self.at.astimezone(UTC).strftime(PLACE_TIME)}.{self.id}"
+
+    @classmethod
+    def parse(cls, text: str) -> QueuePlace:
+        try:
+            rank, at, lead_id = text.split(".")
+            when = datetime.strptime(at, PLACE_TIME).replace(tzinfo=UTC)
+            return cls(int(rank), when, uuid.UUID(lead_id))
+        except ValueError:
+            raise Invalid("Unknown place in the queue.", field="after") from None
 
 
 @dataclass(frozen=True)
 class Inbox:
     rows: list[QueueRow]
-    total: int
+    total: int  # open leads she may see
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     businesses: list[Business] = field(default_factory=list)
+    matching: int = 0  # of them, those the filters let through
+    before: int = 0  # matching leads before the first row shown (a "load more" page)
+
+    @property
+    def shown(self) -> int:
+        """How far down the matching leads the rows reach."""
+        return self.before + len(self.rows)
+
+    @property
+    def more_after(self) -> str:
+        """The place to continue from when matching leads remain below the last row."""
+        return self.rows[-1].place if self.rows and self.shown < self.matching else ""
 
 
-async def inbox(session: AsyncSession, user: User, filters: InboxFilters) -> Inbox:
-    """Open leads of the user's businesses, most urgent first, with counts for every filter.
+async def inbox(session: AsyncSession, user: User, filters: InboxFilters, after: str = "") -> Inbox:
+    """Open leads of the user's businesses, most urgent first, with counts for every filter;
+    `after` a place (`QueuePlace`) continues the queue below it, a page at a time.
 
     Three statements whatever the data size: the page of rows (contact, business and holder
-    joined in), the grouped counts, and the user's businesses.
+    joined in), the grouped counts, and the user's businesses; a page after a place counts the
+    leads before it too.
     """
+    place = QueuePlace.parse(after) if after else None
+    order = tuple_(Lead.queue_rank, Lead.queue_at, Lead.id)
     open_leads = and_(Lead.closed_at.is_(None), may_see(user, Lead.business_id))
+    chosen = [open_leads, *_filter_conditions(user, filters)]
     # The page's ids come from the covering index alone; only those rows are then joined.
     page_ids = (
         select(Lead.id)
-        .where(open_leads, *_filter_conditions(user, filters))
+        .where(*chosen)
         .order_by(Lead.queue_rank, Lead.queue_at, Lead.id)
         .limit(PAGE_SIZE)
     )
+    if place is not None:
+        page_ids = page_ids.where(order > tuple_(place.rank, place.at, place.id))
     holder = aliased(User)
     rows_statement = (
         select(*QueueRow.columns(holder))
@@ -136,14 +199,34 @@ async def inbox(session: AsyncSession, user: User, filters: InboxFilters) -> Inb
         "stage": Counter(),
         "holder": Counter(),
     }
+    matching = 0
     for business_id, channel, stage, kind, n in grouped:
         counts["business"][str(business_id)] += n
         counts["channel"][channel] += n
         counts["stage"][stage] += n
         counts["holder"][kind] += n
+        if filters.admits(str(business_id), channel, stage, kind):
+            matching += n
     total = sum(counts["holder"].values())
+    before = 0
+    if place is not None:
+        before = (
+            await session.scalar(
+                select(func.count())
+                .select_from(Lead)
+                .where(*chosen, order <= tuple_(place.rank, place.at, place.id))
+            )
+            or 0
+        )
     businesses = await visible_businesses(session, user)
-    return Inbox(rows=rows, total=total, counts=counts, businesses=businesses)
+    return Inbox(
+        rows=rows,
+        total=total,
+        counts=counts,
+        businesses=businesses,
+        matching=matching,
+        before=before,
+    )
 
 
 def _filter_conditions(user: User, filters: InboxFilters) -> list[ColumnElement[bool]]:
@@ -177,6 +260,77 @@ async def get_lead(session: AsyncSession, user: User, lead_id: str | uuid.UUID) 
     return lead
 
 
+# A claim younger than this, met by another secretary, was a race she lost by a moment.
+JUST_TAKEN = timedelta(minutes=1)
+
+
+class HeldByAnother(Conflict):
+    """Another secretary holds this open lead: it names her, so the page can offer to ask her."""
+
+    def __init__(self, message: str, *, holder: str, holder_id: uuid.UUID | None) -> None:
+        super().__init__(message, field="holder", holder=holder)
+        self.holder_id = holder_id
+
+    @classmethod
+    def of(cls, lead: Lead, now: datetime) -> HeldByAnother:
+        holder = lead.claimed_by.name if lead.claimed_by else "?"
+        taken = lead.claimed_at
+        if taken is not None and taken.tzinfo is None:
+            taken = taken.replace(tzinfo=UTC)
+        if taken is not None and now - taken < JUST_TAKEN:
+            return HeldByAnother(
+                "%(holder)s took this lead a moment ago.",
+                holder=holder,
+                holder_id=lead.claimed_by_id,
+            )
+        return HeldByAnother(
+            "%(holder)s is handling this lead.", holder=holder, holder_id=lead.claimed_by_id
+        )
+
+
+def held_by_another(lead: Lead, user: User) -> bool:
+    """The one rule of a claim: an open lead that a secretary holds is hers alone to answer,
+    note, move or call on; an admin may act on any (and reassign it)."""
+    return (
+        lead.closed_at is None
+        and lead.claimed_by_id is not None
+        and lead.claimed_by_id != user.id
+        and user.role != Role.ADMIN
+    )
+
+
+async def lead_to_act_on(
+    session: AsyncSession, user: User, lead_id: str | uuid.UUID, *, now: datetime
+) -> Lead:
+    """The lead for a reply, a note, a stage or a call of `user`. An open lead nobody holds is
+    taken first, by the claim's own conditional UPDATE, so of two secretaries acting at the
+    same moment exactly one goes on; held by another, it is refused with her name."""
+    lead_uuid = parse_id(lead_id)
+    taken = False
+    if user.role == Role.SECRETARY:
+        result = await session.execute(
+            update(Lead)
+            .where(
+                Lead.id == lead_uuid,
+                Lead.claimed_by_id.is_(None),
+                Lead.closed_at.is_(None),
+                may_see(user, Lead.business_id),
+            )
+            .values(claimed_by_id=user.id, claimed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        taken = result.rowcount == 1  # type: ignore[attr-defined]
+    lead = await get_lead(session, user, lead_uuid)
+    if taken:
+        await session.refresh(lead, ["claimed_by_id", "claimed_at", "claimed_by"])
+        await events.record(
+            session, lead.business_id, "lead.claimed", at=now, lead_id=lead.id, user_id=user.id
+        )
+    if held_by_another(lead, user):
+        raise HeldByAnother.of(lead, now)
+    return lead
+
+
 async def claim_lead(
     session: AsyncSession, user: User, lead_id: str | uuid.UUID, *, now: datetime
 ) -> Lead:
@@ -204,8 +358,7 @@ async def claim_lead(
         return lead
     if lead.closed_at is not None:
         raise Conflict("This lead is closed already.")
-    holder = lead.claimed_by.name if lead.claimed_by else "?"
-    raise Conflict("%(holder)s is handling this lead.", holder=holder)
+    raise HeldByAnother.of(lead, now)
 
 
 async def release_lead(
@@ -248,6 +401,7 @@ async def reassign_lead(
     )
     if secretary is None:
         raise Invalid("Pick a secretary who serves this business.", field="secretary")
+    was = lead.claimed_by_id
     lead.claimed_by_id = secretary.id
     lead.claimed_at = now
     await session.flush()
@@ -255,7 +409,105 @@ async def reassign_lead(
     await events.record(
         session, lead.business_id, "lead.claimed", at=now, lead_id=lead.id, user_id=secretary.id
     )
+    await _audit_claim(session, admin, lead, "lead.reassigned", now, was=was, to=secretary.id)
     return lead
+
+
+async def ask_to_take_over(
+    session: AsyncSession, user: User, lead_id: str | uuid.UUID, *, now: datetime
+) -> Lead:
+    """She asks the holder for the lead: the holder's lead page asks her live (give it / keep
+    it). A lead nobody holds is simply taken."""
+    if user.role == Role.OWNER:
+        raise NotFound("Not found.")
+    lead = await get_lead(session, user, lead_id)
+    if lead.closed_at is not None:
+        raise Conflict("This lead is closed already.")
+    if lead.claimed_by_id is None:
+        return await claim_lead(session, user, lead.id, now=now)
+    if lead.claimed_by_id == user.id:
+        return lead
+    holder = lead.claimed_by
+    await events.record(
+        session,
+        lead.business_id,
+        "lead.takeover_asked",
+        at=now,
+        lead_id=lead.id,
+        user_id=user.id,
+        user_name=user.name,
+        holder_id=lead.claimed_by_id,
+        holder_name=holder.name if holder else "",
+    )
+    await _audit_claim(session, user, lead, "lead.takeover_asked", now, holder=lead.claimed_by_id)
+    return lead
+
+
+async def answer_takeover(
+    session: AsyncSession,
+    holder: User,
+    lead_id: str | uuid.UUID,
+    asker_id: str,
+    *,
+    give: bool,
+    now: datetime,
+) -> Lead:
+    """The holder answers a request for her lead: given, the claim moves to the one who asked
+    (one conditional UPDATE: only while it is still hers); kept, the asker is told."""
+    lead = await get_lead(session, holder, lead_id)
+    asker = await session.scalar(
+        select(User)
+        .join(SecretaryAssignment, SecretaryAssignment.user_id == User.id)
+        .where(
+            User.id == parse_id(asker_id),
+            User.active.is_(True),
+            SecretaryAssignment.business_id == lead.business_id,
+        )
+    )
+    if asker is None:
+        raise Invalid("Pick a secretary who serves this business.", field="asker")
+    if not give:
+        await events.record(
+            session,
+            lead.business_id,
+            "lead.takeover_kept",
+            at=now,
+            lead_id=lead.id,
+            user_id=asker.id,
+            holder_id=holder.id,
+            holder_name=holder.name,
+        )
+        await _audit_claim(session, holder, lead, "lead.takeover_kept", now, asker=asker.id)
+        return lead
+    result = await session.execute(
+        update(Lead)
+        .where(Lead.id == lead.id, Lead.claimed_by_id == holder.id, Lead.closed_at.is_(None))
+        .values(claimed_by_id=asker.id, claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("This lead is no longer yours to give.")
+    await session.refresh(lead, ["claimed_by_id", "claimed_at", "claimed_by"])
+    await events.record(
+        session, lead.business_id, "lead.claimed", at=now, lead_id=lead.id, user_id=asker.id
+    )
+    await _audit_claim(session, holder, lead, "lead.takeover_given", now, to=asker.id)
+    return lead
+
+
+async def _audit_claim(
+    session: AsyncSession, actor: User, lead: Lead, action: str, now: datetime, **details: Any
+) -> None:
+    await record_audit(
+        session,
+        action=action,
+        now=now,
+        actor=actor,
+        business_id=lead.business_id,
+        subject_type="lead",
+        subject_id=lead.id,
+        **{key: str(value) if value else "" for key, value in details.items()},
+    )
 
 
 async def secretaries_of(session: AsyncSession, business_id: uuid.UUID) -> list[User]:
@@ -284,7 +536,7 @@ async def move_stage(
     if stage not in STAGES:
         raise Invalid("Unknown stage.", field="stage")
     value = _deal_value(deal_value)
-    lead = await get_lead(session, user, lead_id)
+    lead = await lead_to_act_on(session, user, lead_id, now=now)
     if stage == "lost" and not lost_reason.strip():
         raise Invalid("Say why the lead was lost.", field="lost_reason")
     moved = stage != lead.stage

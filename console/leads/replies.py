@@ -23,7 +23,7 @@ from console.channels.lines import on_twilio
 from console.channels.notify import queue_notification
 from console.contacts.contact_book import touch_contact
 from console.leads.calls import stamp_first_response
-from console.leads.leads import get_lead
+from console.leads.leads import lead_to_act_on
 from console.live import events
 from models import Interaction, Lead, Role, User
 
@@ -88,7 +88,7 @@ async def send_reply(
     """Log the reply and queue it for sending, once per form key."""
     if user.role == Role.OWNER:
         raise NotFound("Not found.")
-    lead = await get_lead(session, user, lead_id)
+    lead = await lead_to_act_on(session, user, lead_id, now=now)
     options = await reply_options(session, lead, template=template, now=now)
     route = next((c for c in options.channels if c.channel == channel), None)
     if route is None:

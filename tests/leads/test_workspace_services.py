@@ -72,7 +72,7 @@ async def test_of_many_secretaries_claiming_at_once_exactly_one_wins(db: Databas
     results = await asyncio.gather(*(claim(s) for s in team))
     assert results.count("won") == 1
     winner = team[results.index("won")]
-    assert all(r == f"{winner.name} is handling this lead." for r in results if r != "won")
+    assert all(r == f"{winner.name} took this lead a moment ago." for r in results if r != "won")
     async with db.transaction() as session:  # claiming one's own lead again is a no-op
         again = await leads.claim_lead(session, winner, lead.id, now=NOW)
         assert again.claimed_by_id == winner.id
