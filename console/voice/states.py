@@ -175,6 +175,16 @@ async def choose(
     await set_state(session, user_id, state, now=now, reason=reason)
 
 
+async def moves_with_console(session: AsyncSession, user_id: uuid.UUID, *, opened: bool) -> bool:
+    """Whether a console of hers opening (or her last one closing) would change her state: one
+    read, so that most page loads write nothing."""
+    row = await session.get(AgentStatus, user_id)
+    offline = row is None or row.state == AgentState.OFFLINE.value
+    if opened:
+        return offline and (row is None or row.reason != CHOSEN_OFFLINE)
+    return not offline
+
+
 async def went_offline(session: AsyncSession, user_id: uuid.UUID, *, now: datetime) -> None:
     """Her last console closed."""
     row = await session.get(AgentStatus, user_id)
