@@ -54,6 +54,8 @@ LEAD_EVENTS = frozenset(
         "interaction.logged",
     }
 )
+# A secretary asks the holder for a lead, and the holder keeps it: only the lead's pages hear.
+TAKEOVER_EVENTS = {"lead.takeover_asked": "asked", "lead.takeover_kept": "kept"}
 TASK_EVENTS = frozenset({"task.created", "task.done", "task.cancelled", "task.reopened"})
 # The wallboard fetches its board again (throttled in the page) when one of these happens.
 WALLBOARD_EVENTS = LEAD_EVENTS | ALERT_EVENTS | {"presence.changed", "duty.changed", "agent.state"}
@@ -306,6 +308,10 @@ class Fragments:
         page = audience.page
         if page == "wallboard" and event.kind in WALLBOARD_EVENTS:
             return [WALLBOARD_REFRESH]
+        if event.kind in TAKEOVER_EVENTS:
+            if page != f"lead:{lead_id}":
+                return []
+            return [self._takeover(lead_id, {**event.payload, "kind": TAKEOVER_EVENTS[event.kind]})]
         if event.kind == "presence.changed":
             where = "row" if page == "queue" else "page" if page == f"lead:{lead_id}" else None
             if where is None:
@@ -380,6 +386,8 @@ class Fragments:
             "where": "page",
         }
         parts = [env.get_template("partials/lead_head.html").render(context)]
+        if event.kind == "lead.claimed":  # a take-over asked before is answered by this
+            parts.append(self._takeover(lead_id, None))
         if event.kind in TASK_EVENTS:
             tasks = await live.lead_tasks(session, lead)
             parts.append(
@@ -427,6 +435,11 @@ class Fragments:
         if audience.role == "secretary" or row.level == "breach":
             parts.append(env.get_template("partials/attention.html").render(alert=row))
         return parts
+
+    def _takeover(self, lead_id: str, takeover: dict[str, Any] | None) -> str:
+        return env.get_template("partials/takeover.html").render(
+            lead_id=lead_id, takeover=takeover, oob=True
+        )
 
     def _presence(self, where: str, lead_id: str) -> str:
         return env.get_template("partials/presence.html").render(
