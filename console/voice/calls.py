@@ -135,6 +135,10 @@ async def route_call(
     async with db.transaction(write=False) as session:
         business = await business_on_line(session, "phone", question.dialled)
         known = await _call(session, question.call_id)
+        if known is not None:
+            answer = await _read_answer(session, known, question.attempt, now=now)
+            if answer is not None:
+                return answer
     lead_id = interaction_id = None
     if known is None:
         with using_locale(business.locale):
@@ -158,6 +162,31 @@ async def route_call(
         if call is None:
             call = await _new_call(session, business, question, lead_id, interaction_id, now)
         return await _decide(session, business, call, question.attempt, now=now)
+
+
+async def _read_answer(
+    session: AsyncSession, call: Call, attempt: int, *, now: datetime
+) -> str | None:
+    """The answer when it changes nothing, from a read transaction: a repeated question, a call
+    already over, or a waiting call's "anyone free now?" while still nobody is (most questions
+    when many wait). None when the answer writes: someone to ring (asked again, locking her, in
+    the writing transaction), a ring to end, an overflow."""
+    if call.state not in ("waiting", "ringing"):
+        return "action=overflow"
+    if attempt <= call.attempt:
+        return call.answer
+    if call.state != "waiting" or call.ringing:
+        return None
+    decision = await routing.decide(
+        session,
+        business_id=call.business_id,
+        attempt=attempt,
+        rung=[uuid.UUID(hex=user) for user in call.rung],
+        waited_seconds=(now - call.arrived_at).total_seconds(),
+        now=now,
+        take=False,
+    )
+    return answer_of(decision) if decision.action == "wait" else None
 
 
 async def _call(session: AsyncSession, call_id: str, *, for_update: bool = False) -> Call | None:

@@ -18,7 +18,9 @@ PostgreSQL one more locks the secretary chosen until the caller commits, unless 
 holds her (SKIP LOCKED): two calls deciding at once with one secretary free do not both ring
 her; the second passes her over for the next free one (at most three tries), else it waits and
 asks again. SQLite's writing transactions are serialised anyway. The caller decides and sets the
-chosen secretary ringing in one writing transaction.
+chosen secretary ringing in one writing transaction; a waiting call's repeated question is first
+asked in a read transaction (`take=False`, nothing locked), and "still nobody free" is answered
+from there.
 """
 
 from __future__ import annotations
@@ -132,15 +134,19 @@ async def decide(
     rung: Sequence[uuid.UUID],
     waited_seconds: float,
     now: datetime,
+    take: bool = True,
 ) -> RouteDecision:
-    """Whom to ring for a call to `business_id` now; see the module's docstring."""
+    """Whom to ring for a call to `business_id` now; see the module's docstring.
+
+    With `take=False` nothing is locked (a read transaction may ask): a "ring" is then only
+    what a writing transaction would choose now, and the caller asks again in one to ring her."""
     rows = (await session.execute(_ASK, {"business": business_id, "now": now})).all()
     if not rows:
         return RouteDecision("overflow", (), 0, 0)
     taken = await _kept_for_older_calls(session, rows, now - timedelta(seconds=waited_seconds), now)
     for _ in range(TRIES):
         decision = _choose(rows, rung, taken, waited_seconds)
-        if decision.action != "ring" or dialect_of(session) != "postgresql":
+        if decision.action != "ring" or not take or dialect_of(session) != "postgresql":
             return decision  # SQLite: the writing transaction already holds the database
         chosen = decision.ring[0]
         if await session.scalar(_TAKE, {"user": chosen, "now": now}) is not None:

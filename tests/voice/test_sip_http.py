@@ -3,12 +3,15 @@ happened to it, and the record and lead that follow; refusals for anything not s
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from console.base.db import Database
@@ -19,7 +22,7 @@ from console.voice.states import AgentState, set_state
 from models import Business, Interaction, Lead, User
 from models.agents import AgentStatus
 from models.voice import Call
-from tests.factories import make_business, make_user
+from tests.factories import counting, make_business, make_user
 from tests.voice.conftest import SECRET
 
 LINE = "+97235551234"
@@ -234,3 +237,50 @@ async def test_a_secretary_calls_out_shown_as_the_business(
         log = await session.get_one(Interaction, call.interaction_id)
         assert (log.kind, log.user_id, log.ended_at) == ("outbound_call", michal.id, call.ended_at)
         assert await session.scalar(select(func.count()).select_from(Call)) == 3
+
+
+async def test_a_waiting_calls_questions_write_nothing_while_nobody_is_free(
+    db: Database, phone_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many calls waiting ask "anyone free now?" every few seconds: "still nobody" is answered
+    from a read transaction (no write lock, no row lock); a write only when someone is rung."""
+    _, michal = await shop_with_secretary(db)
+    async with db.transaction() as session:
+        await set_state(session, michal.id, AgentState.BREAK, now=_now(), reason="meal")
+    older, younger = f"{uuid.uuid4().hex}@carrier", f"{uuid.uuid4().hex}@carrier"
+    assert (await post(phone_client, "/sip/route", ask(older))).text.startswith("action=wait")
+    assert (await post(phone_client, "/sip/route", ask(younger))).text.startswith("action=wait")
+    kinds: list[bool] = []
+    opened = db.transaction
+
+    def spied(*, write: bool = True) -> Any:
+        kinds.append(write)
+        return opened(write=write)
+
+    monkeypatch.setattr(db, "transaction", spied)
+    with counting(db) as statements:
+        for attempt in (2, 3):
+            again = await post(phone_client, "/sip/route", ask(older, attempt=attempt))
+            assert again.text.startswith("action=wait"), again.text
+            # and a repeated question (Kamailio's retry) is read too
+            again = await post(phone_client, "/sip/route", ask(older, attempt=attempt))
+            assert again.text.startswith("action=wait"), again.text
+    assert kinds == [False] * 4, kinds
+    assert not [s for s in statements if s.lstrip().upper().startswith(("INSERT", "UPDATE"))]
+    assert not [s for s in statements if "FOR UPDATE" in s.upper()], statements
+    # She comes back: both calls ask at once; the older one rings her (a write), the younger
+    # is still told to wait (she is kept for the older), never both ringing her.
+    async with db.transaction() as session:
+        await set_state(session, michal.id, AgentState.AVAILABLE, now=_now())
+    kinds.clear()
+    answers = await asyncio.gather(
+        post(phone_client, "/sip/route", ask(younger, attempt=2)),
+        post(phone_client, "/sip/route", ask(older, attempt=4)),
+    )
+    assert [a.text.split(";")[0] for a in answers] == ["action=wait", "action=ring"]
+    assert answers[1].text == f"action=ring;users={michal.id.hex};seconds=20"
+    assert kinds.count(True) == 1, kinds
+    assert await state_of(db, michal) == "ringing"
+    async with db.transaction(write=False) as session:
+        states = dict((await session.execute(select(Call.sip_call_id, Call.state))).all())
+    assert states == {older: "ringing", younger: "waiting"}
