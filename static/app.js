@@ -48,7 +48,17 @@
   setInterval(tick, 1000);
   document.addEventListener("DOMContentLoaded", tick);
 
-  // The queue: J/K move the selection, Enter opens, C takes.
+  // Shortcuts go by the key's place, not its letter: on the Hebrew layout J arrives as "ח".
+  function keyOf(event) {
+    const code = event.code || "";
+    if (/^Key[A-Z]$/.test(code)) return code.slice(3).toLowerCase();
+    if (/^Digit[0-9]$/.test(code)) return code.slice(5);
+    if (code === "Slash") return event.shiftKey ? "?" : "/";
+    return (event.key || "").toLowerCase();
+  }
+  window.mazkira.keyOf = keyOf;
+
+  // The queue: J/K (or Tab) move the selection, Enter opens, C takes.
   function rows() { return Array.from(document.querySelectorAll("[data-keyboard-list] tbody tr[data-href]")); }
   function selected() { return document.querySelector("[data-keyboard-list] tr.selected"); }
   function select(delta) {
@@ -76,18 +86,38 @@
     const help = document.getElementById("shortcuts");
     if (event.key === "Escape" && typing(document.activeElement)) { document.activeElement.blur(); return; }
     if (typing(event.target)) return;
-    const key = event.key.toLowerCase();
+    const key = keyOf(event);
     let handled = true;
     if (key === "?") { if (help && !help.open) help.showModal(); }
     else if (key === "j") select(1);
     else if (key === "k") select(-1);
-    else if (key === "enter" && selected()) click("[data-open]", selected());
+    else if (key === "enter" && selected() && (event.target === selected() || event.target === document.body)) click("[data-open]", selected());
     else if (key === "c" && selected()) handled = click("[data-claim]", selected());
     else if (key === "e") handled = focus("notes");
     else if (key === "/") handled = focus("search") || click('[data-key="/"]');
     else if (key === "h") handled = focus("handoff");
     else handled = click(`[data-key="${CSS.escape(key)}"]`);
     if (handled) event.preventDefault();
+  });
+
+  // A row reached by Tab is the selected one, as if J had brought her there.
+  document.addEventListener("focusin", (event) => {
+    const row = event.target.closest && event.target.closest("[data-keyboard-list] tr[data-href]");
+    if (!row || row.classList.contains("selected")) return;
+    rows().forEach((r) => r.classList.remove("selected"));
+    row.classList.add("selected");
+  });
+
+  // "Load more" by keyboard keeps her there: the next "load more", or the first row it brought.
+  let loadingFrom = -1;
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    if (event.detail.elt.matches && event.detail.elt.matches("[data-more]")) loadingFrom = rows().length;
+  });
+  document.addEventListener("htmx:afterSettle", () => {
+    if (loadingFrom < 0 || document.activeElement !== document.body) return;
+    const next = document.querySelector("[data-more]") || rows()[loadingFrom];
+    loadingFrom = -1;
+    if (next) next.focus();
   });
 
   // Clicking a queue row opens its lead (links and buttons inside keep their own meaning).
@@ -186,6 +216,54 @@
     return (row.dataset.for || "").split(" ").includes(userId()) && row.dataset.status === status;
   }
 
+  // The queue's order, (queue_rank, queue_at, id) as console/leads/leads.py sorts it; each row
+  // carries its place as "rank.time.id" (fixed-width time), "load more" the place it goes on from.
+  function parsePlace(text) {
+    const [rank, at, id] = (text || "").split(".");
+    return [Number(rank), at || "", id || ""];
+  }
+  function precedes(x, y) {
+    for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i] < y[i];
+    return false;
+  }
+
+  // Where a live queue row goes: before the first row it precedes, or last; but a row whose
+  // place is past where "load more" goes on from is left for it to bring in its turn.
+  function placeRow(el, target, existing) {
+    const place = parsePlace(el.dataset.place);
+    const more = document.querySelector("[data-more]");
+    if (more && precedes(parsePlace(more.dataset.after), place)) {
+      if (existing) { el.setAttribute("hx-swap-oob", "delete"); return el; }
+      el.remove();
+      return null;
+    }
+    const others = Array.from(target.querySelectorAll("tr.lead-row")).filter((r) => r !== existing);
+    const next = others.find((r) => precedes(place, parsePlace(r.dataset.place))) || null;
+    if (existing) {
+      if (existing.classList.contains("selected")) el.classList.add("selected");
+      const following = others.find((r) => existing.compareDocumentPosition(r) & Node.DOCUMENT_POSITION_FOLLOWING) || null;
+      if (following === next) { el.setAttribute("hx-swap-oob", "true"); return el; }
+      if (document.activeElement === existing) setTimeout(() => document.getElementById(el.id)?.focus(), 0);
+      existing.remove();
+    }
+    const wrapper = document.createElement(target.tagName);
+    wrapper.setAttribute("hx-swap-oob", next ? "beforebegin:#" + next.id : "beforeend:#" + target.id);
+    el.replaceWith(wrapper);
+    wrapper.appendChild(el);
+    target.querySelectorAll(".empty-row").forEach((r) => r.remove());
+    return wrapper;
+  }
+
+  // "50 of 224": the rows on the page, of the leads the filters let through.
+  function countShown() {
+    const status = document.getElementById("queue-more");
+    if (!status) return;
+    const shown = status.querySelector("[data-shown]"), matching = status.querySelector("[data-matching]");
+    if (shown) shown.textContent = document.querySelectorAll("#queue-rows tr.lead-row").length;
+    const nav = document.querySelector("nav.filters[data-matching]");
+    if (matching && nav) matching.textContent = nav.dataset.matching;
+  }
+
   function upsert(el) {
     const target = document.querySelector(el.dataset.upsert);
     const existing = document.getElementById(el.id);
@@ -196,6 +274,7 @@
       el.remove();
       return null;
     }
+    if (el.dataset.place && target.id === "queue-rows") return placeRow(el, target, existing);
     if (existing) {
       // A replaced row keeps the keyboard selection it had.
       if (existing.classList.contains("selected")) el.classList.add("selected");
@@ -217,7 +296,7 @@
       if (!document.querySelector("nav.filters")) return;
       htmx.ajax("GET", location.pathname + location.search, {
         target: "nav.filters", select: "nav.filters", swap: "outerHTML", headers: { "HX-Request": "true" },
-      }).then(setTitle);
+      }).then(() => { setTitle(); countShown(); });
     }, 400);
   }
 
@@ -266,7 +345,6 @@
   function personalize(root) {
     const me = userId();
     (root || document).querySelectorAll("[data-only-for]").forEach((el) => { el.hidden = el.dataset.onlyFor !== me; });
-    (root || document).querySelectorAll("[data-not-for]").forEach((el) => { el.hidden = el.dataset.notFor === me; });
     (root || document).querySelectorAll("tr.lead-row[data-holder]").forEach((row) => {
       row.classList.toggle("mine", !!me && row.dataset.holder === me);
     });
@@ -309,7 +387,7 @@
     hello(event.detail.socketWrapper);
   });
   document.addEventListener("htmx:wsClose", () => document.getElementById("live-state")?.classList.remove("on"));
-  document.addEventListener("htmx:wsAfterMessage", () => personalize());
+  document.addEventListener("htmx:wsAfterMessage", () => { personalize(); countShown(); });
   document.addEventListener("htmx:afterSettle", (event) => personalize(event.target));
   document.addEventListener("DOMContentLoaded", () => {
     personalize();

@@ -3,6 +3,7 @@ and what the owners see (and do not see) of it."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime
 
@@ -55,6 +56,55 @@ async def test_inbox_page_costs_the_same_statements_for_5_or_80_leads(
     assert filtered.text.count('class="lead-row') == 5
     assert "<html" not in filtered.text and filtered.headers["vary"] == "HX-Request"
     assert (await client.get("/inbox?channel=fax")).status_code == 422
+
+
+async def test_load_more_reaches_every_lead_in_order_with_the_filter_kept(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """50 at a time after the last row's place, the filter kept: every matching lead once, in
+    the queue's order, each page in the same few statements; a made-up place is a 422."""
+    async with db.transaction() as session:
+        a, b = await make_business(session), await make_business(session)
+        secretary = await make_user(session, "secretary", a, b)
+    await sign_in(client, secretary.email)
+    await seed_leads(db, a, secretary, 7, 0)
+    await seed_leads(db, b, secretary, 124, 100)
+    async with db.transaction() as session:
+        expected = list(
+            await session.scalars(
+                select(Lead.id)
+                .where(Lead.business_id == b.id)
+                .order_by(Lead.queue_rank, Lead.queue_at, Lead.id)
+            )
+        )
+
+    page = await client.get(f"/inbox?business={b.id}")
+    seen = re.findall(r'<tr id="lead-([0-9a-f-]{36})"', page.text)
+    assert len(seen) == 50 and _shown(page.text) == (50, 124)
+    costs = []
+    while more := re.search(r'hx-get="(/inbox\?[^"]*after=[^"]*)"', page.text):
+        url = html.unescape(more.group(1))
+        assert f"business={b.id}" in url
+        with counting(db) as statements:
+            page = await client.get(url, headers=HTMX)
+        costs.append(len(statements))
+        seen += re.findall(r'<tr id="lead-([0-9a-f-]{36})"', page.text)
+        assert _shown(page.text) == (len(seen), 124)
+    assert seen == [str(lead_id) for lead_id in expected]  # all 124, once each, in order
+    assert len(costs) == 2 and costs[0] == costs[1] <= 6, costs
+    assert "data-more" not in page.text  # the end: nothing more to load
+
+    everything = await client.get("/inbox")
+    assert _shown(everything.text) == (50, 131)
+    wrong = await client.get(f"/inbox?business={b.id}&after=1.2026.nope", headers=HTMX)
+    assert wrong.status_code == 422
+
+
+def _shown(page: str) -> tuple[int, int]:
+    """The "50 of 124" line under the queue."""
+    found = re.search(r"data-shown>(\d+)<.*?data-matching>(\d+)<", page, re.S)
+    assert found, "no count under the queue"
+    return int(found.group(1)), int(found.group(2))
 
 
 async def test_a_secretarys_call_from_first_ring_to_hand_off(
