@@ -117,21 +117,19 @@ async def reply(request: Request) -> Response:
 async def hand_off(request: Request) -> Response:
     """A follow-up task for the owner or another secretary, from the lead page."""
     form = await request.form()
-    handoff = tasks.HandOff(
-        assignee_id=text(form, "assignee_id"),
-        title=text(form, "title"),
-        due=text(form, "due"),
-        details=text(form, "details"),
-        priority=text(form, "priority", "normal"),
-        request_key=text(form, "request_key"),
-    )
-    async with request.app.state.db.transaction() as session:
-        task = await tasks.hand_off(
-            session,
-            user_of(request),
-            request.path_params["lead_id"],
-            handoff,
-            now=now(request),
-            links=TaskLinks.of(request.app.state.settings),
-        )
+    names = ("assignee_id", "title", "due", "details", "priority", "request_key")
+    typed = {name: text(form, name) for name in names}
+    handoff = tasks.HandOff(**{**typed, "priority": typed["priority"] or "normal"})
+    try:
+        async with request.app.state.db.transaction() as session:
+            task = await tasks.hand_off(
+                session,
+                user_of(request),
+                request.path_params["lead_id"],
+                handoff,
+                now=now(request),
+                links=TaskLinks.of(request.app.state.settings),
+            )
+    except (Invalid, Conflict) as refused:
+        return await refused_on_lead(request, refused, "handoff", typed)
     return see_other(request, f"/leads/{task.lead_id}#lead-tasks-{task.lead_id}")

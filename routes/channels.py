@@ -5,24 +5,24 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.base.errors import Invalid
 from console.channels import lines
 from console.people import accounts
 from console.people.tenancy import get_business
 from models import Role
 from routes.access import signed_in, user_of
-from routes.forms import see_other, text
+from routes.forms import see_other, text, wants_json
 from routes.templating import env, render
 
 
-@signed_in(Role.ADMIN)
-async def channels(request: Request) -> Response:
+async def _page(request: Request, **extra: object) -> dict[str, object]:
     async with request.app.state.db.transaction(write=False) as session:
         business = await get_business(session, user_of(request), request.path_params["business_id"])
         found = await lines.lines_of(session, business.id)
     settings = request.app.state.settings
     base = settings.public_url or str(request.base_url).rstrip("/")
     snippet = env.get_template("agency/embed_snippet.html").render(business=business, base=base)
-    context = {
+    return {
         "snippet": snippet,  # shown as text to copy, escaped like any other text
         "business": business,
         "lines": found,
@@ -32,18 +32,33 @@ async def channels(request: Request) -> Response:
             "whatsapp": bool(settings.whatsapp_app_secret),
             "email": bool(settings.email_webhook_signing_key),
         },
+        **extra,
     }
-    return render(request, "agency/channels.html", context)
+
+
+@signed_in(Role.ADMIN)
+async def channels(request: Request) -> Response:
+    return render(request, "agency/channels.html", await _page(request))
 
 
 @signed_in(Role.ADMIN)
 async def add_line(request: Request) -> Response:
+    """Refused (a bad address, a line of another business), the form comes back as typed."""
     form = await request.form()
-    async with request.app.state.db.transaction() as session:
-        business = await get_business(session, user_of(request), request.path_params["business_id"])
-        await lines.add_line(
-            session, business, text(form, "channel"), text(form, "address"), text(form, "label")
-        )
+    typed = {name: text(form, name) for name in ("channel", "address", "label")}
+    try:
+        async with request.app.state.db.transaction() as session:
+            business = await get_business(
+                session, user_of(request), request.path_params["business_id"]
+            )
+            await lines.add_line(
+                session, business, typed["channel"], typed["address"], typed["label"]
+            )
+    except Invalid as refused:
+        if wants_json(request):
+            raise
+        context = await _page(request, refused=refused, typed=typed)
+        return render(request, "agency/channels.html", context, status=422, block="line_form")
     return see_other(request, f"/agency/businesses/{business.id}/channels")
 
 

@@ -31,6 +31,11 @@ def is_htmx(request: Request) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
+def wants_json(request: Request) -> bool:
+    """A machine asking for JSON gets a refusal as JSON (routes/errors.py), not a form again."""
+    return "application/json" in request.headers.get("accept", "")
+
+
 def see_other(request: Request, url: str) -> Response:
     """After a POST: a redirect for a plain form, HX-Location for htmx (which follows it)."""
     if is_htmx(request):

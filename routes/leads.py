@@ -15,7 +15,7 @@ from console.people.tenancy import visible_businesses
 from console.screens.lead_page import lead_view
 from models import Role
 from routes.access import actor, signed_in, user_of
-from routes.forms import is_htmx, now, see_other, text
+from routes.forms import is_htmx, now, see_other, text, wants_json
 from routes.templating import render
 
 WORKERS = (Role.SECRETARY, Role.ADMIN)
@@ -74,6 +74,8 @@ async def refused_on_lead(
 ) -> Response:
     """A form of the lead page refused: the page again (htmx: only that form's block), as she
     typed it, the reason beside its field, with the refusal's status."""
+    if wants_json(request):
+        raise refused
     async with request.app.state.db.transaction() as session:
         view = await lead_view(
             session,

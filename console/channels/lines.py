@@ -46,7 +46,10 @@ def line_address(channel: str, raw: str) -> str:
                 field="address",
             )
         return text
-    email = normalise_email(text)
+    try:
+        email = normalise_email(text)
+    except Invalid:  # the contact book names its own field; here it is the line's address
+        email = None
     if email is None:
         raise Invalid("That is not an e-mail address.", field="address")
     return email
