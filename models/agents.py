@@ -1,6 +1,6 @@
 """Agent states: where each secretary stands for calls now, the spans she spent in each state
 (for the reports), and each business's call settings (how long a call rings one secretary, how
-long it may wait for one, how long her wrap-up lasts)."""
+long it may wait for one, how long her wrap-up lasts, the N of its service level)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ STATES = "('available', 'ringing', 'on_call', 'wrap_up', 'break', 'offline')"
 DEFAULT_RING_SECONDS = 20
 DEFAULT_WAIT_LIMIT_SECONDS = 120
 DEFAULT_WRAP_UP_SECONDS = 30
+# The service level's N: the share of calls answered within N seconds (80/20 is the norm).
+DEFAULT_SERVICE_LEVEL_SECONDS = 20
 
 
 class AgentStatus(Base):
@@ -76,6 +78,7 @@ class CallSettings(Base):
         CheckConstraint("ring_seconds BETWEEN 5 AND 120", name="ring_seconds"),
         CheckConstraint("wait_limit_seconds BETWEEN 0 AND 3600", name="wait_limit_seconds"),
         CheckConstraint("wrap_up_seconds BETWEEN 0 AND 900", name="wrap_up_seconds"),
+        CheckConstraint("service_level_seconds BETWEEN 5 AND 600", name="service_level_seconds"),
     )
 
     business_id: Mapped[uuid.UUID] = mapped_column(
@@ -84,3 +87,6 @@ class CallSettings(Base):
     ring_seconds: Mapped[int] = mapped_column(Integer, default=DEFAULT_RING_SECONDS)
     wait_limit_seconds: Mapped[int] = mapped_column(Integer, default=DEFAULT_WAIT_LIMIT_SECONDS)
     wrap_up_seconds: Mapped[int] = mapped_column(Integer, default=DEFAULT_WRAP_UP_SECONDS)
+    service_level_seconds: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_SERVICE_LEVEL_SECONDS
+    )

@@ -357,6 +357,27 @@ class KpiOut(Answer):
     overdue_tasks: int = Field(description="Of them, past their due time.")
     task_age_hours: float | None = Field(description="Their average age in hours.")
     oldest_task_hours: float | None = Field(description="The oldest one's age in hours.")
+    calls: int = Field(description="Calls that came in through the SIP server in the period.")
+    calls_answered: int = Field(description="Of them, answered by a secretary.")
+    calls_abandoned: int = Field(
+        description="Of them, the caller hung up before anyone answered (waiting or ringing)."
+    )
+    calls_missed: int = Field(description="Of them, nobody took (overflow, or failed).")
+    answer_rate: float | None = Field(
+        description="calls_answered of calls_answered + calls_abandoned + calls_missed, in percent."
+    )
+    abandonment_rate: float | None = Field(description="calls_abandoned of the same, in percent.")
+    average_speed_of_answer: float | None = Field(
+        description="Average seconds from a call's arrival to its answer."
+    )
+    average_talk: float | None = Field(description="Average seconds from answer to hang-up.")
+    service_level_seconds: int = Field(
+        description="The business's service level's N (20 by default: the industry's 80/20)."
+    )
+    service_level: float | None = Field(
+        description="Calls answered within service_level_seconds of arriving, of the same, in "
+        "percent."
+    )
     survey_answers: int = Field(description="Customers' surveys answered in the period.")
     survey_rating: float | None = Field(description="Their average rating, 1 to 5.")
     survey_recommend: float | None = Field(

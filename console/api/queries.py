@@ -322,6 +322,7 @@ async def kpis_for(session: AsyncSession, user: User, query: KpiQuery, *, now: d
             "first_day": period.first,
             "last_day": period.last,
             "timezone": found.timezone,
+            "service_level_seconds": found.service_level_seconds,
             "leads_by_channel": found.by_channel,
             "leads_by_day": [DayCount(day=day, leads=count) for day, count in found.by_day],
             **{metric.key: metric.value for metric in kpis.metrics(found)},

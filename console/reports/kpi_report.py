@@ -39,6 +39,8 @@ HEADLINE = (
     "conversion",
     "hours_to_close",
     "deal_value",
+    "answer_rate",
+    "service_level",
     "repeat_rate",
     "open_tasks",
 )

@@ -5,12 +5,20 @@ A period (`console/business/periods.py`) is a run of whole days in the business'
 both ends included. Every number is about the
 leads that arrived in the period, as they stand now (answered, won, closed …), except the open
 tasks, which are the business's open tasks at the moment of asking, and the calls and messages
-handled, which are those logged in the period.
+handled, which are those logged in the period. The calls' numbers are about the calls that
+came in through the agency's SIP server in the period (`calls`, by the day they arrived):
+answered, abandoned by the caller before anyone answered (in the queue or while ringing), missed
+(nobody took them: overflow, or the SIP server failed them); the answer and abandonment rates
+are of the calls that are over or answered (one still waiting or ringing counts in neither);
+the average speed of answer is from arrival to answer, the talk time from answer to end, and
+the service level is the share of those calls answered within the business's N seconds
+(`call_settings.service_level_seconds`, 20 by default: the industry's 80/20).
 
-`compute_kpis` answers for several businesses at once (the agency, the digest job) in six
+`compute_kpis` answers for several businesses at once (the agency, the digest job) in seven
 statements whatever their number and size: leads by channel and day, the lead aggregates, the
 response-time percentiles (ranked by the database with window functions, so only two rows per
-business come back), the repeat customers, the open tasks and the handled interactions; days are
+business come back), the repeat customers, the open tasks, the handled interactions and the
+calls (with each business's service-level N, joined from its call settings); days are
 bucketed in SQL by `periods.PeriodSql`.
 """
 
@@ -43,13 +51,15 @@ from console.business.periods import (
     zone_groups,
 )
 from models import Business, Interaction, Lead, Task
+from models.agents import DEFAULT_SERVICE_LEVEL_SECONDS, CallSettings
 from models.contacts import CHANNELS
+from models.voice import Call
 
 HANDLED_KINDS = ("inbound_call", "outbound_call", "whatsapp", "sms", "email")
 _EPOCH = date(1970, 1, 1)
 _CENT = Decimal("0.01")
 
-Unit = Literal["count", "minutes", "percent", "hours", "money"]
+Unit = Literal["count", "seconds", "minutes", "percent", "hours", "money"]
 
 
 # --- the numbers ------------------------------------------------------------------------------
@@ -86,6 +96,16 @@ class Kpis:
     overdue_tasks: int = 0
     task_age_hours: float | None = None  # average
     oldest_task_hours: float | None = None
+    calls: int = 0  # incoming through the SIP server
+    calls_answered: int = 0
+    calls_abandoned: int = 0  # the caller hung up before anyone answered
+    calls_missed: int = 0  # nobody took it (overflow, failed)
+    answer_rate: float | None = None  # percent of the calls over or answered
+    abandonment_rate: float | None = None
+    average_speed_of_answer: float | None = None  # seconds from arrival to answer
+    average_talk: float | None = None  # seconds from answer to end
+    service_level_seconds: int = DEFAULT_SERVICE_LEVEL_SECONDS
+    service_level: float | None = None  # percent answered within service_level_seconds
 
 
 @dataclass(frozen=True)
@@ -110,6 +130,8 @@ def shown(value: int | float | Decimal | None, unit: Unit) -> str:
     number = format_decimal(value, locale=locale)
     if unit == "percent":
         return f"{number}%"
+    if unit == "seconds":
+        return _("%(number)s s") % {"number": number}
     if unit == "minutes":
         return _("%(number)s min") % {"number": number}
     if unit == "hours":
@@ -147,6 +169,26 @@ def metrics(kpis: Kpis) -> list[Metric]:
         ("overdue_tasks", _("Overdue tasks now"), kpis.overdue_tasks, "count"),
         ("task_age_hours", _("Average age of the open tasks"), kpis.task_age_hours, "hours"),
         ("oldest_task_hours", _("Oldest open task"), kpis.oldest_task_hours, "hours"),
+        ("calls", _("Calls in"), kpis.calls, "count"),
+        ("calls_answered", _("Calls answered"), kpis.calls_answered, "count"),
+        ("calls_abandoned", _("Calls abandoned by the caller"), kpis.calls_abandoned, "count"),
+        ("calls_missed", _("Calls missed"), kpis.calls_missed, "count"),
+        ("answer_rate", _("Answer rate"), kpis.answer_rate, "percent"),
+        ("abandonment_rate", _("Abandonment rate"), kpis.abandonment_rate, "percent"),
+        (
+            "average_speed_of_answer",
+            _("Average speed of answer"),
+            kpis.average_speed_of_answer,
+            "seconds",
+        ),
+        ("average_talk", _("Average talk time"), kpis.average_talk, "seconds"),
+        (
+            "service_level",
+            _("Service level (answered within %(seconds)s s)")
+            % {"seconds": kpis.service_level_seconds},
+            kpis.service_level,
+            "percent",
+        ),
     ]
     return [Metric(*row) for row in rows]
 
@@ -165,7 +207,7 @@ def _hours(seconds: float) -> float:
 async def compute_kpis(
     session: AsyncSession, businesses: Sequence[Business], period: Period, *, now: datetime
 ) -> dict[uuid.UUID, Kpis]:
-    """Each business's numbers for the period, by business id; six statements in all."""
+    """Each business's numbers for the period, by business id; seven statements in all."""
     if not businesses:
         return {}
     sql = PeriodSql(zone_groups(businesses, period), dialect_of(session), now)
@@ -176,6 +218,7 @@ async def compute_kpis(
     await _repeat_customers(session, sql, found)
     await _open_tasks(session, sql, found)
     await _handled(session, sql, found)
+    await _calls(session, sql, found)
     return {b.id: _kpis(b, period, found[b.id]) for b in businesses}
 
 
@@ -367,12 +410,71 @@ async def _handled(
         found[business_id]["handled"] = count
 
 
+async def _calls(
+    session: AsyncSession, sql: PeriodSql, found: dict[uuid.UUID, dict[str, Any]]
+) -> None:
+    """The incoming calls of the period by how they went, and each business's service-level N
+    (a business without calls, or without call settings, still gets its N)."""
+    answered = Call.answered_at.is_not(None)
+    abandoned = and_(~answered, Call.state == "abandoned", Call.end_reason == "cancelled")
+    missed = and_(~answered, Call.ended_at.is_not(None), ~abandoned)
+    talked = and_(answered, Call.ended_at.is_not(None))
+    limit = func.coalesce(CallSettings.service_level_seconds, DEFAULT_SERVICE_LEVEL_SECONDS)
+    to_answer = sql.epoch(Call.answered_at) - sql.epoch(Call.arrived_at)
+    statement = (
+        select(
+            Business.id,
+            func.max(limit),
+            func.count(Call.id),
+            func.sum(case((answered, 1), else_=0)),
+            func.sum(case((abandoned, 1), else_=0)),
+            func.sum(case((missed, 1), else_=0)),
+            func.sum(case((answered, to_answer), else_=0)),
+            func.sum(case((and_(answered, to_answer <= limit), 1), else_=0)),
+            func.sum(
+                case((talked, sql.epoch(Call.ended_at) - sql.epoch(Call.answered_at)), else_=0)
+            ),
+            func.sum(case((talked, 1), else_=0)),
+        )
+        .select_from(Business)
+        .outerjoin(CallSettings, CallSettings.business_id == Business.id)
+        .outerjoin(
+            Call,
+            and_(
+                Call.business_id == Business.id,
+                Call.direction == "in",
+                sql.in_period(Call.business_id, Call.arrived_at),
+            ),
+        )
+        .where(Business.id.in_(sql.ids))
+        .group_by(Business.id)
+    )
+    for row in await session.execute(statement):
+        business_id, limit_seconds, calls, answered_count, abandoned_count, missed_count = row[:6]
+        answer_seconds, within, talk_seconds, talked = row[6:]
+        found[business_id].update(
+            service_level_seconds=int(limit_seconds),
+            calls=int(calls or 0),
+            calls_answered=int(answered_count or 0),
+            calls_abandoned=int(abandoned_count or 0),
+            calls_missed=int(missed_count or 0),
+            answer_seconds=int(answer_seconds or 0),
+            within_service_level=int(within or 0),
+            talk_seconds=int(talk_seconds or 0),
+            talked=int(talked or 0),
+        )
+
+
 def _kpis(business: Business, period: Period, numbers: Mapping[str, Any]) -> Kpis:
     leads, closed = numbers.get("leads", 0), numbers.get("closed", 0)
     by_day = numbers.get("by_day", {})
     valued, total = numbers.get("won_with_value", 0), numbers.get("value_total")
     customers = numbers.get("customers", 0)
     sla_met, sla_missed = numbers.get("sla_met", 0), numbers.get("sla_missed", 0)
+    calls_answered = numbers.get("calls_answered", 0)
+    calls_abandoned = numbers.get("calls_abandoned", 0)
+    calls_over = calls_answered + calls_abandoned + numbers.get("calls_missed", 0)
+    talked = numbers.get("talked", 0)
     return Kpis(
         business_id=business.id,
         period=period,
@@ -405,4 +507,16 @@ def _kpis(business: Business, period: Period, numbers: Mapping[str, Any]) -> Kpi
         overdue_tasks=numbers.get("overdue_tasks", 0),
         task_age_hours=numbers.get("task_age_hours"),
         oldest_task_hours=numbers.get("oldest_task_hours"),
+        calls=numbers.get("calls", 0),
+        calls_answered=calls_answered,
+        calls_abandoned=calls_abandoned,
+        calls_missed=numbers.get("calls_missed", 0),
+        answer_rate=_percent(calls_answered, calls_over),
+        abandonment_rate=_percent(calls_abandoned, calls_over),
+        average_speed_of_answer=(
+            round(numbers["answer_seconds"] / calls_answered, 1) if calls_answered else None
+        ),
+        average_talk=round(numbers["talk_seconds"] / talked, 1) if talked else None,
+        service_level_seconds=numbers.get("service_level_seconds", DEFAULT_SERVICE_LEVEL_SECONDS),
+        service_level=_percent(numbers.get("within_service_level", 0), calls_over),
     )

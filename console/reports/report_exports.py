@@ -35,6 +35,9 @@ SECRETARY_KEYS = (
     "response_p90",
     "rating_average",
     "ratings",
+    "phone_answered",
+    "phone_talk_seconds",
+    "missed_rings",
 )
 BILLING_KEYS = (
     "business_id",
@@ -69,6 +72,9 @@ def secretary_labels() -> list[str]:
         _("First response, 90% within"),
         _("Average rating"),
         _("Ratings"),
+        _("Phone calls answered"),
+        _("Average talk time (seconds)"),
+        _("Missed rings"),
     ]
 
 
@@ -121,6 +127,9 @@ def secretary_rows(report: AgencyReport) -> Iterator[list[Any]]:
             row.response_p90,
             row.rating_average,
             row.ratings,
+            row.phone_answered,
+            row.phone_talk_seconds,
+            row.missed_rings,
         ]
 
 

@@ -4,21 +4,24 @@ month (the basis of its bill).
 Per secretary: the leads she handled (a call or message she logged and finished), her calls, their
 talk time (the finished calls' durations) and average handling time, the first responses she gave
 (median and 90% within, in the business's covered minutes, nearest rank as on the KPI screen),
-and the owners' ratings of what she handled in the period, and her time per agent state each day
+and the owners' ratings of what she handled in the period, the calls the SIP server recorded
+(incoming calls she answered, their average talk time, the rings she missed: calls that rang her
+and that she did not answer, whoever did), and her time per agent state each day
 (available, ringing, on a call, wrap-up, break: payroll and occupancy). Per business and month:
 its leads, the calls the agency logged and their minutes, and the messages in and out.
 
-A period is whole days in each business's own zone (`console/reports/kpis.py`). Seven statements
+A period is whole days in each business's own zone (`console/reports/kpis.py`). Eight statements
 whatever the data: the businesses, the secretaries' interactions, their response percentiles
 (ranked by the database), their ratings, their names, then the businesses' leads and
-interactions per local day, which are added up into months here; and one more for the time
-each secretary spent in each agent state per day (`console/voice/state_report.py`).
+interactions per local day, which are added up into months here; one for the secretaries'
+phone calls (`calls`, by the day each arrived); and one more for the time each secretary spent
+in each agent state per day (`console/voice/state_report.py`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -26,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_skeleton
 from babel.numbers import format_decimal
-from sqlalchemy import and_, case, false, func, or_, select
+from sqlalchemy import String, and_, case, cast, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.db import dialect_of
@@ -38,6 +41,7 @@ from console.reports.kpi_report import describe_period
 from console.reports.kpis import HANDLED_KINDS
 from console.voice.state_report import StateDay, time_in_states
 from models import Business, Interaction, InteractionRating, Lead, Role, User
+from models.voice import Call
 
 CALL_KINDS = ("inbound_call", "outbound_call")
 MESSAGE_KINDS = ("whatsapp", "sms", "email")
@@ -57,6 +61,11 @@ class SecretaryRow:
     response_p90: float | None = None
     rating_average: float | None = None
     ratings: int = 0
+    # From the SIP server's record (`calls`): incoming calls she answered, their average talk
+    # in seconds (those ended), and the calls that rang her and that she did not answer.
+    phone_answered: int = 0
+    phone_talk_seconds: float | None = None
+    missed_rings: int = 0
 
 
 @dataclass(frozen=True)
@@ -230,6 +239,8 @@ async def _secretaries(session: AsyncSession, sql: PeriodSql) -> list[SecretaryR
     ):
         of(user_id).update(rating_average=round(float(average), 2), ratings=count)
 
+    await _phone_calls(session, sql, of)
+
     people = await session.execute(
         select(User.id, User.name)
         .where(
@@ -241,6 +252,44 @@ async def _secretaries(session: AsyncSession, sql: PeriodSql) -> list[SecretaryR
         .order_by(User.name, User.id)
     )
     return [SecretaryRow(user_id, name, **found.get(user_id, {})) for user_id, name in people]
+
+
+async def _phone_calls(
+    session: AsyncSession, sql: PeriodSql, of: Callable[[uuid.UUID], dict[str, Any]]
+) -> None:
+    """Each secretary's incoming calls of the period from the SIP server's record: answered, the
+    talk of those ended, and the rings she missed (her SIP user, her id's hex, is in the call's
+    `rung` and she did not answer it)."""
+    if sql.dialect == "postgresql":
+        her_hex = func.replace(cast(User.id, String), "-", "")
+    else:  # SQLite keeps a UUID as its 32 hex digits
+        her_hex = func.lower(cast(User.id, String))
+    hers = Call.answered_by_id == User.id
+    rang_her = cast(Call.rung, String).contains(her_hex)
+    missed = and_(rang_her, or_(Call.answered_by_id.is_(None), Call.answered_by_id != User.id))
+    talked = and_(hers, Call.answered_at.is_not(None), Call.ended_at.is_not(None))
+    rows = await session.execute(
+        select(
+            User.id,
+            func.sum(case((and_(hers, Call.answered_at.is_not(None)), 1), else_=0)),
+            func.sum(case((talked, 1), else_=0)),
+            func.sum(
+                case((talked, sql.epoch(Call.ended_at) - sql.epoch(Call.answered_at)), else_=0)
+            ),
+            func.sum(case((missed, 1), else_=0)),
+        )
+        .join(Call, or_(hers, rang_her))
+        .where(Call.direction == "in", sql.in_period(Call.business_id, Call.arrived_at))
+        .group_by(User.id)
+    )
+    for user_id, answered, talked_count, seconds, missed_count in rows:
+        of(user_id).update(
+            phone_answered=int(answered or 0),
+            phone_talk_seconds=(
+                round(int(seconds or 0) / int(talked_count), 1) if talked_count else None
+            ),
+            missed_rings=int(missed_count or 0),
+        )
 
 
 # --- per business and month -----------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """A business's call settings, as the admin sets them on the business's page: how long a call
 rings one secretary, how long it may wait for a free one before it overflows, and how long a
-secretary's wrap-up lasts after its calls."""
+secretary's wrap-up lasts after its calls, and the N of its service level (the share of calls
+answered within N seconds, on its KPIs)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from console.people.audit import Actor, record_change
 from models import Business
 from models.agents import (
     DEFAULT_RING_SECONDS,
+    DEFAULT_SERVICE_LEVEL_SECONDS,
     DEFAULT_WAIT_LIMIT_SECONDS,
     DEFAULT_WRAP_UP_SECONDS,
     CallSettings,
@@ -25,6 +27,7 @@ BOUNDS = {
     "ring_seconds": (5, 120),
     "wait_limit_seconds": (0, 3600),
     "wrap_up_seconds": (0, 900),
+    "service_level_seconds": (5, 600),
 }
 
 
@@ -35,6 +38,7 @@ class CallSettingsForm:
     ring_seconds: str
     wait_limit_seconds: str
     wrap_up_seconds: str
+    service_level_seconds: str
 
     @classmethod
     def of(cls, row: CallSettings | None) -> CallSettingsForm:
@@ -43,8 +47,14 @@ class CallSettingsForm:
                 str(DEFAULT_RING_SECONDS),
                 str(DEFAULT_WAIT_LIMIT_SECONDS),
                 str(DEFAULT_WRAP_UP_SECONDS),
+                str(DEFAULT_SERVICE_LEVEL_SECONDS),
             )
-        return cls(str(row.ring_seconds), str(row.wait_limit_seconds), str(row.wrap_up_seconds))
+        return cls(
+            str(row.ring_seconds),
+            str(row.wait_limit_seconds),
+            str(row.wrap_up_seconds),
+            str(row.service_level_seconds),
+        )
 
 
 async def call_settings(session: AsyncSession, business_id: uuid.UUID) -> CallSettingsForm:

@@ -19,7 +19,7 @@ import httpx
 import openpyxl
 import pytest
 from bs4 import BeautifulSoup
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.config import Settings
@@ -32,6 +32,8 @@ from console.people import api_tokens
 from console.reports import kpis
 from console.reports.kpis import compute_kpis
 from models import Business, Contact, Interaction, Lead, Notification, Task, User
+from models.agents import CallSettings
+from models.voice import Call
 from tests.conftest import SECRET
 from tests.factories import (
     Agency,
@@ -134,6 +136,45 @@ class Writer:
                 ended_at=started + timedelta(minutes=3),
                 direction=direction,
                 outcome="booked_meeting" if kind == "inbound_call" else None,
+            )
+        )
+
+    def call(
+        self,
+        name: str,
+        state: str,
+        arrived: datetime,
+        *,
+        ringing: int | None = None,
+        answered: int | None = None,
+        ended: int | None = None,
+        reason: str | None = None,
+        by: User | None = None,
+        rung: tuple[User, ...] = (),
+        direction: str = "in",
+    ) -> None:
+        """A call's row as the SIP server's requests and events leave it; times in seconds
+        after its arrival."""
+
+        def after(seconds: int | None) -> datetime | None:
+            return arrived + timedelta(seconds=seconds) if seconds is not None else None
+
+        self.session.add(
+            Call(
+                business_id=self.business.id,
+                sip_call_id=f"{name}@{self.business.slug}",
+                direction=direction,
+                caller="+972501234567",
+                dialled="+97231234567",
+                state=state,
+                answered_by_id=by.id if by else None,
+                arrived_at=arrived,
+                ringing_at=after(ringing),
+                answered_at=after(answered),
+                ended_at=after(ended),
+                end_reason=reason,
+                ringing=[],
+                rung=[user.id.hex for user in rung],
             )
         )
 
@@ -253,7 +294,38 @@ async def write_week(session: AsyncSession, a: Business, secretary: User, owner:
     w.task(owner, NOW - timedelta(hours=6), NOW + timedelta(days=1))  # T2
     w.task(owner, local(1, 10), local(2, 10), status="done")
     w.task(owner, local(1, 10), local(2, 10), status="cancelled")
+    await write_calls(w, secretary)
     await session.flush()
+
+
+async def write_calls(w: Writer, secretary: User) -> None:
+    """Business A's calls through the SIP server in the week (seconds after arrival):
+
+    call arrived       rang  answered  ended  state      why                 talk
+    K1   Sun 2 08:00   2     12        192    ended      caller_hangup       180
+    K2   Mon 3 10:00   30    40        100    ended      agent_hangup        60   (waited 30 s)
+    K3   Wed 5 09:00   -     -         50     abandoned  cancelled in the queue
+    K4   Thu 6 11:00   1     -         9      abandoned  cancelled while ringing her
+    K5   Fri 7 12:00   1     -         120    missed     overflow (rang her, nobody answered)
+    K6   Sat 8 14:00   1     5         -      answered   (still talking)
+    K7   Sat 8 23:00   -     -         -      waiting    (in the queue now)
+    K8   Sun 2 11:00   an outgoing call (not counted); K9 Sat 1 23:59:59 and K10 Sun 9 00:00
+    answered, outside the week; K11 Tue 4 rang her and failed (the SIP server: missed).
+    """
+    s = secretary
+    w.call("k1", "ended", local(2, 8), ringing=2, answered=12, ended=192, by=s, rung=(s,),
+           reason="caller_hangup")  # fmt: skip
+    w.call("k2", "ended", local(3, 10), ringing=30, answered=40, ended=100, by=s, rung=(s,),
+           reason="agent_hangup")  # fmt: skip
+    w.call("k3", "abandoned", local(5, 9), ended=50, reason="cancelled")
+    w.call("k4", "abandoned", local(6, 11), ringing=1, ended=9, reason="cancelled", rung=(s,))
+    w.call("k5", "missed", local(7, 12), ringing=1, ended=120, reason="overflow", rung=(s,))
+    w.call("k6", "answered", local(8, 14), ringing=1, answered=5, by=s, rung=(s,))
+    w.call("k7", "waiting", local(8, 23))
+    w.call("k8", "ended", local(2, 11), ringing=0, answered=9, ended=69, by=s, direction="out")
+    w.call("k9", "ended", local(1, 23, 59, 59), ringing=1, answered=3, ended=60, by=s, rung=(s,))
+    w.call("k10", "ended", local(9, 0), ringing=1, answered=3, ended=60, by=s, rung=(s,))
+    w.call("k11", "abandoned", local(4, 16), ringing=1, ended=5, reason="failed", rung=(s,))
 
 
 async def write_b(session: AsyncSession, b: Business, secretary: User, owner: User) -> None:
@@ -301,6 +373,16 @@ EXPECTED: dict[str, Any] = {
     "overdue_tasks": 1,
     "task_age_hours": 27.0,  # (48 + 6) / 2
     "oldest_task_hours": 48.0,
+    # The calls (write_calls): K1–K7 and K11 came in; over or answered: all but K7.
+    "calls": 8,
+    "calls_answered": 3,  # K1, K2, K6
+    "calls_abandoned": 2,  # K3 in the queue, K4 while ringing
+    "calls_missed": 2,  # K5 overflowed, K11 failed
+    "answer_rate": 42.9,  # 3 / 7
+    "abandonment_rate": 28.6,  # 2 / 7
+    "average_speed_of_answer": 19.0,  # (12 + 40 + 5) / 3
+    "average_talk": 120.0,  # (180 + 60) / 2; K6 still talks
+    "service_level": 28.6,  # K1 (12 s) and K6 (5 s) within 20 s, of 7
 }
 BY_CHANNEL = {"phone": 3, "whatsapp": 2, "sms": 1, "email": 1, "web": 2, "walk-in": 0}
 BY_DAY = {
@@ -349,7 +431,7 @@ async def test_every_number_matches_the_hand_computed_fixture(db: Database) -> N
     async with db.transaction(write=False) as session:
         with counting(db) as statements:
             found = await compute_kpis(session, [agency.a, agency.b, c], WEEK, now=NOW)
-    assert len(statements) == 6  # whatever the number of businesses and zones
+    assert len(statements) == 7  # whatever the number of businesses and zones
     a = found[agency.a.id]
     assert as_numbers(a) == EXPECTED
     assert a.by_channel == BY_CHANNEL
@@ -577,6 +659,59 @@ async def test_the_english_screen_and_the_presets(
     links = [a["href"] for a in soup.select(".presets a")]
     assert f"/portal/kpis?business={agency.b.id}&from=2025-03-09&to=2025-03-15" in links  # week
     assert f"/portal/kpis?business={agency.b.id}&from=2025-03-01&to=2025-03-31" in links  # month
+
+
+async def test_the_calls_on_the_portal_and_the_agency_s_kpis_in_hebrew_and_english(
+    owner_client: httpx.AsyncClient, db: Database
+) -> None:
+    """The service level counts within the business's own N; the call numbers read in the
+    owner's Hebrew on his portal and in the admin's English on the agency's KPIs page."""
+    agency = await agency_with_a_week(db)
+    async with db.transaction() as session:
+        session.add(CallSettings(business_id=agency.a.id, service_level_seconds=45))
+        await session.execute(update(User).where(User.id == agency.admin.id).values(locale="en"))
+    async with db.transaction(write=False) as session:
+        found = (await compute_kpis(session, [agency.a], WEEK, now=NOW))[agency.a.id]
+    assert (found.service_level_seconds, found.service_level) == (45, 42.9)  # K2 (40 s) too
+    assert as_numbers(found) == {**EXPECTED, "service_level": 42.9}
+
+    await sign_in(owner_client, agency.owner_a.email)
+    page = await owner_client.get(f"/portal/kpis?business={agency.a.id}&{QUERY}")
+    assert page.status_code == 200
+    shown = screen_numbers(page.text)
+    assert (shown["answer_rate"], shown["service_level"]) == ("42.9", "42.9")
+    text = BeautifulSoup(page.text, "html.parser").get_text(" ")
+    for words in (
+        "רמת שירות (מענה תוך 45 שנ׳)",
+        "שיעור מענה",
+        "שיעור נטישה",
+        "זמן מענה ממוצע",
+        "19 שנ׳",
+        "120 שנ׳",
+        "שיחות שהמתקשר ניתק לפני מענה",
+    ):
+        assert words in text, words
+
+    owner_client.cookies.clear()
+    await sign_in(owner_client, agency.admin.email)
+    page = await owner_client.get(f"/portal/kpis?business={agency.a.id}&{QUERY}")
+    assert page.status_code == 200 and 'lang="en"' in page.text
+    text = BeautifulSoup(page.text, "html.parser").get_text(" ")
+    for words in (
+        "Service level (answered within 45 s)",
+        "Answer rate",
+        "Abandonment rate",
+        "Average speed of answer",
+        "19 s",
+        "120 s",
+        "Calls abandoned by the caller",
+        "28.6%",
+    ):
+        assert words in text, words
+    exported = await owner_client.get(f"/portal/kpis.csv?business={agency.a.id}&{QUERY}")
+    rows = {r["key"]: r for r in csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig")))}
+    assert rows["service_level"]["label"] == "Service level (answered within 45 s)"
+    assert rows["service_level"]["value"] == "42.9"
 
 
 async def test_a_period_that_is_not_valid_is_422_everywhere_and_nothing_is_computed(

@@ -25,6 +25,7 @@ from console.live.hub import Connection
 from console.reports import reports
 from console.screens.wallboard import wallboard
 from models import Alert, Business, Contact, Interaction, InteractionRating, Lead, User
+from models.voice import Call
 from tests.factories import MovableClock, counting, make_business, make_user, sign_in
 
 JERUSALEM = ZoneInfo("Asia/Jerusalem")
@@ -127,6 +128,59 @@ class Writer:
         return interaction
 
 
+async def write_phone_calls(wa: Writer, wb: Writer, noa: User, dana: User, tal: User) -> None:
+    """The SIP server's record (seconds after arrival):
+
+    call  business arrived (local)     rang          answered by, at  ended  talk
+    P1    A        Mon 10 Mar 09:00    Dana, Noa     Noa, 15          315    300
+    P2    A        Thu 20 Mar 10:00    Noa           Noa, 5           125    120
+    P3    A        Tue 1 Apr 07:59     Noa, Dana     Dana, 10         -      (still talking)
+    P4    B        Mon 31 Mar 23:59    Dana          - (the caller hung up: abandoned)
+    P5    A        Thu 1 May 00:05     Noa           Noa, 3           63     (after the period)
+    P6    A        Fri 28 Feb 23:00    Tal           - (missed, before the period)
+    P7    A        Tue 1 Apr 09:00     Dana's call out, answered (not an incoming call)
+    """
+    calls = [
+        (wa, "p1", local(3, 10, 9), (dana, noa), noa, 15, 315, "ended"),
+        (wa, "p2", local(3, 20, 10), (noa,), noa, 5, 125, "ended"),
+        (wa, "p3", local(4, 1, 7, 59), (noa, dana), dana, 10, None, "answered"),
+        (wb, "p4", local(3, 31, 23, 59), (dana,), None, None, 8, "abandoned"),
+        (wa, "p5", local(5, 1, 0, 5), (noa,), noa, 3, 63, "ended"),
+        (wa, "p6", local(2, 28, 23), (tal,), None, None, 120, "missed"),
+    ]
+    for writer, name, arrived, rung, by, answered, ended, state in calls:
+        writer.session.add(
+            Call(
+                business_id=writer.business.id,
+                sip_call_id=name,
+                direction="in",
+                state=state,
+                answered_by_id=by.id if by else None,
+                arrived_at=arrived,
+                ringing_at=arrived + timedelta(seconds=1),
+                answered_at=arrived + timedelta(seconds=answered) if answered else None,
+                ended_at=arrived + timedelta(seconds=ended) if ended else None,
+                ringing=[],
+                rung=[user.id.hex for user in rung],
+            )
+        )
+    wa.session.add(
+        Call(
+            business_id=wa.business.id,
+            sip_call_id="p7",
+            direction="out",
+            state="ended",
+            answered_by_id=dana.id,
+            arrived_at=local(4, 1, 9),
+            answered_at=local(4, 1, 9, 1),
+            ended_at=local(4, 1, 9, 5),
+            ringing=[],
+            rung=[],
+        )
+    )
+    await wa.session.flush()
+
+
 async def make_agency(db: Database) -> Agency:
     """March and April 2025 (Jerusalem; the clocks go forward on 28 March).
 
@@ -178,6 +232,7 @@ async def make_agency(db: Database) -> Agency:
         await wa.touch(a4, "inbound_call", local(3, 2, 8), 120, by=noa, stars=2)
         await wa.touch(a3, "inbound_call", local(4, 1, 7, 59), by=None, direction="in")
         await wa.touch(a1, "inbound_call", local(5, 1, 0, 10), 60, by=noa, stars=1)
+        await write_phone_calls(wa, wb, noa, dana, tal)
         await wb.touch(b1, "outbound_call", local(4, 1, 0, 5), 600, by=dana)
         await wb.touch(b1, "email", local(3, 31, 23, 59, 30), by=None, direction="in")
     return Agency(a, b, noa, dana, tal, owner, admin)
@@ -195,6 +250,9 @@ SECRETARIES: dict[str, dict[str, Any]] = {
         "response_p90": 30.0,
         "rating_average": 4.0,
         "ratings": 1,
+        "phone_answered": 1,  # P3
+        "phone_talk_seconds": None,  # P3 still talks
+        "missed_rings": 2,  # P1 (Noa answered), P4 (abandoned); not her call out
     },
     "Noa": {
         "leads": 3,  # A1 (I1), A2 (I2, I3), A4 (I9); not the note, the draft or May's call
@@ -206,6 +264,9 @@ SECRETARIES: dict[str, dict[str, Any]] = {
         "response_p90": 40.0,
         "rating_average": 3.33,  # (5 + 3 + 2) / 3; May's 1 star is after the period
         "ratings": 3,
+        "phone_answered": 2,  # P1, P2 (P5 is after the period)
+        "phone_talk_seconds": 210.0,  # (300 + 120) / 2
+        "missed_rings": 1,  # P3 (Dana answered)
     },
     "Tal": {
         "leads": 0,
@@ -216,6 +277,9 @@ SECRETARIES: dict[str, dict[str, Any]] = {
         "response_p90": None,
         "rating_average": None,
         "ratings": 0,
+        "phone_answered": 0,
+        "phone_talk_seconds": None,
+        "missed_rings": 0,  # P6 rang her before the period
     },
 }
 BILLING: dict[tuple[str, str], dict[str, Any]] = {
@@ -275,7 +339,7 @@ async def test_the_numbers_match_the_hand_computed_fixture(db: Database) -> None
             report = await reports.agency_report(
                 session, agency.admin, "2025-03-01", "2025-04-30", now=NOW
             )
-    assert len(statements) == 8  # whatever the number of secretaries, businesses and rows
+    assert len(statements) == 9  # whatever the number of secretaries, businesses and rows
     assert {
         row.name: {key: getattr(row, key) for key in SECRETARY_KEYS} for row in report.secretaries
     } == SECRETARIES
@@ -456,7 +520,7 @@ async def test_the_wallboard_shows_each_business_and_who_handles_what(
         assert board[f"board-{a.id}"] == {
             "open": "3",  # not the closed one
             "waiting": "2",
-            "oldest": "30 min",
+            "oldest": "30 m",
             "warnings": "1",
             "breaches": "1",  # the acknowledged breach is not open
         }

@@ -118,12 +118,14 @@ async def test_the_admin_sets_a_businesss_call_settings(
     page = await client.get(url)
     assert 'name="ring_seconds" value="20"' in page.text
     assert 'name="wrap_up_seconds" value="30"' in page.text
+    assert 'name="service_level_seconds" value="20"' in page.text  # the industry's 80/20
     token = await csrf_token(client, url)
     typed = {
         "csrf_token": token,
         "ring_seconds": "15",
         "wait_limit_seconds": "abc",
         "wrap_up_seconds": "45",
+        "service_level_seconds": "30",
     }
     refused = await client.post(f"{url}/calls", data=typed, headers=HTMX)
     assert refused.status_code == 422 and "<html" not in refused.text
@@ -135,6 +137,13 @@ async def test_the_admin_sets_a_businesss_call_settings(
         f"{url}/calls", data={**typed, "wait_limit_seconds": "4000"}, headers=HTMX
     )
     assert too_long.status_code == 422 and "between 0 and 3600" in too_long.text
+    too_short = await client.post(
+        f"{url}/calls",
+        data={**typed, "wait_limit_seconds": "90", "service_level_seconds": "2"},
+        headers=HTMX,
+    )
+    assert too_short.status_code == 422 and "between 5 and 600" in too_short.text
+    assert 'id="calls-service_level_seconds-error"' in too_short.text
     async with db.transaction(write=False) as session:
         assert await session.get(CallSettings, shop.id) is None
     saved = await client.post(
@@ -147,6 +156,7 @@ async def test_the_admin_sets_a_businesss_call_settings(
         row = await session.get(CallSettings, shop.id)
         assert row is not None
         assert (row.ring_seconds, row.wait_limit_seconds, row.wrap_up_seconds) == (15, 90, 45)
+        assert row.service_level_seconds == 30
         audited = await session.scalars(
             select(AuditEvent.action).where(AuditEvent.action == "business.call_settings")
         )

@@ -284,3 +284,56 @@ async def test_a_waiting_calls_questions_write_nothing_while_nobody_is_free(
     async with db.transaction(write=False) as session:
         states = dict((await session.execute(select(Call.sip_call_id, Call.state))).all())
     assert states == {older: "ringing", younger: "waiting"}
+
+
+async def call_back_of(db: Database, call_id: str) -> tuple[Call, Lead, Interaction]:
+    async with db.transaction(write=False) as session:
+        call = await session.scalar(select(Call).where(Call.sip_call_id == call_id))
+        assert call is not None and call.lead_id and call.interaction_id
+        lead = await session.get_one(Lead, call.lead_id)
+        interaction = await session.get_one(Interaction, call.interaction_id)
+        return call, lead, interaction
+
+
+async def test_a_caller_who_hangs_up_in_the_queue_and_an_overflow_become_call_back_leads(
+    db: Database, phone_client: httpx.AsyncClient
+) -> None:
+    """Abandoned while waiting (a CANCEL before anyone was rung) and overflowed past the wait
+    limit: each call ends unanswered and its lead is a call-back (high priority, 'no answer',
+    open and unanswered, so it stays in the queue with its SLA clock), once."""
+    _, michal = await shop_with_secretary(db)
+    async with db.transaction() as session:
+        await set_state(session, michal.id, AgentState.BREAK, now=_now(), reason="meal")
+    waiting = uuid.uuid4().hex
+    assert (await post(phone_client, "/sip/route", ask(waiting))).text.startswith("action=wait")
+    cancelled = {"event": "cancelled", "call_id": waiting}
+    assert (await post(phone_client, "/sip/events", cancelled)).text == "recorded"
+    assert (await post(phone_client, "/sip/events", cancelled)).text == "unchanged"
+    call, lead, interaction = await call_back_of(db, waiting)
+    assert (call.state, call.end_reason, call.ringing_at, call.rung) == (
+        "abandoned",
+        "cancelled",
+        None,
+        [],
+    )
+    assert call.ended_at is not None and call.answered_by_id is None
+    assert (lead.priority, interaction.outcome) == ("high", "no_answer")
+    assert lead.closed_at is None and lead.first_response_at is None and lead.respond_by
+    assert "call back" in lead.subject.lower() or "חזור" in lead.subject
+    assert await state_of(db, michal) == "break"  # nobody rang her: her break stands
+
+    overflow = uuid.uuid4().hex
+    assert (await post(phone_client, "/sip/route", ask(overflow))).text.startswith("action=wait")
+    async with db.transaction() as session:
+        row = await session.scalar(select(Call).where(Call.sip_call_id == overflow))
+        assert row is not None
+        row.arrived_at = row.arrived_at.replace(year=row.arrived_at.year - 1)  # waited long
+    last = await post(phone_client, "/sip/route", ask(overflow, attempt=2))
+    assert last.text == "action=overflow"
+    call, lead, interaction = await call_back_of(db, overflow)
+    assert (call.state, call.end_reason) == ("missed", "overflow")
+    assert (lead.priority, interaction.outcome) == ("high", "no_answer")
+    assert lead.closed_at is None and lead.first_response_at is None
+    # The caller hangs up after the rejection: nothing changes.
+    late = {"event": "cancelled", "call_id": overflow}
+    assert (await post(phone_client, "/sip/events", late)).text == "unchanged"
