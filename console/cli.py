@@ -40,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="seed a demo agency on an empty database, then serve")
     _add_listen(demo)
+    demo.add_argument(
+        "--phone",
+        action="store_true",
+        help="with Kamailio, rtpengine and baresip installed: a private SIP server for the"
+        " console's phone, and a caller ringing a demo business every --call-every seconds",
+    )
+    demo.add_argument("--call-every", type=float, default=30.0, metavar="SECONDS")
+    demo.add_argument("--call-length", type=float, default=25.0, metavar="SECONDS")
     demo.set_defaults(run=run_demo)
 
     migrate = commands.add_parser("migrate", help="bring the database schema up to date")
@@ -222,7 +230,66 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     print(f"Open {url}/")
     print(f"For leads to arrive, run beside it (same DATABASE_URL): mazkira simulate --url {url}")
     sys.stdout.flush()
-    return run_serve(settings, args)
+    if not args.phone:
+        return run_serve(settings, args)
+    return _serve_with_demo_phone(settings, args, [number for number, _ in LINES.values()])
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _serve_with_demo_phone(settings: Settings, args: argparse.Namespace, lines: list[str]) -> int:
+    """`mazkira demo --phone`: private Kamailio and rtpengine (deploy/sip's configuration, on
+    free ports) for the console served here, and a demo caller; without them, serve as usual."""
+    import os
+    import secrets
+    import shutil
+    import signal
+    import tempfile
+    from pathlib import Path
+
+    from console.channels.lines import line_address
+    from console.demo import sip_stack
+
+    try:
+        sip_stack.installed()
+    except sip_stack.NotInstalled as error:
+        print(f"No phone in this demo: {error}; see deploy/sip/README.md. Serving without it.")
+        sys.stdout.flush()
+        return run_serve(settings, args)
+    work = Path(tempfile.mkdtemp(prefix="mazkira-demo-phone-"))
+    secret = secrets.token_urlsafe(24)
+    wildcard = args.host in ("0.0.0.0", "::", "")  # noqa: S104 (recognised, not bound)
+    host = "127.0.0.1" if wildcard else args.host
+    stack = sip_stack.SipStack(work, mazkira_url=f"http://{host}:{args.port}", secret=secret)
+    calls: sip_stack.DemoCalls | None = None
+    try:
+        stack.start()
+        # asgi:app reads its settings from the environment
+        os.environ.update(SIP_SECRET=secret, SIP_WS_URL=stack.ws_url, SIP_DOMAIN=stack.domain)
+        numbers = [line_address("phone", number) for number in lines]
+        calls = sip_stack.DemoCalls(
+            stack, work, numbers, every=args.call_every, length=args.call_length
+        )
+        calls.start()
+        print(
+            f"Phone: Kamailio at sip:127.0.0.1:{stack.sip_port} (WebSocket {stack.ws_url}),"
+            f" rtpengine beside it; a demo caller rings {', '.join(numbers)} in turn every"
+            f" {args.call_every:g} s. Sign in as a secretary to answer in the console."
+        )
+        sys.stdout.flush()
+        # uvicorn hands SIGTERM and SIGINT back once it has shut down: as exceptions here, so
+        # the SIP server and the caller stop with the console (they run in sessions of their own)
+        signal.signal(signal.SIGTERM, _exit_quietly)
+        return run_serve(settings, args)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if calls is not None:
+            calls.stop()
+        stack.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def run_worker(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,273 +1,41 @@
-"""A private SIP stack for a test: rtpengine (userspace) and Kamailio with the shipped
-`deploy/sip/kamailio.cfg` on free ports, and baresip as a carrier's caller (plain SIP over UDP,
-G.711, playing a wav). Nothing of the machine's own SIP services is touched."""
+"""A private SIP stack for a test (console/demo/sip_stack.py: rtpengine and Kamailio with the
+shipped `deploy/sip/kamailio.cfg` on free ports, baresip as a carrier's caller): skipped without
+the programs, failing under CI=true, where `.ci/run` installs them."""
 
 from __future__ import annotations
 
-import os
-import random
-import re
-import shutil
-import signal
-import socket
-import subprocess
-import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from console.demo import sip_stack
+from console.demo.sip_stack import DOMAIN, KAMAILIO_CFG, ROOT, free_port
 from tests.conftest import IN_CI
 
-ROOT = Path(__file__).resolve().parents[2]
-KAMAILIO_CFG = ROOT / "deploy" / "sip" / "kamailio.cfg"
-DOMAIN = "mazkira.test"
-BINARIES = {"kamailio": "kamailio", "rtpengine": "rtpengine", "baresip": "baresip-core"}
+__all__ = ["DOMAIN", "KAMAILIO_CFG", "ROOT", "Caller", "SipStack", "free_port", "sip_binaries"]
 
 
 def sip_binaries() -> dict[str, str]:
     """kamailio, rtpengine and baresip; skips without them, fails under CI=true."""
-    found = {name: shutil.which(name) for name in BINARIES}
-    missing = [BINARIES[name] for name, path in found.items() if path is None]
-    if missing:
-        message = f"the SIP stack is not installed (apt-get install {' '.join(missing)})"
-        if IN_CI:
-            pytest.fail(f"{message}, and CI=true requires it")
-        pytest.skip(message)
-    return {name: str(path) for name, path in found.items()}
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
-    """SIGTERM to the group this test started (Kamailio forks its workers), then SIGKILL."""
-    if process is None or process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
+        return sip_stack.installed()
+    except sip_stack.NotInstalled as error:
+        if IN_CI:
+            pytest.fail(f"{error}, and CI=true requires it")
+        pytest.skip(str(error))
 
 
-class SipStack:
+class SipStack(sip_stack.SipStack):
     """rtpengine + Kamailio for one test, asking `mazkira_url` whom to ring."""
 
     def __init__(self, workdir: Path, *, mazkira_url: str, secret: str) -> None:
-        self.binaries = sip_binaries()
-        self.workdir = workdir
-        self.mazkira_url = mazkira_url
-        self.secret = secret
-        self.sip_port = free_port(socket.SOCK_DGRAM)
-        self.ws_port = free_port()
-        self.ng_port = free_port(socket.SOCK_DGRAM)
-        # Where outgoing calls go: the carrier's side, a baresip answering there (`Caller.answer`).
-        self.trunk_port = free_port(socket.SOCK_DGRAM)
-        # rtpengine's media ports: a random block of its own, away from other runs.
-        self.rtp_min = random.randrange(20_000, 59_000, 200)
-        self.ws_url = f"ws://127.0.0.1:{self.ws_port}"
-        self.domain = DOMAIN
-        self.kamailio_log = workdir / "kamailio.log"
-        self.rtpengine_log = workdir / "rtpengine.log"
-        self.kamailio: subprocess.Popen[bytes] | None = None
-        self.rtpengine: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        started = time.monotonic()
-        self._start_rtpengine()
-        self._start_kamailio()
-        self.ready_seconds = time.monotonic() - started
-
-    def _start_rtpengine(self) -> None:
-        with self.rtpengine_log.open("wb") as log:
-            self.rtpengine = subprocess.Popen(
-                [
-                    self.binaries["rtpengine"],
-                    "--config-file=none",
-                    "--table=-1",
-                    "--foreground",
-                    "--log-stderr",
-                    "--log-level=5",
-                    "--interface=127.0.0.1",
-                    f"--listen-ng=127.0.0.1:{self.ng_port}",
-                    f"--port-min={self.rtp_min}",
-                    f"--port-max={self.rtp_min + 199}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._wait(self._rtpengine_pongs, "rtpengine", self.rtpengine_log, self.rtpengine)
-
-    def _start_kamailio(self) -> None:
-        defines = {
-            "SIP_IP": "127.0.0.1",
-            "SIP_PORT": str(self.sip_port),
-            "WS_IP": "127.0.0.1",
-            "WS_PORT": str(self.ws_port),
-            "SIP_DOMAIN": f'"{self.domain}"',
-            "MAZKIRA_URL": f'"{self.mazkira_url}"',
-            "SIP_SECRET": f'"{self.secret}"',
-            "RTPENGINE": f'"udp:127.0.0.1:{self.ng_port}"',
-            "TRUNK_URI": f'"sip:127.0.0.1:{self.trunk_port}"',
-            "TRUNK_NET": '"127.0.0.1/32"',
-        }
-        command = [self.binaries["kamailio"], "-DD", "-E", "-f", str(KAMAILIO_CFG)]
-        command += ["-Y", str(self.workdir), "-P", str(self.workdir / "kamailio.pid")]
-        command += ["-m", "32", "-M", "4"]
-        for name, value in defines.items():
-            command += ["-A", f"{name}={value}"]
-        with self.kamailio_log.open("wb") as log:
-            self.kamailio = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self._wait(self._kamailio_answers, "kamailio", self.kamailio_log, self.kamailio)
-
-    def _wait(
-        self, probe: Callable[[], bool], name: str, log: Path, process: subprocess.Popen[bytes]
-    ) -> None:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                break
-            if probe():
-                return
-            time.sleep(0.02)
-        raise RuntimeError(f"{name} did not start:\n{log.read_text(errors='replace')[-4000:]}")
-
-    def _rtpengine_pongs(self) -> bool:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(0.2)
-            s.sendto(b"probe d7:command4:pinge", ("127.0.0.1", self.ng_port))
-            try:
-                return b"pong" in s.recv(200)
-            except OSError:
-                return False
-
-    def _kamailio_answers(self) -> bool:
-        branch = uuid.uuid4().hex
-        options = (
-            f"OPTIONS sip:127.0.0.1:{self.sip_port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{branch}\r\n"
-            "Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=1\r\n"
-            f"To: <sip:127.0.0.1:{self.sip_port}>\r\nCall-ID: {branch}\r\nCSeq: 1 OPTIONS\r\n"
-            "Content-Length: 0\r\n\r\n"
-        )
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(0.2)
-            s.bind(("127.0.0.1", 0))
-            options = options.replace("127.0.0.1:9", f"127.0.0.1:{s.getsockname()[1]}")
-            s.sendto(options.encode(), ("127.0.0.1", self.sip_port))
-            try:
-                return s.recv(2000).startswith(b"SIP/2.0 200")
-            except OSError:
-                return False
-
-    def stop(self) -> None:
-        _stop(self.kamailio)
-        _stop(self.rtpengine)
-
-    def log_text(self) -> str:
-        return self.kamailio_log.read_text(errors="replace")
+        sip_binaries()
+        super().__init__(workdir, mazkira_url=mazkira_url, secret=secret)
 
 
-class Caller:
-    """baresip as a carrier's caller: plain SIP over UDP to Kamailio, G.711, playing `wav`,
-    recording what it hears (sndfile), driven by its stdio menu."""
+class Caller(sip_stack.Caller):
+    """baresip as a carrier's caller (see console/demo/sip_stack.py)."""
 
     def __init__(self, workdir: Path, stack: SipStack, *, number: str, wav: Path) -> None:
-        self.binary = sip_binaries()["baresip"]
-        self.stack = stack
-        self.number = number
-        self.home = workdir / f"baresip-{uuid.uuid4().hex[:8]}"
-        self.home.mkdir()
-        self.heard = self.home / "heard"
-        self.heard.mkdir()
-        self.port = free_port(socket.SOCK_DGRAM)
-        rtp = random.randrange(20_000, 59_000, 20)
-        modules = "/usr/lib/baresip/modules"
-        (self.home / "config").write_text(
-            f"poll_method epoll\nnet_interface 127.0.0.1\nsip_listen 127.0.0.1:{self.port}\n"
-            f"audio_player aubridge,nil\naudio_source aufile,{wav}\naudio_alert aubridge,nil\n"
-            f"rtp_ports {rtp}-{rtp + 19}\nsnd_path {self.heard}\n"
-            f"module_path {modules}\nmodule g711.so\nmodule aufile.so\n"
-            "module aubridge.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\n"
-        )
-        (self.home / "accounts").write_text(
-            f"<sip:{number}@127.0.0.1:{self.port}>;regint=0;audio_codecs=PCMU,PCMA\n"
-        )
-        self.log = self.home / "baresip.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def call(self, dialled: str) -> None:
-        target = f"sip:{dialled}@127.0.0.1:{self.stack.sip_port}"
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [self.binary, "-f", str(self.home), "-e", f"/dial {target}"],
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def answer(self) -> None:
-        """Be the carrier's far end of outgoing calls: listen on the stack's trunk address and
-        answer whatever comes at once."""
-        (self.home / "config").write_text(
-            (self.home / "config")
-            .read_text()
-            .replace(
-                f"sip_listen 127.0.0.1:{self.port}", f"sip_listen 127.0.0.1:{self.stack.trunk_port}"
-            )
-        )
-        (self.home / "accounts").write_text(
-            f"<sip:{self.number}@127.0.0.1:{self.stack.trunk_port}>;regint=0;answermode=auto;"
-            "audio_codecs=PCMU,PCMA\n"
-        )
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [self.binary, "-f", str(self.home)],
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.wait_for("baresip is ready")
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_for(self, pattern: str, timeout: float = 20, poll: float = 0.05) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = re.search(pattern, self.output())
-            if found:
-                return found
-            time.sleep(poll)
-        raise AssertionError(f"baresip never said {pattern!r}:\n{self.output()[-3000:]}")
-
-    def heard_bytes(self) -> int:
-        """Bytes of decoded audio received from the network (sndfile's `-dec` recordings)."""
-        return sum(path.stat().st_size for path in self.heard.glob("*dec*.wav"))
-
-    def receiving_bits(self) -> int:
-        """The audio bitrate baresip receives now, from its last status line (tx/rx bit/s)."""
-        found = re.findall(r"audio=(\d+)/(\d+) \(bit/s\)", self.output())
-        return int(found[-1][1]) if found else 0
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            assert self.process.stdin is not None
-            try:
-                self.process.stdin.write(b"q")
-                self.process.stdin.flush()
-                self.process.wait(timeout=3)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        _stop(self.process)
+        sip_binaries()
+        super().__init__(workdir, stack, number=number, wav=wav)

@@ -80,6 +80,8 @@ async def _console(browser: Any, url: str, lang: str, expected: str, state: str)
     await badge.get_by_text(expected).wait_for(timeout=15_000)
     if state:
         assert await badge.get_attribute("data-state") == state
+    if state == "off":  # how to connect it, on the badge (its title)
+        assert "deploy/sip/README.md" in (await badge.get_attribute("title") or "")
     assert not await page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
     # Everything else works: the new-call form opens.
     await page.goto(f"{url}/leads/new")
