@@ -14,7 +14,20 @@ cycling through every state.
 
 Measured: `decide` itself (route_p50_ms, route_p99_ms: inside its open transaction), and the
 whole decision as the SIP server waits for it (decision_p99_ms: the write lock, `decide`,
-`set_state`, the commit). The last line is one JSON object per run, or one holding both.
+`set_state`, the commit). A waiting call's question is asked in a read transaction first and
+"still nobody free" answered there, as `calls.route_call` does.
+
+`--via http` (and `both`, the default) also measures the whole question as Kamailio asks it:
+against a `mazkira serve` of its own (the same agency, a phone line per business, SIP_SECRET
+set), each call POSTs `/sip/route` signed as Kamailio signs (`X-Mazkira-Timestamp`,
+HMAC-SHA256) for its first question and again after every wait or ring-out (attempt+1), and
+`/sip/events` answered and ended; its figures (`http`: route p50/p99 over every question,
+`new_*` for a new call's first question, which writes its lead and row, `again_*` for the
+waiting calls' questions) come from the load generator's side, waits for a connection included.
+The load generator, the server and the database share this machine.
+
+The last line is one JSON object per run, or one holding both (the slower database's in-process
+figures at top level, the slower HTTP ones as `http_*`).
 """
 
 from __future__ import annotations
@@ -24,7 +37,9 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import statistics
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -33,15 +48,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import text, update
 from sqlalchemy.engine import make_url
 
-from bench import loop_factory
+from bench import intake_env, loop_factory
 from bench.inbox import POSTGRES, create_database
+from bench.intake import Served
 from console.base.config import normalise_database_url
 from console.base.db import Database
 from console.base.migrate import upgrade
+from console.channels.lines import add_line
 from console.voice import routing
+from console.voice.signatures import sign
 from console.voice.states import AgentState, set_state
 from models import Business, SecretaryAssignment, User
 from models.agents import CallSettings
@@ -49,6 +68,7 @@ from models.voice import Call
 
 BUSINESSES = 50
 SECRETARIES = 20
+SIP_SECRET = "bench-voice-shared-with-kamailio"
 
 
 def now() -> datetime:
@@ -57,7 +77,8 @@ def now() -> datetime:
 
 async def fresh_database(kind: str) -> Database:
     if kind == "sqlite":
-        path = Path(os.environ.get("BENCH_DIR", "/tmp")) / f"mazkira-bench-voice-{os.getpid()}.db"
+        folder = Path(os.environ.get("BENCH_DIR", "/tmp"))
+        path = folder / f"mazkira-bench-voice-{os.getpid()}-{uuid.uuid4().hex[:6]}.db"
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         db = Database(f"sqlite+aiosqlite:///{path}")
@@ -119,11 +140,33 @@ class Load:
         self.errors = 0
 
     async def ask(
-        self, call: Call, attempt: int, rung: Sequence[uuid.UUID]
+        self, call: Call, attempt: int, rung: Sequence[uuid.UUID], *, waiting: bool = False
     ) -> routing.RouteDecision:
         """One routing question, as the SIP endpoint answers it: the call's row kept as the
-        plumbing keeps it (waiting calls are what keeps the queue's order)."""
+        plumbing keeps it (waiting calls are what keeps the queue's order). A waiting call's
+        question is asked in a read transaction first, and "still nobody free" answered there
+        (calls.route_call does the same); a writing one only to ring someone or overflow."""
         asked = time.perf_counter()
+        if waiting:
+            async with self.db.transaction(write=False) as session:
+                await session.connection()
+                moment = now()
+                started = time.perf_counter()
+                decision = await routing.decide(
+                    session,
+                    business_id=call.business_id,
+                    attempt=attempt,
+                    rung=rung,
+                    waited_seconds=(moment - call.arrived_at).total_seconds(),
+                    now=moment,
+                    take=False,
+                )
+                if decision.action == "wait":
+                    self.route_ms.append((time.perf_counter() - started) * 1000)
+            if decision.action == "wait":
+                self.decision_ms.append((time.perf_counter() - asked) * 1000)
+                self.actions["wait"] += 1
+                return decision
         async with self.db.transaction() as session:
             await session.connection()  # the pool's wait counts in the decision, not in decide
             moment = now()
@@ -182,13 +225,16 @@ class Load:
         )
         async with self.db.transaction() as session:
             session.add(call)
+        waiting = False
         while True:
-            decision = await self.ask(call, attempt, rung)
+            decision = await self.ask(call, attempt, rung, waiting=waiting)
+            waiting = decision.action == "wait"
             if decision.action == "overflow":
                 self.outcomes["overflow"] += 1
                 return
             if decision.action == "wait":
                 await asyncio.sleep(decision.wait_seconds)
+                attempt += 1
                 continue
             secretary = decision.ring[0]
             rung.append(secretary)
@@ -277,23 +323,201 @@ async def run(kind: str, rate: float, seconds: float) -> dict[str, Any]:
     }
 
 
+# --- the whole question over HTTP, as Kamailio asks it ------------------------------------------
+
+
+class HttpLoad:
+    """Calls living as Kamailio makes them live (deploy/sip/kamailio.cfg): POST /sip/route signed
+    with the shared secret for the new call and after every wait or ring-out (attempt+1), the
+    answered and ended events on /sip/events; against a `mazkira serve` of its own."""
+
+    def __init__(self, client: httpx.AsyncClient, rng: random.Random) -> None:
+        self.client = client
+        self.rng = rng
+        self.new_ms: list[float] = []  # a new call's first question (the lead and its row)
+        self.again_ms: list[float] = []  # a waiting or rung-out call asking again
+        self.actions: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()
+        self.refused = 0
+
+    async def post(self, path: str, fields: dict[str, str]) -> str:
+        data = str(httpx.QueryParams(fields)).encode()
+        stamp = str(int(time.time()))
+        answer = await self.client.post(
+            path,
+            content=data,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Mazkira-Timestamp": stamp,
+                "X-Mazkira-Signature": sign(SIP_SECRET, stamp, data),
+            },
+        )
+        if answer.status_code != 200:
+            self.refused += 1
+            raise RuntimeError(f"{path}: {answer.status_code} {answer.text[:200]}")
+        return answer.text
+
+    async def route(self, call_id: str, caller: str, number: str, attempt: int) -> dict[str, str]:
+        asked = time.perf_counter()
+        text = await self.post(
+            "/sip/route",
+            {
+                "direction": "in",
+                "call_id": call_id,
+                "caller": caller,
+                "caller_name": "",
+                "dialled": number,
+                "attempt": str(attempt),
+            },
+        )
+        (self.new_ms if attempt == 1 else self.again_ms).append(
+            (time.perf_counter() - asked) * 1000
+        )
+        fields = dict(part.split("=", 1) for part in text.split(";"))
+        self.actions[fields["action"]] += 1
+        return fields
+
+    async def call(self, number: str) -> None:
+        call_id = f"{uuid.uuid4().hex}@bench"
+        caller = f"+97250{self.rng.randrange(10**7):07d}"
+        attempt = 1
+        while True:
+            answer = await self.route(call_id, caller, number, attempt)
+            if answer["action"] == "overflow":
+                self.outcomes["overflow"] += 1
+                return
+            attempt += 1
+            if answer["action"] == "wait":
+                await asyncio.sleep(int(answer["seconds"]))
+                continue
+            user = answer["users"].split(".")[0]
+            await asyncio.sleep(self.rng.uniform(0.2, 1.0))
+            if self.rng.random() < 0.2:  # rung out: Kamailio's failure route asks again
+                continue
+            await self.post("/sip/events", {"event": "answered", "call_id": call_id, "user": user})
+            await asyncio.sleep(self.rng.uniform(2, 5))
+            ended = {"event": "ended", "call_id": call_id, "reason": "caller_hangup"}
+            await self.post("/sip/events", ended)
+            self.outcomes["answered"] += 1
+            return
+
+
+async def phone_lines(db: Database, businesses: Sequence[uuid.UUID]) -> list[str]:
+    """A phone number for each business (what the carrier's INVITE is addressed to)."""
+    numbers = []
+    async with db.transaction() as session:
+        for n, business_id in enumerate(businesses):
+            number = f"+9723555{n:04d}"
+            await add_line(session, await session.get_one(Business, business_id), "phone", number)
+            numbers.append(number)
+    return numbers
+
+
+async def run_http(kind: str, rate: float, seconds: float) -> dict[str, Any]:
+    rng = random.Random(20)
+    db = await fresh_database(kind)
+    work = Path(tempfile.mkdtemp(prefix="mazkira-bench-voice-"))
+    server: Served | None = None
+    try:
+        businesses, secretaries = await seed(db, rng)
+        numbers = await phone_lines(db, businesses)
+        env = {
+            **intake_env(db.url, secret="bench-voice"),
+            "SIP_SECRET": SIP_SECRET,
+            "SIP_WS_URL": "ws://127.0.0.1:9/",
+        }
+        server = Served("console.cli", ["serve"], env, work / "console.log")
+        server.start()
+        await server.ready()
+        # Kamailio's http_client asks from each of its worker processes, one request at a time.
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{server.port}", limits=limits, timeout=60
+        ) as client:
+            warm = HttpLoad(client, rng)
+            await asyncio.gather(*(warm.call(rng.choice(numbers)) for _ in range(20)))
+            async with db.transaction() as session:
+                for person in secretaries:
+                    await set_state(session, person, AgentState.AVAILABLE, now=now())
+            load = HttpLoad(client, rng)
+            lags: list[float] = []
+            ticking = asyncio.create_task(loop_lag(lags))
+            calls: list[asyncio.Task[None]] = []
+            started = time.perf_counter()
+            for n in range(int(rate * seconds)):
+                pause = started + n / rate - time.perf_counter()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+                calls.append(asyncio.create_task(load.call(rng.choice(numbers))))
+            arrived = time.perf_counter() - started
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            ticking.cancel()
+        failures = [r for r in results if isinstance(r, BaseException)]
+        for failure in failures[:3]:
+            print(f"{kind} http: {type(failure).__name__}: {str(failure)[:200]}", flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+        await db.dispose()
+        if kind == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db.url.split('///', 1)[1]}{suffix}").unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+    every = load.new_ms + load.again_ms
+    return {
+        "db": kind,
+        "route_p50_ms": round(statistics.median(every), 1),
+        "route_p99_ms": round(percentile(every, 0.99), 1),
+        "new_p50_ms": round(statistics.median(load.new_ms), 1),
+        "new_p99_ms": round(percentile(load.new_ms, 0.99), 1),
+        "again_p50_ms": round(statistics.median(load.again_ms), 1) if load.again_ms else None,
+        "again_p99_ms": round(percentile(load.again_ms, 0.99), 1) if load.again_ms else None,
+        "calls_per_s": round(len(calls) / arrived, 1),
+        "questions_per_s": round(len(every) / arrived, 1),
+        "actions": dict(load.actions),
+        "outcomes": dict(load.outcomes),
+        "errors": len(failures),
+        "loop_lag_p99_ms": round(percentile(lags, 0.99), 1),
+    }
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--rate", type=float, default=100.0, help="new calls a second")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--via",
+        choices=["process", "http", "both"],
+        default="both",
+        help="decide in-process, the whole question over HTTP against mazkira serve, or both",
+    )
     args = parser.parse_args()
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
-    found = {}
+    found: dict[str, dict[str, Any]] = {}
     for kind in kinds:
-        found[kind] = await run(kind, args.rate, args.seconds)
+        if args.via in ("process", "both"):
+            found[kind] = await run(kind, args.rate, args.seconds)
+        else:
+            found[kind] = {"db": kind, "route_p50_ms": None, "route_p99_ms": None}
+        if args.via in ("http", "both"):
+            found[kind]["http"] = await run_http(kind, args.rate, args.seconds)
         print(json.dumps(found[kind]), flush=True)
-    if len(found) == 1:
-        return
-    # The last line: the slower database's figures at top level, each database's beside them.
-    worst = max(found.values(), key=lambda figures: figures["route_p99_ms"])
-    summary = {key: worst[key] for key in ("route_p50_ms", "route_p99_ms", "calls_per_s")}
-    print(json.dumps({**summary, "worst_db": worst["db"], "runs": found}))
+    # The last line: the slower database's figures at top level (in-process `decide`, and the
+    # whole question over HTTP as http_*), each database's beside them.
+    summary: dict[str, Any] = {}
+    timed = [figures for figures in found.values() if figures["route_p99_ms"] is not None]
+    if timed:
+        worst = max(timed, key=lambda figures: figures["route_p99_ms"])
+        summary = {key: worst[key] for key in ("route_p50_ms", "route_p99_ms", "calls_per_s")}
+        summary["worst_db"] = worst["db"]
+    served = [figures["http"] for figures in found.values() if "http" in figures]
+    if served:
+        slowest = max(served, key=lambda figures: figures["route_p99_ms"])
+        for key in ("route_p50_ms", "route_p99_ms", "calls_per_s"):
+            summary[f"http_{key}"] = slowest[key]
+        summary["http_worst_db"] = slowest["db"]
+    print(json.dumps({**summary, "runs": found}))
 
 
 if __name__ == "__main__":
