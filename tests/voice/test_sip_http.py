@@ -15,8 +15,11 @@ import pytest
 from sqlalchemy import func, select
 
 from console.base.db import Database
+from console.business import periods
+from console.business.periods import Period
 from console.channels.lines import add_line
 from console.people.accounts import link_user
+from console.reports.kpis import compute_kpis
 from console.voice.signatures import sign
 from console.voice.states import AgentState, set_state
 from models import Business, Interaction, Lead, User
@@ -301,7 +304,7 @@ async def test_a_caller_who_hangs_up_in_the_queue_and_an_overflow_become_call_ba
     """Abandoned while waiting (a CANCEL before anyone was rung) and overflowed past the wait
     limit: each call ends unanswered and its lead is a call-back (high priority, 'no answer',
     open and unanswered, so it stays in the queue with its SLA clock), once."""
-    _, michal = await shop_with_secretary(db)
+    shop, michal = await shop_with_secretary(db)
     async with db.transaction() as session:
         await set_state(session, michal.id, AgentState.BREAK, now=_now(), reason="meal")
     waiting = uuid.uuid4().hex
@@ -337,3 +340,15 @@ async def test_a_caller_who_hangs_up_in_the_queue_and_an_overflow_become_call_ba
     # The caller hangs up after the rejection: nothing changes.
     late = {"event": "cancelled", "call_id": overflow}
     assert (await post(phone_client, "/sip/events", late)).text == "unchanged"
+    # The record as the KPIs read it (the overflowed call arrived a year ago, out of the period).
+    today = periods.local_today(shop, _now())
+    async with db.transaction(write=False) as session:
+        found = (await compute_kpis(session, [shop], Period(today, today), now=_now()))[shop.id]
+    assert (found.calls, found.calls_abandoned, found.calls_missed, found.calls_answered) == (
+        1,
+        1,
+        0,
+        0,
+    )
+    assert (found.answer_rate, found.abandonment_rate, found.service_level) == (0.0, 100.0, 0.0)
+    assert found.average_speed_of_answer is None
