@@ -294,7 +294,10 @@ async def _close_unanswered(
         interaction.summary = gettext("Missed call")
         interaction.updated_at = now
         lead = await session.get_one(Lead, interaction.lead_id)
-        lead.subject = gettext("Missed call: call back")
+        # A lead this call opened says so; a caller's open lead it joined keeps its subject
+        # (the missed call is in its history, and its priority rises all the same).
+        if lead.created_at == interaction.started_at:
+            lead.subject = gettext("Missed call: call back")
     if lead.priority in ("low", "normal"):
         lead.priority = "high"
     await events.record(session, business.id, "lead.updated", at=now, lead_id=lead.id)

@@ -352,3 +352,34 @@ async def test_a_caller_who_hangs_up_in_the_queue_and_an_overflow_become_call_ba
     )
     assert (found.answer_rate, found.abandonment_rate, found.service_level) == (0.0, 100.0, 0.0)
     assert found.average_speed_of_answer is None
+
+
+async def test_a_repeat_caller_s_missed_call_joins_his_open_lead_as_a_call_back(
+    db: Database, phone_client: httpx.AsyncClient
+) -> None:
+    """A caller with an open lead at the business hangs up in the queue: the call joins that
+    lead (another attempt), which rises to high priority with the missed call in its history,
+    and keeps its subject."""
+    _, michal = await shop_with_secretary(db)
+    async with db.transaction() as session:
+        await set_state(session, michal.id, AgentState.BREAK, now=_now(), reason="meal")
+    first = uuid.uuid4().hex
+    assert (await post(phone_client, "/sip/route", ask(first))).text.startswith("action=wait")
+    async with db.transaction() as session:
+        row = await session.scalar(select(Call).where(Call.sip_call_id == first))
+        assert row is not None and row.lead_id is not None
+        lead = await session.get_one(Lead, row.lead_id)
+        lead.subject, lead.priority = "Kitchen quote", "normal"
+        row.state = "ended"  # that call was answered and is over
+    second = uuid.uuid4().hex
+    assert (await post(phone_client, "/sip/route", ask(second))).text.startswith("action=wait")
+    cancelled = {"event": "cancelled", "call_id": second}
+    assert (await post(phone_client, "/sip/events", cancelled)).text == "recorded"
+    call, lead, interaction = await call_back_of(db, second)
+    assert call.lead_id == row.lead_id and lead.attempts == 2
+    assert (lead.subject, lead.priority, interaction.outcome) == (
+        "Kitchen quote",
+        "high",
+        "no_answer",
+    )
+    assert call.state == "abandoned" and lead.closed_at is None
