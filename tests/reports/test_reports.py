@@ -527,7 +527,7 @@ async def test_the_wallboard_shows_each_business_and_who_handles_what(
         assert board[f"board-{b.id}"] == {
             "open": "1",
             "waiting": "1",
-            "oldest": "5 min",
+            "oldest": "5 m",
             "warnings": "0",
             "breaches": "0",
         }
