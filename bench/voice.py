@@ -5,8 +5,9 @@ An agency of 50 businesses and 20 secretaries (each business has two usual secre
 backup; each secretary serves about seven businesses), all available at the start. New calls
 arrive at `--rate` a second, open loop, to businesses picked at random, and each lives as the
 SIP plumbing would make it live, in this process on the app's own `Database`: its row in
-`calls` is written, then it asks `routing.decide` in a writing transaction that also sets the
-chosen secretary ringing and the call's state; she answers after a moment (four calls in five)
+`calls` is written and `routing.decide` asked in one writing transaction that also sets the
+chosen secretary ringing and the call's state (as `calls.route_call` does after the arrival);
+she answers after a moment (four calls in five)
 or lets it ring out (the call asks again with attempt+1); an answered call talks 2-5 s, then
 wrap-up (2 s) ends by itself; a call nobody is free for waits as told and asks again, and
 overflows past the business's limit (10 s). The clock is compressed so the 20 secretaries keep
@@ -140,7 +141,13 @@ class Load:
         self.errors = 0
 
     async def ask(
-        self, call: Call, attempt: int, rung: Sequence[uuid.UUID], *, waiting: bool = False
+        self,
+        call: Call,
+        attempt: int,
+        rung: Sequence[uuid.UUID],
+        *,
+        waiting: bool = False,
+        first: bool = False,
     ) -> routing.RouteDecision:
         """One routing question, as the SIP endpoint answers it: the call's row kept as the
         plumbing keeps it (waiting calls are what keeps the queue's order). A waiting call's
@@ -169,6 +176,9 @@ class Load:
                 return decision
         async with self.db.transaction() as session:
             await session.connection()  # the pool's wait counts in the decision, not in decide
+            if first:  # the call's row and its first decision in one transaction, as route_call
+                session.add(call)
+                await session.flush()
             moment = now()
             started = time.perf_counter()
             decision = await routing.decide(
@@ -199,9 +209,7 @@ class Load:
             state="waiting",
             arrived_at=now(),
         )
-        async with self.db.transaction() as session:
-            session.add(call)
-        await self.ask(call, 1, [])
+        await self.ask(call, 1, [], first=True)
 
     async def move(self, user_id: uuid.UUID, state: AgentState, business: uuid.UUID) -> None:
         async with self.db.transaction() as session:
@@ -223,11 +231,9 @@ class Load:
             state="waiting",
             arrived_at=now(),
         )
-        async with self.db.transaction() as session:
-            session.add(call)
         waiting = False
         while True:
-            decision = await self.ask(call, attempt, rung, waiting=waiting)
+            decision = await self.ask(call, attempt, rung, waiting=waiting, first=attempt == 1)
             waiting = decision.action == "wait"
             if decision.action == "overflow":
                 self.outcomes["overflow"] += 1
