@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from console.agency import admin
-from console.base.errors import Invalid
+from console.base.errors import Conflict, Invalid
 from console.base.i18n import LOCALES
 from console.people import two_factor
 from console.people.audit import AuditFilters, audit_log
@@ -17,7 +17,7 @@ from console.voice import call_settings
 from console.voice.call_settings import CallSettingsForm
 from models import Role
 from routes.access import actor, signed_in
-from routes.forms import is_htmx, now, see_other, text
+from routes.forms import is_htmx, now, see_other, text, wants_json
 from routes.templating import render
 
 # The set-password link must not leak through Referer, nor stay in a shared cache.
@@ -45,14 +45,20 @@ async def new_business(request: Request) -> Response:
 @signed_in(Role.ADMIN)
 async def create_business(request: Request) -> Response:
     form = await request.form()
-    async with request.app.state.db.transaction() as session:
-        business = await admin.create_business(
-            session,
-            actor(request),
-            slug=text(form, "slug"),
-            name=text(form, "name"),
-            timezone=text(form, "timezone"),
-            locale=text(form, "locale"),
+    typed = {name: text(form, name) for name in ("slug", "name", "timezone", "locale")}
+    try:
+        async with request.app.state.db.transaction() as session:
+            business = await admin.create_business(session, actor(request), **typed)
+    except (Invalid, Conflict) as refused:
+        if wants_json(request):
+            raise
+        context = {"locales": LOCALES, "refused": refused, "typed": typed}
+        return render(
+            request,
+            "agency/business_new.html",
+            context,
+            status=refused.status,
+            block="new_business_form",
         )
     return see_other(request, f"/agency/businesses/{business.id}")
 
@@ -168,13 +174,15 @@ async def unassign(request: Request) -> Response:
 # --- people -----------------------------------------------------------------------------------
 
 
-async def _people(request: Request, **extra: object) -> Response:
+async def _people(
+    request: Request, *, status: int = 200, block: str | None = None, **extra: object
+) -> Response:
     async with request.app.state.db.transaction(write=False) as session:
         rows = await admin.users_page(session)
         required = await two_factor.required_by_agency(session)
     context = {"rows": rows, "roles": ROLES, "locales": LOCALES, "two_factor_required": required}
     context.update(extra)
-    response = render(request, "agency/users.html", context)
+    response = render(request, "agency/users.html", context, status=status, block=block)
     response.headers.update(PRIVATE)
     return response
 
@@ -188,17 +196,22 @@ async def users(request: Request) -> Response:
 async def invite(request: Request) -> Response:
     """Create the user and show the admin the set-password link to send."""
     form = await request.form()
-    async with request.app.state.db.transaction() as session:
-        person = await admin.invite_user(
-            session,
-            actor(request),
-            email=text(form, "email"),
-            name=text(form, "name"),
-            role=text(form, "role"),
-            locale=text(form, "locale"),
+    typed = {name: text(form, name) for name in ("email", "name", "role", "locale")}
+    try:
+        async with request.app.state.db.transaction() as session:
+            person = await admin.invite_user(session, actor(request), **typed)
+    except (Invalid, Conflict) as refused:
+        if wants_json(request):
+            raise
+        return await _people(
+            request, refused=refused, typed=typed, status=refused.status, block="invite_form"
         )
     link = link_url(request, admin.password_link_token(secret(request), person))
-    return await _people(request, link=link, link_for=person)
+    response = await _people(request, link=link, link_for=person)
+    if is_htmx(request):  # the invited person's link is above the form: the whole page again
+        response.headers.update({"HX-Retarget": "#main", "HX-Reswap": "outerHTML"})
+        response.headers["HX-Reselect"] = "#main"
+    return response
 
 
 @signed_in(Role.ADMIN)

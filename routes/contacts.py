@@ -5,13 +5,14 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.base.errors import Conflict, Invalid
 from console.contacts import contacts
 from console.contacts.customer_classes import inactive_contacts, inactive_since
 from console.screens.contact_page import caller_lookup, contact_view
 from console.tasks import reminders
 from models import Role
 from routes.access import signed_in, user_of
-from routes.forms import now, see_other, text
+from routes.forms import now, see_other, text, wants_json
 from routes.templating import render
 
 WORKERS = (Role.SECRETARY, Role.ADMIN)
@@ -68,9 +69,19 @@ async def show(request: Request) -> Response:
 async def update(request: Request) -> Response:
     form = await request.form()
     fields = {name: text(form, name) for name in contacts.CARD_FIELDS if name in form}
-    async with request.app.state.db.transaction() as session:
-        contact = await contacts.get_contact(
-            session, user_of(request), request.path_params["contact_id"]
+    try:
+        async with request.app.state.db.transaction() as session:
+            contact = await contacts.get_contact(
+                session, user_of(request), request.path_params["contact_id"]
+            )
+            await contacts.update_contact(session, contact, fields)
+    except (Invalid, Conflict) as refused:
+        if wants_json(request):
+            raise
+        async with request.app.state.db.transaction(write=False) as session:
+            view = await contact_view(session, user_of(request), request.path_params["contact_id"])
+        context = {"view": view, "refused": refused, "typed": fields}
+        return render(
+            request, "contacts/show.html", context, status=refused.status, block="card_form"
         )
-        await contacts.update_contact(session, contact, fields)
     return see_other(request, f"/contacts/{contact.id}")

@@ -117,12 +117,14 @@ async def claim(request: Request) -> Response:
 async def ask_to_take_over(request: Request) -> Response:
     """Ask the holder for the lead; her answer comes live to this page."""
     lead_id = request.path_params["lead_id"]
+    inline = (await request.form()).get("where") == "form"  # asked from a refused form
     async with request.app.state.db.transaction() as session:
         lead = await leads.ask_to_take_over(session, user_of(request), lead_id, now=now(request))
     if lead.claimed_by_id == user_of(request).id or not is_htmx(request):
         return see_other(request, f"/leads/{lead.id}")
     asked = {"kind": "sent", "holder_name": lead.claimed_by.name if lead.claimed_by else ""}
-    return render(request, "partials/takeover.html", {"lead_id": lead.id, "takeover": asked})
+    context = {"lead_id": lead.id, "takeover": asked, "inline": inline}
+    return render(request, "partials/takeover.html", context)
 
 
 @signed_in(*WORKERS)

@@ -20,7 +20,7 @@ from console.channels.lines import add_line
 from console.intake import arrivals
 from console.intake.arrivals import NewLead
 from console.leads import leads
-from models import Appointment, Interaction, Line, SlaPolicy, Task
+from models import Appointment, Business, Interaction, Line, SlaPolicy, Task, User
 from tests.conftest import SECRET
 from tests.factories import MovableClock, csrf_token, make_business, make_user, sign_in
 
@@ -185,6 +185,66 @@ TABLE = [
         "line-address-error",
         ['value="office at example"'],
     ),
+    Refusal(
+        "a new business with a slug that is taken",
+        "admin",
+        "/agency/businesses",
+        {"name": "כהן ובניו", "slug": "{slug}", "timezone": "Asia/Jerusalem", "locale": "he"},
+        409,
+        "new-business",
+        "new-business-slug-error",
+        ['value="כהן ובניו"', 'value="{slug}"'],
+    ),
+    Refusal(
+        "a new business with no name",
+        "admin",
+        "/agency/businesses",
+        {"name": "", "slug": "new-one", "timezone": "Asia/Jerusalem", "locale": "en"},
+        422,
+        "new-business",
+        "new-business-name-error",
+        ['value="new-one"', '<option value="en" selected>'],
+    ),
+    Refusal(
+        "an invitation to an e-mail that has a user",
+        "admin",
+        "/agency/users",
+        {"email": "{email}", "name": "מיכל השנייה", "role": "owner", "locale": "he"},
+        409,
+        "invite",
+        "invite-email-error",
+        ['value="מיכל השנייה"', '<option value="owner" selected>'],
+    ),
+    Refusal(
+        "an invitation to no e-mail address",
+        "admin",
+        "/agency/users",
+        {"email": "michal at home", "name": "מיכל", "role": "secretary", "locale": "he"},
+        422,
+        "invite",
+        "invite-email-error",
+        ['value="michal at home"'],
+    ),
+    Refusal(
+        "a customer card with a phone that is no number",
+        "secretary",
+        "/contacts/{contact}",
+        {"name": "דנה כהן", "phone": "054-23", "email": "", "notes": "מעדיפה בוקר"},
+        422,
+        "card",
+        "card-phone-error",
+        ['value="054-23"', 'value="דנה כהן"', ">מעדיפה בוקר</textarea>"],
+    ),
+    Refusal(
+        "a customer card with a lifetime value that is no sum",
+        "secretary",
+        "/contacts/{contact}",
+        {"name": "דנה", "phone": "054-2345678", "lifetime_value": "הרבה"},
+        422,
+        "card",
+        "card-lifetime_value-error",
+        ['value="הרבה"'],
+    ),
 ]
 
 
@@ -199,7 +259,7 @@ async def web(db: Database) -> AsyncIterator[object]:
 async def count_everything(db: Database) -> tuple[int, ...]:
     async with db.transaction(write=False) as session:
         counts = []
-        for model in (Interaction, Task, Appointment, SlaPolicy, Line):
+        for model in (Interaction, Task, Appointment, SlaPolicy, Line, Business, User):
             counts.append(await session.scalar(select(func.count()).select_from(model)) or 0)
     return tuple(counts)
 
@@ -223,7 +283,14 @@ async def test_every_refused_form_comes_back_in_place_as_typed(web: object, db: 
             for name, phone in (("דנה", "054-2345678"), ("יוסי", "052-7654321"))
         ]
         await leads.move_stage(session, secretary, meeting.id, stage="meeting", now=SUNDAY_9)
-    places = {"lead": lead.id, "meeting": meeting.id, "business": business.id}
+    places = {
+        "lead": lead.id,
+        "meeting": meeting.id,
+        "business": business.id,
+        "slug": business.slug,
+        "email": secretary.email,
+        "contact": lead.contact_id,
+    }
     transport = httpx.ASGITransport(app=web)  # type: ignore[arg-type]
     clients = {}
     for role, user in (("secretary", secretary), ("admin", admin)):
@@ -245,7 +312,8 @@ async def test_every_refused_form_comes_back_in_place_as_typed(web: object, db: 
     for case in TABLE:
         answer = await clients[case.who].post(
             case.path.format(**places),
-            data={"csrf_token": tokens[case.who], **case.data},
+            data={"csrf_token": tokens[case.who]}
+            | {name: value.format(**places) for name, value in case.data.items()},
             headers=HTMX,
         )
         assert answer.status_code == case.status, (case.name, answer.text[:500])
@@ -259,7 +327,7 @@ async def test_every_refused_form_comes_back_in_place_as_typed(web: object, db: 
         field_name = case.error.split("-", 1)[1].removesuffix("-error")
         assert f'aria-describedby="{case.error}"' in html, (case.name, field_name)
         for typed in case.kept:
-            assert typed in html, (case.name, typed)
+            assert typed.format(**places) in html, (case.name, typed)
     assert await count_everything(db) == before  # nothing was written by any of them
 
     # Without htmx the same refusal is the whole page, in place, not an error page.

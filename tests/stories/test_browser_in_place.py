@@ -109,6 +109,7 @@ async def _story(browser: Any, server: Server, lang: str, caller: str) -> None:
     assert await michal.input_value("#reply-text") == typed
     # She asks; Noa is asked on her page and gives it; Michal's page shows her holding it.
     await refusal.locator("button").click()
+    await expect(michal.locator("#reply-form p.notice")).to_contain_text("נועה")  # where she was
     await expect(michal.locator(f"#takeover-{lead} p.notice")).to_contain_text("נועה")
     ask = noa.locator(f"#takeover-{lead} form.takeover-ask")
     await expect(ask).to_be_visible(timeout=5000)
