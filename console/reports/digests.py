@@ -52,6 +52,8 @@ DIGEST_NUMBERS = (
     "overdue_tasks",
     "oldest_task_hours",
 )
+# A business whose calls came through the SIP server in the period also reads these.
+DIGEST_CALL_NUMBERS = ("calls", "answer_rate", "abandonment_rate", "service_level")
 
 Kind = Literal["daily", "weekly"]
 
@@ -305,7 +307,9 @@ def compose(
         if count
     ]
     for metric in metrics(kpis):
-        if metric.key not in DIGEST_NUMBERS:
+        if metric.key not in DIGEST_NUMBERS and not (
+            kpis.calls and metric.key in DIGEST_CALL_NUMBERS
+        ):
             continue
         line = f"  {metric.label}: {metric.shown}"
         if metric.key == "leads" and channels:

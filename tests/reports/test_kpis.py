@@ -848,6 +848,10 @@ async def test_the_daily_digest_goes_once_to_each_owner_in_his_language(
     assert "Cohen Plumbing: yesterday" in english.subject
     assert "Hello Ben Cohen," in english.text
     assert "Open tasks now: 1" in english.text
+    # A's calls of the day (K10, answered 3 s after it arrived); B had none, so no call lines.
+    assert "שיחות נכנסות: 1" in hebrew.text and "שיעור מענה: 100%" in hebrew.text
+    assert "רמת שירות (מענה תוך 20 שנ׳): 100%" in hebrew.text
+    assert "Answer rate" not in english.text and "Service level" not in english.text
     # Never another business's data: B's mail knows nothing of A, and A's nothing of B.
     assert "דנה" not in english.text and "מרפאת" not in english.text
     assert "Cohen" not in hebrew.text and "99,999" not in hebrew.text
