@@ -245,6 +245,16 @@ TABLE = [
         "card-lifetime_value-error",
         ['value="הרבה"'],
     ),
+    Refusal(
+        "an empty comment on the lead",
+        "secretary",
+        "/leads/{lead}/comments",
+        {"body": "  ", "next": "/leads/{lead}"},
+        422,
+        "comment-form-{lead}",
+        "comment-body-error",
+        ['name="next" value="/leads/{lead}"'],
+    ),
 ]
 
 
@@ -319,7 +329,8 @@ async def test_every_refused_form_comes_back_in_place_as_typed(web: object, db: 
         assert answer.status_code == case.status, (case.name, answer.text[:500])
         html = answer.text
         assert "<html" not in html, case.name  # the form alone, swapped in place
-        assert re.search(rf'<(form|section)[^>]* id="{case.form}"', html), case.name
+        form_id = case.form.format(**places)
+        assert re.search(rf'<(form|section)[^>]* id="{form_id}"', html), case.name
         message = re.search(
             rf'id="{case.error}" class="alert field-error" role="alert">([^<]+)<', html
         )
