@@ -188,12 +188,21 @@
 
   function userId() { return body().dataset.user || ""; }
 
+  // The page's socket, and the mode its last hello told: a call log opened or wrapped up in
+  // place (htmx) says hello again, so the others see "on a call" start and end at once.
+  let live = null;
+  let toldMode = null;
+
+  function currentMode() {
+    return document.querySelector("form[data-autosave]") ? "calling" : (body().dataset.mode || "viewing");
+  }
+
   function hello(socket) {
-    const form = document.querySelector("form[data-autosave]");
+    toldMode = currentMode();
     socket.send(JSON.stringify({
       type: "hello",
       page: body().dataset.page || "other",
-      mode: form ? "calling" : (body().dataset.mode || "viewing"),
+      mode: toldMode,
       cursor: cursor,
       since: body().dataset.since,
     }));
@@ -384,11 +393,18 @@
 
   document.addEventListener("htmx:wsOpen", (event) => {
     document.getElementById("live-state")?.classList.add("on");
-    hello(event.detail.socketWrapper);
+    live = event.detail.socketWrapper;
+    hello(live);
   });
-  document.addEventListener("htmx:wsClose", () => document.getElementById("live-state")?.classList.remove("on"));
+  document.addEventListener("htmx:wsClose", () => {
+    live = null;
+    document.getElementById("live-state")?.classList.remove("on");
+  });
   document.addEventListener("htmx:wsAfterMessage", () => { personalize(); countShown(); });
-  document.addEventListener("htmx:afterSettle", (event) => personalize(event.target));
+  document.addEventListener("htmx:afterSettle", (event) => {
+    personalize(event.target);
+    if (live && currentMode() !== toldMode) hello(live);
+  });
   document.addEventListener("DOMContentLoaded", () => {
     personalize();
     setTitle();
