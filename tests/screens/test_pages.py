@@ -21,7 +21,7 @@ async def test_hebrew_rtl_by_default_and_english_by_choice(
     client: httpx.AsyncClient, db: Database
 ) -> None:
     page = await client.get("/login")
-    assert '<html lang="he" dir="rtl">' in page.text
+    assert '<html lang="he" dir="rtl" ' in page.text
     assert "כניסה למזכירה" in page.text
 
     token = await csrf_token(client)
@@ -30,7 +30,7 @@ async def test_hebrew_rtl_by_default_and_english_by_choice(
     )
     assert switched.status_code == 303 and switched.headers["location"] == "/login"
     page = await client.get("/login")
-    assert '<html lang="en" dir="ltr">' in page.text and "Sign in to Mazkira" in page.text
+    assert '<html lang="en" dir="ltr" ' in page.text and "Sign in to Mazkira" in page.text
 
     # A signed-in user's choice is kept on the account, so it follows them to other browsers.
     async with db.transaction() as session:
