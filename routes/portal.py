@@ -6,6 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.base.errors import Invalid
 from console.leads import feedback, scripts
 from console.people import availability
 from console.people.tenancy import get_business, parse_id
@@ -14,7 +15,7 @@ from console.screens.portal import ReviewFilters
 from console.tasks import task_sla, tasks
 from models import Role
 from routes.access import actor, signed_in, user_of
-from routes.forms import is_htmx, now, see_other, text
+from routes.forms import is_htmx, now, see_other, text, wants_json
 from routes.templating import render
 
 SCRIPT_FIELDS = ("greeting", "questions", "faq", "escalation", "dos", "donts")
@@ -129,23 +130,27 @@ async def set_availability(request: Request) -> Response:
     return see_other(request, "/portal#availability")
 
 
-@signed_in(Role.OWNER)
-async def script_editor(request: Request) -> Response:
-    """His script and FAQ: the draft waiting for the agency, else the published version."""
+async def _script_page(request: Request, **extra: object) -> dict[str, object]:
     async with request.app.state.db.transaction(write=False) as session:
         business = await get_business(session, user_of(request), request.path_params["business_id"])
         draft = await scripts.draft_script(session, business.id)
         published = await scripts.published_script(session, business.id)
     base = draft or published
-    context = {
+    return {
         "business": business,
         "draft": draft,
         "published": published,
         "typed": scripts.as_draft(base),
         "preview": base,
         "saved": request.query_params.get("saved", ""),
+        **extra,
     }
-    return render(request, "portal/script.html", context)
+
+
+@signed_in(Role.OWNER)
+async def script_editor(request: Request) -> Response:
+    """His script and FAQ: the draft waiting for the agency, else the published version."""
+    return render(request, "portal/script.html", await _script_page(request))
 
 
 @signed_in(Role.OWNER)
@@ -155,13 +160,21 @@ async def save_script(request: Request) -> Response:
     form = await request.form()
     typed = scripts.ScriptDraft(**{name: text(form, name) for name in SCRIPT_FIELDS})
     action = text(form, "action", "save")
-    async with request.app.state.db.transaction() as session:
-        business = await get_business(session, user_of(request), request.path_params["business_id"])
-        if action == "preview":
-            context = {"business": business, "preview": scripts.preview(typed)}
-            return render(request, "portal/script.html", context, block="preview")
-        await scripts.save_owner_draft(
-            session, actor(request), business, typed, publish=action == "publish"
-        )
+    try:
+        async with request.app.state.db.transaction() as session:
+            business = await get_business(
+                session, user_of(request), request.path_params["business_id"]
+            )
+            if action == "preview":
+                context = {"business": business, "preview": scripts.preview(typed)}
+                return render(request, "portal/script.html", context, block="preview")
+            await scripts.save_owner_draft(
+                session, actor(request), business, typed, publish=action == "publish"
+            )
+    except Invalid as refused:  # his script again, as typed, the reason beside its field
+        if wants_json(request) or action == "preview":
+            raise
+        page = await _script_page(request, typed=typed, refused=refused)
+        return render(request, "portal/script.html", page, status=422)
     saved = "published" if action == "publish" else "draft"
     return see_other(request, f"/portal/businesses/{business.id}/script?saved={saved}")

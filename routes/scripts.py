@@ -5,18 +5,18 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.base.errors import Invalid
 from console.leads import canned_replies, scripts
 from console.people.tenancy import get_business
 from models import Role
 from routes.access import actor, signed_in, user_of
-from routes.forms import now, see_other, text
+from routes.forms import now, see_other, text, wants_json
 from routes.templating import render
 
 FIELDS = ("greeting", "questions", "faq", "escalation", "dos", "donts")
 
 
-@signed_in(Role.ADMIN)
-async def editor(request: Request) -> Response:
+async def _editor_page(request: Request, **extra: object) -> dict[str, object]:
     async with request.app.state.db.transaction(write=False) as session:
         business = await get_business(session, user_of(request), request.path_params["business_id"])
         draft = await scripts.draft_script(session, business.id)
@@ -24,7 +24,7 @@ async def editor(request: Request) -> Response:
         versions = await scripts.script_versions(session, business.id)
         replies = await canned_replies.canned_replies(session, business.id)
     base = draft or (versions[0] if versions else None)
-    context = {
+    return {
         "business": business,
         "draft": draft,
         "draft_author": author,
@@ -32,8 +32,13 @@ async def editor(request: Request) -> Response:
         "typed": scripts.as_draft(base),
         "preview": base,
         "replies": replies,
+        **extra,
     }
-    return render(request, "agency/script.html", context)
+
+
+@signed_in(Role.ADMIN)
+async def editor(request: Request) -> Response:
+    return render(request, "agency/script.html", await _editor_page(request))
 
 
 @signed_in(Role.ADMIN)
@@ -42,14 +47,22 @@ async def save(request: Request) -> Response:
     form = await request.form()
     typed = scripts.ScriptDraft(**{name: text(form, name) for name in FIELDS})
     action = text(form, "action", "save")
-    async with request.app.state.db.transaction() as session:
-        business = await get_business(session, user_of(request), request.path_params["business_id"])
-        if action == "preview":
-            preview = scripts.preview(typed)
-            return render(request, "agency/script.html", {"preview": preview}, block="preview")
-        await scripts.save_script(
-            session, actor(request), business, typed, publish=action == "publish"
-        )
+    try:
+        async with request.app.state.db.transaction() as session:
+            business = await get_business(
+                session, user_of(request), request.path_params["business_id"]
+            )
+            if action == "preview":
+                preview = scripts.preview(typed)
+                return render(request, "agency/script.html", {"preview": preview}, block="preview")
+            await scripts.save_script(
+                session, actor(request), business, typed, publish=action == "publish"
+            )
+    except Invalid as refused:  # the editor again, as typed, the reason beside its field
+        if wants_json(request) or action == "preview":
+            raise
+        context = await _editor_page(request, typed=typed, refused=refused)
+        return render(request, "agency/script.html", context, status=422)
     return see_other(request, f"/agency/businesses/{business.id}/script")
 
 
