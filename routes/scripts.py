@@ -82,16 +82,18 @@ async def owner_may_publish(request: Request) -> Response:
 async def save_reply(request: Request) -> Response:
     """Add a canned reply, or change the one with the same title and language."""
     form = await request.form()
-    async with request.app.state.db.transaction() as session:
-        business = await get_business(session, user_of(request), request.path_params["business_id"])
-        await canned_replies.save_canned_reply(
-            session,
-            business,
-            locale=text(form, "locale"),
-            title=text(form, "title"),
-            body=text(form, "body"),
-            now=now(request),
-        )
+    typed = {name: text(form, name) for name in ("locale", "title", "body")}
+    try:
+        async with request.app.state.db.transaction() as session:
+            business = await get_business(
+                session, user_of(request), request.path_params["business_id"]
+            )
+            await canned_replies.save_canned_reply(session, business, **typed, now=now(request))
+    except Invalid as refused:  # the editor again, the reply as typed, the reason beside it
+        if wants_json(request):
+            raise
+        context = await _editor_page(request, reply_typed=typed, reply_refused=refused)
+        return render(request, "agency/script.html", context, status=422)
     return see_other(request, f"/agency/businesses/{business.id}/script#replies")
 
 

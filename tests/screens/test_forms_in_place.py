@@ -267,6 +267,17 @@ TABLE = [
         ["* מה הכתובת? | text</textarea>"],
         whole_page=True,
     ),
+    Refusal(
+        "a canned reply without its text",
+        "admin",
+        "/agency/businesses/{business}/replies",
+        {"locale": "en", "title": "נחזור אליך", "body": ""},
+        422,
+        "reply-form",
+        "canned-body-error",
+        ['value="נחזור אליך"', '<option value="en" selected>'],
+        whole_page=True,
+    ),
 ]
 
 
