@@ -56,6 +56,8 @@ EXEMPT = {
     "/api/v1/tasks/{task_id}/done",
     "/ack/{token}",
     "/survey/{token}",
+    "/sip/route",  # the SIP server's, signed with the shared secret (HMAC over time and body)
+    "/sip/events",
 }
 VOLATILE = frozenset({"last_seen_at", "last_used_at"})
 
