@@ -76,12 +76,13 @@ async def refused_on_lead(
     typed it, the reason beside its field, with the refusal's status."""
     if wants_json(request):
         raise refused
-    async with request.app.state.db.transaction() as session:
+    async with request.app.state.db.transaction(write=False) as session:
         view = await lead_view(
             session,
             actor(request),
             request.path_params["lead_id"],
             reply_template=request.app.state.settings.whatsapp_reply_template,
+            opened=False,  # she is on the page already
         )
     context = {
         "view": view,

@@ -119,8 +119,10 @@ async def lead_view(
     lead_id: str | uuid.UUID,
     *,
     reply_template: str | None = None,
+    opened: bool = True,
 ) -> LeadView:
-    """The lead page for its secretary or an admin; the opening is in the audit log."""
+    """The lead page for its secretary or an admin; its opening is in the audit log (a form of
+    the page refused and drawn again, `opened` False, is no new opening)."""
     user, now = viewer.person, viewer.now
     lead = await get_lead(session, user, lead_id)
     clock = clock_for(lead.business)  # with its exceptions and 24/7, as the SLA counts
@@ -164,7 +166,8 @@ async def lead_view(
         comments=await comments_of_lead(session, lead.id),
         appointments=await appointments_of_lead(session, lead.id),
     )
-    await record_lead_view(session, lead.id, lead.business_id, actor=viewer)
+    if opened:
+        await record_lead_view(session, lead.id, lead.business_id, actor=viewer)
     return view
 
 

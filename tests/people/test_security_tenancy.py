@@ -42,6 +42,7 @@ from console.people import api_tokens
 from console.tasks import tasks
 from console.tasks.task_links import TaskLinks
 from models import Alert, Appointment, Base, Business, Survey, User
+from models.voice import Call
 from tests.factories import csrf_token, make_business, make_user, sign_in
 from tests.served import Browser, close_code, served
 
@@ -120,7 +121,18 @@ async def world(db: Database) -> World:
             due_at=NOW,
         )
         survey = Survey(business_id=b.id, lead_id=lead.id, contact_id=lead.contact_id)
-        session.add_all([meeting, alert, survey])
+        ringing = Call(
+            business_id=b.id,
+            lead_id=lead.id,
+            sip_call_id="SECRET-B-CALL@sip.example",
+            direction="in",
+            caller="+972523456789",
+            state="ringing",
+            arrived_at=NOW,
+            ringing=[secretary_b.id.hex],
+            rung=[secretary_b.id.hex],
+        )
+        session.add_all([meeting, alert, survey, ringing])
         reply = await canned_replies.save_canned_reply(
             session, b, locale="he", title="SECRET-B-REPLY", body="שלום", now=NOW
         )
@@ -145,6 +157,7 @@ async def world(db: Database) -> World:
             "reply_id": reply.id,
             "line_id": line.id,
             "business_slug": b.slug,
+            "sip_call_id": ringing.sip_call_id,
         }
         forged = {
             "/invite/{token}": password_link_token(FORGER_KEY, owner_b),
@@ -264,6 +277,14 @@ NO_OBJECT = {
     ("POST", "/intake/email"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/healthz"),
+    # the SIP server's questions and reports, signed with its secret; the business is the one
+    # owning the number called (tests/voice/test_sip_http.py)
+    ("POST", "/sip/route"),
+    ("POST", "/sip/events"),
+    ("GET", "/phone/credentials"),  # her own phone's
+    ("GET", "/agent/state"),  # her own state
+    ("POST", "/agent/state"),
+    ("GET", "/agency/reports/states.csv"),  # the agency's report (admins only)
 }
 SOCKETS = {"/ws"}  # test_the_live_socket_refuses_another_business_s_ids
 
