@@ -100,15 +100,17 @@ async def test_secretary_works_a_lead_and_only_its_owner_sees_the_task(tmp_path:
             avi = page.locator("select[name=assignee_id] option", has_text="אבי")
             await page.select_option("select[name=assignee_id]", await avi.get_attribute("value"))
             await page.fill("input[name=title]", "להתקשר ליעל לגבי ביקור")
-            await page.click("#handoff button.primary")
-            await page.wait_for_load_state()
-            assert "להתקשר ליעל לגבי ביקור" in await page.locator(".lead-tasks").inner_text()
+            await page.click("#handoff button.primary")  # posts in place (htmx)
+            tasks = page.locator(".lead-tasks", has_text="להתקשר ליעל לגבי ביקור")
+            await tasks.wait_for(timeout=10_000)
 
             await page.select_option("select[name='answers[q2]']", "yes")
             await page.select_option("select[name=outcome]", "transferred_to_owner")
             await page.keyboard.press("Escape")
             await page.keyboard.press("w")
             await page.wait_for_selector("#call-form", state="detached")
+            # the lead page comes back (htmx follows the wrap-up to it) with the call in its history
+            await page.locator("ol.history", has_text="הרצל 12, תל אביב").wait_for(timeout=10_000)
             history = await page.locator("ol.history").inner_text()
             assert "הרצל 12, תל אביב" in history and "<script>x</script>" in history
             await page.screenshot(path=str(tmp_path / "lead.png"), full_page=True)
