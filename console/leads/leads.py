@@ -390,15 +390,7 @@ async def reassign_lead(
     if admin.role != Role.ADMIN:
         raise NotFound("Not found.")
     lead = await get_lead(session, admin, lead_id)
-    secretary = await session.scalar(
-        select(User)
-        .join(SecretaryAssignment, SecretaryAssignment.user_id == User.id)
-        .where(
-            User.id == parse_id(secretary_id),
-            User.active.is_(True),
-            SecretaryAssignment.business_id == lead.business_id,
-        )
-    )
+    secretary = await _serving(session, lead.business_id, secretary_id)
     if secretary is None:
         raise Invalid("Pick a secretary who serves this business.", field="secretary")
     was = lead.claimed_by_id
@@ -411,6 +403,19 @@ async def reassign_lead(
     )
     await _audit_claim(session, admin, lead, "lead.reassigned", now, was=was, to=secretary.id)
     return lead
+
+
+async def _serving(session: AsyncSession, business_id: uuid.UUID, user_id: str) -> User | None:
+    """The active secretary of this id who serves the business, if she is one."""
+    return await session.scalar(
+        select(User)
+        .join(SecretaryAssignment, SecretaryAssignment.user_id == User.id)
+        .where(
+            User.id == parse_id(user_id),
+            User.active.is_(True),
+            SecretaryAssignment.business_id == business_id,
+        )
+    )
 
 
 async def ask_to_take_over(
@@ -455,15 +460,7 @@ async def answer_takeover(
     """The holder answers a request for her lead: given, the claim moves to the one who asked
     (one conditional UPDATE: only while it is still hers); kept, the asker is told."""
     lead = await get_lead(session, holder, lead_id)
-    asker = await session.scalar(
-        select(User)
-        .join(SecretaryAssignment, SecretaryAssignment.user_id == User.id)
-        .where(
-            User.id == parse_id(asker_id),
-            User.active.is_(True),
-            SecretaryAssignment.business_id == lead.business_id,
-        )
-    )
+    asker = await _serving(session, lead.business_id, asker_id)
     if asker is None:
         raise Invalid("Pick a secretary who serves this business.", field="asker")
     if not give:
