@@ -306,20 +306,7 @@ async def lead_to_act_on(
     taken first, by the claim's own conditional UPDATE, so of two secretaries acting at the
     same moment exactly one goes on; held by another, it is refused with her name."""
     lead_uuid = parse_id(lead_id)
-    taken = False
-    if user.role == Role.SECRETARY:
-        result = await session.execute(
-            update(Lead)
-            .where(
-                Lead.id == lead_uuid,
-                Lead.claimed_by_id.is_(None),
-                Lead.closed_at.is_(None),
-                may_see(user, Lead.business_id),
-            )
-            .values(claimed_by_id=user.id, claimed_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        taken = result.rowcount == 1  # type: ignore[attr-defined]
+    taken = user.role == Role.SECRETARY and await _take_if_free(session, user, lead_uuid, now)
     lead = await get_lead(session, user, lead_uuid)
     if taken:
         await session.refresh(lead, ["claimed_by_id", "claimed_at", "claimed_by"])
@@ -331,12 +318,11 @@ async def lead_to_act_on(
     return lead
 
 
-async def claim_lead(
-    session: AsyncSession, user: User, lead_id: str | uuid.UUID, *, now: datetime
-) -> Lead:
-    """Take a lead. One conditional UPDATE decides, so of two at once exactly one wins; the
-    other is told who holds it. Claiming one's own lead again changes nothing."""
-    lead_uuid = parse_id(lead_id)
+async def _take_if_free(
+    session: AsyncSession, user: User, lead_uuid: uuid.UUID, now: datetime
+) -> bool:
+    """The claim's one conditional UPDATE: the open lead becomes the user's if nobody holds it
+    (of two at once, exactly one gets it). Whether it did."""
     result = await session.execute(
         update(Lead)
         .where(
@@ -348,8 +334,18 @@ async def claim_lead(
         .values(claimed_by_id=user.id, claimed_at=now)
         .execution_options(synchronize_session=False)
     )
+    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+async def claim_lead(
+    session: AsyncSession, user: User, lead_id: str | uuid.UUID, *, now: datetime
+) -> Lead:
+    """Take a lead. One conditional UPDATE decides, so of two at once exactly one wins; the
+    other is told who holds it. Claiming one's own lead again changes nothing."""
+    lead_uuid = parse_id(lead_id)
+    taken = await _take_if_free(session, user, lead_uuid, now)
     lead = await get_lead(session, user, lead_uuid)
-    if result.rowcount == 1:  # type: ignore[attr-defined]
+    if taken:
         await events.record(
             session, lead.business_id, "lead.claimed", at=now, lead_id=lead.id, user_id=user.id
         )
