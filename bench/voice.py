@@ -52,6 +52,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench import intake_env, loop_factory
 from bench.inbox import POSTGRES, create_database
@@ -157,19 +158,9 @@ class Load:
         if waiting:
             async with self.db.transaction(write=False) as session:
                 await session.connection()
-                moment = now()
-                started = time.perf_counter()
-                decision = await routing.decide(
-                    session,
-                    business_id=call.business_id,
-                    attempt=attempt,
-                    rung=rung,
-                    waited_seconds=(moment - call.arrived_at).total_seconds(),
-                    now=moment,
-                    take=False,
-                )
+                decision, took_ms, _ = await _decide(session, call, attempt, rung, take=False)
                 if decision.action == "wait":
-                    self.route_ms.append((time.perf_counter() - started) * 1000)
+                    self.route_ms.append(took_ms)
             if decision.action == "wait":
                 self.decision_ms.append((time.perf_counter() - asked) * 1000)
                 self.actions["wait"] += 1
@@ -179,17 +170,8 @@ class Load:
             if first:  # the call's row and its first decision in one transaction, as route_call
                 session.add(call)
                 await session.flush()
-            moment = now()
-            started = time.perf_counter()
-            decision = await routing.decide(
-                session,
-                business_id=call.business_id,
-                attempt=attempt,
-                rung=rung,
-                waited_seconds=(moment - call.arrived_at).total_seconds(),
-                now=moment,
-            )
-            self.route_ms.append((time.perf_counter() - started) * 1000)
+            decision, took_ms, moment = await _decide(session, call, attempt, rung, take=True)
+            self.route_ms.append(took_ms)
             for user_id in decision.ring:
                 await set_state(
                     session, user_id, AgentState.RINGING, now=moment, business_id=call.business_id
@@ -258,6 +240,24 @@ class Load:
             await self.move(secretary, AgentState.WRAP_UP, business)
             self.outcomes["answered"] += 1
             return
+
+
+async def _decide(
+    session: AsyncSession, call: Call, attempt: int, rung: Sequence[uuid.UUID], *, take: bool
+) -> tuple[routing.RouteDecision, float, datetime]:
+    """`decide` for this call now, as route_call asks it; how long it took (ms), and when."""
+    moment = now()
+    started = time.perf_counter()
+    decision = await routing.decide(
+        session,
+        business_id=call.business_id,
+        attempt=attempt,
+        rung=rung,
+        waited_seconds=(moment - call.arrived_at).total_seconds(),
+        now=moment,
+        take=take,
+    )
+    return decision, (time.perf_counter() - started) * 1000, moment
 
 
 async def loop_lag(lags: list[float]) -> None:
