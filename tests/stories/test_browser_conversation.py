@@ -12,12 +12,11 @@ import httpx
 import pytest
 
 from console.demo.webhook_payloads import signed_twilio_form, twilio_sms_params
-from tests.browser import chromium, need_chromium
+from tests.browser import chromium, need_chromium, signed_in_page
 from tests.servers import Server
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 390, "height": 844}
 LINE = "+97235551234"
 ACCOUNT = "AC" + "0" * 32
 TOKEN = "twilio-token-for-the-conversation-story"
@@ -55,17 +54,8 @@ async def _sms(url: str, caller: str, text: str) -> None:
 
 
 async def _read_a_conversation(browser: Any, url: str, lang: str, caller: str) -> None:
-    context = await browser.new_context(viewport=PHONE)
-    await context.add_cookies([{"name": "mazkira_lang", "value": lang, "url": url}])
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    await page.goto(f"{url}/login")
-    await page.fill("input[name=email]", "michal@example.test")
-    await page.fill("input[name=password]", "michal-secret")
-    await page.click("button[type=submit].primary")
-    await page.wait_for_url(f"{url}/inbox")
+    page, errors = await signed_in_page(browser, url, "michal@example.test", "michal-secret", lang)
+    context = page.context
 
     first = f"שלום, יש לי נזילה במטבח ({lang})"
     await _sms(url, caller, first)

@@ -8,13 +8,12 @@ from typing import Any
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, need_chromium
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, need_chromium, signed_in_page
 from tests.servers import Server, free_port
 from tests.voice.conftest import SECRET
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 390, "height": 844}
 NOT_CONNECTED = {"he": "הטלפון לא מחובר", "en": "Phone not connected"}
 RECONNECTING = {"he": "הטלפון מתחבר מחדש", "en": "Phone reconnecting"}
 FAKE_MEDIA = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
@@ -65,17 +64,8 @@ async def test_without_a_sip_server_and_with_one_down(tmp_path: Path) -> None:
 
 
 async def _console(browser: Any, url: str, lang: str, expected: str, state: str) -> None:
-    context = await browser.new_context(viewport=PHONE)
-    await context.add_cookies([{"name": "mazkira_lang", "value": lang, "url": url}])
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    await page.goto(f"{url}/login")
-    await page.fill("input[name=email]", "michal@example.test")
-    await page.fill("input[name=password]", "phone-secret")
-    await page.click("button[type=submit].primary")
-    await page.wait_for_url(f"{url}/inbox")
+    page, errors = await signed_in_page(browser, url, "michal@example.test", "phone-secret", lang)
+    context = page.context
     badge = page.locator("#phone")
     await badge.get_by_text(expected).wait_for(timeout=15_000)
     if state:
