@@ -27,8 +27,13 @@ HMAC-SHA256) for its first question and again after every wait or ring-out (atte
 waiting calls' questions) come from the load generator's side, waits for a connection included.
 The load generator, the server and the database share this machine.
 
+`ring_to_pop_ms` (when Kamailio, rtpengine, baresip and Chromium are installed; `--pop-calls`,
+0 to leave it out): from Kamailio receiving a carrier's INVITE to the ringing banner shown in a
+signed-in secretary's console, the median of `--pop-calls` calls through the real stack
+(bench/ring_to_pop.py).
+
 The last line is one JSON object per run, or one holding both (the slower database's in-process
-figures at top level, the slower HTTP ones as `http_*`).
+figures at top level, the slower HTTP ones as `http_*`), with `ring_to_pop_ms` beside them.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ from sqlalchemy import text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bench import intake_env, loop_factory
+from bench import intake_env, loop_factory, ring_to_pop
 from bench.inbox import POSTGRES, create_database
 from bench.intake import Served
 from console.base.config import normalise_database_url
@@ -498,6 +503,12 @@ async def main() -> None:
         default="both",
         help="decide in-process, the whole question over HTTP against mazkira serve, or both",
     )
+    parser.add_argument(
+        "--pop-calls",
+        type=int,
+        default=5,
+        help="calls through the real SIP stack and a browser for ring_to_pop_ms (0: none)",
+    )
     args = parser.parse_args()
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     found: dict[str, dict[str, Any]] = {}
@@ -523,6 +534,10 @@ async def main() -> None:
         for key in ("route_p50_ms", "route_p99_ms", "calls_per_s"):
             summary[f"http_{key}"] = slowest[key]
         summary["http_worst_db"] = slowest["db"]
+    if args.pop_calls > 0 and ring_to_pop.available():
+        popped = await ring_to_pop.measure(args.pop_calls)
+        summary["ring_to_pop_ms"] = popped["ring_to_pop_ms"]
+        found["ring_to_pop"] = popped
     print(json.dumps({**summary, "runs": found}))
 
 

@@ -36,7 +36,8 @@ from console.screens import live
 from console.screens.alerts_page import alert_row
 from console.screens.lead_page import contact_history
 from console.screens.overview import handled_row
-from console.voice import states
+from console.voice import calls, states
+from models import User
 from routes.templating import env
 
 log = logging.getLogger("mazkira.live")
@@ -312,6 +313,8 @@ class Fragments:
             if page != f"lead:{lead_id}":
                 return []
             return [self._takeover(lead_id, {**event.payload, "kind": TAKEOVER_EVENTS[event.kind]})]
+        if event.kind == "call.ringing":
+            return await self._ringing(event, audience)
         if event.kind == "presence.changed":
             where = "row" if page == "queue" else "page" if page == f"lead:{lead_id}" else None
             if where is None:
@@ -356,6 +359,24 @@ class Fragments:
                 yield
             finally:
                 _SHARED_READ.reset(token)
+
+    async def _ringing(self, event: LiveEvent, audience: Audience) -> list[str]:
+        """Her ringing banner, pushed to her consoles as the call is routed to her (before her
+        phone has the INVITE), with how long it rings her (phone.js shows it at once)."""
+        shared = _SHARED_READ.get()
+        reading = self.db.transaction(write=False) if shared is None else nullcontext(shared)
+        async with reading as session:
+            user = await session.get(User, uuid.UUID(audience.user))
+            if user is None:
+                return []
+            try:
+                banner = await calls.ringing_banner(
+                    session, user, str(event.payload["call_id"]), now=datetime.now(UTC)
+                )
+            except NotFound:  # answered, taken or over meanwhile
+                return []
+        template = env.get_template("partials/ringing_pushed.html")
+        return [template.render(banner=banner, seconds=int(event.payload.get("seconds") or 20))]
 
     def _queue_row(self, row: QueueRow | None, event: LiveEvent, lead_id: str) -> list[str]:
         refresh = '<template data-refresh="queue"></template>'

@@ -197,11 +197,20 @@
     return document.querySelector("form[data-autosave]") ? "calling" : (body().dataset.mode || "viewing");
   }
 
+  // Where the page is: #main's own, since a page opened in place (the lead page when she
+  // answers a call) brings its own #main; else the body's.
+  let toldPage = null;
+  function currentPage() {
+    const main = document.getElementById("main");
+    return (main && main.dataset.page) || body().dataset.page || "other";
+  }
+
   function hello(socket) {
     toldMode = currentMode();
+    toldPage = currentPage();
     socket.send(JSON.stringify({
       type: "hello",
-      page: body().dataset.page || "other",
+      page: toldPage,
       mode: toldMode,
       cursor: cursor,
       since: body().dataset.since,
@@ -381,6 +390,12 @@
       if (el.dataset.refresh === "wallboard") refreshBoard(); else refreshCounts();
     });
     fragment.querySelectorAll("template[data-attention]").forEach((el) => { el.remove(); attention(el); });
+    // A call ringing her phone: its banner, for phone.js to show at once.
+    fragment.querySelectorAll("template[data-ringing]").forEach((el) => {
+      el.remove();
+      const detail = { call: el.dataset.ringing, seconds: Number(el.dataset.seconds) || 20, html: el.innerHTML };
+      document.dispatchEvent(new CustomEvent("mz:ringing", { detail: detail }));
+    });
     Array.from(fragment.children).forEach((el) => { if (el.dataset && el.dataset.upsert) upsert(el); });
     const holder = document.createElement("div");
     holder.appendChild(fragment);
@@ -403,7 +418,7 @@
   document.addEventListener("htmx:wsAfterMessage", () => { personalize(); countShown(); });
   document.addEventListener("htmx:afterSettle", (event) => {
     personalize(event.target);
-    if (live && currentMode() !== toldMode) hello(live);
+    if (live && (currentMode() !== toldMode || currentPage() !== toldPage)) hello(live);
   });
   document.addEventListener("DOMContentLoaded", () => {
     personalize();

@@ -1,6 +1,8 @@
 // The console's phone: the browser registers at the agency's SIP server over WebSocket (JsSIP)
 // with short-lived credentials from /phone/credentials, shows its state in the top bar, and
-// rings with a banner (whose line, the greeting, who calls) fetched by the call's SIP Call-ID.
+// rings with a banner (whose line, the greeting, who calls) that the live socket pushes the
+// moment Mazkira routes the call to her, usually before the INVITE; fetched by the call's SIP
+// Call-ID only when the socket is down.
 // Answering opens the lead page with the call log running; the record itself comes from the
 // SIP server's events, not from here.
 "use strict";
@@ -21,6 +23,7 @@
   let tickTimer = null;
   let sound = null;
   let registered = false;
+  let early = null; // a pushed banner waiting for its INVITE: { call, timer }
   let domain = "";
   // Tones in the audio (RFC 4733 events through rtpengine), which carriers pass on; SIP INFO
   // is often dropped on the way.
@@ -104,17 +107,41 @@
   }
   function quiet() { clearInterval(ringTimer); ringTimer = null; }
 
-  function ringing(incoming, request) {
-    if (session) { incoming.terminate({ status_code: 486, reason_phrase: "Busy Here" }); return; }
-    session = incoming;
+  const bannerOf = (call) => Array.from(banner.querySelectorAll("[data-call]")).find((el) => el.dataset.call === call);
+
+  // The banner the live socket pushed (app.js): shown at once, even before her phone has the
+  // INVITE; gone again if no INVITE comes while it rings her.
+  document.addEventListener("mz:ringing", (event) => {
+    const { call, html, seconds } = event.detail;
+    if (session) {
+      if (ringingCall === call && !session.isEstablished()) banner.innerHTML = html;
+      return;
+    }
+    if (early) clearTimeout(early.timer);
+    early = { call: call, timer: setTimeout(() => { if (!session) over(null); }, (seconds + 2) * 1000) };
     show("ringing");
     box.hidden = false;
     controls.hidden = true;
-    banner.textContent = "";
+    banner.innerHTML = html;
+  });
+
+  let ringingCall = null;
+  function ringing(incoming, request) {
+    if (session) { incoming.terminate({ status_code: 486, reason_phrase: "Busy Here" }); return; }
+    session = incoming;
+    ringingCall = request.call_id;
+    if (early) { clearTimeout(early.timer); early = null; }
+    show("ringing");
+    box.hidden = false;
+    controls.hidden = true;
+    if (!bannerOf(request.call_id)) banner.textContent = "";
     ring();
-    fetch("/phone/calls/" + encodeURIComponent(request.call_id), { credentials: "same-origin" })
-      .then((answer) => (answer.ok ? answer.text() : ""))
-      .then((html) => { if (session === incoming && html) banner.innerHTML = html; });
+    const socketUp = document.getElementById("live-state")?.classList.contains("on");
+    if (!socketUp && !bannerOf(request.call_id)) {
+      fetch("/phone/calls/" + encodeURIComponent(request.call_id), { credentials: "same-origin" })
+        .then((answer) => (answer.ok ? answer.text() : ""))
+        .then((html) => { if (session === incoming && html && !bannerOf(request.call_id)) banner.innerHTML = html; });
+    }
     incoming.on("peerconnection", (event) => listen(event.peerconnection));
     incoming.on("confirmed", () => talking(incoming));
     incoming.on("ended", () => over(incoming));
@@ -183,6 +210,8 @@
     quiet();
     clearInterval(tickTimer);
     session = null;
+    ringingCall = null;
+    if (early) { clearTimeout(early.timer); early = null; }
     window.removeEventListener("beforeunload", stay);
     banner.textContent = "";
     controls.hidden = true;

@@ -44,6 +44,7 @@ class Audience:
     locale: str
     role: str
     page: str  # "queue", "lead:<id>", "tasks", "portal" or "other"
+    user: str = ""  # an event for some people only (a call ringing them): each her own
 
 
 @dataclass(eq=False)
@@ -344,12 +345,21 @@ class Hub:
         if event.seq > self.latest.get(event.business_id, 0):
             self.latest[event.business_id] = event.seq
         audiences: dict[Audience, list[Connection]] = defaultdict(list)
+        to = event.payload.get("to")  # only these users' consoles, whatever their page
         for connection in self.by_business.get(event.business_id, ()):
-            if not connection.closed:
+            if connection.closed:
+                continue
+            if to is None:
                 audience = Audience(
                     event.business_id, connection.locale, connection.role, connection.page
                 )
-                audiences[audience].append(connection)
+            elif connection.user_id in to:
+                audience = Audience(
+                    event.business_id, connection.locale, connection.role, "", connection.user_id
+                )
+            else:
+                continue
+            audiences[audience].append(connection)
         await self._offer(event, audiences)
 
     async def _offer(self, event: LiveEvent, audiences: dict[Audience, list[Connection]]) -> None:

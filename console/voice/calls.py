@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console.base.db import Database, savepoint
+from console.base.db import Database, after_commit, savepoint
 from console.base.errors import Conflict, Invalid, NotFound
 from console.base.i18n import gettext, using_locale
 from console.channels.lines import business_on_line
@@ -37,6 +37,7 @@ from console.leads.calls import stamp_first_response, start_interaction
 from console.leads.leads import get_lead
 from console.leads.scripts import fill_greeting, published_script
 from console.live import events
+from console.live.events import LiveEvent
 from console.voice import routing, states
 from console.voice.credentials import sip_user, user_of_sip
 from console.voice.states import AgentState
@@ -259,6 +260,13 @@ async def _decide(
         call.rung = [*call.rung, *(user for user in ringing if user not in call.rung)]
         call.state = "ringing"
         call.ringing_at = call.ringing_at or now
+        # Her banner goes to her consoles as soon as this commits, ahead of her phone's INVITE.
+        payload = {
+            "call_id": call.sip_call_id,
+            "to": [str(user_id) for user_id in decision.ring],
+            "seconds": decision.ring_seconds,
+        }
+        after_commit(session, LiveEvent(0, str(business.id), 0, "call.ringing", payload))
     elif answer.startswith("action=wait"):
         call.state = "waiting"
     else:

@@ -55,6 +55,29 @@ async def test_an_event_reaches_only_who_may_see_its_business_rendered_once_per_
     assert all(c.closed and c.close_code == 1012 for c in hebrew)  # restart: please reconnect
 
 
+async def test_a_call_ringing_her_reaches_only_her_consoles_rendered_for_her() -> None:
+    """A ringing banner names the secretary it rings: it goes to her sockets (any page, both
+    tabs), rendered for her, and to nobody else of the business."""
+    renders: list[Audience] = []
+
+    async def render(event: LiveEvent, audience: Audience) -> str:
+        renders.append(audience)
+        return f"banner for {audience.user}"
+
+    hub = Hub(LocalBroker(), render)
+    await hub.start({})
+    tabs = [connection("michal", {"a"}), connection("michal", {"a"}, page="lead:x")]
+    other, admin = connection("noa", {"a"}), connection("ruth", {"a"}, role="admin")
+    for c in [*tabs, other, admin]:
+        hub.join(c)
+    payload = {"call_id": "c1@carrier", "to": ["michal"], "seconds": 20}
+    await hub.publish([LiveEvent(0, "a", 0, "call.ringing", payload)])
+    assert renders == [Audience("a", "he", "secretary", "", "michal")]
+    assert all(drain(c) == ["banner for michal"] for c in tabs)
+    assert drain(other) == [] and drain(admin) == []
+    await hub.stop()
+
+
 async def test_a_slow_client_is_dropped_and_the_others_carry_on() -> None:
     async def render(event: LiveEvent, audience: Audience) -> str:
         return "x"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.async_api import expect
 from sqlalchemy import func, select
 
 from console.base.db import Database
@@ -26,7 +27,7 @@ from console.voice.credentials import password_for
 from console.voice.states import AgentState, set_state
 from models import Interaction, Lead, User
 from models.voice import Call
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, need_chromium
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, need_chromium, signed_in_page
 from tests.servers import Server
 from tests.voice.conftest import SECRET
 from tests.voice.sip_stack import Caller, SipStack
@@ -98,10 +99,15 @@ async def test_a_call_rings_her_console_she_answers_and_it_is_recorded(tmp_path:
             *("create-user", "--email", f"{email}@example.test", "--password", "phone-secret"),
             *("--role", "secretary", "--name", name, "--business", business),
         )
+    server.run(
+        *("create-user", "--email", "ruth@example.test", "--password", "phone-secret"),
+        *("--role", "admin", "--name", "Ruth"),
+    )
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'console.db'}")
     try:
         async with db.transaction() as session:
-            users = {u.name: u for u in (await session.scalars(select(User))).all()}
+            secretaries = select(User).where(User.role == "secretary")
+            users = {u.name: u for u in (await session.scalars(secretaries)).all()}
             for user in users.values():
                 await set_state(session, user.id, AgentState.AVAILABLE, now=datetime.now(UTC))
         await _publish_greeting(server, db)
@@ -169,9 +175,19 @@ async def _story(
             await michal.wait_for_selector("#phone[data-state=talking]", timeout=10_000)
             carrier.wait_for(r"Call established")
             answered_seconds = time.monotonic() - started
-            # The lead page opens in place, with her call log running.
+            # The lead page opens in place, with her call log running, and its socket says
+            # hello as that page: the supervisor opening the lead sees her on the call, and her
+            # page sees the supervisor come (presence, pushed both ways).
             await michal.wait_for_url("**/leads/*#call-log", timeout=10_000)
             await michal.locator("#call-log").wait_for()
+            lead_url = michal.url.split("#")[0]
+            ruth, ruth_errors = await signed_in_page(
+                browser, server.url, "ruth@example.test", "phone-secret", "en", home="/agency"
+            )
+            await ruth.goto(lead_url)
+            await expect(ruth.locator(".presence .viewer.calling")).to_contain_text("מיכל")
+            await expect(michal.locator("#main .presence")).to_contain_text("Ruth")
+            await ruth.context.close()
             await _audio_both_ways(michal, carrier)
             await michal.click("#phone-controls [data-phone=hangup]")
             await michal.wait_for_selector("#phone[data-state=connected]", timeout=10_000)
@@ -207,7 +223,7 @@ async def _story(
             await michal.wait_for_selector("#phone[data-state=connected]", timeout=10_000)
             callee.stop()
             await _refused_registrations(michal, stack, users)
-            assert michal_errors == [] and dana_errors == []
+            assert michal_errors == [] and dana_errors == [] and ruth_errors == []
             # Levi's line rings Dana; she answers and her console closes mid-call: the caller's
             # hang-up, through the SIP server, still ends the call's record.
             levi_caller = Caller(tmp_path, stack, number="+972527654321", wav=voice)
@@ -233,8 +249,11 @@ async def _story(
         finally:
             await browser.close()
     await _recorded_once(db, users["מיכל"], users["Dana"])
-    fetched = (tmp_path / "serve.log").read_text().count('GET /phone/credentials HTTP/1.1" 200')
+    served = (tmp_path / "serve.log").read_text()
+    fetched = served.count('GET /phone/credentials HTTP/1.1" 200')
     assert fetched >= 4, f"credentials fetched {fetched} times"
+    # Every banner came over the live socket, pushed as the call was routed: none was fetched.
+    assert "GET /phone/calls/" not in served
 
 
 _WIDE = "document.documentElement.scrollWidth > window.innerWidth"
