@@ -12,7 +12,7 @@ from console.tasks.task_links import TaskLinks
 from models import Role
 from routes.access import signed_in, user_of
 from routes.forms import now, prefixed, see_other, text
-from routes.leads import refused_on_lead
+from routes.leads import lead_form_done, refused_on_lead
 from routes.templating import render
 
 WORKERS = (Role.SECRETARY, Role.ADMIN)
@@ -132,4 +132,6 @@ async def hand_off(request: Request) -> Response:
             )
     except (Invalid, Conflict) as refused:
         return await refused_on_lead(request, refused, "handoff", typed)
-    return see_other(request, f"/leads/{task.lead_id}#lead-tasks-{task.lead_id}")
+    return await lead_form_done(
+        request, "handoff", str(task.lead_id), f"#lead-tasks-{task.lead_id}", task_id=task.id
+    )

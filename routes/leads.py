@@ -95,6 +95,28 @@ async def refused_on_lead(
     return render(request, "leads/show.html", context, status=refused.status, block=block)
 
 
+async def lead_form_done(
+    request: Request, form: str, lead_id: str, anchor: str = "", **done: object
+) -> Response:
+    """A form of the lead page did its work. htmx: that form again, fresh for the next one and
+    saying what was done, with the part of the page it changed out of band; the rest of the page
+    (a call being logged beside it) stays exactly as she left it. Navigating the whole page
+    instead raced her typing: an outcome chosen while the page came back was lost. A plain POST
+    goes to the page."""
+    if not is_htmx(request):
+        return see_other(request, f"/leads/{lead_id}{anchor}")
+    async with request.app.state.db.transaction(write=False) as session:
+        view = await lead_view(
+            session,
+            actor(request),
+            lead_id,
+            reply_template=request.app.state.settings.whatsapp_reply_template,
+            opened=False,
+        )
+    context = {"view": view, "now": now(request), "done_form": form, **done}
+    return render(request, "leads/show.html", context, block=f"{form}_form")
+
+
 @signed_in(*WORKERS)
 async def claim(request: Request) -> Response:
     """Take a lead; the loser of a race reads who took it, where she pressed."""

@@ -187,6 +187,24 @@ async def test_a_secretarys_call_from_first_ring_to_hand_off(
         },
     )
     assert handed.status_code == 303
+    # in place (htmx): the form again, fresh, saying to whom, and the lead's tasks out of band;
+    # the call form beside it is not redrawn, so nothing she is choosing there is lost
+    in_place = await client.post(
+        f"{lead_url}/tasks",
+        data={
+            "csrf_token": token,
+            "assignee_id": str(owner_a.id),
+            "title": "לשלוח הצעת מחיר",
+            "due": "2099-01-01T12:00",
+            "priority": "normal",
+        },
+        headers=HTMX,
+    )
+    assert in_place.status_code == 200 and 'id="handoff-form"' in in_place.text
+    assert "call-form" not in in_place.text and f"המשימה הועברה אל {owner_a.name}" in in_place.text
+    tasks_part = in_place.text[in_place.text.index('<section id="lead-tasks-') :]
+    assert 'hx-swap-oob="true"' in tasks_part and "לשלוח הצעת מחיר" in tasks_part
+    assert "להתקשר ליעל" in tasks_part  # the whole list, the earlier task too
     wrapped = await client.post(
         f"/calls/{call_id}/wrap-up",
         data={
