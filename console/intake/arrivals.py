@@ -116,6 +116,9 @@ class Arrival:
     message_id: str | None = None
     # A caller whose repeats must name the same lead (the API's Idempotency-Key).
     lead_id: uuid.UUID | None = None
+    # A call whose number is withheld or unreadable: still a lead, its contact without a number
+    # (a new one each time: nothing says two such callers are one person).
+    no_number: bool = False
     # What was wrong with it, said once its business and key are known to be right (so that a
     # stranger without the key learns nothing about what the form checks).
     refusal: ConsoleError | None = None
@@ -367,7 +370,7 @@ def _checked(arrival: Arrival) -> tuple[str | None, str | None]:
         raise Invalid("The message is too long.", field="message")
     phone = normalise_phone(arrival.phone) if arrival.phone.strip() else None
     email = normalise_email(arrival.email)
-    if phone is None and email is None:
+    if phone is None and email is None and not arrival.no_number:
         raise Invalid("A contact needs a phone number or an e-mail address.", field="phone")
     return phone, email
 

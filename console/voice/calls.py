@@ -31,6 +31,7 @@ from console.base.errors import Conflict, Invalid, NotFound
 from console.base.i18n import gettext, using_locale
 from console.channels.lines import business_on_line
 from console.contacts.contact_book import touch_contact
+from console.contacts.contacts import normalise_phone
 from console.intake.arrivals import Arrival, ById
 from console.intake.writer import ArrivalWriter
 from console.leads.calls import stamp_first_response, start_interaction
@@ -142,27 +143,55 @@ async def route_call(
                 return answer
     lead_id = interaction_id = None
     if known is None:
+        number = _number_of(question.caller)
         with using_locale(business.locale):
             arrival = Arrival(
                 ById(business.id),
                 "phone",
                 now,
-                phone=question.caller,
+                phone=number or "",
                 name=question.caller_name,
-                subject=gettext("Incoming call"),
+                subject=call_subject(question.caller, missed=False),
                 source=gettext("Phone call"),
                 message_id=question.call_id,
+                no_number=number is None,
             )
-        try:
-            arrived = await writer.receive(arrival)
-            lead_id, interaction_id = arrived.lead_id, arrived.interaction_id
-        except Invalid:  # a withheld number: still answered, without a lead
-            pass
+        arrived = await writer.receive(arrival)  # never a call without its lead
+        lead_id, interaction_id = arrived.lead_id, arrived.interaction_id
     async with db.transaction() as session:
         call = await _call(session, question.call_id, for_update=True)
         if call is None:
             call = await _new_call(session, business, question, lead_id, interaction_id, now)
         return await _decide(session, business, call, question.attempt, now=now)
+
+
+# What carriers send when the caller withholds the number (RFC 3323 "anonymous", and others').
+WITHHELD = frozenset({"", "anonymous", "unknown", "restricted", "private", "unavailable"})
+
+
+def _number_of(caller: str) -> str | None:
+    """The caller's number in E.164; None when withheld or not a phone number."""
+    if caller.strip().lower() in WITHHELD:
+        return None
+    try:
+        return normalise_phone(caller)
+    except Invalid:
+        return None
+
+
+def call_subject(caller: str, *, missed: bool) -> str:
+    """A call's lead's subject, in the current language: a missed call asks for a call-back, and
+    a number withheld or unreadable says so (with the number as received), so nobody calls
+    back blindly."""
+    if _number_of(caller) is not None:
+        return gettext("Missed call: call back") if missed else gettext("Incoming call")
+    if caller.strip().lower() in WITHHELD:
+        if missed:
+            return gettext("Missed call: number withheld")
+        return gettext("Incoming call: number withheld")
+    if missed:
+        return gettext("Missed call from %(number)s: check the number") % {"number": caller}
+    return gettext("Incoming call from %(number)s: check the number") % {"number": caller}
 
 
 async def _read_answer(
@@ -305,7 +334,7 @@ async def _close_unanswered(
         # A lead this call opened says so; a caller's open lead it joined keeps its subject
         # (the missed call is in its history, and its priority rises all the same).
         if lead.created_at == interaction.started_at:
-            lead.subject = gettext("Missed call: call back")
+            lead.subject = call_subject(call.caller, missed=True)
     if lead.priority in ("low", "normal"):
         lead.priority = "high"
     await events.record(session, business.id, "lead.updated", at=now, lead_id=lead.id)
@@ -477,7 +506,7 @@ async def ringing_banner(
         call_id=call.sip_call_id,
         business=business.name,
         greeting=greeting,
-        caller=call.caller,
+        caller="" if call.caller.strip().lower() in WITHHELD else call.caller,  # "withheld"
         contact_name=name,
         lead_id=lead.id if lead else None,
         lead_subject=lead.subject if lead else "",

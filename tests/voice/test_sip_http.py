@@ -22,10 +22,10 @@ from console.people.accounts import link_user
 from console.reports.kpis import compute_kpis
 from console.voice.signatures import sign
 from console.voice.states import AgentState, set_state
-from models import Business, Interaction, Lead, User
+from models import Business, Contact, Interaction, Lead, User
 from models.agents import AgentStatus
 from models.voice import Call
-from tests.factories import counting, make_business, make_user
+from tests.factories import counting, make_business, make_user, sign_in
 from tests.voice.conftest import SECRET
 
 LINE = "+97235551234"
@@ -383,3 +383,40 @@ async def test_a_repeat_caller_s_missed_call_joins_his_open_lead_as_a_call_back(
         "no_answer",
     )
     assert call.state == "abandoned" and lead.closed_at is None
+
+
+async def test_a_call_from_a_withheld_or_unreadable_number_is_still_a_lead(
+    db: Database, phone_client: httpx.AsyncClient
+) -> None:
+    """Never a lead lost: a caller whose number is withheld ("anonymous") or not a phone number
+    still rings the secretary and is a lead, its contact without a number and the number as
+    received in its subject and on the call; missed, it is a call-back lead that says so."""
+    _, michal = await shop_with_secretary(db)
+    withheld, garbled = uuid.uuid4().hex, uuid.uuid4().hex
+    for call_id, caller in ((withheld, "anonymous"), (garbled, "12ab#")):
+        first = await post(phone_client, "/sip/route", {**ask(call_id), "caller": caller})
+        assert first.status_code == 200 and first.text.startswith("action=ring")
+        await post(phone_client, "/sip/events", {"event": "cancelled", "call_id": call_id})
+    async with db.transaction(write=False) as session:
+        for call_id, caller, marked in (
+            (withheld, "anonymous", "number withheld"),
+            (garbled, "12ab#", "12ab#: check the number"),
+        ):
+            call, lead, interaction = await call_back_of(db, call_id)
+            assert (call.caller, call.state, interaction.outcome) == (
+                caller,
+                "abandoned",
+                "no_answer",
+            )
+            contact = await session.get_one(Contact, lead.contact_id)
+            assert (contact.phone, contact.email) == (None, None)
+            assert lead.priority == "high" and lead.respond_by is not None
+            assert lead.subject.startswith("Missed call") and lead.subject.endswith(marked)
+        contacts = await session.scalar(select(func.count()).select_from(Contact))
+        assert contacts == 2  # two callers without a number are not made one person
+    # Her queue and the lead's page show such a lead.
+    await sign_in(phone_client, michal.email)
+    assert (await phone_client.get("/inbox")).status_code == 200
+    _, lead, _ = await call_back_of(db, garbled)
+    page = await phone_client.get(f"/leads/{lead.id}")
+    assert page.status_code == 200 and "check the number" in page.text
