@@ -1,9 +1,10 @@
 """A realistic demo agency: Israeli small businesses, their owners, secretaries and an admin,
 and their last few working days, played through the console's own services on a simulated clock.
 
-The work (console.demo.demo_data) is placed in the businesses' covered hours before `now`: every
-step of a lead is a number of covered minutes before `now`, so nothing lands on a Saturday, a
-holiday or a night, and nothing lands after `now`. A fixed seed makes every demo alike.
+The work (console.demo.businesses, made of console.demo.story) is placed in the businesses'
+covered hours before `now`: every step of a lead is a number of covered minutes before `now`, so
+nothing lands on a Saturday, a holiday or a night, and nothing lands after `now`. A fixed seed
+makes every demo alike.
 """
 
 from __future__ import annotations
@@ -13,19 +14,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.business.hours import BusinessHours
 from console.channels.lines import add_line
 from console.contacts import contacts
 from console.contacts.contact_book import touch_contact
-from console.demo.demo_data import DEMOS, DRAFTS, FOLLOW_UPS, LOST_NOTE, Card, Demo, Story
+from console.demo.businesses import DEMOS, DRAFTS
+from console.demo.story import FOLLOW_UPS, LOST_NOTE, Card, Demo, Story
 from console.intake import arrivals
-from console.leads import calls, leads, scripts
+from console.intake.arrivals import Arrival, ById
+from console.leads import calls, canned_replies, leads, replies, scripts
 from console.people import accounts
 from console.tasks import tasks
-from models import Business, Contact, Lead, Line, User
+from models import Business, Contact, Lead, Line, Notification, User
 
 DEMO_PASSWORD = "mazkira-demo"  # noqa: S105 - printed to the demo user on purpose
 
@@ -96,6 +99,8 @@ FIRST_KIND = {
 }
 WEB_SOURCES = ("גוגל", "אינסטגרם", "המלצה מחבר", "פייסבוק")
 STAGE_AFTER = {"booked_meeting": "meeting", "sent_quote": "quote"}  # a first call's outcome
+# How far a sent reply got by now: WhatsApp shows it read, SMS and e-mail report delivery.
+DELIVERED = {"whatsapp": "read", "sms": "delivered", "email": "delivered"}
 
 
 @dataclass(frozen=True)
@@ -225,6 +230,10 @@ async def seed_work(
     script = await scripts.save_draft(session, admin, business, demo.script)
     script.created_at = written
     await scripts.publish_draft(session, business, now=written + timedelta(days=1))
+    for title, body in demo.canned:
+        await canned_replies.save_canned_reply(
+            session, business, locale="he", title=title, body=body, now=written
+        )
     if business.slug in DRAFTS:
         draft = await scripts.save_draft(session, cast.owner, business, DRAFTS[business.slug])
         draft.created_at = past.at(rng.uniform(300, 1200))
@@ -274,6 +283,8 @@ def plan_stories(
 def story_steps(story: Story, rng: random.Random) -> dict[str, float]:
     """The minutes from a story's arrival to each of its steps."""
     steps = {"arrival": 0.0}
+    for n in range(1, story.repeats + 1):  # called again, a few minutes apart
+        steps[f"repeat{n}"] = n * rng.uniform(2, 5)
     if story.fate == "claimed":
         steps["claim"] = rng.uniform(1, 4)
     if story.fate == "live":
@@ -281,6 +292,9 @@ def story_steps(story: Story, rng: random.Random) -> dict[str, float]:
     if story.fate not in HANDLED:
         return steps
     steps["first"] = first = rng.uniform(*FIRST_RESPONSE[story.channel])
+    for n, _said in enumerate(story.conversation):  # the first reply is the first response
+        steps[f"say{n}"] = first
+        first += rng.uniform(2, 12)
     if story.task and story.task.state == "done":
         steps["task_done"] = first + STEP + rng.uniform(60, 480)
     if story.task and story.task.state == "overdue":
@@ -327,21 +341,11 @@ class Playback:
 
     async def story(self, contact: Contact, story: Story, times: dict[str, datetime]) -> None:
         """One lead from its arrival to where its story leaves it."""
-        session, cast = self.session, self.cast
-        new = arrivals.NewLead(
-            business_id=str(cast.business.id),
-            phone=contact.phone or "",
-            email=(contact.email or "") if story.channel == "email" else "",
-            name=contact.name,
-            channel=story.channel,
-            subject=story.subject,
-            message=story.message,
-            priority=story.priority,
-            source=self.rng.choice(WEB_SOURCES) if story.channel == "web" else "",
-        )
-        lead = await arrivals.create_lead(
-            session, None, new, now=times["arrival"], business=cast.business
-        )
+        session = self.session
+        if story.conversation or story.repeats:
+            lead = await self.arrive(contact, story, times)
+        else:
+            lead = await self.typed_in(contact, story, times)
         if story.fate in ("fresh", "new"):
             return
         secretary = self.secretary_for(story)
@@ -363,9 +367,105 @@ class Playback:
                 now=first + 2 * MINUTE,
             )
             return
-        ended = await self.touch(
-            secretary, lead, (kind, story.summary, story.notes, story.outcome), first, answers
+        if story.conversation:
+            ended = await self.converse(secretary, lead, contact, story, times)
+            if story.notes:
+                await calls.add_note(session, secretary, lead.id, text=story.notes, now=ended)
+        else:
+            what = (kind, story.summary, story.notes, story.outcome)
+            ended = await self.touch(secretary, lead, what, first, answers)
+        await self.follow_up(secretary, lead, story, times, ended)
+
+    async def typed_in(self, contact: Contact, story: Story, times: dict[str, datetime]) -> Lead:
+        """A lead a secretary typed in, or a web form's."""
+        cast = self.cast
+        new = arrivals.NewLead(
+            business_id=str(cast.business.id),
+            phone=contact.phone or "",
+            email=(contact.email or "") if story.channel == "email" else "",
+            name=contact.name,
+            channel=story.channel,
+            subject=story.subject,
+            message=story.message,
+            priority=story.priority,
+            source=self.rng.choice(WEB_SOURCES) if story.channel == "web" else "",
         )
+        return await arrivals.create_lead(
+            self.session, None, new, now=times["arrival"], business=cast.business
+        )
+
+    async def arrive(self, contact: Contact, story: Story, times: dict[str, datetime]) -> Lead:
+        """A lead its provider brought (a WhatsApp message, an SMS, an e-mail, a call), and the
+        calls again that joined it, as the webhooks write them."""
+        arrived = await arrivals.receive(
+            self.session, self.delivery(contact, story, times["arrival"], story.message)
+        )
+        for n in range(1, story.repeats + 1):
+            await arrivals.receive(
+                self.session, self.delivery(contact, story, times[f"repeat{n}"], "")
+            )
+        return await self.session.get_one(Lead, arrived.lead_id)
+
+    def delivery(self, contact: Contact, story: Story, at: datetime, text: str) -> Arrival:
+        """One message or call from the contact, under a provider's id of its own."""
+        return Arrival(
+            ById(self.cast.business.id),
+            story.channel,
+            at,
+            phone=contact.phone or "",
+            email=(contact.email or "") if story.channel == "email" else "",
+            name=contact.name,
+            subject=story.subject,
+            text=text,
+            priority=story.priority,
+            message_id=f"demo-{self.rng.getrandbits(64):016x}",
+        )
+
+    async def converse(
+        self,
+        secretary: User,
+        lead: Lead,
+        contact: Contact,
+        story: Story,
+        times: dict[str, datetime],
+    ) -> datetime:
+        """The story's thread: her replies go out through the reply path (delivered by now),
+        the contact's answers come in from the provider and join the lead. When it ended."""
+        at = times["first"]
+        for n, (direction, text) in enumerate(story.conversation):
+            at = times[f"say{n}"]
+            if direction == "in":
+                await arrivals.receive(self.session, self.delivery(contact, story, at, text))
+                continue
+            body = canned_replies.fill_reply(
+                text,
+                contact=contact.name,
+                business=self.cast.business.name,
+                secretary=secretary.name,
+            )
+            reply = await replies.send_reply(
+                self.session, secretary, lead.id, channel=story.channel, text=body, now=at
+            )
+            reply.delivery_status = DELIVERED[story.channel]
+            await self.session.execute(
+                update(Notification)
+                .where(Notification.idempotency_key == f"reply:{reply.id}")
+                .values(status="sent", sent_at=at, provider_id=f"demo-{reply.id.hex}")
+            )
+        return at
+
+    async def follow_up(
+        self,
+        secretary: User,
+        lead: Lead,
+        story: Story,
+        times: dict[str, datetime],
+        ended: datetime,
+    ) -> None:
+        """After the first response: a note, the stage it moved to, the task handed off, the
+        quote and the close."""
+        session, cast = self.session, self.cast
+        answers = self.answers(story.answers, times["first"])
         if story.note:
             await calls.add_note(session, secretary, lead.id, text=story.note, now=ended + MINUTE)
         moved = "meeting" if story.fate == "meeting" else STAGE_AFTER.get(story.outcome)

@@ -1,4 +1,6 @@
-"""The demo agency: a few lively working days, seeded once through the console's services."""
+"""The demo agency: a few lively working days, seeded once through the console's services:
+canned replies for every business, WhatsApp, SMS and e-mail threads both ways, a caller who rang
+three times into one lead."""
 
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ from console.business.hours import BusinessHours
 from console.demo.demo import seed_if_empty
 from models import (
     Business,
+    CannedReply,
     Contact,
     Interaction,
     Lead,
     Line,
+    Notification,
     Script,
     SecretaryAssignment,
     Task,
@@ -80,9 +84,35 @@ async def test_the_demo_seeds_a_few_days_of_agency_work(db: Database) -> None:
 
     # Calls logged with script answers; exactly one call going on right now.
     done = [i for i in interactions if i.status == "done"]
-    assert any(i.answers and i.kind.endswith("_call") for i in done)
-    assert {"whatsapp", "note"} <= {i.kind for i in done}
-    assert all(60 <= (i.duration_seconds or 0) <= 8 * 60 for i in done if i.kind != "note")
+    logged = [i for i in done if i.direction is None]  # what a secretary logged, not a message
+    assert any(i.answers and i.kind.endswith("_call") for i in logged)
+    assert {"whatsapp", "note"} <= {i.kind for i in logged}
+    assert all(60 <= (i.duration_seconds or 0) <= 8 * 60 for i in logged if i.kind != "note")
+
+    # Conversations: threads on WhatsApp, SMS and e-mail with messages in and out, the replies
+    # delivered (none left queued for a provider), the contact's answers joined to the lead.
+    threads: dict[Any, set[str]] = {}
+    for i in interactions:
+        if i.direction and i.kind in ("whatsapp", "sms", "email"):
+            threads.setdefault((i.lead_id, i.kind), set()).add(i.direction)
+    both_ways = {
+        kind for (_lead, kind), directions in threads.items() if directions == {"in", "out"}
+    }
+    assert both_ways == {"whatsapp", "sms", "email"}
+    assert sum(directions == {"in", "out"} for directions in threads.values()) >= 5
+    replies = [i for i in interactions if i.direction == "out"]
+    assert replies and all(i.delivery_status in ("delivered", "read") for i in replies)
+    assert all(i.user_id for i in replies)
+
+    # A repeat caller: three calls within minutes made one open lead with three attempts.
+    repeated = [
+        lead
+        for lead in leads
+        if lead.attempts >= 3 and lead.channel == "phone" and lead.first_response_at is None
+    ]
+    assert repeated
+    calls_in = [i for i in interactions if i.lead_id == repeated[0].id and i.direction == "in"]
+    assert len(calls_in) == repeated[0].attempts and {i.kind for i in calls_in} == {"inbound_call"}
     drafts = [i for i in interactions if i.status == "draft"]
     assert len(drafts) == 1
     live = drafts[0]
@@ -90,10 +120,11 @@ async def test_the_demo_seeds_a_few_days_of_agency_work(db: Database) -> None:
     assert timedelta(minutes=2) <= NOW - live.started_at <= timedelta(minutes=4)
     assert next(lead for lead in leads if lead.id == live.lead_id).closed_at is None
 
-    # Secretaries work only the businesses they serve (or back up).
+    # Secretaries work only the businesses they serve (or back up); what came in has nobody.
     for interaction in interactions:
-        assert interaction.user_id is not None
-        assert (interaction.user_id, interaction.business_id) in assignments
+        assert (interaction.user_id is None) == (interaction.direction == "in")
+        if interaction.user_id is not None:
+            assert (interaction.user_id, interaction.business_id) in assignments
 
     # Follow-ups: open ones due ahead, done ones, one overdue; to owners and to a secretary.
     statuses = Counter(task.status for task in tasks)
@@ -111,9 +142,18 @@ async def test_the_demo_seeds_a_few_days_of_agency_work(db: Database) -> None:
     assert all(hours.is_open(lead.created_at) for lead in leads)
     assert min(lead.created_at for lead in leads) >= NOW - timedelta(days=6)
 
-    # Every business has a line on each channel, so `mazkira simulate` reaches it on all.
+    # Every business has a line on each channel, so `mazkira simulate` reaches it on all, and
+    # canned replies its secretaries send with a click; no reply waits to go to a provider.
     async with db.transaction(write=False) as session:
         lines = list(await session.scalars(select(Line)))
+        canned = Counter(r.business_id for r in await session.scalars(select(CannedReply)))
+        queued = await session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.status == "queued", Notification.idempotency_key.like("reply:%"))
+        )
+    assert queued == 0
+    assert all(canned[business.id] >= 2 for business in businesses)
     for business in businesses:
         channels = sorted(line.channel for line in lines if line.business_id == business.id)
         assert channels == ["email", "phone", "sms", "whatsapp"], business.slug
