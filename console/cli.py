@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -228,6 +229,10 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         print("The database holds data already; serving it as it is.")
     url = f"http://{args.host}:{args.port}"
     print(f"Open {url}/")
+    # The app is built from the environment (asgi:app): in demo mode a channel with no provider
+    # delivers to the outbox page instead of failing each message.
+    os.environ["DEMO_MODE"] = "true"
+    print(f"Messages it would send by e-mail, SMS and WhatsApp: {url}/demo/outbox (as the admin)")
     print(f"For leads to arrive, run beside it (same DATABASE_URL): mazkira simulate --url {url}")
     sys.stdout.flush()
     if not args.phone:

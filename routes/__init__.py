@@ -16,6 +16,7 @@ from routes import (
     channels,
     contacts,
     customers,
+    demo,
     feedback,
     health,
     home,
@@ -157,6 +158,8 @@ routes = [
     Route("/agency/users", admin.invite, methods=["POST"]),
     Route("/agency/users/{user_id}/role", admin.change_role, methods=["POST"]),
     Route("/agency/users/{user_id}/active", admin.set_user_active, methods=["POST"]),
+    # the demo's outbox: what it would have sent, had a provider been configured (demo only)
+    Route("/demo/outbox", demo.outbox, methods=["GET"]),
     Route("/agency/users/{user_id}/password", admin.reset_password, methods=["POST"]),
     Route("/agency/users/{user_id}/sessions/end", admin.end_sessions, methods=["POST"]),
     Route("/agency/users/{user_id}/two-factor/reset", admin.reset_two_factor, methods=["POST"]),

@@ -58,6 +58,10 @@ class Settings:
     # Provider URLs on loopback or private networks are refused unless this is set (tests, fakes).
     allow_private_provider_urls: bool = False
     # Inbound webhooks: the address the providers call (so Twilio's signature over the URL checks
+    # `mazkira demo`: a channel with no provider delivers to the console's outbox (/demo/outbox).
+    demo_mode: bool = False
+    # Outbound webhooks to loopback or private addresses are refused unless this is set.
+    webhook_allow_private: bool = False
     # out behind a proxy), and the secrets they sign with (unset: see `twilio_webhook_token`).
     public_url: str | None = None
     whatsapp_app_secret: str | None = None
@@ -155,6 +159,8 @@ class Settings:
             sip_secret=env.get("SIP_SECRET") or None,
             sip_ws_url=env.get("SIP_WS_URL") or None,
             sip_domain=env.get("SIP_DOMAIN") or "mazkira.invalid",
+            demo_mode=_flag(env, "DEMO_MODE"),
+            webhook_allow_private=_flag(env, "WEBHOOK_ALLOW_PRIVATE"),
             sip_credentials_seconds=_int(env, "SIP_CREDENTIALS_SECONDS", 3600),
             whatsapp_reply_template=env.get("WHATSAPP_REPLY_TEMPLATE") or None,
             whatsapp_message_template=env.get("WHATSAPP_MESSAGE_TEMPLATE") or None,

@@ -195,6 +195,8 @@ class Senders:
         except ValueError as error:  # the adapters' messages name the setting, not its secret
             raise ConfigError(str(error)) from None
         self.twilio_from = settings.twilio_from
+        # The demo has no providers: what it would send lands in the outbox (/demo/outbox).
+        self.outbox = settings.demo_mode
         self.whatsapp_lines: dict[str, MetaWhatsApp] = {}
         self.secrets = _secrets_of(settings, self.mail)
 
@@ -259,6 +261,8 @@ class Senders:
                 )
 
             return send_whatsapp
+        if self.outbox:
+            return to_outbox
         raise ProviderError(f"no provider configured for {channel}", retryable=False)
 
     async def _whatsapp_on_twilio(self, notification: Notification) -> SendResult:
@@ -304,6 +308,15 @@ class Senders:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+OUTBOX_PREFIX = "outbox:"
+
+
+async def to_outbox(notification: Notification) -> SendResult:
+    """The demo's delivery: the row itself, marked sent with an outbox id, is the message the
+    outbox page shows."""
+    return SendResult(provider_id=f"{OUTBOX_PREFIX}{notification.id}", status="sent")
 
 
 def _secrets_of(settings: Settings, mail: SmtpMail | None) -> list[str]:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.business.hours import BusinessHours
 from console.channels.lines import add_line
+from console.channels.notify import OUTBOX_PREFIX
 from console.contacts import contacts
 from console.contacts.contact_book import touch_contact
 from console.demo.businesses import DEMOS, DRAFTS
@@ -450,7 +451,7 @@ class Playback:
             await self.session.execute(
                 update(Notification)
                 .where(Notification.idempotency_key == f"reply:{reply.id}")
-                .values(status="sent", sent_at=at, provider_id=f"demo-{reply.id.hex}")
+                .values(status="sent", sent_at=at, provider_id=f"{OUTBOX_PREFIX}{reply.id}")
             )
         return at
 
