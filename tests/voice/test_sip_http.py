@@ -399,8 +399,8 @@ async def test_a_call_from_a_withheld_or_unreadable_number_is_still_a_lead(
         await post(phone_client, "/sip/events", {"event": "cancelled", "call_id": call_id})
     async with db.transaction(write=False) as session:
         for call_id, caller, marked in (
-            (withheld, "anonymous", "number withheld"),
-            (garbled, "12ab#", "12ab#: check the number"),
+            (withheld, "anonymous", "מספר חסוי"),  # the business speaks Hebrew
+            (garbled, "12ab#", "12ab#: יש לבדוק את המספר"),
         ):
             call, lead, interaction = await call_back_of(db, call_id)
             assert (call.caller, call.state, interaction.outcome) == (
@@ -411,7 +411,7 @@ async def test_a_call_from_a_withheld_or_unreadable_number_is_still_a_lead(
             contact = await session.get_one(Contact, lead.contact_id)
             assert (contact.phone, contact.email) == (None, None)
             assert lead.priority == "high" and lead.respond_by is not None
-            assert lead.subject.startswith("Missed call") and lead.subject.endswith(marked)
+            assert lead.subject.startswith("שיחה שלא נענתה") and lead.subject.endswith(marked)
         contacts = await session.scalar(select(func.count()).select_from(Contact))
         assert contacts == 2  # two callers without a number are not made one person
     # Her queue and the lead's page show such a lead.
@@ -419,4 +419,4 @@ async def test_a_call_from_a_withheld_or_unreadable_number_is_still_a_lead(
     assert (await phone_client.get("/inbox")).status_code == 200
     _, lead, _ = await call_back_of(db, garbled)
     page = await phone_client.get(f"/leads/{lead.id}")
-    assert page.status_code == 200 and "check the number" in page.text
+    assert page.status_code == 200 and "יש לבדוק את המספר" in page.text
