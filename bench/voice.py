@@ -6,7 +6,8 @@ backup; each secretary serves about seven businesses), all available at the star
 arrive at `--rate` a second, open loop, to businesses picked at random, and each lives as the
 SIP plumbing would make it live, in this process on the app's own `Database`: its row in
 `calls` is written and `routing.decide` asked in one writing transaction that also sets the
-chosen secretary ringing and the call's state (as `calls.route_call` does after the arrival);
+chosen secretary ringing and the call's state (`calls.route_call` writes the call's lead in
+that same transaction too);
 she answers after a moment (four calls in five)
 or lets it ring out (the call asks again with attempt+1); an answered call talks 2-5 s, then
 wrap-up (2 s) ends by itself; a call nobody is free for waits as told and asks again, and

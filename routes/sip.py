@@ -30,9 +30,7 @@ async def _signed_params(request: Request) -> dict[str, list[str]]:
 async def route(request: Request) -> Response:
     """`POST /sip/route`: a call's next step, as `action=ring;users=…;seconds=…` and the like."""
     question = calls.RouteQuestion.of(await _signed_params(request))
-    answer = await calls.route_call(
-        request.app.state.db, request.app.state.arrivals, question, now=now(request)
-    )
+    answer = await calls.route_call(request.app.state.db, question, now=now(request))
     return PlainTextResponse(answer)
 
 

@@ -26,14 +26,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console.base.db import Database, after_commit, savepoint
+from console.base.db import Database, after_commit
 from console.base.errors import Conflict, Invalid, NotFound
 from console.base.i18n import gettext, using_locale
 from console.channels.lines import business_on_line
 from console.contacts.contact_book import touch_contact
 from console.contacts.contacts import normalise_phone
-from console.intake.arrivals import Arrival, ById
-from console.intake.writer import ArrivalWriter
+from console.intake.arrivals import Arrival, Arrived, ById
+from console.intake.arrivals import write as write_arrivals
 from console.leads.calls import stamp_first_response, start_interaction
 from console.leads.leads import get_lead
 from console.leads.scripts import fill_greeting, published_script
@@ -127,13 +127,18 @@ def answer_of(decision: routing.RouteDecision) -> str:
     return "action=overflow"
 
 
-async def route_call(
-    db: Database, writer: ArrivalWriter, question: RouteQuestion, *, now: datetime
-) -> str:
+async def route_call(db: Database, question: RouteQuestion, *, now: datetime) -> str:
     """The answer to the SIP server's question about a call."""
     if question.direction == "out":
         async with db.transaction() as session:
             return await _route_outgoing(session, question, now=now)
+    if question.attempt == 1:
+        # A new call is asked about once (Kamailio's transaction absorbs the trunk's
+        # retransmissions): one writing transaction, nothing read first.
+        try:
+            return await _first_question(db, question, now=now)
+        except IntegrityError:  # a twin question wrote this call first: answered from its row
+            pass
     async with db.transaction(write=False) as session:
         business = await business_on_line(session, "phone", question.dialled)
         known = await _call(session, question.call_id)
@@ -141,9 +146,20 @@ async def route_call(
             answer = await _read_answer(session, known, question.attempt, now=now)
             if answer is not None:
                 return answer
-    lead_id = interaction_id = None
-    if known is None:
-        number = _number_of(question.caller)
+    async with db.transaction() as session:
+        call = await _call(session, question.call_id, for_update=True)
+        if call is not None:
+            return await _decide(session, business, call, question.attempt, now=now)
+    return await _first_question(db, question, now=now)  # a call whose first question we missed
+
+
+async def _first_question(db: Database, question: RouteQuestion, *, now: datetime) -> str:
+    """A new call in one writing transaction: its business by the number dialled, its lead
+    through the one arrival path (with its SLA clock; never a call without one), whom it
+    rings, and its row, written once with that decision."""
+    number = _number_of(question.caller)
+    async with db.transaction() as session:
+        business = await business_on_line(session, "phone", question.dialled)
         with using_locale(business.locale):
             arrival = Arrival(
                 ById(business.id),
@@ -156,13 +172,27 @@ async def route_call(
                 message_id=question.call_id,
                 no_number=number is None,
             )
-        arrived = await writer.receive(arrival)  # never a call without its lead
-        lead_id, interaction_id = arrived.lead_id, arrived.interaction_id
-    async with db.transaction() as session:
-        call = await _call(session, question.call_id, for_update=True)
-        if call is None:
-            call = await _new_call(session, business, question, lead_id, interaction_id, now)
-        return await _decide(session, business, call, question.attempt, now=now)
+        (arrived,) = await write_arrivals(session, [arrival])
+        if not isinstance(arrived, Arrived):
+            raise arrived  # the business was deactivated meanwhile
+        call = Call(
+            business_id=business.id,
+            lead_id=arrived.lead_id,
+            interaction_id=arrived.interaction_id,
+            sip_call_id=question.call_id,
+            direction="in",
+            caller=question.caller,
+            dialled=question.dialled,
+            state="waiting",
+            arrived_at=now,
+            attempt=0,
+            answer="",
+            ringing=[],
+            rung=[],
+        )
+        answer = await _decide(session, business, call, question.attempt, now=now)
+        session.add(call)  # its INSERT at the commit; a twin's row makes it an IntegrityError
+        return answer
 
 
 # What carriers send when the caller withholds the number (RFC 3323 "anonymous", and others').
@@ -224,42 +254,6 @@ async def _call(session: AsyncSession, call_id: str, *, for_update: bool = False
     if for_update:
         query = query.with_for_update()
     return await session.scalar(query)
-
-
-async def _new_call(
-    session: AsyncSession,
-    business: Business,
-    question: RouteQuestion,
-    lead_id: uuid.UUID | None,
-    interaction_id: uuid.UUID | None,
-    now: datetime,
-) -> Call:
-    """The call's row, once: a twin question racing this one finds the first one's row."""
-    call = Call(
-        business_id=business.id,
-        lead_id=lead_id,
-        interaction_id=interaction_id,
-        sip_call_id=question.call_id,
-        direction="in",
-        caller=question.caller,
-        dialled=question.dialled,
-        state="waiting",
-        arrived_at=now,
-        attempt=0,
-        answer="",
-        ringing=[],
-        rung=[],
-    )
-    try:
-        async with savepoint(session):
-            session.add(call)
-            await session.flush()
-    except IntegrityError:
-        found = await _call(session, question.call_id, for_update=True)
-        if found is None:
-            raise
-        return found
-    return call
 
 
 async def _decide(

@@ -420,3 +420,33 @@ async def test_a_call_from_a_withheld_or_unreadable_number_is_still_a_lead(
     _, lead, _ = await call_back_of(db, garbled)
     page = await phone_client.get(f"/leads/{lead.id}")
     assert page.status_code == 200 and "יש לבדוק את המספר" in page.text
+
+
+async def test_a_new_call_is_decided_in_one_writing_transaction_and_few_statements(
+    db: Database, phone_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new call's question: its lead (the arrival path's statements), whom it rings and its
+    row, all in one writing transaction, nothing read first, the call's row written once."""
+    await shop_with_secretary(db)
+    warm = uuid.uuid4().hex  # the statements compiled once; she is free again after it
+    await post(phone_client, "/sip/route", {**ask(warm), "caller": "+972527654321"})
+    await post(phone_client, "/sip/events", {"event": "cancelled", "call_id": warm})
+    kinds: list[bool] = []
+    opened = db.transaction
+
+    def spied(*, write: bool = True) -> Any:
+        kinds.append(write)
+        return opened(write=write)
+
+    monkeypatch.setattr(db, "transaction", spied)
+    with counting(db) as statements:
+        answer = await post(phone_client, "/sip/route", ask(uuid.uuid4().hex))
+    assert answer.text.startswith("action=ring")
+    assert kinds == [True]
+    written = [s.split("(")[0].split(" SET")[0].strip() for s in statements]
+    assert [w for w in written if w.endswith(" calls")] == ["INSERT INTO calls"], written
+    assert not [s for s in statements if "FOR UPDATE" in s and "agent_states" not in s]
+    # The line's business (1), the arrival path (10: the business, earlier arrivals, contacts,
+    # policies, four INSERTs, the event's number and row), the decision (2; 3 on PostgreSQL,
+    # which locks her), setting her ringing (4) and the call's row (1).
+    assert len(statements) <= 19, "\n".join(statements)
