@@ -23,6 +23,7 @@ from models.tasks import Task
 from models.tenancy import Business, OwnerMembership, Role, SecretaryAssignment, User
 from models.voice import Call
 
+from models.webhooks import WebhookCursor, WebhookDelivery, WebhookEndpoint
 __all__ = [
     "AgencySettings",
     "AgentStateSpan",
@@ -59,3 +60,6 @@ __all__ = [
     "User",
     "UserSession",
 ]
+    "WebhookCursor",
+    "WebhookDelivery",
+    "WebhookEndpoint",

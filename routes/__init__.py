@@ -37,6 +37,7 @@ from routes import (
     tasks,
     wallboard,
 )
+    webhooks,
 from routes.templating import TEMPLATES
 
 STATIC = TEMPLATES.parent / "static"
@@ -160,6 +161,14 @@ routes = [
     Route("/agency/users/{user_id}/active", admin.set_user_active, methods=["POST"]),
     # the demo's outbox: what it would have sent, had a provider been configured (demo only)
     Route("/demo/outbox", demo.outbox, methods=["GET"]),
+    # outbound webhooks: endpoints, their deliveries, replay and resume
+    Route("/agency/webhooks", webhooks.page, methods=["GET"]),
+    Route("/agency/webhooks", webhooks.create, methods=["POST"]),
+    Route("/agency/webhooks/{endpoint_id}/resume", webhooks.resume, methods=["POST"]),
+    Route("/agency/webhooks/{endpoint_id}/delete", webhooks.delete, methods=["POST"]),
+    Route("/agency/webhooks/deliveries/{delivery_id}/replay", webhooks.replay, methods=["POST"]),
+    # the demo's outbox: what it would have sent, had a provider been configured (demo only)
+    Route("/demo/outbox", demo.outbox, methods=["GET"]),
     Route("/agency/users/{user_id}/password", admin.reset_password, methods=["POST"]),
     Route("/agency/users/{user_id}/sessions/end", admin.end_sessions, methods=["POST"]),
     Route("/agency/users/{user_id}/two-factor/reset", admin.reset_two_factor, methods=["POST"]),
@@ -244,3 +253,5 @@ routes = [
     Route("/healthz", health.healthz, methods=["GET"]),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]
+    Route("/api/v1/webhooks", api.list_webhooks, methods=["GET"]),
+    Route("/api/v1/webhooks", api.create_webhook, methods=["POST"]),

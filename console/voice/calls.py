@@ -457,6 +457,19 @@ async def _ended(session: AsyncSession, call: Call, reason: str, *, now: datetim
             session, call.answered_by_id, AgentState.WRAP_UP, now=now, business_id=call.business_id
         )
 
+    talked = (now - call.answered_at).total_seconds() if call.answered_at else 0
+    await events.record(  # for outbound webhooks; the consoles draw nothing for it
+        session,
+        call.business_id,
+        "call.ended",
+        at=now,
+        call_id=call.id,
+        lead_id=call.lead_id,
+        direction=call.direction,
+        reason=reason,
+        answered_by_id=call.answered_by_id,
+        seconds=round(talked),
+    )
 
 @dataclass(frozen=True)
 class Banner:
