@@ -16,6 +16,7 @@ from models.contacts import Contact
 from models.events import Event
 from models.feedback import Comment, InteractionRating
 from models.leads import Interaction, Lead, LeadAlarm
+from models.on_call import OnCallRota, OverflowRule, Page
 from models.records import Appointment, AuditEvent, Survey
 from models.scripts import Script
 from models.sla import SlaPolicy, TaskPolicy
@@ -47,7 +48,10 @@ __all__ = [
     "Line",
     "LoginFailure",
     "Notification",
+    "OnCallRota",
+    "OverflowRule",
     "OwnerMembership",
+    "Page",
     "RecoveryCode",
     "Role",
     "Script",

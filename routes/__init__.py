@@ -25,6 +25,7 @@ from routes import (
     kpis,
     leads,
     live,
+    on_call,
     phone,
     policies,
     portal,
@@ -85,6 +86,7 @@ routes = [
     Route("/portal/businesses/{business_id}/script", portal.script_editor, methods=["GET"]),
     Route("/portal/businesses/{business_id}/script", portal.save_script, methods=["POST"]),
     Route("/portal/businesses/{business_id}/hours", hours.owner_editor, methods=["GET"]),
+    Route("/portal/businesses/{business_id}/on-call", on_call.owner_view, methods=["GET"]),
     Route("/portal/businesses/{business_id}/hours", hours.owner_save, methods=["POST"]),
     Route(
         "/portal/businesses/{business_id}/hours/exceptions",
@@ -179,6 +181,7 @@ routes = [
     Route("/agency/businesses/{business_id}", admin.update_business, methods=["POST"]),
     Route("/agency/businesses/{business_id}/active", admin.set_business_active, methods=["POST"]),
     Route("/agency/businesses/{business_id}/calls", admin.save_call_settings, methods=["POST"]),
+    Route("/agency/businesses/{business_id}/overflow", admin.save_overflow, methods=["POST"]),
     Route("/agency/businesses/{business_id}/assignments", admin.assign, methods=["POST"]),
     Route(
         "/agency/businesses/{business_id}/assignments/{user_id}/remove",
@@ -206,6 +209,8 @@ routes = [
     Route(
         "/agency/businesses/{business_id}/sla/reminders", policies.save_reminders, methods=["POST"]
     ),
+    Route("/agency/businesses/{business_id}/on-call", on_call.rota, methods=["GET"]),
+    Route("/agency/businesses/{business_id}/on-call", on_call.save_rota, methods=["POST"]),
     Route("/agency/businesses/{business_id}/hours", hours.editor, methods=["GET"]),
     Route("/agency/businesses/{business_id}/hours", hours.save, methods=["POST"]),
     Route(
@@ -230,6 +235,9 @@ routes = [
     # an owner answering a hand-off from the signed link in his message, without signing in
     Route("/ack/{token}", task_acks.page, methods=["GET"]),
     Route("/ack/{token}", task_acks.confirm, methods=["POST"]),
+    # the person paged for an urgent hand-off acknowledging from the signed link in the page
+    Route("/ack/on-call/{token}", on_call.page, methods=["GET"]),
+    Route("/ack/on-call/{token}", on_call.confirm, methods=["POST"]),
     # a customer's survey after a won lead, and a business's calendar feed: signed links
     Route("/survey/{token}", surveys.page, methods=["GET"]),
     Route("/survey/{token}", surveys.answer, methods=["POST"]),
