@@ -16,7 +16,6 @@ from models.contacts import Contact
 from models.events import Event
 from models.feedback import Comment, InteractionRating
 from models.leads import Interaction, Lead, LeadAlarm
-from models.on_call import OnCallRota, OverflowRule, Page
 from models.records import Appointment, AuditEvent, Survey
 from models.scripts import Script
 from models.sla import SlaPolicy, TaskPolicy
@@ -24,7 +23,6 @@ from models.tasks import Task
 from models.tenancy import Business, OwnerMembership, Role, SecretaryAssignment, User
 from models.voice import Call
 
-from models.webhooks import WebhookCursor, WebhookDelivery, WebhookEndpoint
 __all__ = [
     "AgencySettings",
     "AgentStateSpan",
@@ -48,10 +46,7 @@ __all__ = [
     "Line",
     "LoginFailure",
     "Notification",
-    "OnCallRota",
-    "OverflowRule",
     "OwnerMembership",
-    "Page",
     "RecoveryCode",
     "Role",
     "Script",
@@ -64,6 +59,3 @@ __all__ = [
     "User",
     "UserSession",
 ]
-    "WebhookCursor",
-    "WebhookDelivery",
-    "WebhookEndpoint",
