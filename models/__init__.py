@@ -16,6 +16,7 @@ from models.contacts import Contact
 from models.events import Event
 from models.feedback import Comment, InteractionRating
 from models.leads import Interaction, Lead, LeadAlarm
+from models.on_call import OnCallRota, OverflowRule, Page
 from models.records import Appointment, AuditEvent, Survey
 from models.scripts import Script
 from models.sla import SlaPolicy, TaskPolicy
@@ -23,6 +24,7 @@ from models.tasks import Task
 from models.tenancy import Business, OwnerMembership, Role, SecretaryAssignment, User
 from models.voice import Call
 
+from models.webhooks import WebhookCursor, WebhookDelivery, WebhookEndpoint
 __all__ = [
     "AgencySettings",
     "AgentStateSpan",
@@ -46,7 +48,10 @@ __all__ = [
     "Line",
     "LoginFailure",
     "Notification",
+    "OnCallRota",
+    "OverflowRule",
     "OwnerMembership",
+    "Page",
     "RecoveryCode",
     "Role",
     "Script",
@@ -59,3 +64,6 @@ __all__ = [
     "User",
     "UserSession",
 ]
+    "WebhookCursor",
+    "WebhookDelivery",
+    "WebhookEndpoint",

@@ -25,6 +25,7 @@ from routes import (
     kpis,
     leads,
     live,
+    on_call,
     phone,
     policies,
     portal,
@@ -37,6 +38,7 @@ from routes import (
     tasks,
     wallboard,
 )
+    webhooks,
 from routes.templating import TEMPLATES
 
 STATIC = TEMPLATES.parent / "static"
@@ -84,6 +86,7 @@ routes = [
     Route("/portal/businesses/{business_id}/script", portal.script_editor, methods=["GET"]),
     Route("/portal/businesses/{business_id}/script", portal.save_script, methods=["POST"]),
     Route("/portal/businesses/{business_id}/hours", hours.owner_editor, methods=["GET"]),
+    Route("/portal/businesses/{business_id}/on-call", on_call.owner_view, methods=["GET"]),
     Route("/portal/businesses/{business_id}/hours", hours.owner_save, methods=["POST"]),
     Route(
         "/portal/businesses/{business_id}/hours/exceptions",
@@ -160,6 +163,14 @@ routes = [
     Route("/agency/users/{user_id}/active", admin.set_user_active, methods=["POST"]),
     # the demo's outbox: what it would have sent, had a provider been configured (demo only)
     Route("/demo/outbox", demo.outbox, methods=["GET"]),
+    # outbound webhooks: endpoints, their deliveries, replay and resume
+    Route("/agency/webhooks", webhooks.page, methods=["GET"]),
+    Route("/agency/webhooks", webhooks.create, methods=["POST"]),
+    Route("/agency/webhooks/{endpoint_id}/resume", webhooks.resume, methods=["POST"]),
+    Route("/agency/webhooks/{endpoint_id}/delete", webhooks.delete, methods=["POST"]),
+    Route("/agency/webhooks/deliveries/{delivery_id}/replay", webhooks.replay, methods=["POST"]),
+    # the demo's outbox: what it would have sent, had a provider been configured (demo only)
+    Route("/demo/outbox", demo.outbox, methods=["GET"]),
     Route("/agency/users/{user_id}/password", admin.reset_password, methods=["POST"]),
     Route("/agency/users/{user_id}/sessions/end", admin.end_sessions, methods=["POST"]),
     Route("/agency/users/{user_id}/two-factor/reset", admin.reset_two_factor, methods=["POST"]),
@@ -170,6 +181,7 @@ routes = [
     Route("/agency/businesses/{business_id}", admin.update_business, methods=["POST"]),
     Route("/agency/businesses/{business_id}/active", admin.set_business_active, methods=["POST"]),
     Route("/agency/businesses/{business_id}/calls", admin.save_call_settings, methods=["POST"]),
+    Route("/agency/businesses/{business_id}/overflow", admin.save_overflow, methods=["POST"]),
     Route("/agency/businesses/{business_id}/assignments", admin.assign, methods=["POST"]),
     Route(
         "/agency/businesses/{business_id}/assignments/{user_id}/remove",
@@ -197,6 +209,8 @@ routes = [
     Route(
         "/agency/businesses/{business_id}/sla/reminders", policies.save_reminders, methods=["POST"]
     ),
+    Route("/agency/businesses/{business_id}/on-call", on_call.rota, methods=["GET"]),
+    Route("/agency/businesses/{business_id}/on-call", on_call.save_rota, methods=["POST"]),
     Route("/agency/businesses/{business_id}/hours", hours.editor, methods=["GET"]),
     Route("/agency/businesses/{business_id}/hours", hours.save, methods=["POST"]),
     Route(
@@ -221,6 +235,9 @@ routes = [
     # an owner answering a hand-off from the signed link in his message, without signing in
     Route("/ack/{token}", task_acks.page, methods=["GET"]),
     Route("/ack/{token}", task_acks.confirm, methods=["POST"]),
+    # the person paged for an urgent hand-off acknowledging from the signed link in the page
+    Route("/ack/on-call/{token}", on_call.page, methods=["GET"]),
+    Route("/ack/on-call/{token}", on_call.confirm, methods=["POST"]),
     # a customer's survey after a won lead, and a business's calendar feed: signed links
     Route("/survey/{token}", surveys.page, methods=["GET"]),
     Route("/survey/{token}", surveys.answer, methods=["POST"]),
@@ -244,3 +261,5 @@ routes = [
     Route("/healthz", health.healthz, methods=["GET"]),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]
+    Route("/api/v1/webhooks", api.list_webhooks, methods=["GET"]),
+    Route("/api/v1/webhooks", api.create_webhook, methods=["POST"]),

@@ -13,8 +13,9 @@ from console.base.errors import Conflict, Invalid
 from console.base.i18n import LOCALES
 from console.people import two_factor
 from console.people.audit import AuditFilters, audit_log
-from console.voice import call_settings
+from console.voice import call_settings, overflow
 from console.voice.call_settings import CallSettingsForm
+from console.voice.overflow import MOMENTS, OverflowForm
 from models import Role
 from routes.access import actor, signed_in
 from routes.forms import is_htmx, now, see_other, text, wants_json
@@ -77,9 +78,13 @@ async def _business_page(
         assigned = await admin.assignments_of(session, found)
         people = await admin.users_page(session)
         calls = calls or await call_settings.call_settings(session, found.id)
+        rules = context.pop("rules", None) or await overflow.overflow_form(session, found.id)
+        overflow_to = await overflow.other_businesses(session, found)
     taken = {a.user.id for a in assigned}
     free = [r.user for r in people if r.user.role == Role.SECRETARY and r.user.id not in taken]
     return {
+        "rules": rules,
+        "overflow_to": overflow_to,
         "business": found,
         "assigned": assigned,
         "free": free,
@@ -106,6 +111,25 @@ async def save_call_settings(request: Request) -> Response:
         return see_other(request, f"/agency/businesses/{found.id}#calls")
     context = await _business_page(request, calls=typed, calls_saved=True)
     return render(request, "agency/business.html", context, block="call_settings")
+
+
+@signed_in(Role.ADMIN)
+async def save_overflow(request: Request) -> Response:
+    """Where a call goes when nobody takes it: the form comes back in place (htmx), as typed
+    and with the reason beside the field when refused."""
+    form = await request.form()
+    typed = OverflowForm(*(text(form, name) for name in (*MOMENTS, "other_business_id")))
+    try:
+        async with request.app.state.db.transaction() as session:
+            found = await admin.get_business(session, request.path_params["business_id"])
+            typed = await overflow.save_overflow(session, actor(request), found, typed)
+    except Invalid as refused:
+        context = await _business_page(request, rules=typed, overflow_error=refused)
+        return render(request, "agency/business.html", context, status=422, block="overflow")
+    if not is_htmx(request):
+        return see_other(request, f"/agency/businesses/{found.id}#overflow")
+    context = await _business_page(request, rules=typed, overflow_saved=True)
+    return render(request, "agency/business.html", context, block="overflow")
 
 
 @signed_in(Role.ADMIN)

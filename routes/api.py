@@ -12,10 +12,11 @@ from starlette.responses import JSONResponse, Response
 
 from console.api import openapi, payloads, queries
 from console.base import i18n, ratelimit
-from console.base.errors import Unauthorized, UnsupportedMedia
+from console.base.errors import NotFound, Unauthorized, UnsupportedMedia
+from console.channels import webhooks
 from console.intake.arrivals import TOKEN_REFUSED
 from console.people import api_tokens
-from console.people.audit import Actor
+from console.people.audit import Actor, record_lead_view
 from models import User
 from routes.errors import console_error
 from routes.forms import now
@@ -100,9 +101,12 @@ async def list_leads(request: Request, user: User) -> Response:
 @bearer
 async def show_lead(request: Request, user: User) -> Response:
     """One lead; the view is audited as the lead page's is."""
-    async with request.app.state.db.transaction() as session:
-        viewer = Actor(user, now(request), getattr(request.state, "client_address", ""))
-        lead = await queries.show_lead(session, viewer, request.path_params["lead_id"])
+    db = request.app.state.db
+    viewer = Actor(user, now(request), getattr(request.state, "client_address", ""))
+    async with db.transaction(write=False) as session:
+        lead = await queries.lead_by_id(session, user, request.path_params["lead_id"])
+    async with db.transaction() as session:  # the opening, as the lead page's (routes/leads.py)
+        await record_lead_view(session, lead.id, lead.business_id, actor=viewer, via="api")
     return _json(lead)
 
 
@@ -180,3 +184,50 @@ async def kpis(request: Request, user: User) -> Response:
     query = payloads.parse_query(payloads.KpiQuery, request.query_params)
     async with request.app.state.db.transaction(write=False) as session:
         return _json(await queries.kpis_for(session, user, query, now=now(request)))
+
+
+def _admin_only(user: User) -> None:
+    if user.role != "admin":
+        raise NotFound("Not found.")
+
+
+def _webhook_out(view: webhooks.EndpointView) -> payloads.WebhookOut:
+    return payloads.WebhookOut.model_validate(
+        {**_endpoint_fields(view.endpoint), "deliveries": view.deliveries}
+    )
+
+
+def _endpoint_fields(endpoint: object) -> dict[str, object]:
+    names = ("id", "url", "events", "business_id", "created_at", "paused_at")
+    return {name: getattr(endpoint, name) for name in names}
+
+
+@bearer
+async def list_webhooks(request: Request, user: User) -> Response:
+    """The agency's endpoints, each with its recent deliveries and their answers."""
+    _admin_only(user)
+    async with request.app.state.db.transaction(write=False) as session:
+        views = await webhooks.endpoints(session)
+    return _json(payloads.WebhookList(items=[_webhook_out(view) for view in views]))
+
+
+@bearer
+async def create_webhook(request: Request, user: User) -> Response:
+    """201 with the endpoint and its signing secret, which is never shown again."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise UnsupportedMedia("Send the endpoint as JSON (Content-Type: application/json).")
+    new = payloads.parse_new_webhook(await request.body())
+    _admin_only(user)
+    actor = Actor(user, now(request), getattr(request.state, "client_address", ""))
+    async with request.app.state.db.transaction() as session:
+        made = await webhooks.create_endpoint(
+            session,
+            actor,
+            url=new.url,
+            events=new.events,
+            business_id=new.business_id,
+            allow_private=request.app.state.settings.webhook_allow_private,
+        )
+    fields = {**_endpoint_fields(made.endpoint), "deliveries": [], "secret": made.secret}
+    return _json(payloads.WebhookCreated.model_validate(fields), 201)

@@ -66,9 +66,11 @@ web_form_preflight = CORSMiddleware(
 
 
 async def twilio_sms(request: Request) -> Response:
-    """`POST /intake/twilio/sms`: an incoming SMS (Twilio's messaging webhook)."""
-    params = await _twilio_params(request)
-    await _writer(request).receive(twilio.sms_arrival(params, now=now(request)))
+    """`POST /intake/twilio/sms`: an incoming SMS (Twilio's messaging webhook), or an on-call
+    person's reply with his page's code."""
+    params, moment = await _twilio_params(request), now(request)
+    if not await twilio.code_reply(request.app.state.db, params, now=moment):
+        await _writer(request).receive(twilio.sms_arrival(params, now=moment))
     return Response(twilio.twiml(), media_type=TWIML)
 
 

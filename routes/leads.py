@@ -11,6 +11,7 @@ from console.intake.arrivals import NewLead
 from console.leads import leads
 from console.leads.leads import InboxFilters
 from console.leads.surveys import SurveyLinks
+from console.people.audit import record_lead_view
 from console.people.tenancy import visible_businesses
 from console.screens.lead_page import lead_view
 from models import Role
@@ -59,13 +60,19 @@ async def create_lead(request: Request) -> Response:
 @signed_in(*WORKERS, Role.OWNER)
 async def show_lead(request: Request) -> Response:
     """The lead page: script, call log, contact card and history, tasks (the view is audited)."""
-    async with request.app.state.db.transaction() as session:
+    db, viewer = request.app.state.db, actor(request)
+    async with db.transaction(write=False) as session:
         view = await lead_view(
             session,
-            actor(request),
+            viewer,
             request.path_params["lead_id"],
             reply_template=request.app.state.settings.whatsapp_reply_template,
+            opened=False,
         )
+    # The opening in a writing transaction of its own: SQLite's one writer is not held through
+    # the page's reads.
+    async with db.transaction() as session:
+        await record_lead_view(session, view.lead.id, view.lead.business_id, actor=viewer)
     return render(request, "leads/show.html", {"view": view, "now": now(request)})
 
 

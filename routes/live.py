@@ -36,6 +36,7 @@ from console.screens import live
 from console.screens.alerts_page import alert_row
 from console.screens.lead_page import contact_history
 from console.screens.overview import handled_row
+from console.tasks.paging import pages_of_lead
 from console.voice import calls, states
 from models import User
 from routes.templating import env
@@ -58,6 +59,8 @@ LEAD_EVENTS = frozenset(
 # A secretary asks the holder for a lead, and the holder keeps it: only the lead's pages hear.
 TAKEOVER_EVENTS = {"lead.takeover_asked": "asked", "lead.takeover_kept": "kept"}
 TASK_EVENTS = frozenset({"task.created", "task.done", "task.cancelled", "task.reopened"})
+# An urgent hand-off's pages: the lead's page redraws who has it now.
+PAGE_EVENTS = frozenset({"page.sent", "page.passed", "page.acknowledged", "page.exhausted"})
 # The wallboard fetches its board again (throttled in the page) when one of these happens.
 WALLBOARD_EVENTS = LEAD_EVENTS | ALERT_EVENTS | {"presence.changed", "duty.changed", "agent.state"}
 WALLBOARD_REFRESH = '<template data-refresh="wallboard"></template>'
@@ -333,6 +336,8 @@ class Fragments:
                     parts += self._queue_row(row, event, lead_id)
                 if event.kind in LEAD_EVENTS | TASK_EVENTS and page == f"lead:{lead_id}":
                     parts += await self._lead_page(session, event, lead_id, audience)
+                if event.kind in PAGE_EVENTS and page == f"lead:{lead_id}":
+                    parts += await self._pages(session, event, lead_id)
                 if event.kind in TASK_EVENTS and page == "tasks":
                     parts += await self._task_row(session, event)
                 if event.kind == "interaction.logged" and page == "portal":
@@ -420,6 +425,13 @@ class Fragments:
             conversation = env.get_template("partials/conversation.html")
             parts.append(conversation.render(history=history, lead=lead))
         return parts
+
+    async def _pages(self, session: Any, event: LiveEvent, lead_id: str) -> list[str]:
+        lead = await live.lead_with_people(session, event.business_id, lead_id)
+        if lead is None:
+            return []
+        pages = await pages_of_lead(session, lead.id)
+        return [env.get_template("partials/on_call.html").render(lead=lead, pages=pages)]
 
     async def _task_row(self, session: Any, event: LiveEvent) -> list[str]:
         task = await live.task_for_row(session, event.business_id, str(event.payload["task_id"]))

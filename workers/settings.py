@@ -26,6 +26,7 @@ from workers.housekeeping import purge_events, purge_sessions
 from workers.notifications import send_notifications
 from workers.reminders import remind_followups
 from workers.sla import sweep_sla
+from workers.webhooks import deliver_webhooks
 
 # One schedule for both ways of running: arq cron jobs at scale, the in-process runner embedded.
 PERIODIC = [
@@ -33,6 +34,7 @@ PERIODIC = [
     Periodic(purge_events, every_seconds=3600),
     Periodic(send_notifications, every_seconds=10),
     Periodic(sweep_sla, every_seconds=5),
+    Periodic(deliver_webhooks, every_seconds=5),
     Periodic(remind_followups, every_seconds=300),
     Periodic(send_digests, every_seconds=300),
     Periodic(remind_appointments, every_seconds=300),

@@ -1,4 +1,5 @@
-"""The SLA sweep: cron every few seconds and, for each due time, an exact-time run."""
+"""The SLA sweep: cron every few seconds and, for each due time, an exact-time run. It also
+passes unacknowledged on-call pages to the next person (console/tasks/paging.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from console.sla import sla
-from console.tasks import task_sla
+from console.tasks import paging, task_sla
 from console.tasks.task_links import TaskLinks
 
 
@@ -15,5 +16,7 @@ async def sweep_sla(ctx: dict[str, Any]) -> int:
     now = datetime.now(UTC)
     async with ctx["db"].transaction() as session:
         report = await sla.sweep(session, now=now)
-        tasks = await task_sla.sweep_tasks(session, now=now, links=TaskLinks.of(ctx["settings"]))
-    return report.raised + tasks
+        links = TaskLinks.of(ctx["settings"])
+        tasks = await task_sla.sweep_tasks(session, now=now, links=links)
+        passed = await paging.escalate_due(session, now=now, links=links)
+    return report.raised + tasks + passed

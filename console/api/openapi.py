@@ -170,6 +170,24 @@ OPERATIONS = (
         query=payloads.KpiQuery,
         errors=(404, 422),
     ),
+    Operation(
+        "get",
+        "/api/v1/webhooks",
+        "listWebhooks",
+        "The agency's webhook endpoints with their recent deliveries (an admin's token)",
+        payloads.WebhookList,
+        errors=(404,),
+    ),
+    Operation(
+        "post",
+        "/api/v1/webhooks",
+        "createWebhook",
+        "Subscribe an endpoint to events, signed per Standard Webhooks (an admin's token)",
+        payloads.WebhookCreated,
+        status=201,
+        body=payloads.NewWebhookRequest,
+        errors=(400, 404, 415, 422),
+    ),
 )
 
 DESCRIPTION = f"""\
@@ -181,6 +199,10 @@ exactly what the user sees in the console: the user's businesses only; anything 
 
 **Lists** are newest first, `limit` items a page (at most {payloads.MAX_LIMIT}); pass the answer's
 `next_cursor` as `cursor` for the next page.
+
+**Webhooks.** An admin's token subscribes endpoints to events (`POST /api/v1/webhooks`); each
+event is POSTed as JSON signed per the Standard Webhooks specification (`webhook-id`,
+`webhook-timestamp`, `webhook-signature`, with the `whsec_…` secret the creation answered once).
 
 **Errors** are JSON, `{{"error": message, "field": name}}`, with the status saying which.
 """

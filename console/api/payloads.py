@@ -383,3 +383,75 @@ class KpiOut(Answer):
     survey_recommend: float | None = Field(
         description="Of them, the share who would recommend the business, in percent."
     )
+
+
+# --- outbound webhooks (an admin's token) -------------------------------------------------------
+
+WebhookEvent = Literal[
+    "lead.created",
+    "lead.closed",
+    "call.ended",
+    "task.created",
+    "task.done",
+    "alert.raised",
+    "survey.answered",
+]
+
+
+class NewWebhookRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[str, AfterValidator(_storable)] = Field(
+        min_length=1,
+        max_length=2000,
+        description="Where to POST each event: http(s), on the public internet.",
+    )
+    events: list[WebhookEvent] = Field(min_length=1, max_length=7)
+    business_id: uuid.UUID | None = Field(
+        default=None, description="One business's events only; without it, every business's."
+    )
+
+
+def parse_new_webhook(body: bytes) -> NewWebhookRequest:
+    """The JSON body of a new endpoint: 400 when it is not JSON, 422 naming a wrong field."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        raise ConsoleError("The body is not valid JSON.", field="body") from None
+    if not isinstance(parsed, dict):
+        raise Invalid("The body must be a JSON object.", field="body")
+    try:
+        return NewWebhookRequest.model_validate(parsed)
+    except ValidationError as error:
+        raise _invalid(error, "body") from None
+
+
+class WebhookDeliveryOut(Answer):
+    id: uuid.UUID
+    event_type: str
+    business_id: uuid.UUID
+    status: Literal["queued", "sent", "failed"]
+    attempts: int
+    response_status: int | None = Field(description="The endpoint's HTTP status, last attempt.")
+    response_body: str = Field(description="The start of the endpoint's answer, last attempt.")
+    last_error: str
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class WebhookOut(Answer):
+    id: uuid.UUID
+    url: str
+    events: list[str]
+    business_id: uuid.UUID | None
+    created_at: datetime
+    paused_at: datetime | None = Field(description="Paused after failing again and again.")
+    deliveries: list[WebhookDeliveryOut] = Field(description="The most recent, newest first.")
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="The signing secret, whsec_…: shown this once only.")
+
+
+class WebhookList(Answer):
+    items: list[WebhookOut]

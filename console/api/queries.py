@@ -42,7 +42,6 @@ from console.business import periods
 from console.intake import arrivals
 from console.intake.arrivals import Arrival, Arrived, ByToken, NewLead
 from console.people import api_tokens
-from console.people.audit import Actor, record_lead_view
 from console.people.tenancy import get_business, may_see, parse_id
 from console.reports import kpi_report, kpis
 from console.tasks import tasks
@@ -135,13 +134,6 @@ async def lead_by_id(session: AsyncSession, user: User, lead_id: str) -> LeadOut
     if row is None:
         raise NotFound("Not found.")
     return _lead_out(*row)
-
-
-async def show_lead(session: AsyncSession, viewer: Actor, lead_id: str) -> LeadOut:
-    """One lead for `viewer`; the opening is in the audit log, as the lead page's is."""
-    lead = await lead_by_id(session, viewer.person, lead_id)
-    await record_lead_view(session, lead.id, lead.business_id, actor=viewer, via="api")
-    return lead
 
 
 async def arrived_lead(db: Database, token_hash: str, arrived: Arrived) -> LeadOut:

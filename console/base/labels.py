@@ -110,6 +110,28 @@ def break_reasons() -> dict[str, str]:
     }
 
 
+def reaches() -> dict[str, str]:
+    """How a person on call wants to be paged (console/tasks/on_call.py)."""
+    return {
+        "sms": _("SMS"),
+        "whatsapp": _("WhatsApp"),
+        "email": _("E-mail"),
+        "push": _("Push notification"),
+        "call": _("Phone call"),
+    }
+
+
+def overflow_actions() -> dict[str, str]:
+    """Where a call goes when nobody takes it (console/voice/overflow.py)."""
+    return {
+        "": _("Ring the secretaries as usual"),
+        "callback": _("A call-back lead"),
+        "voicemail": _("Voicemail"),
+        "on_call": _("The on-call person's phone"),
+        "business": _("Another business's team"),
+    }
+
+
 LABELS = {
     "agent_state": agent_states,
     "break_reason": break_reasons,
@@ -122,6 +144,8 @@ LABELS = {
     "question_kind": question_kinds,
     "role": roles,
     "delivery": deliveries,
+    "reach": reaches,
+    "overflow": overflow_actions,
 }
 
 

@@ -1,10 +1,11 @@
 """Notifications out of the system (e-mail, SMS, WhatsApp): queued once, sent once, retried.
 
 A service queues a row under an idempotency key in its own transaction. The sending job leases
-each due row in a short transaction of its own (`lease`: a conditional UPDATE that moves
+its due rows in one short transaction (`lease`: a conditional UPDATE that moves
 `next_attempt_at` past the send and counts the attempt), so two workers never send the same row
 and a worker killed mid-send leaves a row that falls due again when the lease runs out. The send
-itself happens outside any transaction; its outcome is recorded in another short one. A retry
+itself happens outside any transaction; its outcome is recorded in another short one, shared
+with the outcomes of the batch's other sends that finished meanwhile. A retry
 reuses the row's key, which the providers see (Twilio's idempotency token, the SMTP Message-ID).
 """
 
@@ -329,7 +330,13 @@ def _secrets_of(settings: Settings, mail: SmtpMail | None) -> list[str]:
 async def send_due_notifications(
     db: Database, senders: Senders, *, now: datetime, limit: int = 50
 ) -> SendReport:
-    """Send what is due, each row by exactly one worker; safe to run on many at once."""
+    """Send what is due, each row by exactly one worker; safe to run on many at once.
+
+    The batch's rows are leased in one writing transaction and the sends' outcomes written
+    together as they come in (`_Outcomes`): on SQLite, the one writer is held twice for a
+    batch that fails at once (no provider), not twice per row, so a lone web request's write
+    does not queue behind fifty of them.
+    """
     async with db.transaction(write=False) as session:
         due = (
             await session.execute(
@@ -340,39 +347,49 @@ async def send_due_notifications(
             )
         ).all()
     report = SendReport()
+    spent = [row.id for row in due if row.attempts >= MAX_ATTEMPTS]
+    if spent:
+        report.failed += await _give_up(db, spent, now=now)
+    leased = await lease(db, [row.id for row in due if row.attempts < MAX_ATTEMPTS], now=now)
+    outcomes = _Outcomes(db)
     gate = asyncio.Semaphore(CONCURRENT_SENDS)
 
-    async def send_one(notification_id: uuid.UUID, attempts: int) -> None:
+    async def send_one(notification: Notification) -> None:
         async with gate:
-            if attempts >= MAX_ATTEMPTS:
-                if await _give_up(db, notification_id, now=now):
-                    report.count("failed")
-                return
-            notification = await lease(db, notification_id, now=now)
-            if notification is not None:
-                report.count(await _deliver(db, senders, notification, now=now))
+            outcome, write = await _deliver(senders, notification, now=now)
+        await outcomes.record(write)
+        report.count(outcome)
 
-    await asyncio.gather(*(send_one(row.id, row.attempts) for row in due))
+    await asyncio.gather(*(send_one(notification) for notification in leased))
     return report
 
 
-async def lease(db: Database, notification_id: uuid.UUID, *, now: datetime) -> Notification | None:
-    """Take the row for one send attempt; None when another worker has it or it is not due."""
+async def lease(
+    db: Database, notification_ids: list[uuid.UUID], *, now: datetime
+) -> list[Notification]:
+    """Take the rows for one send attempt each, in one transaction; those another worker has
+    or that are no longer due are left out."""
+    if not notification_ids:
+        return []
     async with db.transaction() as session:
-        result = await session.execute(
-            update(Notification)
-            .where(
-                Notification.id == notification_id,
-                Notification.status == "queued",
-                Notification.next_attempt_at <= now,
-                Notification.attempts < MAX_ATTEMPTS,
+        taken = (
+            await session.scalars(
+                update(Notification)
+                .where(
+                    Notification.id.in_(notification_ids),
+                    Notification.status == "queued",
+                    Notification.next_attempt_at <= now,
+                    Notification.attempts < MAX_ATTEMPTS,
+                )
+                .values(next_attempt_at=now + LEASE, attempts=Notification.attempts + 1)
+                .returning(Notification.id)
+                .execution_options(synchronize_session=False)
             )
-            .values(next_attempt_at=now + LEASE, attempts=Notification.attempts + 1)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            return None
-        return await session.get(Notification, notification_id)
+        ).all()
+        if not taken:
+            return []
+        rows = await session.scalars(select(Notification).where(Notification.id.in_(taken)))
+        return sorted(rows, key=lambda row: notification_ids.index(row.id))
 
 
 def backoff(attempts: int) -> timedelta:
@@ -381,10 +398,42 @@ def backoff(attempts: int) -> timedelta:
     return min(FIRST_BACKOFF * (1 << doublings), MAX_BACKOFF)
 
 
+Write = Callable[[AsyncSession], Awaitable[None]]
+
+
+class _Outcomes:
+    """The sends' outcomes, written in as few transactions as they allow: one that finishes
+    while another's is being written waits and goes into the next with whatever else came in
+    meanwhile. Each send's outcome is written before its `record` returns."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.pending: list[tuple[Write, asyncio.Future[None]]] = []
+        self.turn = asyncio.Lock()
+
+    async def record(self, write: Write) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append((write, done))
+        async with self.turn:
+            if not done.done():
+                batch, self.pending = self.pending, []
+                try:
+                    async with self.db.transaction() as session:
+                        for each, _done in batch:
+                            await each(session)
+                except Exception as error:
+                    for _write, waiting in batch:
+                        waiting.set_exception(error)
+                else:
+                    for _write, waiting in batch:
+                        waiting.set_result(None)
+        await done
+
+
 async def _deliver(
-    db: Database, senders: Senders, notification: Notification, *, now: datetime
-) -> Outcome:
-    """Send outside any transaction, then record the outcome in a short one."""
+    senders: Senders, notification: Notification, *, now: datetime
+) -> tuple[Outcome, Write]:
+    """Send outside any transaction; the outcome, and what records it."""
     try:
         result = await senders.for_channel(notification.channel)(notification)
     except ProviderError as error:
@@ -393,29 +442,43 @@ async def _deliver(
         log.exception("sending notification %s broke", notification.id)
         failure = ProviderError(f"{type(error).__name__}: {error}", retryable=True)
     else:
-        # A success counts even if this worker's lease ran out meanwhile.
-        await _record(db, notification, status="sent", sent_at=now, provider_id=result.provider_id)
-        await _record_reply(db, notification, provider_id=result.provider_id, now=now)
         log.info("notification %s sent as %s", notification.id, result.provider_id)
-        return "sent"
+
+        async def sent(session: AsyncSession) -> None:
+            # A success counts even if this worker's lease ran out meanwhile.
+            values: dict[str, Any] = {
+                "status": "sent",
+                "sent_at": now,
+                "provider_id": result.provider_id,
+            }
+            await _record(session, notification, **values)
+            await _record_reply(session, notification, provider_id=result.provider_id, now=now)
+
+        return "sent", sent
     error_text = senders.redact(_describe(failure))
     if failure.retryable and notification.attempts < MAX_ATTEMPTS:
         retry_at = now + backoff(notification.attempts)
-        await _record(
-            db, notification, lease_held=True, next_attempt_at=retry_at, last_error=error_text
-        )
         log.warning(
             "notification %s failed, retrying at %s: %s", notification.id, retry_at, error_text
         )
-        return "retried"
-    await _record(db, notification, lease_held=True, status="failed", last_error=error_text)
-    await _record_reply(db, notification, error=error_text, now=now)
+
+        async def retried(session: AsyncSession) -> None:
+            values: dict[str, Any] = {"next_attempt_at": retry_at, "last_error": error_text}
+            await _record(session, notification, lease_held=True, **values)
+
+        return "retried", retried
     log.warning("notification %s failed for good: %s", notification.id, error_text)
-    return "failed"
+
+    async def failed(session: AsyncSession) -> None:
+        values: dict[str, Any] = {"status": "failed", "last_error": error_text}
+        await _record(session, notification, lease_held=True, **values)
+        await _record_reply(session, notification, error=error_text, now=now)
+
+    return "failed", failed
 
 
 async def _record_reply(
-    db: Database,
+    session: AsyncSession,
     notification: Notification,
     *,
     provider_id: str = "",
@@ -425,10 +488,9 @@ async def _record_reply(
     """A reply to a contact shows its send beside it on the lead."""
     if notification.interaction_id is None:
         return
-    async with db.transaction() as session:
-        await record_send(
-            session, notification.interaction_id, provider_id=provider_id, error=error, now=now
-        )
+    await record_send(
+        session, notification.interaction_id, provider_id=provider_id, error=error, now=now
+    )
 
 
 def _describe(error: ProviderError) -> str:
@@ -439,29 +501,29 @@ def _describe(error: ProviderError) -> str:
 
 
 async def _record(
-    db: Database, notification: Notification, *, lease_held: bool = False, **values: Any
+    session: AsyncSession, notification: Notification, *, lease_held: bool = False, **values: Any
 ) -> None:
     """Write a send's outcome to a row still queued; with `lease_held`, only if no later lease
     took the row meanwhile (its attempts still those of this send)."""
     conditions = [Notification.id == notification.id, Notification.status == "queued"]
     if lease_held:
         conditions.append(Notification.attempts == notification.attempts)
-    async with db.transaction() as session:
-        await session.execute(
-            update(Notification)
-            .where(*conditions)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+    await session.execute(
+        update(Notification)
+        .where(*conditions)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
-async def _give_up(db: Database, notification_id: uuid.UUID, *, now: datetime) -> bool:
-    """Fail a row whose every attempt was used, the last by a worker that never reported back."""
+async def _give_up(db: Database, notification_ids: list[uuid.UUID], *, now: datetime) -> int:
+    """Fail the rows whose every attempt was used, the last by a worker that never reported
+    back; how many it failed."""
     async with db.transaction() as session:
         result = await session.execute(
             update(Notification)
             .where(
-                Notification.id == notification_id,
+                Notification.id.in_(notification_ids),
                 Notification.status == "queued",
                 Notification.next_attempt_at <= now,
                 Notification.attempts >= MAX_ATTEMPTS,
@@ -472,7 +534,7 @@ async def _give_up(db: Database, notification_id: uuid.UUID, *, now: datetime) -
             )
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def template_parts(template: str) -> tuple[str, str, str]:

@@ -26,6 +26,7 @@ from console.intake.arrivals import Arrival, Arrived, ById, ByLine
 from console.intake.signatures import verify_twilio
 from console.intake.writer import ArrivalWriter
 from console.live import events
+from console.tasks import paging
 from models import Business, Interaction, Lead
 
 Params = Mapping[str, list[str]]
@@ -87,6 +88,24 @@ def sms_arrival(params: Params, *, now: datetime) -> Arrival:
         source="SMS",
         message_id=message_sid,
     )
+
+
+async def code_reply(db: Database, params: Params, *, now: datetime) -> bool:
+    """An on-call person answering his page with its code (console/tasks/paging.py): True when
+    the message was such an answer, acknowledged or refused, and so no customer's message."""
+    body = field(params, "Body", required=False, max_length=MAX_BODY)
+    if paging.CODE.match(body) is None:
+        return False
+    sender, line = field(params, "From"), field(params, "To")
+    async with db.transaction() as session:
+        outcome = await paging.acknowledge_by_reply(
+            session,
+            sender.removeprefix(TWILIO_WHATSAPP),
+            body,
+            via="whatsapp" if on_twilio(line) else "sms",
+            now=now,
+        )
+    return outcome != "not_a_code"
 
 
 @dataclass(frozen=True)

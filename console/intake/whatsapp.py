@@ -24,6 +24,7 @@ from console.channels.lines import business_on_line
 from console.intake.arrivals import MAX_TEXT, Arrival, ByLine
 from console.intake.signatures import verify_meta
 from console.intake.writer import ArrivalWriter
+from console.tasks import paging
 from models import Business
 
 # What a message that is not text shows as, before its caption if it has one.
@@ -109,7 +110,8 @@ async def receive_batch(
     post (Meta sends it again): what was stored meanwhile is found, not written twice."""
     arrivals = [arrival for line, arrival, _ in batch.messages if line != agency_line]
     news = 0
-    if batch.statuses or any(button for *_, button in batch.messages):
+    codes = any(paging.CODE.match(arrival.text) for _, arrival, _ in batch.messages)
+    if batch.statuses or codes or any(button for *_, button in batch.messages):
         async with db.transaction() as session:
             arrivals, news = await _apply(session, batch, now, agency_line, button_reply)
     new = 0
@@ -127,7 +129,8 @@ async def _apply(
     agency_line: str | None,
     button_reply: ButtonReply | None,
 ) -> tuple[list[Arrival], int]:
-    """The owners' replies and the statuses applied; the customers' messages left."""
+    """The owners' replies (hand-off buttons, on-call page codes) and the statuses applied; the
+    customers' messages left."""
     businesses: dict[str, Business | None] = {}
 
     async def business_of(line: str) -> Business | None:
@@ -144,6 +147,12 @@ async def _apply(
     for line, arrival, button in batch.messages:
         if button and button_reply is not None and await button_reply(session, button):
             continue  # an owner's answer to a hand-off, not a customer's message
+        if paging.CODE.match(arrival.text) and arrival.phone:
+            outcome = await paging.acknowledge_by_reply(
+                session, arrival.phone, arrival.text, via="whatsapp", now=now
+            )
+            if outcome != "not_a_code":
+                continue  # an answer to an on-call page
         if line != agency_line:
             arrivals.append(arrival)
     news = 0

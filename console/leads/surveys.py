@@ -25,6 +25,7 @@ from console.base.errors import ConsoleError, Invalid, NotFound
 from console.base.i18n import gettext
 from console.business.periods import Period, within_period
 from console.channels.contact_messages import language_of, queue_to_contact
+from console.live import events
 from models import Business, Contact, Lead
 from models.base import new_id
 from models.records import Survey
@@ -179,6 +180,18 @@ async def answer_survey(
         .execution_options(synchronize_session=False)
     )
     if result.rowcount == 1:  # type: ignore[attr-defined]
+        survey = await session.get_one(Survey, survey_id)
+        await events.record(  # for outbound webhooks; the consoles draw nothing for it
+            session,
+            survey.business_id,
+            "survey.answered",
+            at=now,
+            survey_id=survey.id,
+            lead_id=survey.lead_id,
+            contact_id=survey.contact_id,
+            stars=stars,
+            would_recommend=recommend,
+        )
         return True
     if await session.get(Survey, survey_id) is None:
         raise NotFound("Not found.")

@@ -21,6 +21,7 @@ from console.leads.scripts import greeting_parts, published_script
 from console.people.audit import Actor, record_lead_view
 from console.people.availability import OwnerAway, owners_away
 from console.sla.sla import clock_for
+from console.tasks.paging import LeadPages, pages_of_lead
 from console.tasks.tasks import people_for_hand_off, tasks_of_lead
 from models import Business, Comment, Interaction, Lead, Role, Script, Task, User
 from models.records import Appointment
@@ -108,6 +109,8 @@ class LeadView:
     owners_away: list[OwnerAway] = field(default_factory=list)
     comments: list[Comment] = field(default_factory=list)
     appointments: list[Appointment] = field(default_factory=list)  # booked for this lead
+    # Its urgent hand-offs' pages: who has it now (console/tasks/paging.py).
+    pages: LeadPages = field(default_factory=lambda: LeadPages([]))
 
     def away_of(self, user_id: uuid.UUID) -> str:
         return next((away.text for away in self.owners_away if away.user.id == user_id), "")
@@ -136,13 +139,15 @@ async def lead_view(
     history = await contact_history(session, lead)
     hand_off_to = await people_for_hand_off(session, lead.business_id)
     owners = [person for person in hand_off_to if person.role == Role.OWNER]
+    lead_tasks = await tasks_of_lead(session, user, lead)
+    urgent = any(task.priority == "urgent" for task in lead_tasks)  # only then can it have pages
     view = LeadView(
         lead=lead,
         script=script,
         greeting=greeting,
         history=history,
         draft=history.draft_of(user),
-        tasks=await tasks_of_lead(session, user, lead),
+        tasks=lead_tasks,
         hand_off_to=hand_off_to,
         secretaries=(
             await secretaries_of(session, lead.business_id) if user.role == Role.ADMIN else []
@@ -165,6 +170,7 @@ async def lead_view(
         owners_away=owners_away(owners, lead.business.timezone, now),
         comments=await comments_of_lead(session, lead.id),
         appointments=await appointments_of_lead(session, lead.id),
+        pages=await pages_of_lead(session, lead.id) if urgent else LeadPages([]),
     )
     if opened:
         await record_lead_view(session, lead.id, lead.business_id, actor=viewer)

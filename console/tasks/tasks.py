@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -17,9 +17,10 @@ from console.base.scheduler import SweepAt
 from console.leads.leads import get_lead
 from console.live import events
 from console.people.tenancy import get_scoped, scoped
-from console.tasks import task_notices, task_sla
+from console.tasks import paging, task_notices, task_sla
+from console.tasks.on_call import people_for_hand_off as people_for_hand_off
 from console.tasks.task_links import TaskLinks
-from models import Lead, OwnerMembership, Role, SecretaryAssignment, Task, User
+from models import Lead, Role, Task, User
 from models.leads import PRIORITIES
 
 # A due time a minute in the past is a slow click, not a mistake.
@@ -48,20 +49,6 @@ def parse_local(value: str, timezone: str) -> datetime | None:
         raise Invalid("Enter the due time as a date and time.", field="due") from None
 
 
-async def people_for_hand_off(session: AsyncSession, business_id: uuid.UUID) -> list[User]:
-    """Whom a lead's task can go to: the business's owners first, then its secretaries."""
-    owners = select(OwnerMembership.user_id).where(OwnerMembership.business_id == business_id)
-    secretaries = select(SecretaryAssignment.user_id).where(
-        SecretaryAssignment.business_id == business_id
-    )
-    statement = (
-        select(User)
-        .where(User.active.is_(True), or_(User.id.in_(owners), User.id.in_(secretaries)))
-        .order_by(case((User.role == Role.OWNER, 0), else_=1), User.name)
-    )
-    return list((await session.scalars(statement)).all())
-
-
 async def hand_off(
     session: AsyncSession,
     user: User,
@@ -71,7 +58,8 @@ async def hand_off(
     now: datetime,
     links: TaskLinks | None = None,
 ) -> Task:
-    """Hand a task off; an owner is told on his channel, with `links` to answer it."""
+    """Hand a task off; an owner is told on his channel, with `links` to answer it; an urgent
+    one pages the business's on-call chain (console/tasks/paging.py)."""
     lead = await get_lead(session, user, lead_id)
     if not handoff.title.strip():
         raise Invalid("Give the task a title.", field="title")
@@ -147,6 +135,7 @@ async def _new_task(
         await task_notices.tell_assignee(
             session, task, assignee, lead.business, "handed", links=links, now=now
         )
+    await paging.start_paging(session, task, lead.business, now=now, links=links)  # if urgent
     return task
 
 

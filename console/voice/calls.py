@@ -11,6 +11,9 @@ The answers are `key=value` pairs joined by `;`, which Kamailio reads with `{par
     action=ring;users=<hex>.<hex>;seconds=20   ring these secretaries' phones this long
     action=wait;seconds=5                      keep the caller ringing, ask again after that
     action=overflow                            nobody: reject (480), the lead is a call-back
+    action=overflow;to=voicemail               the business's overflow rule says where (to=
+                                               voicemail|on_call|business|callback); until the
+                                               SIP side carries these out, handled as above
     action=dial;from=+97231234567              (outgoing) show the business's number
 """
 
@@ -124,6 +127,8 @@ def answer_of(decision: routing.RouteDecision) -> str:
         return f"action=ring;users={users};seconds={decision.ring_seconds}"
     if decision.action == "wait":
         return f"action=wait;seconds={max(decision.wait_seconds, 1)}"
+    if decision.overflow_to:  # the business's overflow rule (console/voice/overflow.py)
+        return f"action=overflow;to={decision.overflow_to}"
     return "action=overflow"
 
 
@@ -457,6 +462,19 @@ async def _ended(session: AsyncSession, call: Call, reason: str, *, now: datetim
             session, call.answered_by_id, AgentState.WRAP_UP, now=now, business_id=call.business_id
         )
 
+    talked = (now - call.answered_at).total_seconds() if call.answered_at else 0
+    await events.record(  # for outbound webhooks; the consoles draw nothing for it
+        session,
+        call.business_id,
+        "call.ended",
+        at=now,
+        call_id=call.id,
+        lead_id=call.lead_id,
+        direction=call.direction,
+        reason=reason,
+        answered_by_id=call.answered_by_id,
+        seconds=round(talked),
+    )
 
 @dataclass(frozen=True)
 class Banner:

@@ -4,30 +4,32 @@ A call to a business rings, one at a time for the business's ring seconds each, 
 who serve it and are free now: its primary secretaries, or its backups when no primary is free;
 the one idle longest first; not one already rung for this call while another is free (once all
 have been, the round starts again). While nobody is free the call waits and asks again shortly;
-past the business's wait limit it overflows (voicemail, the owner's phone, or a missed-call lead,
-as the phone's side decides). Past the limit a secretary not yet rung is still tried, but the
-call does not go round again.
+past the business's wait limit it overflows. Past the limit a secretary not yet rung is still
+tried, but the call does not go round again. Where an overflow goes is the business's overflow
+rule (console/voice/overflow.py): its action for the wait limit, or, when it has rules for calls
+outside the covered hours or on a holiday, the action for such a call at once.
 
 The queue keeps its order: a free secretary whom an older call, still waiting for one of her
 businesses, may have is left for it (it asks again within seconds), oldest first across
 businesses. (Its place is its arrival: calls share one promise, so arrival is also SLA order.)
 
-One statement whatever the agency's size: the business's settings, whether anyone serves it and
-its free secretaries in order; when someone is free, one more for the older waiting calls. On
-PostgreSQL one more locks the secretary chosen until the caller commits, unless another decision
-holds her (SKIP LOCKED): two calls deciding at once with one secretary free do not both ring
-her; the second passes her over for the next free one (at most three tries), else it waits and
-asks again. SQLite's writing transactions are serialised anyway. The caller decides and sets the
-chosen secretary ringing in one writing transaction; a waiting call's repeated question is first
-asked in a read transaction (`take=False`, nothing locked), and "still nobody free" is answered
-from there.
+One statement whatever the agency's size: the business's settings and overflow rule, whether anyone
+serves it and its free secretaries in order (one more, the business's hours, only for a business
+with a rule for calls outside its hours or on holidays); when someone is free, one more for the
+older waiting calls. On PostgreSQL one more locks the secretary chosen until the caller commits,
+unless another decision holds her (SKIP LOCKED): two calls deciding at once with one secretary free
+do not both ring her; the second passes her over for the next free one (at most three tries), else
+it waits and asks again. SQLite's writing transactions are serialised anyway. The caller decides and
+sets the chosen secretary ringing in one writing transaction; a waiting call's repeated question is
+first asked in a read transaction (`take=False`, nothing locked), and "still nobody free" is
+answered from there.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -35,7 +37,9 @@ from sqlalchemy import Row, and_, bindparam, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.db import dialect_of
+from console.sla.sla import clock_for
 from console.voice.call_settings import BOUNDS
+from console.voice.overflow import moment_rule
 from console.voice.states import AgentState
 from models import Business, SecretaryAssignment, User
 from models.agents import (
@@ -44,6 +48,7 @@ from models.agents import (
     AgentStatus,
     CallSettings,
 )
+from models.on_call import OverflowRule
 from models.voice import Call
 
 # While nobody is free the SIP server asks again this often (seconds).
@@ -56,6 +61,8 @@ class RouteDecision:
     ring: tuple[uuid.UUID, ...]  # secretaries (user ids) to ring now
     ring_seconds: int  # ring this long, then ask again with attempt+1
     wait_seconds: int  # for "wait": ask again after this long
+    overflow_to: str = ""  # for "overflow": the rule's action ("" a call-back lead)
+    overflow_business: uuid.UUID | None = None  # for overflow_to "business": whose team
 
 
 # The free secretaries of the business (primary or backup, since when free); joined to the
@@ -86,9 +93,14 @@ _ASK = (
         _SERVING.exists().label("serving"),
         _FREE.c.user_id,
         _FREE.c.is_backup,
+        OverflowRule.waiting,
+        OverflowRule.closed,
+        OverflowRule.holiday,
+        OverflowRule.other_business_id,
     )
     .select_from(Business)
     .outerjoin(CallSettings, CallSettings.business_id == Business.id)
+    .outerjoin(OverflowRule, OverflowRule.business_id == Business.id)
     .outerjoin(_FREE, true())
     .where(Business.id == bindparam("business"), Business.active)
     .order_by(_FREE.c.free_from, _FREE.c.user_id)
@@ -143,9 +155,21 @@ async def decide(
     rows = (await session.execute(_ASK, {"business": business_id, "now": now})).all()
     if not rows:
         return RouteDecision("overflow", (), 0, 0)
+    first = rows[0]
+    if first.closed or first.holiday:  # outside the hours or on a holiday: the rule at once
+        business = await session.get_one(Business, business_id)
+        action = moment_rule(first.closed, first.holiday, clock_for(business), now)
+        if action:
+            return RouteDecision("overflow", (), 0, 0, action, first.other_business_id)
     taken = await _kept_for_older_calls(session, rows, now - timedelta(seconds=waited_seconds), now)
     for _ in range(TRIES):
         decision = _choose(rows, rung, taken, waited_seconds)
+        if decision.action == "overflow":
+            return replace(
+                decision,
+                overflow_to=first.waiting or "",
+                overflow_business=first.other_business_id,
+            )
         if decision.action != "ring" or not take or dialect_of(session) != "postgresql":
             return decision  # SQLite: the writing transaction already holds the database
         chosen = decision.ring[0]

@@ -475,7 +475,7 @@ async def test_schemathesis_finds_the_api_true_to_its_document(
 
     cases: list[Case[Any]] = []
     operations = [op.ok() for op in schema.get_all_operations() if isinstance(op, Ok)]
-    assert len(operations) == 11
+    assert len(operations) == 13
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             cases += draw(operation.as_strategy(generation_mode=mode), EXAMPLES)

@@ -14,7 +14,7 @@ from arq import create_pool
 from arq.connections import RedisSettings
 from arq.worker import Worker
 from redis.asyncio import Redis
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from console.base.config import Settings
 from console.base.db import Database
@@ -281,8 +281,7 @@ async def test_a_worker_killed_mid_send_is_replaced_after_its_lease(
     await queue(db, business_id, key="alert:1:email", channel="email", recipient="o@example.com")
     senders = Senders(settings)
     for notification in await notifications(db):
-        leased = await lease(db, notification.id, now=NOW)
-        assert leased is not None
+        [leased] = await lease(db, [notification.id], now=NOW)
         await senders.for_channel(leased.channel)(leased)  # delivered, then the worker died
     await senders.aclose()
 
@@ -321,6 +320,27 @@ async def test_missing_provider_settings_fail_with_a_clear_error(
         channel: ("failed", f"no provider configured for {channel}")
         for channel in ("sms", "email", "whatsapp")
     }
+
+
+async def test_a_batch_takes_the_writer_a_few_times_not_twice_a_row(
+    db: Database, business_id: uuid.UUID
+) -> None:
+    """Twenty sends failing at once (no provider): leased in one writing transaction, their
+    outcomes written together as they finish, so a lone request's write on SQLite queues
+    behind a few transactions, not forty (issue 23: a hand-off waited 2 s behind a reply's)."""
+    for n in range(20):
+        await queue(db, business_id, key=f"alert:{n}:sms")
+    commits: list[object] = []
+    count = commits.append
+    event.listen(db.engine.sync_engine, "commit", count)
+    try:
+        assert await send(db, provider_settings(db)) == SendReport(failed=20)
+    finally:
+        event.remove(db.engine.sync_engine, "commit", count)
+    # The read of what is due, the leases, and the outcomes (the first alone, then the rest
+    # that finished while it was written); one lease and one outcome a row made 41.
+    assert len(commits) <= 5, len(commits)
+    assert {(n.status, n.attempts) for n in await notifications(db)} == {("failed", 1)}
 
 
 async def test_secrets_never_reach_last_error(
