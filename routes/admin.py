@@ -325,15 +325,27 @@ async def password_form(request: Request) -> Response:
 
 async def set_password(request: Request) -> Response:
     form = await request.form()
-    async with request.app.state.db.transaction() as session:
-        await admin.set_password_from_link(
-            session,
-            secret(request),
-            request.path_params["token"],
-            password=text(form, "password"),
-            repeated=text(form, "repeated"),
-            now=now(request),
-        )
+    try:
+        async with request.app.state.db.transaction() as session:
+            await admin.set_password_from_link(
+                session,
+                secret(request),
+                request.path_params["token"],
+                password=text(form, "password"),
+                repeated=text(form, "repeated"),
+                now=now(request),
+            )
+    except Invalid as refused:
+        async with request.app.state.db.transaction(write=False) as session:
+            person = await admin.user_of_password_link(
+                session, secret(request), request.path_params["token"], now=now(request)
+            )
+        context = {"person": person, "refused": refused}
+        response = render(request, "login/set_password.html", context, status=refused.status)
+        response.headers.update(PRIVATE)
+        return response
     response = see_other(request, "/login")
     response.headers.update(PRIVATE)
     return response
+    """A password refused (too short, the two differ) is the form again with why, beside the
+    field; what was typed in a password field is never sent back."""

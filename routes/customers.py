@@ -8,11 +8,14 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.base.errors import Invalid
 from console.contacts import contact_import, customer_classes, privacy
+from console.contacts.customer_classes import inactive_since
 from console.people.tenancy import visible_businesses
+from console.screens.contact_page import contact_view
 from models import Role
 from routes.access import signed_in, user_of
-from routes.forms import now, see_other, text
+from routes.forms import now, see_other, text, wants_json
 from routes.templating import render
 
 WORKERS = (Role.SECRETARY, Role.ADMIN)
@@ -64,9 +67,13 @@ async def import_report(request: Request) -> Response:
 @signed_in(*WORKERS)
 async def settings_page(request: Request) -> Response:
     """A/B/C on demand and each business's retention period (the admin edits it)."""
+    return render(request, "customers/settings.html", await _settings(request))
+
+
+async def _settings(request: Request, **extra: object) -> dict[str, object]:
     async with request.app.state.db.transaction(write=False) as session:
         businesses = await visible_businesses(session, user_of(request))
-    return render(request, "customers/settings.html", {"businesses": businesses})
+    return {"businesses": businesses, **extra}
 
 
 @signed_in(*WORKERS)
@@ -82,14 +89,17 @@ async def classify(request: Request) -> Response:
 @signed_in(Role.ADMIN)
 async def set_retention(request: Request) -> Response:
     form = await request.form()
-    async with request.app.state.db.transaction() as session:
-        await privacy.set_retention(
-            session,
-            user_of(request),
-            request.path_params["business_id"],
-            text(form, "retention_days"),
-            now=now(request),
-        )
+    business_id, typed = request.path_params["business_id"], text(form, "retention_days")
+    try:
+        async with request.app.state.db.transaction() as session:
+            await privacy.set_retention(
+                session, user_of(request), business_id, typed, now=now(request)
+            )
+    except Invalid as refused:  # the page again, the days as typed beside the reason
+        if wants_json(request):
+            raise
+        context = await _settings(request, refused=refused, typed={business_id: typed})
+        return render(request, "customers/settings.html", context, status=422)
     return see_other(request, "/contacts/settings")
 
 
@@ -116,13 +126,22 @@ async def export(request: Request) -> Response:
 async def erase(request: Request) -> Response:
     """Anonymise the contact on their request (audited); the card stays, empty."""
     form = await request.form()
-    async with request.app.state.db.transaction() as session:
-        contact = await privacy.erase_contact(
-            session,
-            user_of(request),
-            request.path_params["contact_id"],
-            now=now(request),
-            address=request.state.client_address,
-            confirmed=text(form, "confirm") == "erase",
-        )
+    try:
+        async with request.app.state.db.transaction() as session:
+            contact = await privacy.erase_contact(
+                session,
+                user_of(request),
+                request.path_params["contact_id"],
+                now=now(request),
+                address=request.state.client_address,
+                confirmed=text(form, "confirm") == "erase",
+            )
+    except Invalid as refused:  # the card again, the reason beside the box to tick
+        if wants_json(request):
+            raise
+        async with request.app.state.db.transaction(write=False) as session:
+            view = await contact_view(session, user_of(request), request.path_params["contact_id"])
+        context = {"view": view, "inactive_before": inactive_since(now(request))}
+        context["erase_refused"] = refused
+        return render(request, "contacts/show.html", context, status=refused.status)
     return see_other(request, f"/contacts/{contact.id}")

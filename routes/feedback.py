@@ -8,9 +8,11 @@ from starlette.responses import Response
 
 from console.base.errors import Invalid
 from console.leads import feedback
+from console.screens import portal
 from models import Role
-from routes.access import safe_next, signed_in, user_of
+from routes.access import actor, safe_next, signed_in, user_of
 from routes.forms import is_htmx, now, see_other, text, wants_json
+from routes.leads import refused_on_lead
 from routes.templating import render
 
 
@@ -29,13 +31,27 @@ async def comment_on_lead(request: Request) -> Response:
                 request_key=typed["request_key"],
             )
     except Invalid as refused:
-        if wants_json(request) or not is_htmx(request):
+        if wants_json(request):
             raise
+        if not is_htmx(request):  # the page it was sent from again, as typed
+            return await _refused_page(request, refused, typed)
         lead = {"id": request.path_params["lead_id"]}  # the form needs only the address
-        context = {"lead": lead, "refused": refused, "typed": typed}
+        context = {"lead": lead, "refused": refused, "refused_form": "comment", "typed": typed}
         return render(request, "partials/comment_form.html", context, status=422)
     back = safe_next(typed["next"], f"/leads/{comment.lead_id}")
     return see_other(request, f"{back}#comments")
+
+
+async def _refused_page(request: Request, refused: Invalid, typed: dict[str, str]) -> Response:
+    if user_of(request).role != Role.OWNER:
+        return await refused_on_lead(request, refused, "comment", typed)
+    async with request.app.state.db.transaction(write=False) as session:
+        view = await portal.owner_lead(
+            session, actor(request), request.path_params["lead_id"], opened=False
+        )
+    context = {"view": view, "now": now(request), "refused": refused, "typed": typed}
+    context["refused_form"] = "comment"
+    return render(request, "portal/lead.html", context, status=refused.status)
 
 
 @signed_in(Role.ADMIN)

@@ -12,11 +12,12 @@ from starlette.responses import Response
 
 from console.agency import business_hours
 from console.agency.business_hours import Moved, Pair, TypedException, TypedHours
+from console.base.errors import Invalid
 from console.business.hours import DAY_KEYS
 from console.people.tenancy import get_business
 from models import Role
 from routes.access import signed_in, user_of
-from routes.forms import is_htmx, now, see_other, text
+from routes.forms import is_htmx, now, see_other, text, wants_json
 from routes.templating import render
 
 # Where an extra empty window row can be asked for: a weekday, or the special-hours form.
@@ -25,23 +26,35 @@ WINDOW_ROWS = (*DAY_KEYS, "special")
 
 async def _editor(request: Request) -> Response:
     """The page; `?window=mon` adds an empty window row to Monday (htmx gets only that row)."""
-    async with request.app.state.db.transaction(write=False) as session:
-        business = await get_business(session, user_of(request), request.path_params["business_id"])
     window = request.query_params.get("window")
     window = window if window in WINDOW_ROWS else None
     if window and is_htmx(request):
         response = render(request, "partials/hours_window.html", {"prefix": window})
     else:
-        context = {
-            "page": business_hours.hours_page(business, now=now(request)),
-            "zones": business_hours.zone_names(),
-            "window": window,
-            "moved": _moved(request),
-            "base": _base(request, business.id),
-        }
+        context = await _page(request, window=window, moved=_moved(request))
         response = render(request, "agency/hours.html", context)
     response.headers["Vary"] = "HX-Request"
     return response
+
+
+async def _page(request: Request, **extra: object) -> dict[str, object]:
+    async with request.app.state.db.transaction(write=False) as session:
+        business = await get_business(session, user_of(request), request.path_params["business_id"])
+    return {
+        "page": business_hours.hours_page(business, now=now(request)),
+        "zones": business_hours.zone_names(),
+        "base": _base(request, business.id),
+        **extra,
+    }
+
+
+async def _refused(request: Request, refused: Invalid, form: str, typed: object) -> Response:
+    """The form again as typed, the reason beside its field (htmx: that form alone)."""
+    if wants_json(request):
+        raise refused
+    context = await _page(request, refused=refused, refused_form=form, typed=typed)
+    block = "week_form" if form == "week" else "exception_form"
+    return render(request, "agency/hours.html", context, status=422, block=block)
 
 
 async def _save(request: Request) -> Response:
@@ -51,9 +64,14 @@ async def _save(request: Request) -> Response:
         always_open=bool(text(form, "always_open")),
         week={day: _pairs(form, day) for day in DAY_KEYS},
     )
-    async with request.app.state.db.transaction() as session:
-        business = await get_business(session, user_of(request), request.path_params["business_id"])
-        moved = await business_hours.save_hours(session, business, typed, now=now(request))
+    try:
+        async with request.app.state.db.transaction() as session:
+            business = await get_business(
+                session, user_of(request), request.path_params["business_id"]
+            )
+            moved = await business_hours.save_hours(session, business, typed, now=now(request))
+    except Invalid as refused:
+        return await _refused(request, refused, "week", typed)
     return _back(request, business.id, moved)
 
 
@@ -64,9 +82,14 @@ async def _add_exception(request: Request) -> Response:
         closed=text(form, "kind", "closed") == "closed",
         windows=_pairs(form, "special"),
     )
-    async with request.app.state.db.transaction() as session:
-        business = await get_business(session, user_of(request), request.path_params["business_id"])
-        moved = await business_hours.add_exception(session, business, typed, now=now(request))
+    try:
+        async with request.app.state.db.transaction() as session:
+            business = await get_business(
+                session, user_of(request), request.path_params["business_id"]
+            )
+            moved = await business_hours.add_exception(session, business, typed, now=now(request))
+    except Invalid as refused:
+        return await _refused(request, refused, "add-exception", typed)
     return _back(request, business.id, moved)
 
 

@@ -10,14 +10,14 @@ from starlette.responses import Response
 from console.base.errors import Conflict, ConsoleError, Invalid, Throttled
 from console.people import api_tokens, two_factor
 from routes.access import actor, signed_in, user_of
-from routes.forms import is_htmx, now, see_other, text
+from routes.forms import is_htmx, now, see_other, text, wants_json
 from routes.templating import render
 
 TOKENS_PAGE = "/settings/tokens"
 
 
-def _tokens_page(request: Request, context: dict[str, Any]) -> Response:
-    response = render(request, "settings/tokens.html", context, block="tokens")
+def _tokens_page(request: Request, context: dict[str, Any], status: int = 200) -> Response:
+    response = render(request, "settings/tokens.html", context, status=status, block="tokens")
     response.headers["Cache-Control"] = "no-store"  # it may hold a new secret
     return response
 
@@ -34,9 +34,19 @@ async def create_token(request: Request) -> Response:
     """Make a token and show its secret, this once."""
     form = await request.form()
     user = user_of(request)
-    async with request.app.state.db.transaction() as session:
-        made = await api_tokens.create_token(session, user, text(form, "name"), now=now(request))
-        found = await api_tokens.tokens_of(session, user)
+    try:
+        async with request.app.state.db.transaction() as session:
+            made = await api_tokens.create_token(
+                session, user, text(form, "name"), now=now(request)
+            )
+            found = await api_tokens.tokens_of(session, user)
+    except Invalid as refused:  # the list again, the name as typed, the reason beside it
+        if wants_json(request):
+            raise
+        async with request.app.state.db.transaction(write=False) as session:
+            found = await api_tokens.tokens_of(session, user)
+        context = {"tokens": found, "refused": refused, "typed_name": text(form, "name")}
+        return _tokens_page(request, context, status=422)
     context = {"tokens": found, "new_secret": made.secret, "new_name": made.token.name}
     return _tokens_page(request, context)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.base.errors import Invalid
 from console.base.i18n import using_locale
 from console.leads.surveys import Answers, answer_survey, survey_page
 from routes.forms import now, see_other, text
@@ -29,8 +30,19 @@ async def answer(request: Request) -> Response:
     """Record the answers once; a second post changes nothing and shows the same page."""
     form = await request.form()
     answers = Answers(text(form, "stars"), text(form, "recommend"), text(form, "improve"))
-    async with request.app.state.db.transaction() as session:
-        await answer_survey(session, _secret(request), _token(request), answers, now=now(request))
+    try:
+        async with request.app.state.db.transaction() as session:
+            await answer_survey(
+                session, _secret(request), _token(request), answers, now=now(request)
+            )
+    except Invalid as refused:  # the questions again, as answered, the reason beside one
+        async with request.app.state.db.transaction(write=False) as session:
+            view = await survey_page(session, _secret(request), _token(request), now=now(request))
+        with using_locale(view.locale):
+            context = {"view": view, "refused": refused, "typed": answers}
+            response = render(request, "surveys/show.html", context, status=422)
+        response.headers.update(PRIVATE)
+        return response
     response = see_other(request, request.url.path)
     response.headers.update(PRIVATE)
     return response

@@ -7,6 +7,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.base.errors import Conflict
 from console.base.i18n import pick_locale, using_locale
 from console.tasks.task_acks import apply_link, link_view
 from routes.forms import now, see_other
@@ -30,9 +31,17 @@ async def page(request: Request) -> Response:
 
 
 async def confirm(request: Request) -> Response:
-    """Mark it seen or done, then show the page again (a repeat changes nothing)."""
-    async with request.app.state.db.transaction() as session:
-        await apply_link(session, _secret(request), request.path_params["token"], now=now(request))
+    """Mark it seen or done, then show the page again (a repeat changes nothing; a cancelled
+    task: the page again, 409, saying so)."""
+    try:
+        async with request.app.state.db.transaction() as session:
+            await apply_link(
+                session, _secret(request), request.path_params["token"], now=now(request)
+            )
+    except Conflict as refused:  # cancelled meanwhile: the page, which says so
+        response = await page(request)
+        response.status_code = refused.status
+        return response
     response = see_other(request, request.url.path)
     response.headers.update(PRIVATE)
     return response

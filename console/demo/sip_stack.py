@@ -222,9 +222,9 @@ class Caller:
                 start_new_session=True,
             )
 
-    def answer(self) -> None:
+    def answer(self, *, trace: bool = False) -> None:
         """Be the carrier's far end of outgoing calls: listen on the stack's trunk address and
-        answer whatever comes at once."""
+        answer whatever comes at once; with `trace`, its output shows the SIP it receives."""
         (self.home / "config").write_text(
             (self.home / "config")
             .read_text()
@@ -238,7 +238,7 @@ class Caller:
         )
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(  # noqa: S603 (baresip on PATH, our arguments)
-                [self.binary, "-f", str(self.home)],
+                [self.binary, "-f", str(self.home), *(["-s"] if trace else [])],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -333,9 +333,12 @@ class OwnerLead:
     comments: list[Comment]
 
 
-async def owner_lead(session: AsyncSession, viewer: Actor, lead_id: str | uuid.UUID) -> OwnerLead:
+async def owner_lead(
+    session: AsyncSession, viewer: Actor, lead_id: str | uuid.UUID, *, opened: bool = True
+) -> OwnerLead:
     """The lead, everything handled on it, its tasks and the comments on it: outside the
-    viewer's businesses, 404. The opening is in the audit log."""
+    viewer's businesses, 404. The opening is in the audit log (not when the page is drawn again
+    for a form he sent from it: `opened=False`)."""
     user = viewer.person
     lead = await get_lead(session, user, lead_id)
     statement = (
@@ -351,7 +354,8 @@ async def owner_lead(session: AsyncSession, viewer: Actor, lead_id: str | uuid.U
         tasks=await tasks_of_lead(session, user, lead),
         comments=await comments_of_lead(session, lead.id),
     )
-    await record_lead_view(session, lead.id, lead.business_id, actor=viewer, via="portal")
+    if opened:
+        await record_lead_view(session, lead.id, lead.business_id, actor=viewer, via="portal")
     return view
 
 

@@ -364,7 +364,20 @@ async def test_every_refused_form_comes_back_in_place_as_typed(web: object, db: 
             assert typed.format(**places) in html, (case.name, typed)
     assert await count_everything(db) == before  # nothing was written by any of them
 
-    # Without htmx the same refusal is the whole page, in place, not an error page.
+    # Without htmx (a browser without JavaScript) each is the whole page again, as typed, with
+    # the reason beside the field: never an error page.
+    for case in TABLE:
+        answer = await clients[case.who].post(
+            case.path.format(**places),
+            data={"csrf_token": tokens[case.who]}
+            | {name: value.format(**places) for name, value in case.data.items()},
+        )
+        assert answer.status_code == case.status, (case.name, answer.text[:500])
+        assert "<html" in answer.text and f'id="{case.error}"' in answer.text, case.name
+        for typed in case.kept:
+            assert typed.format(**places) in answer.text, (case.name, typed)
+    assert await count_everything(db) == before
+
     plain = await clients["admin"].post(
         f"/agency/businesses/{business.id}/sla",
         data={"csrf_token": tokens["admin"], "minutes": "30", "warn_at_percent": "50,150"},

@@ -195,11 +195,12 @@ async def _story(
             carrier.stop()
             # She calls the caller back from the lead, shown as the business's number.
             callee = Caller(tmp_path, stack, number=CALLER, wav=voice)
-            callee.answer()
+            callee.answer(trace=True)
             await michal.click("[data-phone-dial]")
             await michal.wait_for_selector("#phone[data-state=talking]", timeout=10_000)
-            # The far end sees the business's number (From), not hers.
+            # The far end sees the business's number (From and P-Asserted-Identity), not hers.
             callee.wait_for(r"Call established: sip:\+97235551234@")
+            callee.wait_for(r"P-Asserted-Identity: <sip:\+97235551234@127\.0\.0\.1>")
             await _audio_both_ways(michal, callee)
             # The keypad: a tone reaches the far end (RFC 4733 in the audio).
             await michal.click("#phone-controls [data-phone=keypad]")

@@ -15,6 +15,7 @@ from tests.voice.conftest import SECRET
 pytestmark = pytest.mark.browser
 
 NOT_CONNECTED = {"he": "הטלפון לא מחובר", "en": "Phone not connected"}
+HOW = {"he": "איך מחברים", "en": "How to connect"}
 RECONNECTING = {"he": "הטלפון מתחבר מחדש", "en": "Phone reconnecting"}
 FAKE_MEDIA = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 
@@ -70,8 +71,12 @@ async def _console(browser: Any, url: str, lang: str, expected: str, state: str)
     await badge.get_by_text(expected).wait_for(timeout=15_000)
     if state:
         assert await badge.get_attribute("data-state") == state
-    if state == "off":  # how to connect it, on the badge (its title)
-        assert "deploy/sip/README.md" in (await badge.get_attribute("title") or "")
+    if state == "off":  # how to connect it: in the top bar, opened by a click (or a tap)
+        await badge.get_by_text(HOW[lang]).click()
+        help_text = badge.locator(".phone-help")
+        await help_text.wait_for()  # shown, not a tooltip
+        assert "deploy/sip/README.md" in await help_text.inner_text()
+        assert await help_text.is_visible()
     assert not await page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
     # Everything else works: the new-call form opens.
     await page.goto(f"{url}/leads/new")
