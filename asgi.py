@@ -25,6 +25,7 @@ from console.base.db import Database
 from console.base.errors import ConsoleError
 from console.base.i18n import LOCALES, format_local, using_locale
 from console.base.jobs import InProcessRunner
+from console.base.metrics import Metrics
 from console.base.migrate import upgrade
 from console.base.ratelimit import limiter_for
 from console.base.scheduler import ArqScheduler, LocalScheduler, Scheduler, schedule_queued
@@ -36,6 +37,7 @@ from routes import routes
 from routes.errors import WhenDatabaseDown, console_error, http_error, server_error
 from routes.live import Fragments, read_access
 from routes.middleware import Cookies, Guard, Sessions, redact_access_log
+from routes.observe import Observe
 from routes.templating import env as templates
 from routes.text_inputs import TextInputs
 from workers.notifications import send_notifications
@@ -66,7 +68,10 @@ def create_app(
     hub.render, hub.batch = fragments, fragments.batch
     hub.access = partial(read_access, db)
     db.after_commit.append(hub.publish)
-    jobs_ctx: dict[str, Any] = {"db": db, "settings": settings}
+    metrics = Metrics()
+    metrics.hub = hub
+    db.after_commit.append(metrics.published)
+    jobs_ctx: dict[str, Any] = {"db": db, "settings": settings, "metrics": metrics}
     scheduler: Scheduler = (
         ArqScheduler(settings.redis_url)
         if settings.redis_url
@@ -76,7 +81,8 @@ def create_app(
                 "send_notifications": lambda: send_notifications(jobs_ctx),
             }
             if run_jobs
-            else {}  # tests drive the jobs themselves
+            else {},  # tests drive the jobs themselves
+            observe=metrics.job_done,
         )
     )
     db.after_commit.append(lambda items: schedule_queued(scheduler, items))
@@ -109,6 +115,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(Observe, metrics=metrics),
             Middleware(Guard, settings=settings),
             Middleware(WhenDatabaseDown),
             Middleware(Sessions, settings=settings, db=db, cookies=cookies),
@@ -129,7 +136,8 @@ def create_app(
     app.state.hub = hub
     app.state.clock = clock or SystemClock()
     app.state.limiter = limiter_for(redis)
-    app.state.arrivals = ArrivalWriter(db)
+    app.state.metrics = metrics
+    app.state.arrivals = ArrivalWriter(db, counted=metrics.arrived)
     return app
 
 

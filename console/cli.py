@@ -51,6 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--call-length", type=float, default=25.0, metavar="SECONDS")
     demo.set_defaults(run=run_demo)
 
+    check = commands.add_parser(
+        "check", help="say in plain words what in the settings is missing or wrong"
+    )
+    check.set_defaults(run=run_check)
+
+    saved = commands.add_parser(
+        "backup", help="copy the whole database to FILE, consistent, while the console runs"
+    )
+    saved.add_argument("file", metavar="FILE")
+    saved.set_defaults(run=run_backup)
+
+    restored = commands.add_parser(
+        "restore", help="put a backup FILE in place of what the database holds now"
+    )
+    restored.add_argument("file", metavar="FILE")
+    restored.set_defaults(run=run_restore)
+
     migrate = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(run=lambda s, a: _with_db(s, upgrade))
 
@@ -173,18 +190,77 @@ def _with_db(settings: Settings, work: Callable[[Database], Awaitable[Any]]) -> 
     return asyncio.run(run())
 
 
+def run_backup(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from console.base import backups
+
+    try:
+        done = backups.backup(settings.database_url, Path(args.file))
+    except backups.BackupError as error:
+        print(f"mazkira backup: {error}", file=sys.stderr)
+        return 1
+    print(f"{done.kind} backup written to {done.path} ({done.size:,} bytes)")
+    print("Keep SECRET_KEY (or the .secret file beside a SQLite database) with it: sessions,")
+    print("signed links and two-factor secrets need it after a restore.")
+    return 0
+
+
+def run_restore(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from console.base import backups
+
+    try:
+        done = backups.restore(settings.database_url, Path(args.file))
+    except backups.BackupError as error:
+        print(f"mazkira restore: {error}", file=sys.stderr)
+        return 1
+    print(f"{done.kind} backup {done.path} restored; run `mazkira migrate` if it is older")
+    return 0
+
+
+def run_check(settings: Settings, args: argparse.Namespace) -> int:
+    from console.base import checkup
+
+    found = asyncio.run(checkup.run(settings))
+    print(found.report())
+    return 1 if found.count(checkup.PROBLEM) else 0
+
+
 def run_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import logging
+
+    from console.base import checkup, logs
+
+    logs.configure(settings.log_format)  # the check's lines as the server's (JSON or text)
+    log = logging.getLogger("mazkira.check")
+    found = asyncio.run(checkup.run(settings))
+    for finding in found.findings:
+        if finding.level == checkup.PROBLEM:
+            log.error("%s: %s", finding.part, finding.text)
+    log.info("%s (`mazkira check` says more)", found.summary())
+    if found.fatal:
+        log.error("not starting until that is fixed")
+        return 1
     serve(
-        "asgi:app", host=args.host, port=args.port, header_timeout=settings.header_timeout_seconds
+        "asgi:app",
+        host=args.host,
+        port=args.port,
+        header_timeout=settings.header_timeout_seconds,
+        log_format=settings.log_format,
     )
     return 0
 
 
-def serve(app: str, *, host: str, port: int, header_timeout: int = 20) -> None:
+def serve(
+    app: str, *, host: str, port: int, header_timeout: int = 20, log_format: str = "text"
+) -> None:
     """uvicorn as `mazkira serve` runs it (`bench.intake` serves its ceiling app the same way)."""
     import uvicorn
 
     from asgi import header_deadline
+    from console.base import logs
 
     # SQLite's driver runs each statement in a thread of its own, whose answer then waits for
     # the event loop's thread to let go of the interpreter lock, up to the whole switch interval
@@ -206,6 +282,7 @@ def serve(app: str, *, host: str, port: int, header_timeout: int = 20) -> None:
         # costs CPU for every console, to save little on rows of a few KB it gets a few a minute.
         ws_per_message_deflate=False,
         log_level="info",
+        log_config=logs.config(log_format),  # LOG_FORMAT: text, or JSON lines
     )
 
 
@@ -298,18 +375,15 @@ def _serve_with_demo_phone(settings: Settings, args: argparse.Namespace, lines: 
 
 
 def run_worker(settings: Settings, args: argparse.Namespace) -> int:
-    import logging
-
     from arq.worker import run_worker as arq_run_worker
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
+    from console.base import logs
     from workers.settings import worker_settings
 
     # arq's line per job, with the time, as `mazkira serve` logs its requests.
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_format)
     try:
         arq_run_worker(worker_settings(settings))
     except (RedisConnectionError, RedisTimeoutError) as error:

@@ -259,6 +259,8 @@ routes = [
     WebSocketRoute("/ws", live.live_socket),
     # machines
     Route("/healthz", health.healthz, methods=["GET"]),
+    Route("/readyz", health.readyz, methods=["GET"]),
+    Route("/metrics", health.metrics, methods=["GET"]),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]
     Route("/api/v1/webhooks", api.list_webhooks, methods=["GET"]),

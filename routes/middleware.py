@@ -36,7 +36,16 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # the SIP server (signed with the secret it shares with us).
 CSRF_EXEMPT_PREFIXES = ("/intake/", "/api/", "/ack/", "/survey/", "/sip/")
 # The API (bearer token) and the webhooks (signature or key) need no session lookup, no cookies.
-NO_SESSION_PREFIXES = ("/static/", "/healthz", "/api/", "/intake/", "/calendar/", "/sip/")
+NO_SESSION_PREFIXES = (
+    "/static/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/api/",
+    "/intake/",
+    "/calendar/",
+    "/sip/",
+)
 
 # Signed links carry their token in the path (set-password, task, survey, calendar feed).
 SIGNED_LINK = re.compile(r"^(/(?:invite|ack|survey|calendar)/)[^/?#]+")

@@ -15,6 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from console.base.config import Settings
 from console.base.db import Database
 from console.base.jobs import Periodic
+from console.base.logs import carrying
 from console.base.scheduler import ArqScheduler, schedule_queued
 from console.channels.notify import Senders
 from console.live.events import LiveEvent
@@ -89,10 +90,11 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
     if not settings.redis_url:
         raise ValueError("mazkira worker needs REDIS_URL; without it jobs run inside mazkira serve")
     return {
-        "functions": [job.function for job in PERIODIC],
+        # each run logs under the id of the request that asked for it (or its own name)
+        "functions": [carrying(job.function) for job in PERIODIC],
         "cron_jobs": [
             cron(
-                job.function,  # type: ignore[arg-type]
+                carrying(job.function),  # type: ignore[arg-type]
                 second=job.seconds(),
                 minute=job.minutes(),
                 unique=True,

@@ -93,6 +93,10 @@ class Settings:
     webhook_bad_signatures_per_address: int = 20
     # JSON API calls per minute per token (0: no limit).
     api_rate_per_token: int = 600
+    # `/metrics` answers only a bearer of this token (unset: no such page); log lines as text
+    # for a person or as JSON for a collector.
+    metrics_token: str | None = None
+    log_format: str = "text"
 
     @property
     def is_sqlite(self) -> bool:
@@ -168,6 +172,8 @@ class Settings:
             intake_rate_per_address=_int(env, "INTAKE_RATE_PER_ADDRESS", 60),
             webhook_bad_signatures_per_address=_int(env, "WEBHOOK_BAD_SIGNATURES_PER_ADDRESS", 20),
             api_rate_per_token=_int(env, "API_RATE_PER_TOKEN", 600),
+            metrics_token=env.get("METRICS_TOKEN") or None,
+            log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
         )
 
 
@@ -213,6 +219,14 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first when unset), in any case."""
+    raw = (env.get(name) or choices[0]).strip().lower()
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
 
 
 def _flag(env: dict[str, str], name: str) -> bool:

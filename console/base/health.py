@@ -7,8 +7,10 @@ from collections.abc import Awaitable
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from console.base.db import Database
+from console.base.migrate import pending
 
 TIMEOUT_SECONDS = 2.0
 
@@ -18,6 +20,18 @@ async def check(db: Database, redis: Redis | None) -> dict[str, str]:
     if redis is None:
         return {"database": database, "redis": "disabled"}
     return {"database": database, "redis": await _probe(_ping_redis(redis))}
+
+
+async def ready(db: Database, redis: Redis | None) -> dict[str, str]:
+    """`check`, and whether the schema is the one the code needs."""
+    state = await check(db, redis)
+    if state["database"] != "ok":
+        return {**state, "migrations": "unknown"}
+    try:
+        behind = await asyncio.wait_for(pending(db), TIMEOUT_SECONDS)
+    except (TimeoutError, SQLAlchemyError, OSError):
+        return {**state, "migrations": "unknown"}
+    return {**state, "migrations": "behind" if behind else "ok"}
 
 
 async def _ping_redis(redis: Redis) -> bool:

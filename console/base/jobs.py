@@ -44,10 +44,14 @@ class InProcessRunner:
 
     async def _loop(self, job: Periodic) -> None:
         while True:
+            name = job.function.__name__
             try:
-                await job.function(self.ctx)
+                result = await job.function(self.ctx)
             except Exception:
-                log.exception("job %s failed; it runs again on schedule", job.function.__name__)
+                log.exception("job %s failed; it runs again on schedule", name)
+                observe(self.ctx, name, None, failed=True)
+            else:
+                observe(self.ctx, name, result)
             await asyncio.sleep(job.every_seconds)
 
     async def stop(self) -> None:
@@ -55,3 +59,10 @@ class InProcessRunner:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks = []
+
+
+def observe(ctx: dict[str, Any], name: str, result: object, *, failed: bool = False) -> None:
+    """A run counted for `/metrics`, when the process keeps them (`ctx["metrics"]`)."""
+    metrics = ctx.get("metrics")
+    if metrics is not None:
+        metrics.job_done(name, result, failed=failed)

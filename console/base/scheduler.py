@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from console.base.logs import current_request_id
+
 log = logging.getLogger("mazkira.scheduler")
 
 # Runs are grouped in tenth-of-a-second slots, each run at the end of its slot: leads due
@@ -48,8 +50,15 @@ class Scheduler(Protocol):
 
 
 class LocalScheduler:
-    def __init__(self, jobs: dict[str, Callable[[], Awaitable[Any]]]) -> None:
+    def __init__(
+        self,
+        jobs: dict[str, Callable[[], Awaitable[Any]]],
+        observe: Callable[..., None] | None = None,
+    ) -> None:
+        """`observe(name, result, failed=...)` is told of each run (for `/metrics`). A run
+        carries the context of the commit that asked for it: its request's id in the logs."""
         self.jobs = jobs
+        self.observe = observe
         self.pending: dict[tuple[str, int], asyncio.TimerHandle] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
 
@@ -68,9 +77,14 @@ class LocalScheduler:
 
     async def _run(self, job: str) -> None:
         try:
-            await self.jobs[job]()
+            result = await self.jobs[job]()
         except Exception:
             log.exception("scheduled %s failed; its periodic run will catch up", job)
+            if self.observe is not None:
+                self.observe(job, None, failed=True)
+        else:
+            if self.observe is not None:
+                self.observe(job, result)
 
     async def stop(self) -> None:
         for handle in self.pending.values():
@@ -99,6 +113,7 @@ class ArqScheduler:
         slot = _slot(moment)
         await self.pool.enqueue_job(
             job,
+            request_id=current_request_id.get(),  # its log lines carry the asking request's id
             _job_id=f"{job}:{slot}",
             _defer_until=datetime.fromtimestamp(slot / SLOTS_PER_SECOND, UTC),
         )

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from console.base.db import Database, unavailable
-from console.base.errors import Invalid
+from console.base.errors import ConsoleError, Invalid
 from console.intake.arrivals import Answer, Arrival, Arrived, write
 
 # At most this many arrivals in one transaction.
@@ -34,8 +34,16 @@ class ArrivalWriter:
     SQLite has one writer, so one group is written at a time; PostgreSQL takes `parallel`
     groups at once, so that one group's Python work runs while another waits on the server."""
 
-    def __init__(self, db: Database, *, group: int = GROUP, parallel: int | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        group: int = GROUP,
+        parallel: int | None = None,
+        counted: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.db = db
+        self.counted = counted  # (channel, outcome) of each arrival answered: for /metrics
         self.group = group
         self.parallel = parallel or (1 if db.is_sqlite else PARALLEL_GROUPS)
         self.waiting: list[tuple[Arrival, asyncio.Future[Arrived]]] = []
@@ -52,7 +60,18 @@ class ArrivalWriter:
             writer = asyncio.create_task(self._write_waiting())
             self.writers.add(writer)  # kept referenced while it runs
             writer.add_done_callback(self.writers.discard)
-        return await answer
+        if self.counted is None:
+            return await answer
+        try:
+            arrived = await answer
+        except ConsoleError:
+            self.counted(arrival.channel, "refused")
+            raise
+        except Exception:
+            self.counted(arrival.channel, "failed")
+            raise
+        self.counted(arrival.channel, "written")
+        return arrived
 
     async def receive_all(self, arrivals: Sequence[Arrival]) -> list[Arrived | Exception]:
         """Several arrivals of one request (a provider's batch), each answered on its own."""
