@@ -23,8 +23,8 @@ from models.sla import SlaPolicy, TaskPolicy
 from models.tasks import Task
 from models.tenancy import Business, OwnerMembership, Role, SecretaryAssignment, User
 from models.voice import Call
-
 from models.webhooks import WebhookCursor, WebhookDelivery, WebhookEndpoint
+
 __all__ = [
     "AgencySettings",
     "AgentStateSpan",
@@ -63,7 +63,7 @@ __all__ = [
     "TaskPolicy",
     "User",
     "UserSession",
-]
     "WebhookCursor",
     "WebhookDelivery",
     "WebhookEndpoint",
+]

@@ -37,8 +37,8 @@ from routes import (
     task_acks,
     tasks,
     wallboard,
-)
     webhooks,
+)
 from routes.templating import TEMPLATES
 
 STATIC = TEMPLATES.parent / "static"
@@ -169,8 +169,6 @@ routes = [
     Route("/agency/webhooks/{endpoint_id}/resume", webhooks.resume, methods=["POST"]),
     Route("/agency/webhooks/{endpoint_id}/delete", webhooks.delete, methods=["POST"]),
     Route("/agency/webhooks/deliveries/{delivery_id}/replay", webhooks.replay, methods=["POST"]),
-    # the demo's outbox: what it would have sent, had a provider been configured (demo only)
-    Route("/demo/outbox", demo.outbox, methods=["GET"]),
     Route("/agency/users/{user_id}/password", admin.reset_password, methods=["POST"]),
     Route("/agency/users/{user_id}/sessions/end", admin.end_sessions, methods=["POST"]),
     Route("/agency/users/{user_id}/two-factor/reset", admin.reset_two_factor, methods=["POST"]),
@@ -255,6 +253,8 @@ routes = [
     Route("/api/v1/tasks/{task_id}", api.show_task, methods=["GET"]),
     Route("/api/v1/tasks/{task_id}/done", api.mark_task_done, methods=["POST"]),
     Route("/api/v1/kpis", api.kpis, methods=["GET"]),
+    Route("/api/v1/webhooks", api.list_webhooks, methods=["GET"]),
+    Route("/api/v1/webhooks", api.create_webhook, methods=["POST"]),
     # the live console: one socket per open page
     WebSocketRoute("/ws", live.live_socket),
     # machines
@@ -263,5 +263,3 @@ routes = [
     Route("/metrics", health.metrics, methods=["GET"]),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]
-    Route("/api/v1/webhooks", api.list_webhooks, methods=["GET"]),
-    Route("/api/v1/webhooks", api.create_webhook, methods=["POST"]),

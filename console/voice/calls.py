@@ -476,6 +476,7 @@ async def _ended(session: AsyncSession, call: Call, reason: str, *, now: datetim
         seconds=round(talked),
     )
 
+
 @dataclass(frozen=True)
 class Banner:
     """What her console shows while the call rings: whose line, what to say, who calls."""
