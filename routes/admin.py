@@ -241,9 +241,12 @@ async def invite(request: Request) -> Response:
 @signed_in(Role.ADMIN)
 async def change_role(request: Request) -> Response:
     form = await request.form()
-    async with request.app.state.db.transaction() as session:
-        person = await admin.get_user(session, request.path_params["user_id"])
-        await admin.change_role(session, actor(request), person, text(form, "role"))
+    try:
+        async with request.app.state.db.transaction() as session:
+            person = await admin.get_user(session, request.path_params["user_id"])
+            await admin.change_role(session, actor(request), person, text(form, "role"))
+    except Invalid as refused:
+        return await _refused_on_row(request, refused)
     await request.app.state.hub.end_sessions(user_id=str(person.id))
     return see_other(request, "/agency/users")
 
@@ -252,12 +255,23 @@ async def change_role(request: Request) -> Response:
 async def set_user_active(request: Request) -> Response:
     form = await request.form()
     active = text(form, "active") == "1"
-    async with request.app.state.db.transaction() as session:
-        person = await admin.get_user(session, request.path_params["user_id"])
-        await admin.set_user_active(session, actor(request), person, active=active)
+    try:
+        async with request.app.state.db.transaction() as session:
+            person = await admin.get_user(session, request.path_params["user_id"])
+            await admin.set_user_active(session, actor(request), person, active=active)
+    except Invalid as refused:
+        return await _refused_on_row(request, refused)
     if not active:
         await request.app.state.hub.end_sessions(user_id=str(person.id))
     return see_other(request, "/agency/users")
+
+
+async def _refused_on_row(request: Request, refused: Invalid) -> Response:
+    """The people page again, the reason in the row of the person it was about (422)."""
+    if wants_json(request):
+        raise refused
+    row = {"row_refused": refused, "refused_user": request.path_params["user_id"]}
+    return await _people(request, status=refused.status, **row)
 
 
 @signed_in(Role.ADMIN)

@@ -213,6 +213,27 @@ TABLE = [
         ['value="2026-12-01"', 'value="10:00"'],
     ),
     Refusal(
+        "an admin changing her own role",
+        "admin",
+        "/agency/users/{admin}/role",
+        {"role": "secretary"},
+        422,
+        "user-{admin}",
+        "user-{admin}-error",
+        ['<option value="admin" selected>'],
+        whole_page=True,
+    ),
+    Refusal(
+        "an admin deactivating herself",
+        "admin",
+        "/agency/users/{admin}/active",
+        {"active": "0"},
+        422,
+        "user-{admin}",
+        "user-{admin}-error",
+        whole_page=True,
+    ),
+    Refusal(
         "a retention that is no number",
         "admin",
         "/contacts/settings/{business}/retention",
@@ -302,9 +323,7 @@ NOTHING_TO_TYPE = {
     "/contacts/{contact_id}/export": "a download",
     "/settings/tokens/{token_id}/revoke": "a button",
     "/settings/two-factor/start": "a button",
-    "/agency/users/{user_id}/role": "a choice of roles",
     "/agency/users/{user_id}/addressed-as": "a choice of three",
-    "/agency/users/{user_id}/active": "a button",
     "/agency/users/{user_id}/password": "a button",
     "/agency/users/{user_id}/sessions/end": "a button",
     "/agency/users/{user_id}/two-factor/reset": "a button",
@@ -391,6 +410,7 @@ async def test_every_other_refused_form_comes_back_in_place(web: object, db: Dat
         "survey": SurveyLinks(SECRET, None).token(survey.id, now=NOON),
         "ack": TaskLinks(SECRET, None).token(cancelled.id, w.avi.id, "done", now=NOON),
         "invite": "",
+        "admin": str(w.admin.id),
     }
     transport = httpx.ASGITransport(app=web)  # type: ignore[arg-type]
     clients: dict[str, httpx.AsyncClient] = {}
