@@ -178,11 +178,18 @@ async def set_business_active(request: Request) -> Response:
 async def assign(request: Request) -> Response:
     """Assign a secretary, or change whether she is the business's backup."""
     form = await request.form()
-    async with request.app.state.db.transaction() as session:
-        found = await admin.get_business(session, request.path_params["business_id"])
-        person = await admin.get_user(session, text(form, "user_id"))
-        backup = text(form, "backup") == "1"
-        await admin.assign(session, actor(request), found, person, backup=backup)
+    typed = {"user_id": text(form, "user_id"), "backup": text(form, "backup")}
+    try:
+        async with request.app.state.db.transaction() as session:
+            found = await admin.get_business(session, request.path_params["business_id"])
+            person = await admin.get_user(session, typed["user_id"])
+            backup = typed["backup"] == "1"
+            await admin.assign(session, actor(request), found, person, backup=backup)
+    except Invalid as refused:  # the page again, her choice kept, the reason beside it
+        if wants_json(request):
+            raise
+        context = await _business_page(request, assign_refused=refused, assign_typed=typed)
+        return render(request, "agency/business.html", context, status=refused.status)
     return see_other(request, f"/agency/businesses/{found.id}#secretaries")
 
 

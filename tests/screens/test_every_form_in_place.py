@@ -39,7 +39,7 @@ from models import (
 )
 from routes import routes
 from tests.conftest import SECRET
-from tests.factories import MovableClock, csrf_token, sign_in
+from tests.factories import MovableClock, csrf_token, make_user, sign_in
 from tests.screens import test_forms_in_place
 from tests.screens.test_portal import SUNDAY_9, handled, world
 
@@ -234,6 +234,17 @@ TABLE = [
         whole_page=True,
     ),
     Refusal(
+        "a deactivated secretary assigned",
+        "admin",
+        "/agency/businesses/{business}/assignments",
+        {"user_id": "{gone}", "backup": "1"},
+        422,
+        "assign",
+        "assign-user_id-error",
+        ['value="{gone}" selected', 'name="backup" value="1" checked'],
+        whole_page=True,
+    ),
+    Refusal(
         "a retention that is no number",
         "admin",
         "/contacts/settings/{business}/retention",
@@ -329,7 +340,6 @@ NOTHING_TO_TYPE = {
     "/agency/users/{user_id}/two-factor/reset": "a button",
     "/agency/two-factor": "a switch",
     "/agency/businesses/{business_id}/active": "a button",
-    "/agency/businesses/{business_id}/assignments": "a choice of the agency's secretaries",
     "/agency/businesses/{business_id}/assignments/{user_id}/remove": "a button",
     "/agency/businesses/{business_id}/script/owner-publish": "a switch",
     "/agency/businesses/{business_id}/replies/{reply_id}/remove": "a button",
@@ -396,6 +406,8 @@ async def test_every_other_refused_form_comes_back_in_place(web: object, db: Dat
         cancelled, done = made
         await tasks.set_task_status(session, w.michal, cancelled.id, "cancelled", now=NOON)
         await tasks.set_task_status(session, w.michal, done.id, "done", now=NOON)
+        gone = await make_user(session, "secretary", name="נועה שעזבה")
+        gone.active = False
         lead = await session.get_one(Lead, call.lead_id)
         survey = await surveys.start_survey(session, lead, links=None, now=NOON)
     assert survey is not None
@@ -411,6 +423,7 @@ async def test_every_other_refused_form_comes_back_in_place(web: object, db: Dat
         "ack": TaskLinks(SECRET, None).token(cancelled.id, w.avi.id, "done", now=NOON),
         "invite": "",
         "admin": str(w.admin.id),
+        "gone": str(gone.id),
     }
     transport = httpx.ASGITransport(app=web)  # type: ignore[arg-type]
     clients: dict[str, httpx.AsyncClient] = {}
