@@ -70,6 +70,7 @@ class User(Base):
         CheckConstraint("role IN ('admin', 'secretary', 'owner')", name="role"),
         CheckConstraint("email = lower(email)", name="email_lowercase"),
         CheckConstraint("away_kind IN ('meeting', 'vacation', 'away')", name="away_kind"),
+        CheckConstraint("addressed_as IN ('plural', 'feminine', 'masculine')", name="addressed_as"),
     )
 
     id: Mapped[uuid.UUID] = id_column()
@@ -80,6 +81,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     locale: Mapped[str] = mapped_column(String(8), default="he")
+    # How the Hebrew interface speaks to this person (console/base/i18n.FORMS).
+    addressed_as: Mapped[str] = mapped_column(String(16), default="plural", server_default="plural")
     # Where alerts and reminders reach this person: "email", "sms" or "whatsapp".
     phone: Mapped[str | None] = mapped_column(String(20), default=None)
     notify_channel: Mapped[str] = mapped_column(String(16), default="email", server_default="email")

@@ -141,6 +141,8 @@ routes = [
     Route("/contacts/{contact_id}", contacts.show, methods=["GET"]),
     Route("/contacts/{contact_id}", contacts.update, methods=["POST"]),
     # the user's own settings
+    Route("/settings/addressing", settings.addressing_page, methods=["GET"]),
+    Route("/settings/addressing", settings.set_addressing, methods=["POST"]),
     Route("/settings/tokens", settings.tokens, methods=["GET"]),
     Route("/settings/tokens", settings.create_token, methods=["POST"]),
     Route("/settings/tokens/{token_id}/revoke", settings.revoke_token, methods=["POST"]),
@@ -160,6 +162,7 @@ routes = [
     Route("/agency/users", admin.users, methods=["GET"]),
     Route("/agency/users", admin.invite, methods=["POST"]),
     Route("/agency/users/{user_id}/role", admin.change_role, methods=["POST"]),
+    Route("/agency/users/{user_id}/addressed-as", admin.set_addressed_as, methods=["POST"]),
     Route("/agency/users/{user_id}/active", admin.set_user_active, methods=["POST"]),
     # the demo's outbox: what it would have sent, had a provider been configured (demo only)
     Route("/demo/outbox", demo.outbox, methods=["GET"]),

@@ -259,6 +259,17 @@ async def change_role(request: Request) -> Response:
 
 
 @signed_in(Role.ADMIN)
+async def set_addressed_as(request: Request) -> Response:
+    """How the Hebrew interface speaks to this person, set for them."""
+    form = await request.form()
+    async with request.app.state.db.transaction() as session:
+        await admin.set_addressed_as(
+            session, actor(request), request.path_params["user_id"], text(form, "addressed_as")
+        )
+    return see_other(request, "/agency/users")
+
+
+@signed_in(Role.ADMIN)
 async def set_user_active(request: Request) -> Response:
     form = await request.form()
     active = text(form, "active") == "1"

@@ -25,7 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from console.base.db import Database
 from console.base.errors import NotFound
-from console.base.i18n import current_locale, using_locale
+from console.base.i18n import DEFAULT_FORM, addressing, current_locale, using_locale
 from console.leads.leads import QueueRow, get_lead
 from console.live import events as event_log
 from console.live.events import LiveEvent
@@ -298,7 +298,9 @@ class Fragments:
         self.viewers = hub_viewers
 
     async def __call__(self, event: LiveEvent, audience: Audience) -> str | None:
-        with using_locale(audience.locale):
+        # An audience shares one rendering, so it reads in the neutral form, whoever's request
+        # committed the event (the form of address is that request's context otherwise).
+        with using_locale(audience.locale), addressing(DEFAULT_FORM):
             parts = await self._parts(event, audience)
         if not parts:
             return None

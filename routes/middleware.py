@@ -253,6 +253,7 @@ class Sessions:
         i18n.set_locale(
             i18n.pick_locale(request.cookies.get(LOCALE_COOKIE), user.locale if user else None)
         )
+        i18n.set_form(user.addressed_as if user else None)
         if needs_csrf(scope):
             receive, provided = await self.csrf_from(scope, receive)
             expected = state["csrf_token"]

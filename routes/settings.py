@@ -1,4 +1,5 @@
-"""The user's own settings: personal API tokens and two-factor sign-in."""
+"""The user's own settings: how the interface addresses them, personal API tokens and two-factor
+sign-in."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.agency import admin
 from console.base.errors import Conflict, ConsoleError, Invalid, Throttled
+from console.base.i18n import addressing
 from console.people import api_tokens, two_factor
 from routes.access import actor, signed_in, user_of
 from routes.forms import is_htmx, now, see_other, text, wants_json
@@ -134,3 +137,27 @@ async def _refused_turning_off(request: Request, refused: ConsoleError) -> Respo
     if isinstance(refused, Throttled):
         response.headers["Retry-After"] = str(refused.retry_after)
     return response
+
+
+# --- how the Hebrew interface addresses her or him --------------------------------------------
+
+
+@signed_in()
+async def addressing_page(request: Request) -> Response:
+    return render(request, "settings/addressing.html", {"chosen": user_of(request).addressed_as})
+
+
+@signed_in()
+async def set_addressing(request: Request) -> Response:
+    form = await request.form()
+    chosen = text(form, "addressed_as")
+    try:
+        async with request.app.state.db.transaction() as session:
+            user = await admin.set_addressed_as(
+                session, actor(request), user_of(request).id, chosen
+            )
+    except Invalid as refused:  # only a tampered form: the choices again, the reason beside them
+        context = {"chosen": chosen, "refused": refused}
+        return render(request, "settings/addressing.html", context, status=422)
+    with addressing(user.addressed_as):  # the page that says so already speaks the new way
+        return render(request, "settings/addressing.html", {"chosen": chosen, "saved": True})

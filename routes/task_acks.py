@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from console.base.errors import Conflict
-from console.base.i18n import pick_locale, using_locale
+from console.base.i18n import addressing, pick_locale, using_locale
 from console.tasks.task_acks import apply_link, link_view
 from routes.forms import now, see_other
 from routes.middleware import LOCALE_COOKIE
@@ -24,7 +24,8 @@ async def page(request: Request) -> Response:
         view = await link_view(
             session, _secret(request), request.path_params["token"], now=now(request)
         )
-    with using_locale(pick_locale(request.cookies.get(LOCALE_COOKIE), view.locale)):
+    locale = pick_locale(request.cookies.get(LOCALE_COOKIE), view.locale)
+    with using_locale(locale), addressing(view.task.assignee.addressed_as):
         response = render(request, "tasks/ack.html", {"view": view, "now": now(request)})
     response.headers.update(PRIVATE)
     return response

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.db import after_commit
 from console.base.errors import ConsoleError, Invalid, NotFound
+from console.base.i18n import FORMS
 from console.contacts.privacy import apply_retention, parse_retention
 from console.people import accounts
 from console.people.audit import Actor, record_action
@@ -398,3 +399,19 @@ async def staffing_gaps(session: AsyncSession) -> list[StaffingGap]:
         )
     ).all()
     return [StaffingGap(business, int(n), int(b)) for business, n, b in rows]
+
+
+async def set_addressed_as(
+    session: AsyncSession, actor: Actor, user_id: str | uuid.UUID, form: str
+) -> User:
+    """How the Hebrew interface speaks to this person (they choose it, or an admin for them)."""
+    if form not in FORMS:
+        raise Invalid("Choose feminine, masculine or neutral plural.", field="addressed_as")
+    user = await get_user(session, user_id)
+    if user.addressed_as != form:
+        previous, user.addressed_as = user.addressed_as, form
+        await session.flush()
+        await record_action(
+            session, actor, "user.addressed_as_changed", subject=user, form=form, previous=previous
+        )
+    return user

@@ -3,6 +3,11 @@
 Extracts every translatable string (templates' {% trans %} and _(), gettext() calls, and the
 messages of the console's errors), merges them into console/base/locale/he/LC_MESSAGES/messages.po,
 and lists what still has no Hebrew. A test fails while anything is untranslated.
+
+A string that addresses the reader ("Choose…", "Enter…", "your…") has, beside its plain Hebrew (the
+neutral plural), a feminine and a masculine form under msgctxt "feminine" and "masculine"
+(console/base/i18n.py). The code has no marker for them: the forms are written in the catalog, kept
+while their English is still in the code, and a string with one form must have both.
 """
 
 from __future__ import annotations
@@ -10,11 +15,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from babel.messages.catalog import Catalog
+from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
-from console.base.i18n import LOCALE_DIR
+from console.base.i18n import DEFAULT_FORM, FORMS, LOCALE_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 ERRORS = (
@@ -59,7 +64,12 @@ def load_hebrew() -> Catalog:
         return read_po(handle, locale="he")
 
 
+GENDERED = tuple(form for form in FORMS if form != DEFAULT_FORM)
+
+
 def untranslated(catalog: Catalog) -> list[str]:
+    """The English of every message without Hebrew, or with one gendered form but not the other
+    (listed as "feminine: Choose…")."""
     missing = []
     for message in catalog:
         if not message.id:
@@ -67,12 +77,28 @@ def untranslated(catalog: Catalog) -> list[str]:
         strings = message.string if isinstance(message.string, tuple) else (message.string,)
         if message.fuzzy or not all(strings):
             missing.append(message.id if isinstance(message.id, str) else message.id[0])
-    return missing
+        if message.context in GENDERED:
+            for form in GENDERED:
+                if catalog.get(message.id, context=form) is None:
+                    missing.append(f"{form}: {message.id}")
+    return list(dict.fromkeys(missing))
+
+
+def addressed_forms(catalog: Catalog) -> list[Message]:
+    return [message for message in catalog if message.id and message.context in GENDERED]
 
 
 def main() -> int:
     hebrew = load_hebrew()
-    hebrew.update(extract(), no_fuzzy_matching=True)
+    forms = addressed_forms(hebrew)
+    template = extract()
+    hebrew.update(template, no_fuzzy_matching=True)
+    # The gendered forms are the catalog's own: keep them while their English is in the code.
+    for message in forms:
+        msgid = message.id if isinstance(message.id, str) else message.id[0]
+        if message.context and template.get(msgid) is not None:
+            hebrew.add(message.id, message.string, context=message.context, flags=message.flags)
+            hebrew.obsolete.pop((msgid, message.context), None)
     path = hebrew_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as handle:

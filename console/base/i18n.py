@@ -2,6 +2,12 @@
 
 Source strings are English; `console/base/locale/he/LC_MESSAGES/messages.po` holds the Hebrew.
 Catalogs are compiled in memory at import, so there is no build step and no binary file.
+
+Hebrew addresses a woman, a man and a group in different words ("בחרי", "בחר", "בחרו"). Each user
+chooses how the interface speaks to them (`User.addressed_as`). A string's plain translation is
+the neutral plural; a string that addresses the reader also has a feminine and a masculine form in
+the catalog under the message context (msgctxt) "feminine" and "masculine", and `gettext` answers
+with the form of the person being spoken to (`addressing`, `speaking_to`). English has one form.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
@@ -24,22 +31,37 @@ DEFAULT_LOCALE = "he"
 RTL = frozenset({"he"})
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 
+# How the interface addresses a person; the first is the default and the plain translation.
+FORMS = ("plural", "feminine", "masculine")
+DEFAULT_FORM = FORMS[0]
+
 _current: ContextVar[str] = ContextVar("mazkira_locale", default="en")
+_form: ContextVar[str] = ContextVar("mazkira_addressing", default=DEFAULT_FORM)
 
 
-def _load(locale: str) -> NullTranslations:
+def _load(locale: str) -> tuple[NullTranslations, frozenset[tuple[str, str]]]:
+    """The translations, and which (form, message) pairs have a form of their own."""
     po = LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
     if not po.exists():
-        return NullTranslations()
+        return NullTranslations(), frozenset()
     with po.open("rb") as handle:
         catalog = read_po(handle, locale=locale)
+    forms = frozenset(
+        (message.context, message.id if isinstance(message.id, str) else message.id[0])
+        for message in catalog
+        if message.context in FORMS and message.id and not message.fuzzy
+    )
     buffer = io.BytesIO()
     write_mo(buffer, catalog)
     buffer.seek(0)
-    return Translations(fp=buffer)
+    return Translations(fp=buffer), forms
 
 
-_translations: dict[str, NullTranslations] = {locale: _load(locale) for locale in LOCALES}
+_loaded = {locale: _load(locale) for locale in LOCALES}
+_translations: dict[str, NullTranslations] = {locale: pair[0] for locale, pair in _loaded.items()}
+_addressed: dict[str, frozenset[tuple[str, str]]] = {
+    locale: pair[1] for locale, pair in _loaded.items()
+}
 
 
 def pick_locale(*candidates: str | None) -> str:
@@ -73,12 +95,52 @@ def direction(locale: str | None = None) -> str:
     return "rtl" if (locale or current_locale()) in RTL else "ltr"
 
 
+def pick_form(form: str | None) -> str:
+    return form if form in FORMS else DEFAULT_FORM
+
+
+def current_form() -> str:
+    return _form.get()
+
+
+def set_form(form: str | None) -> None:
+    _form.set(pick_form(form))
+
+
+@contextmanager
+def addressing(form: str | None) -> Iterator[None]:
+    """Speak to the reader in this form (feminine, masculine or plural) inside the block."""
+    token = _form.set(pick_form(form))
+    try:
+        yield
+    finally:
+        _form.reset(token)
+
+
+class Reader(Protocol):
+    locale: str
+    addressed_as: str
+
+
+@contextmanager
+def speaking_to(person: Reader) -> Iterator[None]:
+    """A message for one person (an e-mail, a notice): their language and their form."""
+    with using_locale(person.locale), addressing(person.addressed_as):
+        yield
+
+
 def gettext(message: str) -> str:
-    return _translations[current_locale()].ugettext(message)
+    locale, form = current_locale(), _form.get()
+    if form != DEFAULT_FORM and (form, message) in _addressed[locale]:
+        return _translations[locale].upgettext(form, message)
+    return _translations[locale].ugettext(message)
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:
-    return _translations[current_locale()].ungettext(singular, plural, n)
+    locale, form = current_locale(), _form.get()
+    if form != DEFAULT_FORM and (form, singular) in _addressed[locale]:
+        return _translations[locale].unpgettext(form, singular, plural, n)
+    return _translations[locale].ungettext(singular, plural, n)
 
 
 _ = gettext

@@ -132,7 +132,17 @@ def overflow_actions() -> dict[str, str]:
     }
 
 
+def addressed_as() -> dict[str, str]:
+    """How the Hebrew interface speaks to a user (console/base/i18n.FORMS)."""
+    return {
+        "plural": _("Neutral (plural)"),
+        "feminine": _("Feminine"),
+        "masculine": _("Masculine"),
+    }
+
+
 LABELS = {
+    "addressed_as": addressed_as,
     "agent_state": agent_states,
     "break_reason": break_reasons,
     "channel": channels,

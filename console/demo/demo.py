@@ -67,6 +67,18 @@ SECRETARIES = [
 
 ADMIN = ("admin@mazkira.demo", "רונית – מנהלת המוקד")
 
+# How the Hebrew interface addresses each of them (anyone else: the neutral plural).
+ADDRESSED_AS = {
+    "avi@cohen-plumbing.demo": "masculine",
+    "dana@levi-dental.demo": "feminine",
+    "yossi@avraham-law.demo": "masculine",
+    "noy@noy-design.demo": "feminine",
+    "michal@mazkira.demo": "feminine",
+    "noa@mazkira.demo": "feminine",
+    "shira@mazkira.demo": "feminine",
+    ADMIN[0]: "feminine",
+}
+
 LIVE_CALLER = "michal@mazkira.demo"  # the secretary on a call right now
 SEED = 2026
 WORKING_DAYS = 4  # working days of history, today's hours so far included
@@ -174,6 +186,7 @@ async def seed_if_empty(
             name=owner_name,
             businesses=[slug],
         )
+        owners[slug].addressed_as = ADDRESSED_AS.get(owner_email, "plural")
         joined = now - timedelta(days=rng.randint(120, 720))
         _backdate(businesses[slug], joined)
         _backdate(owners[slug], joined)
@@ -188,6 +201,7 @@ async def seed_if_empty(
             name=name,
             businesses=serves,
         )
+        secretary.addressed_as = ADDRESSED_AS.get(email, "plural")
         for slug in backs_up:
             await accounts.link_user(session, secretary, businesses[slug], backup=True)
         _backdate(secretary, now - timedelta(days=rng.randint(730, 1100)))
@@ -196,6 +210,7 @@ async def seed_if_empty(
     admin = await accounts.create_user(
         session, email=ADMIN[0], password=DEMO_PASSWORD, role="admin", name=ADMIN[1]
     )
+    admin.addressed_as = ADDRESSED_AS[ADMIN[0]]
     _backdate(admin, now - timedelta(days=1200))
     logins.append(("admin", ADMIN[0], DEMO_PASSWORD))
     for slug, demo in DEMOS.items():

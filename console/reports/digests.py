@@ -25,7 +25,7 @@ from sqlalchemy.orm import aliased
 
 from console.base import labels
 from console.base.errors import Invalid
-from console.base.i18n import format_local, gettext, using_locale
+from console.base.i18n import format_local, gettext, speaking_to
 from console.business.periods import Period, within_period
 from console.channels.notify import queue_notification
 from console.contacts.contacts import normalise_email
@@ -125,7 +125,7 @@ async def queue_digests(
         feedback.update({(period, business_id): n for business_id, n in surveys.items()})
     tasks = await _open_task_lines(session, {digest.business.id for digest in due})
     for digest in due:
-        with using_locale(digest.owner.locale):
+        with speaking_to(digest.owner):
             subject, body = compose(
                 digest,
                 numbers[(digest.period, digest.business.id)],

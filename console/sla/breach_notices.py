@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from console.base.errors import Invalid
-from console.base.i18n import gettext, using_locale
+from console.base.i18n import gettext, speaking_to
 from console.channels.notify import queue_notification
 from console.people.availability import away_now
 from models import Business, Lead, OwnerMembership, User
@@ -49,10 +49,11 @@ async def tell_owners(
     for breach in breaches:
         lead, business = leads[breach["lead_id"]], businesses[breach["business_id"]]
         for owner in owners.get(business.id, []):
-            with using_locale(owner.locale):
+            with speaking_to(owner):
                 subject = gettext("A lead waited too long: %(name)s") % {
                     "name": lead.contact.name or lead.contact.phone or lead.contact.email or ""
                 }
+                hello = gettext("Hello %(name)s,") % {"name": owner.name}  # by name, in the form
                 body = gettext(
                     "%(business)s: a lead from %(name)s (%(phone)s) has had no first response "
                     "within the promised %(minutes)s minutes. The agency has been alerted."
@@ -62,7 +63,7 @@ async def tell_owners(
                     "phone": lead.contact.phone or lead.contact.email or "-",
                     "minutes": lead.sla_minutes,
                 }
-            await _notify_owner(session, owner, breach, subject, body, now)
+            await _notify_owner(session, owner, breach, subject, f"{hello}\n{body}", now)
 
 
 async def _notify_owner(

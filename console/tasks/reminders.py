@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from console.base.db import after_commit, dialect_of, made_once
-from console.base.i18n import gettext, using_locale
+from console.base.i18n import gettext, speaking_to, using_locale
 from console.base.scheduler import SweepAt
 from console.business.reminder_policy import (
     ReminderPolicy,
@@ -197,15 +197,16 @@ async def _remind(
         log.warning("reminder %s of business %s has nobody to go to", key, business.slug)
     new = 0
     for owner in owners:
-        with using_locale(owner.locale):
+        with speaking_to(owner):  # by name, in the form and language he or she chose
             title, details = compose()
+            hello = gettext("Hello %(name)s,") % {"name": owner.name}
         new += await notify_user(
             session,
             owner,
             key=f"{key}:{owner.id.hex}",
             business_id=business.id,
             subject=title,
-            body=f"{business.name}: {title}\n{details}",
+            body=f"{hello}\n{business.name}: {title}\n{details}",
             now=now,
         )
     return new

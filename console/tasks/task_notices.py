@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.errors import Invalid
-from console.base.i18n import format_local, gettext, using_locale
+from console.base.i18n import format_local, gettext, speaking_to
 from console.business.reminder_policy import reminder_policies
 from console.channels.notify import queue_notification
 from console.people.availability import held_until
@@ -88,8 +88,10 @@ async def tell_assignee(
     actions = ["done"] if task.acknowledged_at else ["seen", "done"]
     # Links live a week from when he gets them, which is later while he is away.
     sent = held_until(assignee, now) or now
-    with using_locale(assignee.locale):
+    with speaking_to(assignee):
         subject, lines = _message(task, business, kind)
+        # Spoken to by name (ד״ר דנה לוי, not "the owner"), in the form he or she chose.
+        lines.insert(0, gettext("Hello %(name)s,") % {"name": assignee.name})
         titles = {"seen": gettext("Seen"), "done": gettext("Done")}
         buttons: list[dict[str, str]] | None = None
         if offer_links and links is not None and whatsapp:

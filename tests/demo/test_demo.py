@@ -52,6 +52,11 @@ async def test_the_demo_seeds_a_few_days_of_agency_work(db: Database) -> None:
             (a.user_id, a.business_id) for a in await session.scalars(select(SecretaryAssignment))
         }
     businesses, users = rows[Business], {u.id: u for u in rows[User]}
+    # Each is addressed as they chose: ד״ר דנה לוי in the feminine, Avi in the masculine.
+    forms = {u.email: u.addressed_as for u in users.values()}
+    assert forms["dana@levi-dental.demo"] == forms["michal@mazkira.demo"] == "feminine"
+    assert forms["avi@cohen-plumbing.demo"] == "masculine"
+    assert forms["moshe@mizrahi-build.demo"] == "plural"
     contacts = {c.id: c for c in rows[Contact]}
     leads, interactions, tasks = rows[Lead], rows[Interaction], rows[Task]
 
