@@ -65,9 +65,22 @@ async def charts_drawn(page: Any) -> None:
     await page.wait_for_function("() => !!Chart.getChart(document.getElementById('chart-days'))")
 
 
+async def thread_in_view(page: Any) -> None:
+    """The lead's conversation at the top of the picture, under the header."""
+    await page.evaluate("document.querySelector('section.conversation').scrollIntoView()")
+
+
 SCREENS = (
     Screen("inbox", SECRETARY, "/inbox", DESK, "tr.lead-row"),
     Screen("lead", SECRETARY, "/leads/{lead}", DESK, ".presence .viewer.calling"),
+    Screen(
+        "conversation",
+        SECRETARY,
+        "/leads/{conversation}",
+        DESK,
+        "ol.thread .bubble.in",
+        thread_in_view,
+    ),
     Screen("tasks", SECRETARY, "/tasks", DESK),
     Screen("alerts", SECRETARY, "/alerts", DESK),
     Screen("portal", OWNER, "/portal", PHONE, "article.handled"),
@@ -99,7 +112,18 @@ async def seed(db: Database, settings: Settings) -> dict[str, str]:
             .join(User, User.id == Interaction.user_id)
             .where(User.email == SECRETARY, Interaction.status == "draft")
         )
-    return {"business": str(business), "lead": str(lead)}
+        # A WhatsApp thread of the business: her replies and the customer's answers.
+        conversation = await session.scalar(
+            select(Interaction.lead_id)
+            .where(
+                Interaction.business_id == business,
+                Interaction.kind == "whatsapp",
+                Interaction.direction == "out",
+            )
+            .order_by(Interaction.started_at.desc())
+            .limit(1)
+        )
+    return {"business": str(business), "lead": str(lead), "conversation": str(conversation)}
 
 
 async def sign_in(page: Any, url: str, email: str, locale: str) -> None:
