@@ -33,7 +33,16 @@ from console.base.i18n import gettext, using_locale
 from console.channels.notify import queue_notification
 from console.channels.providers import check_public_url_async
 from console.people.audit import Actor, record_action
-from models import Business, Event, User, WebhookCursor, WebhookDelivery, WebhookEndpoint
+from models import (
+    Business,
+    Contact,
+    Event,
+    Lead,
+    User,
+    WebhookCursor,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from models.base import new_id
 
 log = logging.getLogger("mazkira.webhooks")
@@ -278,7 +287,7 @@ async def collect_deliveries(session: AsyncSession, *, now: datetime) -> int:
     read: dict[uuid.UUID, int] = {}
     if len(events) < EVENTS_PER_RUN:
         read = {b: last for b, _after, last in spans}  # all read, past the gaps kept no longer
-    rows: list[dict[str, Any]] = []
+    wanted: list[tuple[Event, WebhookEndpoint]] = []
     for event in events:
         read[event.business_id] = max(read.get(event.business_id, 0), event.seq)
         if event.kind not in EVENTS:
@@ -289,7 +298,9 @@ async def collect_deliveries(session: AsyncSession, *, now: datetime) -> int:
                 and endpoint.business_id in (None, event.business_id)
                 and event.created_at >= endpoint.created_at
             ):
-                rows.append(_delivery_row(endpoint, event, now))
+                wanted.append((event, endpoint))
+    leads = await _leads(session, {str(event.payload.get("lead_id") or "") for event, _ in wanted})
+    rows = [_delivery_row(endpoint, event, leads, now) for event, endpoint in wanted]
     insert = postgresql.insert if dialect_of(session) == "postgresql" else sqlite.insert
     if rows:
         await session.execute(
@@ -311,7 +322,45 @@ async def collect_deliveries(session: AsyncSession, *, now: datetime) -> int:
     return len(rows)
 
 
-def _delivery_row(endpoint: WebhookEndpoint, event: Event, now: datetime) -> dict[str, Any]:
+async def _leads(session: AsyncSession, ids: set[str]) -> dict[str, dict[str, Any]]:
+    """The leads the events name, as a receiver wants them beside the ids (one statement)."""
+    wanted = []
+    for text in ids - {""}:
+        try:
+            wanted.append(uuid.UUID(text))
+        except ValueError:
+            continue
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(Lead, Contact)
+        .join(Contact, Contact.id == Lead.contact_id)
+        .where(Lead.id.in_(wanted))
+    )
+    return {
+        str(lead.id): {
+            "id": str(lead.id),
+            "channel": lead.channel,
+            "stage": lead.stage,
+            "priority": lead.priority,
+            "subject": lead.subject,
+            "source": lead.source,
+            "created_at": lead.created_at.astimezone(UTC).isoformat(),
+            "closed_at": lead.closed_at.astimezone(UTC).isoformat() if lead.closed_at else None,
+            "contact": {"name": contact.name, "phone": contact.phone, "email": contact.email},
+        }
+        for lead, contact in rows
+    }
+
+
+def _delivery_row(
+    endpoint: WebhookEndpoint, event: Event, leads: dict[str, dict[str, Any]], now: datetime
+) -> dict[str, Any]:
+    data: dict[str, Any] = {"business_id": str(event.business_id), "seq": event.seq}
+    data.update(event.payload)
+    lead = leads.get(str(event.payload.get("lead_id") or ""))
+    if lead is not None:
+        data["lead"] = lead
     return {
         "id": new_id(),
         "endpoint_id": endpoint.id,
@@ -321,7 +370,7 @@ def _delivery_row(endpoint: WebhookEndpoint, event: Event, now: datetime) -> dic
         "payload": {
             "type": event.kind,
             "timestamp": event.created_at.astimezone(UTC).isoformat(),
-            "data": {"business_id": str(event.business_id), "seq": event.seq, **event.payload},
+            "data": data,
         },
         "status": "queued",
         "attempts": 0,

@@ -54,6 +54,7 @@ EXEMPT = {
     "/intake/{business_slug}/form",
     "/api/v1/leads",
     "/api/v1/tasks/{task_id}/done",
+    "/api/v1/webhooks",
     "/ack/{token}",
     "/survey/{token}",
     "/sip/route",  # the SIP server's, signed with the shared secret (HMAC over time and body)

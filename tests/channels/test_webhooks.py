@@ -147,6 +147,9 @@ async def test_an_endpoint_gets_signed_events_retried_paused_and_replayed(
         assert all(payload["type"] == "lead.created" for payload in receiver.verified)
         assert receiver.verified[-1]["data"]["lead_id"] == lead_id
         assert receiver.verified[-1]["data"]["business_id"] == str(agency.a.id)
+        summary = receiver.verified[-1]["data"]["lead"]
+        assert (summary["stage"], summary["contact"]["name"]) == ("new", "יוסי")
+        assert summary["contact"]["phone"] == "+972547654321"
         with pytest.raises(Exception, match="signature"):
             Webhook(webhooks.new_secret()).verify(sent[-1].body, sent[-1].headers)
 

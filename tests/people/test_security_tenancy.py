@@ -33,7 +33,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from console.agency.admin import password_link_token
 from console.base.db import Database
 from console.calendar import calendar_feed
-from console.channels import lines
+from console.channels import lines, webhooks
 from console.intake import arrivals
 from console.intake.arrivals import NewLead
 from console.leads import calls, canned_replies, leads
@@ -41,7 +41,16 @@ from console.leads.surveys import SurveyLinks
 from console.people import api_tokens
 from console.tasks import tasks
 from console.tasks.task_links import TaskLinks
-from models import Alert, Appointment, Base, Business, Survey, User
+from models import (
+    Alert,
+    Appointment,
+    Base,
+    Business,
+    Survey,
+    User,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from models.voice import Call
 from tests.factories import csrf_token, make_business, make_user, sign_in
 from tests.served import Browser, close_code, served
@@ -133,6 +142,23 @@ async def world(db: Database) -> World:
             rung=[secretary_b.id.hex],
         )
         session.add_all([meeting, alert, survey, ringing])
+        hook = WebhookEndpoint(
+            business_id=b.id,
+            url="https://hooks.example.com/b",
+            events=["lead.created"],
+            secret=webhooks.new_secret(),
+            created_by_id=admin.id,
+        )
+        session.add(hook)
+        await session.flush()
+        hooked = WebhookDelivery(
+            endpoint_id=hook.id,
+            business_id=b.id,
+            event_id=1,
+            event_type="lead.created",
+            payload={"type": "lead.created", "data": {"subject": "SECRET-B-SUBJECT"}},
+        )
+        session.add(hooked)
         reply = await canned_replies.save_canned_reply(
             session, b, locale="he", title="SECRET-B-REPLY", body="שלום", now=NOW
         )
@@ -158,6 +184,8 @@ async def world(db: Database) -> World:
             "line_id": line.id,
             "business_slug": b.slug,
             "sip_call_id": ringing.sip_call_id,
+            "endpoint_id": hook.id,
+            "delivery_id": hooked.id,
         }
         forged = {
             "/invite/{token}": password_link_token(FORGER_KEY, owner_b),
@@ -285,6 +313,11 @@ NO_OBJECT = {
     ("GET", "/agent/state"),  # her own state
     ("POST", "/agent/state"),
     ("GET", "/agency/reports/states.csv"),  # the agency's report (admins only)
+    ("GET", "/demo/outbox"),  # the demo's outbox (admins only, demo mode only)
+    ("GET", "/agency/webhooks"),  # the agency's outbound webhooks (admins only)
+    ("POST", "/agency/webhooks"),
+    ("GET", "/api/v1/webhooks"),  # the same through the API (an admin's token only)
+    ("POST", "/api/v1/webhooks"),
 }
 SOCKETS = {"/ws"}  # test_the_live_socket_refuses_another_business_s_ids
 
