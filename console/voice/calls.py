@@ -42,6 +42,8 @@ from console.leads.leads import get_lead
 from console.leads.scripts import fill_greeting, published_script
 from console.live import events
 from console.live.events import LiveEvent
+from console.people.availability import OwnerAway, owners_away
+from console.tasks.on_call import people_for_hand_off
 from console.voice import routing, states
 from console.voice.credentials import sip_user, user_of_sip
 from console.voice.states import AgentState
@@ -457,6 +459,11 @@ async def _ended(session: AsyncSession, call: Call, reason: str, *, now: datetim
     if call.interaction_id is not None:
         interaction = await session.get_one(Interaction, call.interaction_id)
         interaction.ended_at = now
+    if call.answered_by_id is not None and call.direction == "in":
+        await states.set_state(
+            session, call.answered_by_id, AgentState.WRAP_UP, now=now, business_id=call.business_id
+        )
+
     talked = (now - call.answered_at).total_seconds() if call.answered_at else 0
     await events.record(  # for outbound webhooks; the consoles draw nothing for it
         session,
@@ -470,10 +477,6 @@ async def _ended(session: AsyncSession, call: Call, reason: str, *, now: datetim
         answered_by_id=call.answered_by_id,
         seconds=round(talked),
     )
-    if call.answered_by_id is not None and call.direction == "in":
-        await states.set_state(
-            session, call.answered_by_id, AgentState.WRAP_UP, now=now, business_id=call.business_id
-        )
 
 
 @dataclass(frozen=True)
@@ -488,6 +491,9 @@ class Banner:
     lead_id: uuid.UUID | None
     lead_subject: str
     open_leads: int
+    # The business's owners who are away now, with their notes: whether to put the call
+    # through to him or to whoever is on call (console/people/availability.py).
+    owners_away: tuple[OwnerAway, ...] = ()
 
 
 async def ringing_banner(
@@ -510,6 +516,8 @@ async def ringing_banner(
         )
         open_leads = len(found.all())
     script = await published_script(session, business.id)
+    people = await people_for_hand_off(session, business.id)
+    owners = [person for person in people if person.role == Role.OWNER]
     name = contact.name if contact else ""
     greeting = fill_greeting(
         script.greeting if script else "", business=business.name, secretary=user.name, contact=name
@@ -523,4 +531,5 @@ async def ringing_banner(
         lead_id=lead.id if lead else None,
         lead_subject=lead.subject if lead else "",
         open_leads=open_leads,
+        owners_away=tuple(owners_away(owners, business.timezone, now)),
     )

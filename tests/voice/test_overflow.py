@@ -1,6 +1,7 @@
 """A business's overflow rules: set by the admin on the business's page (refused in place when
 they cannot be), read by the owner in his portal, and read by the routing where it decides that
-a call overflows: after the wait limit, at once outside the covered hours or on a holiday."""
+a call overflows: after the wait limit, at once outside the covered hours or on a holiday. The
+ringing banner says which of the business's owners is away, and his note."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from models import Business
 from models.agents import CallSettings
 from tests.factories import csrf_token, make_business, make_user, sign_in
 from tests.voice.test_routing import decide, move, secretary
+from tests.voice.test_sip_http import ask, post, shop_with_secretary
 
 MONDAY_11 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)  # Monday 11:00 in Jerusalem: open
 MONDAY_23 = datetime(2026, 12, 7, 21, 0, tzinfo=UTC)  # closed
@@ -105,3 +107,23 @@ async def test_the_admin_sets_the_rules_in_place_and_the_owner_reads_them(
     client.cookies.clear()
     await sign_in(client, stranger.email)
     assert (await client.get(f"/portal/businesses/{shop.id}/on-call")).status_code == 404
+
+
+async def test_the_ringing_banner_says_which_owner_is_away_and_his_note(
+    db: Database, phone_app: object
+) -> None:
+    shop, michal = await shop_with_secretary(db)
+    async with db.transaction() as session:
+        owner = await make_user(session, "owner", shop, name="אבי")
+        owner.away_kind, owner.away_note = "meeting", "עם ספק עד הצהריים"
+        owner.away_until = datetime.now(UTC) + timedelta(hours=2)
+        await make_user(session, "owner", shop, name="דנה")  # available: not named
+    transport = httpx.ASGITransport(app=phone_app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        await sign_in(client, michal.email)
+        assert (await post(client, "/sip/route", ask("away-call"))).status_code == 200
+        banner = await client.get("/phone/calls/away-call")
+    assert banner.status_code == 200
+    away = re.findall(r'<p class="ringing-away">(.*?)</p>', banner.text)
+    assert len(away) == 1 and "אבי" in away[0] and "עם ספק עד הצהריים" in away[0]
+    assert "בפגישה עד" in away[0]  # his status, in her language
