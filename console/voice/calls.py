@@ -459,11 +459,6 @@ async def _ended(session: AsyncSession, call: Call, reason: str, *, now: datetim
     if call.interaction_id is not None:
         interaction = await session.get_one(Interaction, call.interaction_id)
         interaction.ended_at = now
-    if call.answered_by_id is not None and call.direction == "in":
-        await states.set_state(
-            session, call.answered_by_id, AgentState.WRAP_UP, now=now, business_id=call.business_id
-        )
-
     talked = (now - call.answered_at).total_seconds() if call.answered_at else 0
     await events.record(  # for outbound webhooks; the consoles draw nothing for it
         session,
@@ -477,6 +472,10 @@ async def _ended(session: AsyncSession, call: Call, reason: str, *, now: datetim
         answered_by_id=call.answered_by_id,
         seconds=round(talked),
     )
+    if call.answered_by_id is not None and call.direction == "in":
+        await states.set_state(
+            session, call.answered_by_id, AgentState.WRAP_UP, now=now, business_id=call.business_id
+        )
 
 
 @dataclass(frozen=True)
