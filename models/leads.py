@@ -171,6 +171,13 @@ class Interaction(Base):
         Index("ix_interactions_contact_started", "contact_id", "started_at"),
         # The owner's review (console/screens/portal.py): a business's handled calls, newest first.
         Index("ix_interactions_business_started", "business_id", "started_at"),
+        # Her calls not wrapped up (the inbox's "mine"): few rows, so a partial index.
+        Index(
+            "ix_interactions_user_drafts",
+            "user_id",
+            sqlite_where=text("status = 'draft'"),
+            postgresql_where=text("status = 'draft'"),
+        ),
         Index("uq_interactions_business_request_key", "business_id", "request_key", unique=True),
         # A message's id at its provider (wamid, MessageSid, Message-Id): a delivery written once,
         # and the row a status callback updates.
@@ -215,6 +222,10 @@ class Interaction(Base):
     delivery_error: Mapped[str] = mapped_column(String(300), default="", server_default="")
     delivery_updated_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A call being logged: her last activity on it (its start, a save that changed what she
+    # typed, "still on the call"); its talk ends at most an idle time after it
+    # (console/leads/calls.py).
+    active_at: Mapped[datetime | None] = mapped_column(default=None)
 
     user: Mapped[User | None] = relationship(lazy="raise")
 

@@ -7,7 +7,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    String,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, id_column, utcnow
@@ -54,6 +63,11 @@ class Business(Base):
     repeat_window_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
     # Privacy: closed leads' notes are anonymised this many days after closing (None: kept).
     retention_days: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The stage a call's outcome moves its lead to, {outcome: stage or ""}, as the admin set it
+    # (console/leads/outcomes.py; empty: the defaults).
+    outcome_stages: Mapped[dict[str, str]] = mapped_column(
+        JSON, default=dict, server_default=text("'{}'")
+    )
     # Bumped to revoke the business's calendar feed links (they are signed with this version).
     calendar_feed_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # The last per-business event sequence number handed out (see models/events.py).

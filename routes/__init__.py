@@ -183,6 +183,7 @@ routes = [
     Route("/agency/businesses/{business_id}/active", admin.set_business_active, methods=["POST"]),
     Route("/agency/businesses/{business_id}/calls", admin.save_call_settings, methods=["POST"]),
     Route("/agency/businesses/{business_id}/overflow", admin.save_overflow, methods=["POST"]),
+    Route("/agency/businesses/{business_id}/outcomes", admin.save_outcomes, methods=["POST"]),
     Route("/agency/businesses/{business_id}/assignments", admin.assign, methods=["POST"]),
     Route(
         "/agency/businesses/{business_id}/assignments/{user_id}/remove",

@@ -11,12 +11,14 @@ from starlette.responses import Response
 from console.agency import admin
 from console.base.errors import Conflict, Invalid
 from console.base.i18n import LOCALES
+from console.leads import outcomes
 from console.people import two_factor
 from console.people.audit import AuditFilters, audit_log
 from console.voice import call_settings, overflow
 from console.voice.call_settings import CallSettingsForm
 from console.voice.overflow import MOMENTS, OverflowForm
 from models import Role
+from models.leads import OUTCOMES
 from routes.access import actor, signed_in
 from routes.forms import is_htmx, now, see_other, text, wants_json
 from routes.templating import render
@@ -90,6 +92,8 @@ async def _business_page(
         "free": free,
         "locales": LOCALES,
         "calls": calls,
+        "outcome_stages": outcomes.outcome_stages(found),
+        "outcome_targets": outcomes.TARGET_STAGES,
         **context,
     }
 
@@ -111,6 +115,24 @@ async def save_call_settings(request: Request) -> Response:
         return see_other(request, f"/agency/businesses/{found.id}#calls")
     context = await _business_page(request, calls=typed, calls_saved=True)
     return render(request, "agency/business.html", context, block="call_settings")
+
+
+@signed_in(Role.ADMIN)
+async def save_outcomes(request: Request) -> Response:
+    """Which stage each call outcome moves a lead to: the form comes back in place (htmx)."""
+    form = await request.form()
+    typed = {name: text(form, name) for name in OUTCOMES}
+    try:
+        async with request.app.state.db.transaction() as session:
+            found = await admin.get_business(session, request.path_params["business_id"])
+            await outcomes.save_outcome_stages(session, actor(request), found, typed)
+    except Invalid as refused:
+        context = await _business_page(request, outcomes_typed=typed, outcomes_error=refused)
+        return render(request, "agency/business.html", context, status=422, block="outcomes")
+    if not is_htmx(request):
+        return see_other(request, f"/agency/businesses/{found.id}#outcomes")
+    context = await _business_page(request, outcomes_saved=True)
+    return render(request, "agency/business.html", context, block="outcomes")
 
 
 @signed_in(Role.ADMIN)

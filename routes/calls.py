@@ -11,7 +11,7 @@ from console.tasks import tasks
 from console.tasks.task_links import TaskLinks
 from models import Role
 from routes.access import signed_in, user_of
-from routes.forms import now, prefixed, see_other, text
+from routes.forms import is_htmx, now, prefixed, see_other, text
 from routes.leads import lead_form_done, refused_on_lead
 from routes.templating import render
 
@@ -49,6 +49,8 @@ async def autosave(request: Request) -> Response:
             summary=text(form, "summary"),
             answers=prefixed(form, "answers"),
             now=now(request),
+            still_here=text(form, "still_here") == "1",
+            idle=request.app.state.settings.call_idle,
         )
     if request.headers.get("HX-Request") != "true":
         return see_other(request, f"/leads/{call.lead_id}#call-log")
@@ -57,19 +59,41 @@ async def autosave(request: Request) -> Response:
 
 @signed_in(*WORKERS)
 async def wrap_up(request: Request) -> Response:
+    """End the call; an outcome that set a meeting opens the appointment form. Refused, the
+    call log comes back in place as typed, the reason beside the answer it names."""
     form = await request.form()
-    async with request.app.state.db.transaction() as session:
-        call = await calls.wrap_up(
-            session,
-            user_of(request),
-            request.path_params["call_id"],
-            notes=text(form, "notes"),
-            summary=text(form, "summary"),
-            answers=prefixed(form, "answers"),
-            outcome=text(form, "outcome"),
-            now=now(request),
-        )
-    return see_other(request, f"/leads/{call.lead_id}")
+    typed = {name: text(form, name) for name in ("notes", "summary", "outcome")}
+    answers = prefixed(form, "answers")
+    try:
+        async with request.app.state.db.transaction() as session:
+            done = await calls.wrap_up(
+                session,
+                user_of(request),
+                request.path_params["call_id"],
+                **typed,
+                answers=answers,
+                now=now(request),
+                idle=request.app.state.settings.call_idle,
+            )
+    except (Invalid, Conflict) as refused:
+        return await refused_call(request, refused, {**typed, "answers": answers})
+    if done.moved_to == "meeting":
+        return see_other(request, f"/leads/{done.call.lead_id}?book=1#appointments")
+    return see_other(request, f"/leads/{done.call.lead_id}")
+
+
+async def refused_call(
+    request: Request, refused: Invalid | Conflict, typed: dict[str, object]
+) -> Response:
+    """The call log again (htmx: in place of itself), as she typed it; a call wrapped up
+    already has no log to show, and says so in the page's flash."""
+    async with request.app.state.db.transaction(write=False) as session:
+        call = await calls.own_draft(session, user_of(request), request.path_params["call_id"])
+    response = await refused_on_lead(request, refused, "call", typed, lead_id=call.lead_id)
+    if is_htmx(request):
+        response.headers["HX-Retarget"] = "#call-form"
+        response.headers["HX-Reswap"] = "outerHTML"
+    return response
 
 
 @signed_in(*WORKERS)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from console.base.errors import Conflict, Invalid
-from console.intake import arrivals
+from console.intake import new_calls
 from console.intake.arrivals import NewLead
 from console.leads import leads
 from console.leads.leads import InboxFilters
@@ -39,22 +42,40 @@ async def inbox(request: Request) -> Response:
 
 @signed_in(*WORKERS)
 async def new_lead_form(request: Request) -> Response:
+    chosen = request.query_params.get("business", "")
+    return await _new_call_page(request, {"business_id": chosen, "priority": "normal"})
+
+
+async def _new_call_page(
+    request: Request, typed: dict[str, str], refused: Invalid | None = None
+) -> Response:
+    """The new-call screen; refused, its form again as typed, the reason beside the field."""
     async with request.app.state.db.transaction(write=False) as session:
         businesses = await visible_businesses(session, user_of(request))
-    chosen = request.query_params.get("business", "")
-    return render(request, "leads/new.html", {"businesses": businesses, "chosen": chosen})
+    context = {"businesses": businesses, "typed": typed, "refused": refused}
+    status = refused.status if refused else 200
+    return render(request, "leads/new.html", context, status=status, block="new_call_form")
+
+
+NEW_CALL_FIELDS = ("business_id", "phone", "email", "name", "channel", "subject", "message")
 
 
 @signed_in(*WORKERS)
 async def create_lead(request: Request) -> Response:
-    """Start a lead from a call she is taking: find or create the caller, take the lead."""
+    """Start a lead from a call she is taking: find or add the caller, open the lead as hers
+    with the call log running."""
     form = await request.form()
-    fields = ("business_id", "phone", "email", "name", "channel", "subject", "message", "priority")
-    new = NewLead(**{name: text(form, name) for name in fields if text(form, name)})
-    async with request.app.state.db.transaction() as session:
-        lead = await arrivals.create_lead(session, user_of(request), new, now=now(request))
-        await leads.claim_lead(session, user_of(request), lead.id, now=now(request))
-    return see_other(request, f"/leads/{lead.id}")
+    typed = {name: text(form, name) for name in (*NEW_CALL_FIELDS, "priority")}
+    given = {name: value for name, value in typed.items() if value and name != "business_id"}
+    new = NewLead(business_id=typed["business_id"], **given)
+    try:
+        async with request.app.state.db.transaction() as session:
+            call = await new_calls.open_and_log(session, user_of(request), new, now=now(request))
+    except Invalid as refused:
+        if wants_json(request):
+            raise
+        return await _new_call_page(request, typed, refused)
+    return see_other(request, f"/leads/{call.lead_id}#call-log")
 
 
 @signed_in(*WORKERS, Role.OWNER)
@@ -73,11 +94,21 @@ async def show_lead(request: Request) -> Response:
     # the page's reads.
     async with db.transaction() as session:
         await record_lead_view(session, view.lead.id, view.lead.business_id, actor=viewer)
-    return render(request, "leads/show.html", {"view": view, "now": now(request)})
+    context = {"view": view, "now": now(request), "book": request.query_params.get("book") == "1"}
+    return render(request, "leads/show.html", {**context, **_call_settings(request)})
+
+
+def _call_settings(request: Request) -> dict[str, int]:
+    """What the call log's page needs to know of the settings: when a silent call stops."""
+    return {"idle_seconds": request.app.state.settings.call_idle_minutes * 60}
 
 
 async def refused_on_lead(
-    request: Request, refused: Invalid | Conflict, form: str, typed: dict[str, str]
+    request: Request,
+    refused: Invalid | Conflict,
+    form: str,
+    typed: Mapping[str, object],
+    lead_id: str | uuid.UUID | None = None,
 ) -> Response:
     """A form of the lead page refused: the page again (htmx: only that form's block), as she
     typed it, the reason beside its field, with the refusal's status."""
@@ -87,7 +118,7 @@ async def refused_on_lead(
         view = await lead_view(
             session,
             actor(request),
-            request.path_params["lead_id"],
+            lead_id or request.path_params["lead_id"],
             reply_template=request.app.state.settings.whatsapp_reply_template,
             opened=False,  # she is on the page already
         )
@@ -97,6 +128,7 @@ async def refused_on_lead(
         "refused": refused,
         "refused_form": form,
         "typed": typed,
+        **_call_settings(request),
     }
     block = "appointments" if form == "appointment" else f"{form}_form"
     return render(request, "leads/show.html", context, status=refused.status, block=block)

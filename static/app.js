@@ -29,7 +29,8 @@
   function tick() {
     const now = Date.now();
     document.querySelectorAll("[data-timer-since]").forEach((el) => {
-      const s = Math.max(0, Math.floor((now - Date.parse(el.dataset.timerSince)) / 1000));
+      const end = callIdle(el, now);
+      const s = Math.max(0, Math.floor((end - Date.parse(el.dataset.timerSince)) / 1000));
       el.textContent = (s >= 3600 ? Math.floor(s / 3600) + ":" : "") + pad(Math.floor(s / 60) % 60) + ":" + pad(s % 60);
     });
     document.querySelectorAll("time[data-due]").forEach((el) => {
@@ -45,6 +46,37 @@
       el.classList.toggle("very-late", seconds >= 30 * 60);
     });
   }
+  // A call log nobody types in: a minute before the idle time (data-idle-seconds, the
+  // server's CALL_IDLE_MINUTES) she is asked whether she is still on the call; at it the timer
+  // stops where the server will end the talk and she is asked to wrap up. Returns the moment
+  // the timer shows.
+  function callIdle(el, now) {
+    if (el.dataset.timerUntil) return Date.parse(el.dataset.timerUntil);
+    const idle = Number(el.dataset.idleSeconds) * 1000;
+    if (!idle || !el.dataset.activeAt) return now;
+    const form = el.closest("form");
+    const quiet = now - Date.parse(el.dataset.activeAt), stopped = quiet > idle;
+    const ask = form && form.querySelector("[data-idle-ask]"), told = form && form.querySelector("[data-idle-stopped]");
+    if (ask) ask.hidden = stopped || quiet < idle - 60000;
+    if (told && told.hidden !== !stopped) {
+      told.hidden = !stopped;
+      if (stopped) form.querySelector('[data-key-target="outcome"]')?.focus();
+    }
+    if (!stopped) return now;
+    el.dataset.timerUntil = new Date(Date.parse(el.dataset.activeAt) + idle).toISOString();
+    el.classList.add("stopped");
+    return Date.parse(el.dataset.timerUntil);
+  }
+  // What counts as activity on the call is what the server counts: typing, "still on the call".
+  function callActive(form) {
+    const timer = form && form.querySelector("[data-timer-since][data-active-at]");
+    if (timer && !timer.dataset.timerUntil) { timer.dataset.activeAt = new Date().toISOString(); tick(); }
+  }
+  document.addEventListener("input", (event) => callActive(event.target.closest && event.target.closest("form[data-autosave]")));
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest && event.target.closest("[data-still-here]");
+    if (button) callActive(button.closest("form"));
+  });
   setInterval(tick, 1000);
   document.addEventListener("DOMContentLoaded", tick);
 

@@ -7,6 +7,7 @@ import hmac
 import os
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
@@ -93,10 +94,17 @@ class Settings:
     webhook_bad_signatures_per_address: int = 20
     # JSON API calls per minute per token (0: no limit).
     api_rate_per_token: int = 600
+    # A call log with nothing typed for this long stops its timer and asks her to wrap up; the
+    # time after it is never counted as talk (console/leads/calls.py).
+    call_idle_minutes: int = 15
     # `/metrics` answers only a bearer of this token (unset: no such page); log lines as text
     # for a person or as JSON for a collector.
     metrics_token: str | None = None
     log_format: str = "text"
+
+    @property
+    def call_idle(self) -> timedelta:
+        return timedelta(minutes=self.call_idle_minutes)
 
     @property
     def is_sqlite(self) -> bool:
@@ -172,6 +180,7 @@ class Settings:
             intake_rate_per_address=_int(env, "INTAKE_RATE_PER_ADDRESS", 60),
             webhook_bad_signatures_per_address=_int(env, "WEBHOOK_BAD_SIGNATURES_PER_ADDRESS", 20),
             api_rate_per_token=_int(env, "API_RATE_PER_TOKEN", 600),
+            call_idle_minutes=max(1, _int(env, "CALL_IDLE_MINUTES", 15)),
             metrics_token=env.get("METRICS_TOKEN") or None,
             log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
         )

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.db import made_once
 from console.base.errors import Conflict, Invalid, NotFound
+from console.base.labels import label
 from console.contacts.contact_book import touch_contact
-from console.leads.leads import lead_to_act_on
+from console.leads.leads import lead_to_act_on, move_stage
+from console.leads.outcomes import stage_after
 from console.leads.scripts import check_answers, published_script, script_version
 from console.live import events
 from console.people.tenancy import get_scoped
 from console.sla import sla
-from models import Interaction, Lead, User
+from models import Business, Interaction, Lead, User
 from models.leads import INTERACTION_KINDS, OUTCOMES
 
 MAX_NOTES = 200_000
+# With nothing typed for this long, a call's talk is over (CALL_IDLE_MINUTES): its page stops
+# the timer and asks her to wrap up, and what follows is absence, never talk time.
+DEFAULT_IDLE = timedelta(minutes=15)
 RESPONSE_KINDS = frozenset(INTERACTION_KINDS) - {"note"}
 RESPONSE_CHANNELS = {
     "inbound_call": "phone",
@@ -63,6 +69,7 @@ async def start_interaction(
         kind=kind,
         started_at=now,
         updated_at=now,
+        active_at=now,
         script_id=script.id if script else None,
         script_version=script.version if script else None,
     )
@@ -113,12 +120,37 @@ async def autosave(
     summary: str,
     answers: dict[str, str],
     now: datetime,
+    still_here: bool = False,
+    idle: timedelta = DEFAULT_IDLE,
 ) -> Interaction:
-    """Keep what she has typed so far, exactly as typed; nothing is checked until wrap-up."""
+    """Keep what she has typed so far, exactly as typed; nothing is checked until wrap-up. A
+    change, or her "still on the call", is activity on the call (a save that changes nothing,
+    such as the page's last save when she leaves it, is not)."""
     interaction = await own_draft(session, user, interaction_id)
+    before = (interaction.notes, interaction.summary, dict(interaction.answers))
     await _keep_typed(session, interaction, notes, summary, answers, final=False, now=now)
+    if still_here or before != (interaction.notes, interaction.summary, interaction.answers):
+        _active(interaction, now, idle)
     await session.flush()
     return interaction
+
+
+def talk_ended(active_at: datetime, now: datetime, idle: timedelta) -> datetime | None:
+    """When the talk of a call ended, if it has: an idle time after her last activity on it,
+    once that has passed."""
+    return active_at + idle if now - active_at > idle else None
+
+
+def _active(interaction: Interaction, now: datetime, idle: timedelta) -> None:
+    """She acted on the call at `now`: the talk goes on, unless she had been away longer than
+    the idle time, in which case it ended then (her return is not talk)."""
+    if interaction.ended_at is not None:
+        return
+    ended = talk_ended(interaction.active_at or interaction.updated_at, now, idle)
+    if ended is not None:
+        interaction.ended_at = ended
+    else:
+        interaction.active_at = now
 
 
 async def _keep_typed(
@@ -153,18 +185,48 @@ async def wrap_up(
     answers: dict[str, str],
     outcome: str,
     now: datetime,
-) -> Interaction:
-    """End the call: required script questions answered, an outcome chosen, the time kept."""
+    idle: timedelta = DEFAULT_IDLE,
+) -> WrappedUp:
+    """End the call: required script questions answered, an outcome chosen, the talk time
+    kept (the SIP server's end of a phone call, else her last activity, never her absence),
+    and the lead moved on as the business's outcomes say."""
     interaction = await own_draft(session, user, interaction_id)
     if outcome not in OUTCOMES:
         raise Invalid("Pick the outcome of the call.", field="outcome")
+    last = interaction.active_at or interaction.updated_at
     await _keep_typed(session, interaction, notes, summary, answers, final=True, now=now)
     interaction.outcome = outcome
-    interaction.ended_at = interaction.ended_at or now  # a phone call: the SIP server's end
+    interaction.ended_at = interaction.ended_at or talk_ended(last, now, idle) or now
     interaction.status = "done"
     await session.flush()
     await _logged(session, interaction, now)
-    return interaction
+    moved_to = await _move_by_outcome(session, user, interaction, now)
+    return WrappedUp(interaction, moved_to)
+
+
+@dataclass(frozen=True)
+class WrappedUp:
+    call: Interaction
+    moved_to: str | None  # the stage the call's outcome moved its lead to
+
+
+async def _move_by_outcome(
+    session: AsyncSession, user: User, interaction: Interaction, now: datetime
+) -> str | None:
+    """A meeting set moves the lead to the meeting stage, a quote sent to quote (as its
+    business configures; forward only, an open lead, hers to act on)."""
+    lead = await session.get_one(Lead, interaction.lead_id)
+    business = await session.get_one(Business, lead.business_id)
+    stage = None
+    if lead.closed_at is None and interaction.outcome:
+        stage = stage_after(business, interaction.outcome, lead.stage)
+    if stage is None:
+        return None
+    if lead.claimed_by_id not in (None, user.id) and user.role != "admin":
+        return None  # another secretary took the lead meanwhile: the stage is hers to move
+    reason = label("outcome", interaction.outcome) if stage == "lost" else ""
+    await move_stage(session, user, lead.id, stage=stage, lost_reason=reason, now=now)
+    return stage
 
 
 async def add_note(

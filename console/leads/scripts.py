@@ -289,23 +289,44 @@ def check_answers(
 
 
 def _check_kind(question: dict[str, Any], value: str) -> str:
-    kind = question["kind"]
+    """One answer by its question's kind; a refusal names the answer's own field."""
+    kind, field = question["kind"], f"answers[{question['id']}]"
     if kind == "phone":
-        return normalise_phone(value)
-    if kind == "date":
         try:
-            return date.fromisoformat(value).isoformat()
-        except ValueError:
-            raise Invalid(
-                "%(question)s: enter a date.", field="answers", question=question["text"]
-            ) from None
+            return normalise_phone(value)
+        except Invalid as refused:
+            raise Invalid(refused.template, field=field, **refused.params) from None
+    if kind == "date":
+        return _check_date(question, value, field)
     if kind == "yesno" and value not in YES:
-        raise Invalid("%(question)s: answer yes or no.", field="answers", question=question["text"])
+        raise Invalid("%(question)s: answer yes or no.", field=field, question=question["text"])
     if kind == "choice" and value not in question["choices"]:
         raise Invalid(
-            "%(question)s: pick one of the choices.", field="answers", question=question["text"]
+            "%(question)s: pick one of the choices.", field=field, question=question["text"]
         )
     return value
+
+
+# A date answer outside these is a slip of the keyboard (the year 0001 once went through).
+EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(2099, 12, 31)
+
+
+def _check_date(question: dict[str, Any], value: str, field: str) -> str:
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise Invalid(
+            "%(question)s: enter a date.", field=field, question=question["text"]
+        ) from None
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise Invalid(
+            "%(question)s: enter a date between %(first)s and %(last)s.",
+            field=field,
+            question=question["text"],
+            first=EARLIEST_DATE.strftime("%-d.%-m.%Y"),
+            last=LATEST_DATE.strftime("%-d.%-m.%Y"),
+        )
+    return day.isoformat()
 
 
 def _lines(text: str) -> list[str]:

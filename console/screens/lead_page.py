@@ -79,6 +79,15 @@ class ContactHistory:
                 return sorted(messages, key=lambda i: (i.started_at, i.id))
         return []
 
+    @property
+    def unfinished(self) -> list[Interaction]:
+        """The calls being logged on the current lead (hers and others'), oldest first."""
+        for entry in self.entries:
+            if entry.lead.id == self.current_lead_id:
+                drafts = [i for i in entry.interactions if i.status == "draft"]
+                return sorted(drafts, key=lambda i: (i.started_at, i.id))
+        return []
+
     def draft_of(self, user: User) -> Interaction | None:
         """The call log `user` has open on the current lead, if any."""
         for entry in self.entries:
@@ -111,6 +120,10 @@ class LeadView:
     appointments: list[Appointment] = field(default_factory=list)  # booked for this lead
     # Its urgent hand-offs' pages: who has it now (console/tasks/paging.py).
     pages: LeadPages = field(default_factory=lambda: LeadPages([]))
+
+    @property
+    def unfinished(self) -> list[Interaction]:
+        return self.history.unfinished
 
     def away_of(self, user_id: uuid.UUID) -> str:
         return next((away.text for away in self.owners_away if away.user.id == user_id), "")

@@ -143,9 +143,10 @@ async def test_a_secretarys_call_from_first_ring_to_hand_off(
             "subject": "נזילה במטבח",
         },
     )
-    assert created.status_code == 303
-    lead_url = created.headers["location"]
+    assert created.status_code == 303  # the lead opens with its call log running
+    lead_url, _, anchor = created.headers["location"].partition("#")
     page = await client.get(lead_url)
+    assert anchor == "call-log" and "/autosave" in page.text
     # script, filled, escaped, each name isolated
     assert (
         "<bdi>אינסטלציה כהן</bdi>, מדברת <bdi>מיכל</bdi>. שלום <bdi>יעל &lt;b&gt;</bdi>!"
@@ -156,7 +157,7 @@ async def test_a_secretarys_call_from_first_ring_to_hand_off(
     started = await client.post(
         f"{lead_url}/calls", data={"csrf_token": token, "kind": "inbound_call"}
     )
-    assert started.status_code == 303
+    assert started.status_code == 303  # the same call, not a second one
     page = await client.get(lead_url)
     call_id = re.search(r"/calls/([0-9a-f-]{36})/autosave", page.text).group(1)  # type: ignore[union-attr]
     notes = "<script>alert(1)</script> הלקוחה אומרת: the pipe burst 💧"
@@ -175,7 +176,9 @@ async def test_a_secretarys_call_from_first_ring_to_hand_off(
         data={"csrf_token": token, "notes": notes, "answers[q1]": "", "outcome": "answered"},
         headers=HTMX,
     )
-    assert missing.status_code == 422 and missing.headers["HX-Retarget"] == "#flash"
+    # refused in place: the call log again, as typed, the reason in it
+    assert missing.status_code == 422 and missing.headers["HX-Retarget"] == "#call-form"
+    assert "&lt;script&gt;alert(1)" in missing.text and 'role="alert"' in missing.text
     handed = await client.post(
         f"{lead_url}/tasks",
         data={

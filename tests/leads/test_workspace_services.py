@@ -176,7 +176,7 @@ async def test_a_call_stamps_the_first_response_and_wrap_up_checks_the_script(
                 now=later,
             )
     async with db.transaction() as session:
-        done = await calls.wrap_up(
+        wrapped = await calls.wrap_up(
             session,
             secretary,
             call.id,
@@ -186,6 +186,8 @@ async def test_a_call_stamps_the_first_response_and_wrap_up_checks_the_script(
             outcome="booked_meeting",
             now=later + timedelta(minutes=4),
         )
+    done = wrapped.call
+    assert wrapped.moved_to == "meeting"  # the outcome moved the lead on (leads/outcomes.py)
     assert done.answers == {"q1": "Herzl 1", "q2": "yes", "q3": "+972542345678"}
     assert done.duration_seconds == 240 and done.notes.startswith("<script>")
     with pytest.raises(NotFound):  # another secretary cannot touch her log

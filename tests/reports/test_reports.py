@@ -571,13 +571,14 @@ async def test_a_new_lead_makes_the_wallboard_refresh(tmp_path_factory: Any) -> 
         michal = await Console(server).sign_in("michal@example.test", "live-password")
         admin = await Console(server).sign_in("admin@example.test", "live-password")
         board = await admin.socket(page="wallboard")
-        page = (await michal.http.get("/leads/new")).text
-        business = re.search(r'<option value="([0-9a-f-]{36})"[^>]*>Cohen<', page)
-        assert business is not None
-        answer = await michal.post(
-            "/leads", business_id=business.group(1), phone="052-7654321", subject="נזילה"
+        # A web form's lead, waiting (a call typed in on the new-call screen is answered).
+        key = server.run("intake-key", "--business", "cohen").strip()
+        answer = await michal.http.post(
+            "/intake/cohen/form",
+            headers={"X-Intake-Key": key},
+            json={"name": "דנה", "phone": "052-7654321", "message": "נזילה"},
         )
-        assert answer.status_code == 303, answer.text
+        assert answer.status_code == 201, answer.text
         message = await receive(board, 'data-refresh="wallboard"')
         assert "lead-row" not in message  # a trigger, not the queue's fragment
         fresh = await admin.http.get("/agency/wallboard", headers={"HX-Request": "true"})
