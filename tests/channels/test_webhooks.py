@@ -16,6 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
+from arq import create_pool
+from arq.connections import RedisSettings
+from arq.worker import Worker
+from redis.asyncio import Redis
 from sqlalchemy import select
 from standardwebhooks import Webhook
 from starlette.requests import Request
@@ -27,6 +31,8 @@ from console.base.config import Settings
 from console.base.db import Database
 from console.base.errors import Invalid
 from console.channels import webhooks
+from console.intake import arrivals
+from console.intake.arrivals import NewLead
 from console.people import api_tokens
 from console.people.audit import Actor
 from models import Notification, User, WebhookDelivery, WebhookEndpoint
@@ -35,6 +41,8 @@ from tests.conftest import SECRET
 from tests.factories import PASSWORD, MovableClock, counting, make_agency, make_user, sign_in
 from tests.fakes import FakeHttpServer
 from tests.served import served
+from workers.settings import PERIODIC, worker_settings
+from workers.webhooks import deliver_webhooks
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -319,3 +327,61 @@ async def test_the_admin_adds_an_endpoint_on_a_phone_in_both_languages(
             assert width <= PHONE["width"]
             assert [e for e in errors if not re.search(REFUSED_IN_PLACE, e)] == []
             await page.context.close()
+
+
+async def test_the_job_twice_and_the_arq_worker_deliver_each_event_once(
+    db: Database, receiver: Receiver, redis: Redis, redis_url: str
+) -> None:
+    assert any(job.function is deliver_webhooks for job in PERIODIC)
+    settings = Settings(
+        database_url=db.url, secret_key=SECRET, webhook_allow_private=True, redis_url=redis_url
+    )
+    async with db.transaction() as session:
+        agency = await make_agency(session)
+        admin = await make_user(session, "admin")
+        made = await webhooks.create_endpoint(
+            session,
+            Actor(admin, datetime.now(UTC) - timedelta(seconds=1)),
+            url=receiver.url,
+            events=["lead.created"],
+            business_id=None,
+            allow_private=True,
+        )
+        receiver.secret = made.secret
+        for business, phone in ((agency.a, "052-7654321"), (agency.b, "054-2345678")):
+            new = NewLead(business_id=str(business.id), phone=phone)
+            await arrivals.create_lead(session, agency.secretary, new, now=datetime.now(UTC))
+    ctx: dict[str, Any] = {"db": db, "settings": settings}
+    assert (await deliver_webhooks(ctx)).sent == 2  # the agency's: both businesses
+    assert (await deliver_webhooks(ctx)).sent == 0  # a second run finds nothing new
+    assert {p["data"]["business_id"] for p in receiver.verified} == {
+        str(agency.a.id),
+        str(agency.b.id),
+    }
+
+    # the same job on an arq worker, as `mazkira worker` runs it
+    async with db.transaction() as session:
+        new = NewLead(business_id=str(agency.a.id), phone="053-1234567")
+        await arrivals.create_lead(session, agency.secretary, new, now=datetime.now(UTC))
+    config = worker_settings(settings)
+    [cron_job] = [job for job in config["cron_jobs"] if job.name == "cron:deliver_webhooks"]
+    assert cron_job.second == set(range(0, 60, 5))
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    await pool.enqueue_job("deliver_webhooks", _job_id="deliver-webhooks-test")
+
+    async def startup(ctx: dict[str, Any]) -> None:  # as workers.settings.startup, with our db
+        ctx["db"], ctx["settings"] = db, settings
+
+    worker = Worker(
+        functions=config["functions"],
+        redis_pool=pool,
+        burst=True,
+        poll_delay=0,
+        on_startup=startup,
+        handle_signals=False,
+    )
+    await worker.main()
+    assert (worker.jobs_complete, worker.jobs_failed) == (1, 0)
+    assert len(receiver.requests) == 3
+    await worker.close()
+    await pool.aclose()
