@@ -249,6 +249,9 @@ async def test_an_endpoint_gets_signed_events_retried_paused_and_replayed(
 
 
 async def test_private_and_loopback_addresses_are_refused_unless_allowed(db: Database) -> None:
+    env = {"DATABASE_URL": "postgresql://db/mazkira", "SECRET_KEY": SECRET}
+    assert not Settings.from_env(env).webhook_allow_private
+    assert Settings.from_env({**env, "WEBHOOK_ALLOW_PRIVATE": "true"}).webhook_allow_private
     for url in ("http://127.0.0.1:9/hook", "http://10.1.2.3/hook", "http://localhost/x"):
         with pytest.raises(Invalid) as refused:
             await webhooks.checked_url(url, allow_private=False)

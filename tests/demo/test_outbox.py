@@ -36,6 +36,9 @@ async def test_the_demo_delivers_to_its_outbox_and_the_admin_reads_it(db: Databa
         queued = await session.scalar(select(func.count()).where(Notification.status == "queued"))
     assert queued, "the demo queues messages for owners and customers"
     plain = Settings(database_url=db.url, secret_key=SECRET)
+    env = {"DATABASE_URL": db.url, "SECRET_KEY": SECRET}
+    assert Settings.from_env({**env, "DEMO_MODE": "true"}).demo_mode  # as mazkira demo sets it
+    assert not Settings.from_env(env).demo_mode
     with pytest.raises(ProviderError, match="no provider configured for sms"):
         Senders(plain).for_channel("sms")
 
