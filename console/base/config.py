@@ -58,11 +58,11 @@ class Settings:
     whatsapp_api_url: str = "https://graph.facebook.com"
     # Provider URLs on loopback or private networks are refused unless this is set (tests, fakes).
     allow_private_provider_urls: bool = False
-    # Inbound webhooks: the address the providers call (so Twilio's signature over the URL checks
     # `mazkira demo`: a channel with no provider delivers to the console's outbox (/demo/outbox).
     demo_mode: bool = False
     # Outbound webhooks to loopback or private addresses are refused unless this is set.
     webhook_allow_private: bool = False
+    # Inbound webhooks: the address the providers call (so Twilio's signature over the URL checks
     # out behind a proxy), and the secrets they sign with (unset: see `twilio_webhook_token`).
     public_url: str | None = None
     whatsapp_app_secret: str | None = None
@@ -163,6 +163,8 @@ class Settings:
             whatsapp_phone_number_id=env.get("WHATSAPP_PHONE_NUMBER_ID") or None,
             whatsapp_api_url=env.get("WHATSAPP_API_URL") or "https://graph.facebook.com",
             allow_private_provider_urls=_flag(env, "ALLOW_PRIVATE_PROVIDER_URLS"),
+            demo_mode=_flag(env, "DEMO_MODE"),
+            webhook_allow_private=_flag(env, "WEBHOOK_ALLOW_PRIVATE"),
             public_url=(env.get("PUBLIC_URL") or "").rstrip("/") or None,
             whatsapp_app_secret=env.get("WHATSAPP_APP_SECRET") or None,
             whatsapp_verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
@@ -171,8 +173,6 @@ class Settings:
             sip_secret=env.get("SIP_SECRET") or None,
             sip_ws_url=env.get("SIP_WS_URL") or None,
             sip_domain=env.get("SIP_DOMAIN") or "mazkira.invalid",
-            demo_mode=_flag(env, "DEMO_MODE"),
-            webhook_allow_private=_flag(env, "WEBHOOK_ALLOW_PRIVATE"),
             sip_credentials_seconds=_int(env, "SIP_CREDENTIALS_SECONDS", 3600),
             whatsapp_reply_template=env.get("WHATSAPP_REPLY_TEMPLATE") or None,
             whatsapp_message_template=env.get("WHATSAPP_MESSAGE_TEMPLATE") or None,
