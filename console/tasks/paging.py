@@ -122,8 +122,12 @@ async def _page(
     now: datetime,
     links: TaskLinks | None,
 ) -> Page:
-    channel = CHANNEL[reach] if person.phone else "email"
-    recipient = person.email if channel == "email" else normalise_phone(person.phone or "")
+    channel, recipient = CHANNEL[reach] if person.phone else "email", person.email
+    if channel != "email":
+        try:
+            recipient = normalise_phone(person.phone or "")
+        except Invalid:  # a phone no channel can send to: e-mail still reaches him
+            channel = "email"
     page = Page(
         business_id=business.id,
         task_id=task.id,

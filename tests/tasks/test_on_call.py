@@ -326,6 +326,12 @@ async def test_who_is_paged_first_follows_availability_the_week_and_the_holidays
         [first] = await pages_of(db, page_task)
         assert first.user_id == person.id, moment
 
+    async with db.transaction() as session:  # a number no channel sends to: e-mail still does
+        (await session.get_one(User, rota.owner.id)).phone = "+972501234567"
+    unreachable = await urgent(db, rota, "no phone", at=evening + timedelta(days=1))
+    [by_mail] = await pages_of(db, unreachable)
+    assert (by_mail.channel, by_mail.recipient) == ("email", rota.owner.email)
+
 
 async def test_the_rota_is_refused_in_place_for_people_or_times_that_cannot_be(
     db: Database,
