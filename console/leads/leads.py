@@ -11,14 +11,14 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, joinedload
 
 from console.base.errors import Conflict, Invalid, NotFound
 from console.business.reminder_policy import plan_quote_followups
 from console.leads.surveys import SurveyLinks, start_survey
 from console.live import events
 from console.people.audit import record_audit
-from console.people.tenancy import get_scoped, may_see, parse_id, visible_businesses
+from console.people.tenancy import may_see, parse_id, scoped, visible_businesses
 from console.sla import sla
 from models import Business, Contact, Interaction, Lead, Role, SecretaryAssignment, User
 from models.contacts import CHANNELS
@@ -298,9 +298,18 @@ def _filter_conditions(user: User, filters: InboxFilters) -> list[ColumnElement[
 
 
 async def get_lead(session: AsyncSession, user: User, lead_id: str | uuid.UUID) -> Lead:
-    """A lead of the user's businesses, with its contact, business and holder loaded."""
-    lead = await get_scoped(session, user, Lead, lead_id)
-    await session.refresh(lead, ["contact", "business", "claimed_by"])
+    """A lead of the user's businesses, with its contact, business and holder loaded, in one
+    statement (loading them after it, as a refresh does, took four more)."""
+    statement = scoped(
+        select(Lead)
+        .where(Lead.id == parse_id(lead_id))
+        .options(joinedload(Lead.contact), joinedload(Lead.business), joinedload(Lead.claimed_by)),
+        user,
+        Lead.business_id,
+    ).execution_options(populate_existing=True)
+    lead = await session.scalar(statement)
+    if lead is None:
+        raise NotFound("Not found.")
     return lead
 
 
