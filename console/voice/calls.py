@@ -12,8 +12,9 @@ The answers are `key=value` pairs joined by `;`, which Kamailio reads with `{par
     action=wait;seconds=5                      keep the caller ringing, ask again after that
     action=overflow                            nobody: reject (480), the lead is a call-back
     action=overflow;to=voicemail               the business's overflow rule says where (to=
-                                               voicemail|on_call|business|callback); until the
-                                               SIP side carries these out, handled as above
+                                               voicemail|on_call|business|callback, with
+                                               ;number= or ;line= to dial); until the SIP side
+                                               carries these out, handled as above
     action=dial;from=+97231234567              (outgoing) show the business's number
 """
 
@@ -44,7 +45,7 @@ from console.live import events
 from console.live.events import LiveEvent
 from console.people.availability import OwnerAway, owners_away
 from console.tasks.on_call import people_for_hand_off
-from console.voice import routing, states
+from console.voice import overflow, routing, states
 from console.voice.credentials import sip_user, user_of_sip
 from console.voice.states import AgentState
 from models import Business, Contact, Interaction, Lead, Line, Role, User
@@ -280,6 +281,10 @@ async def _decide(
         now=now,
     )
     answer = answer_of(decision)
+    if decision.overflow_to:  # where: the on-call person's number, the other business's line
+        answer += await overflow.destination(
+            session, business, decision.overflow_to, decision.overflow_business, now=now
+        )
     if answer.startswith("action=ring"):
         for user_id in decision.ring:
             await states.set_state(

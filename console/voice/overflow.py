@@ -6,7 +6,8 @@ calendar. The actions: voicemail, the on-call person's phone (console/tasks/on_c
 business's team, or a call-back lead (what an overflow has always been). Outside hours and on a
 holiday "" means the call rings the secretaries as usual. The admin sets them on the business's
 page; the owner reads them in his portal; `routing.decide` reads them where it decides overflow
-and the SIP server's answer carries the action (`action=overflow;to=voicemail`). The voice side
+and the SIP server's answer carries the action and where (`action=overflow;to=voicemail`,
+`to=on_call;number=+972…`, `to=business;line=+972…`). The voice side
 of voicemail and transfers comes later: until then the SIP server ends such a call as before,
 and the lead is a call-back.
 """
@@ -22,9 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.errors import Invalid
 from console.business.hours import BusinessHours
+from console.contacts.contacts import normalise_phone
 from console.people.audit import Actor, record_change
-from console.tasks.on_call import rota_of
-from models import Business
+from console.sla.sla import clock_for
+from console.tasks.on_call import on_call_now, rota_of
+from models import Business, Line
 from models.on_call import OVERFLOW_ACTIONS, OverflowRule
 
 MOMENTS = ("waiting", "closed", "holiday")
@@ -110,4 +113,33 @@ def moment_rule(closed: str, holiday: str, clock: BusinessHours, now: datetime) 
         return holiday
     if closed and not clock.is_open(now):
         return closed
+    return ""
+
+
+async def destination(
+    session: AsyncSession,
+    business: Business,
+    to: str,
+    other_business_id: uuid.UUID | None,
+    *,
+    now: datetime,
+) -> str:
+    """What the SIP server needs to carry an overflow out: the number of whoever is on call now
+    (`;number=`), or the other business's phone line (`;line=`); "" when there is none."""
+    if to == "on_call":
+        person = await on_call_now(session, business, clock_for(business), now)
+        if person is not None and person.phone:
+            try:
+                return f";number={normalise_phone(person.phone)}"
+            except Invalid:
+                return ""
+    if to == "business" and other_business_id is not None:
+        line = await session.scalar(
+            select(Line.address)
+            .where(Line.business_id == other_business_id, Line.channel == "phone")
+            .order_by(Line.address)
+            .limit(1)
+        )
+        if line:
+            return f";line={line}"
     return ""

@@ -1,7 +1,8 @@
 """A business's overflow rules: set by the admin on the business's page (refused in place when
 they cannot be), read by the owner in his portal, and read by the routing where it decides that
 a call overflows: after the wait limit, at once outside the covered hours or on a holiday. The
-ringing banner says which of the business's owners is away, and his note."""
+ringing banner says which of the business's owners is away, and his note; the SIP server is told
+whom to dial for the on-call phone or another business's team."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ import pytest
 
 from console.base.db import Database
 from console.base.errors import Invalid
+from console.channels.lines import add_line
 from console.people.audit import Actor
+from console.tasks import on_call
+from console.tasks.on_call import Link, RotaForm
 from console.voice import overflow
 from console.voice.calls import answer_of
 from console.voice.overflow import OverflowForm
-from console.voice.states import AgentState
+from console.voice.states import AgentState, set_state
 from models import Business
 from models.agents import CallSettings
 from tests.factories import csrf_token, make_business, make_user, sign_in
@@ -127,3 +131,27 @@ async def test_the_ringing_banner_says_which_owner_is_away_and_his_note(
     away = re.findall(r'<p class="ringing-away">(.*?)</p>', banner.text)
     assert len(away) == 1 and "אבי" in away[0] and "עם ספק עד הצהריים" in away[0]
     assert "בפגישה עד" in away[0]  # his status, in her language
+
+
+async def test_the_sip_server_is_told_whom_to_dial_for_an_overflow(
+    db: Database, phone_client: httpx.AsyncClient
+) -> None:
+    shop, michal = await shop_with_secretary(db)
+    now = datetime.now(UTC)
+    async with db.transaction() as session:
+        owner = await make_user(session, "owner", shop, name="אבי")
+        owner.phone = "+972527654321"
+        neighbour = await make_business(session, name="מרפאת לוי")
+        await add_line(session, neighbour, "phone", "+97235559999")
+        session.add(CallSettings(business_id=shop.id, wait_limit_seconds=0))
+        await set_state(session, michal.id, AgentState.OFFLINE, now=now)
+        found = await session.get_one(Business, shop.id)
+        await on_call.save_rota(
+            session, Actor.command_line(now), found, RotaForm("10", [Link(owner.id.hex, "sms")])
+        )
+    await save(db, shop, OverflowForm("on_call"))
+    answer = await post(phone_client, "/sip/route", ask("over-1"))
+    assert answer.text == "action=overflow;to=on_call;number=+972527654321"
+    await save(db, shop, OverflowForm("business", other_business_id=str(neighbour.id)))
+    answer = await post(phone_client, "/sip/route", ask("over-2"))
+    assert answer.text == "action=overflow;to=business;line=+97235559999"
