@@ -20,6 +20,7 @@ from playwright.async_api import expect
 
 from tests.base.test_durations import DURATIONS
 from tests.browser import chromium, need_chromium
+from tests.factories import csrf_token, sign_in
 from tests.servers import Server
 
 pytestmark = pytest.mark.browser
@@ -62,8 +63,9 @@ async def test_the_queue_keeps_its_order_counts_and_reaches_every_lead(tmp_path:
             httpx.AsyncClient(base_url=server.url) as client,
             httpx.AsyncClient(base_url=server.url) as noa,
         ):
-            # Noa's leads come through the API: a call typed on the new-call screen is
-            # answered as it opens, and these must wait in the queue by their promises.
+            await sign_in(noa, "noa@example.test", PASSWORD)
+            # Noa's leads come through the API (a call typed on the new-call screen is answered
+            # as it opens, and these must wait in the queue by their promises); she takes them.
             token = server.run("create-token", "--email", "noa@example.test").strip()
             noa.headers["Authorization"] = f"Bearer {token}"
             for n in range(3):
@@ -88,7 +90,8 @@ async def _arrive(client: httpx.AsyncClient, keys: dict[str, str], slug: str, n:
 
 
 async def _call(noa: httpx.AsyncClient, business_id: str, priority: str, n: int) -> str:
-    """A lead Noa opens for a caller at this priority, left waiting for its first response."""
+    """A lead Noa opens for a caller at this priority and takes, left waiting for its first
+    response."""
     answer = await noa.post(
         "/api/v1/leads",
         json={
@@ -101,7 +104,11 @@ async def _call(noa: httpx.AsyncClient, business_id: str, priority: str, n: int)
         },
     )
     assert answer.status_code == 201, answer.text
-    return str(answer.json()["id"])
+    lead = str(answer.json()["id"])
+    token = await csrf_token(noa, "/inbox")
+    taken = await noa.post(f"/leads/{lead}/claim", data={"csrf_token": token})
+    assert taken.status_code == 303, taken.text
+    return lead
 
 
 async def _story(browser: Any, server: Server, noa: httpx.AsyncClient, lang: str) -> None:
