@@ -225,6 +225,7 @@ BODIES: dict[str, dict[str, str]] = {
     "/contacts/{contact_id}/erase": {"confirm": "erase"},
     "/contacts/{contact_id}": {"name": "changed"},
     "/agency/users/{user_id}/role": {"role": "owner"},
+    "/agency/users/{user_id}/addressed-as": {"addressed_as": "masculine"},
     "/agency/users/{user_id}/active": {"active": "0"},
     "/agency/businesses/{business_id}": {"name": "changed", "timezone": "Asia/Jerusalem"},
     "/agency/businesses/{business_id}/active": {"active": "0"},
