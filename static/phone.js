@@ -136,12 +136,16 @@
     controls.hidden = true;
     if (!bannerOf(request.call_id)) banner.textContent = "";
     ring();
-    const socketUp = document.getElementById("live-state")?.classList.contains("on");
-    if (!socketUp && !bannerOf(request.call_id)) {
+    // Fetched only when the socket is down, or (a backstop) when its push has not come 2 s
+    // after the INVITE, so the banner and its buttons are never missing.
+    const fetchBanner = () => {
+      if (session !== incoming || bannerOf(request.call_id)) return;
       fetch("/phone/calls/" + encodeURIComponent(request.call_id), { credentials: "same-origin" })
         .then((answer) => (answer.ok ? answer.text() : ""))
         .then((html) => { if (session === incoming && html && !bannerOf(request.call_id)) banner.innerHTML = html; });
-    }
+    };
+    const socketUp = document.getElementById("live-state")?.classList.contains("on");
+    if (socketUp) setTimeout(fetchBanner, 2000); else fetchBanner();
     incoming.on("peerconnection", (event) => listen(event.peerconnection));
     incoming.on("confirmed", () => talking(incoming));
     incoming.on("ended", () => over(incoming));
