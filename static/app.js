@@ -358,16 +358,39 @@
     document.title = (waiting ? "(" + waiting + ") " : "") + baseTitle;
   }
 
+  // The news sound. A browser lets a page make sound only after a gesture on it (Chrome also
+  // counts one on the page before, so the sign-in click carries over to the inbox): the page starts
+  // its audio at once, resumes it on her first click or key if it was held back, and meanwhile
+  // shows "sound is off — click to turn on" (#sound-off, for those who get news).
   let audio = null;
-  function beep() {
-    try {
-      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
-      const osc = audio.createOscillator(), gain = audio.createGain();
-      osc.frequency.value = 880; gain.gain.value = 0.08;
-      osc.connect(gain); gain.connect(audio.destination);
-      osc.start(); osc.stop(audio.currentTime + 0.18);
-    } catch (e) { /* no sound available */ }
+  const beeps = { played: 0 };
+  function showSound() {
+    const button = document.getElementById("sound-off");
+    if (button) button.hidden = !audio || audio.state === "running";
   }
+  function startSound() {
+    if (!document.getElementById("sound-off")) return;
+    if (!audio) {
+      const Context = window.AudioContext || window.webkitAudioContext;
+      if (!Context) return;
+      audio = new Context();
+      audio.addEventListener("statechange", showSound);
+    }
+    if (audio.state === "suspended") audio.resume().catch(() => { /* still held back */ });
+    showSound();
+  }
+  document.addEventListener("pointerdown", () => { if (!audio || audio.state !== "running") startSound(); }, true);
+  document.addEventListener("keydown", () => { if (!audio || audio.state !== "running") startSound(); }, true);
+  document.addEventListener("DOMContentLoaded", startSound);
+  function beep() {
+    if (!audio || audio.state !== "running") return;
+    const osc = audio.createOscillator(), gain = audio.createGain();
+    osc.frequency.value = 880; gain.gain.value = 0.08;
+    osc.connect(gain); gain.connect(audio.destination);
+    osc.start(); osc.stop(audio.currentTime + 0.18);
+    beeps.played += 1;
+  }
+  window.mazkira.sound = () => ({ state: audio ? audio.state : "none", played: beeps.played });
 
   function attention(el) {
     beep();
@@ -400,6 +423,15 @@
     });
   }
 
+  // Where htmx will put a pushed element ("true" or a style: the element of its id; "style:selector":
+  // that selector). A part this page does not show (a row filtered out or not loaded yet, a lead's
+  // panel this page has not) has nowhere to go and is dropped, rather than an htmx error.
+  function hasTarget(el) {
+    const swap = el.getAttribute("hx-swap-oob") || "true", colon = swap.indexOf(":");
+    if (colon >= 0) return !!document.querySelector(swap.slice(colon + 1));
+    return !!el.id && !!document.getElementById(el.id);
+  }
+
   function transform(text) {
     const match = /^<!--mz (\{.*?\})-->/.exec(text);
     if (match) {
@@ -429,6 +461,7 @@
       document.dispatchEvent(new CustomEvent("mz:ringing", { detail: detail }));
     });
     Array.from(fragment.children).forEach((el) => { if (el.dataset && el.dataset.upsert) upsert(el); });
+    Array.from(fragment.children).forEach((el) => { if (!hasTarget(el)) el.remove(); });
     const holder = document.createElement("div");
     holder.appendChild(fragment);
     return holder.innerHTML;
@@ -438,18 +471,67 @@
     transformResponse: function (text, xhr) { return xhr ? text : transform(text); },
   });
 
+  // Back within a second or two after a drop: htmx-ext-ws would wait up to 64 s (full jitter);
+  // here 0.25 s, 0.5 s, then every second, each shortened by up to a quarter so that a restarted
+  // server is not met by every console at the same instant.
+  htmx.config.wsReconnectDelay = (retries) => Math.min(1000, 250 * 2 ** retries) * (1 - Math.random() / 4);
+
+  // What #live-state shows: "on" (a green dot), "reconnecting" (in words), "off" (a grey dot:
+  // before the first connection, or refused for good). It is drawn again when a page swapped in
+  // place brings a new one.
+  let liveState = "off";
+  let socket = null;
+  function showLive(state) {
+    if (state) liveState = state;
+    const el = document.getElementById("live-state");
+    if (!el) return;
+    el.classList.toggle("on", liveState === "on");
+    el.dataset.state = liveState;
+    el.textContent = liveState === "reconnecting" ? el.dataset.labelReconnecting || "" : "";
+  }
+
+  // The extension retries from a timer it keeps, calling its socket wrapper's init(), which
+  // closes an open socket to open another: a socket already back (opened at once on `online`)
+  // is left alone. (htmx 2 keeps the wrapper in the body's internal data.)
+  function socketWrapper() {
+    const internal = body()["htmx-internal-data"], wrapper = internal && internal.webSocket;
+    if (wrapper && !wrapper.mzInit) {
+      wrapper.mzInit = wrapper.init;
+      wrapper.init = function () {
+        if (this.socket && this.socket.readyState <= WebSocket.OPEN) return undefined;
+        return this.mzInit();
+      };
+    }
+    return wrapper;
+  }
+
   document.addEventListener("htmx:wsOpen", (event) => {
-    document.getElementById("live-state")?.classList.add("on");
+    socket = event.detail.event.target;
     live = event.detail.socketWrapper;
+    socketWrapper();
+    showLive("on");
     hello(live);
   });
-  document.addEventListener("htmx:wsClose", () => {
-    live = null;
-    document.getElementById("live-state")?.classList.remove("on");
+  document.addEventListener("htmx:wsClose", (event) => {
+    const closed = event.detail.event;
+    socketWrapper();
+    if (socket && closed.target !== socket) return;  // not the open socket: an old one, replaced
+    socket = live = null;
+    // 1006, 1011, 1012, 1013: the extension tries again; any other code is final
+    showLive([1006, 1011, 1012, 1013].includes(closed.code) || !navigator.onLine ? "reconnecting" : "off");
+  });
+  window.addEventListener("offline", () => { if (body().hasAttribute("ws-connect")) showLive("reconnecting"); });
+  // The network is back: a fresh socket now (one that lived through the drop may be dead), its
+  // hello replays what the page missed.
+  window.addEventListener("online", () => {
+    const wrapper = socketWrapper();
+    if (wrapper && !(wrapper.socket && wrapper.socket.readyState === WebSocket.CONNECTING)) wrapper.mzInit();
   });
   document.addEventListener("htmx:wsAfterMessage", () => { personalize(); countShown(); });
   document.addEventListener("htmx:afterSettle", (event) => {
     personalize(event.target);
+    showLive();
+    showSound();
     if (live && (currentMode() !== toldMode || currentPage() !== toldPage)) hello(live);
   });
   document.addEventListener("DOMContentLoaded", () => {

@@ -57,7 +57,9 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
+        # generous: on a loaded machine (tests of several people on two cores) a start has
+        # taken over 30 s; a healthy server answers long before and ends the wait
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
