@@ -115,6 +115,16 @@ TABLE = [
         "overflow-waiting-error",
     ),
     Refusal(
+        "a webhook to a private address",
+        "admin",
+        "/agency/webhooks",
+        {"url": "http://127.0.0.1/hook", "events": "task.done", "business_id": ""},
+        422,
+        "new-webhook",
+        "new-webhook-url-error",
+        ['value="http://127.0.0.1/hook"'],
+    ),
+    Refusal(
         "his script without a greeting",
         "owner",
         "/portal/businesses/{business}/script",
@@ -386,7 +396,6 @@ TESTED_ELSEWHERE = {
 NOT_YET_IN_A_TABLE = {
     "/agency/businesses/{business_id}/on-call": "the on-call rota",
     "/ack/on-call/{token}": "an on-call page's signed link",
-    "/agency/webhooks": "a new webhook endpoint",
     "/agency/webhooks/{endpoint_id}/resume": "a button",
     "/agency/webhooks/{endpoint_id}/delete": "a button",
     "/agency/webhooks/deliveries/{delivery_id}/replay": "a button",
@@ -415,7 +424,7 @@ async def count_everything(db: Database) -> tuple[object, ...]:
 def message_of(html: str, error: str) -> str:
     """The text of the element with this id, which must be an alert."""
     found = re.search(rf'<[^>]*\bid="{error}"[^>]*>\s*(?:<span>)?([^<]+)<', html)
-    assert found, error
+    assert found, (error, re.findall(r'role="alert"[^<]*<', html) or html[:300])
     tag = html[html.rfind("<", 0, found.start() + 1) : found.start(1)]
     assert 'role="alert"' in tag and "alert" in tag, tag
     return found.group(1).strip()
