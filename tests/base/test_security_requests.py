@@ -56,6 +56,7 @@ EXEMPT = {
     "/api/v1/tasks/{task_id}/done",
     "/api/v1/webhooks",
     "/ack/{token}",
+    "/ack/on-call/{token}",  # an on-call page's acknowledgement: the link is the proof
     "/survey/{token}",
     "/sip/route",  # the SIP server's, signed with the shared secret (HMAC over time and body)
     "/sip/events",

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from itsdangerous import URLSafeSerializer
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -39,7 +40,7 @@ from console.intake.arrivals import NewLead
 from console.leads import calls, canned_replies, leads
 from console.leads.surveys import SurveyLinks
 from console.people import api_tokens
-from console.tasks import tasks
+from console.tasks import paging, tasks
 from console.tasks.task_links import TaskLinks
 from models import (
     Alert,
@@ -190,6 +191,9 @@ async def world(db: Database) -> World:
         forged = {
             "/invite/{token}": password_link_token(FORGER_KEY, owner_b),
             "/ack/{token}": TaskLinks(FORGER_KEY, None).token(task.id, owner_b.id, "done", now=NOW),
+            "/ack/on-call/{token}": URLSafeSerializer(FORGER_KEY, salt=paging.SALT).dumps(
+                uuid.uuid4().hex
+            ),
             "/survey/{token}": SurveyLinks(FORGER_KEY, None).token(survey.id, now=NOW),
             "/calendar/{token}.ics": calendar_feed.feed_token(FORGER_KEY, b),
         }
@@ -242,7 +246,12 @@ BODIES: dict[str, dict[str, str]] = {
     "/survey/{token}": {"stars": "5", "recommend": "yes"},
 }
 # Routes whose only object is a signed token in the path: a forged one is refused as such.
-SIGNED_LINKS = {"/invite/{token}": 400, "/ack/{token}": 400, "/survey/{token}": 400}
+SIGNED_LINKS = {
+    "/invite/{token}": 400,
+    "/ack/{token}": 400,
+    "/ack/on-call/{token}": 400,
+    "/survey/{token}": 400,
+}
 # Routes without a path parameter. Those that take a business (or a person) in the query or the
 # form are requested with B's below; the others name no object at all.
 FOREIGN_IN_QUERY_OR_FORM = {
@@ -306,6 +315,10 @@ NO_OBJECT = {
     ("POST", "/intake/email"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),  # the process's own numbers, for its bearer token only
+    ("GET", "/settings/addressing"),  # her own form of address
+    ("POST", "/settings/addressing"),
     # the SIP server's questions and reports, signed with its secret; the business is the one
     # owning the number called (tests/voice/test_sip_http.py)
     ("POST", "/sip/route"),
