@@ -49,6 +49,7 @@ class LiveView:
         self.leads: Counter[str] = Counter()  # lead id -> messages shown that carry its row
         self.dropped = 0  # repeats the page threw away
         self.connects = 0
+        self.upstreams: set[str] = set()
         self.closes: list[int | None] = []
         self.task = asyncio.create_task(self._run())
 
@@ -62,6 +63,8 @@ class LiveView:
                 await asyncio.sleep(0.1)
                 continue
             self.connects += 1
+            # behind a proxy that names the process it went to (tests/test_topology.py)
+            self.upstreams.add(ws.response.headers.get("X-Upstream", "") if ws.response else "")
             try:
                 async for message in ws:
                     self._take(str(message))
