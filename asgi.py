@@ -69,7 +69,7 @@ def create_app(
     hub.access = partial(read_access, db)
     db.after_commit.append(hub.publish)
     metrics = Metrics()
-    metrics.hub = hub
+    metrics.hub, metrics.redis = hub, redis
     db.after_commit.append(metrics.published)
     jobs_ctx: dict[str, Any] = {"db": db, "settings": settings, "metrics": metrics}
     scheduler: Scheduler = (

@@ -16,6 +16,7 @@ from console.base.config import Settings
 from console.base.db import Database
 from console.base.jobs import Periodic
 from console.base.logs import carrying
+from console.base.metrics import counted
 from console.base.scheduler import ArqScheduler, schedule_queued
 from console.channels.notify import Senders
 from console.live.events import LiveEvent
@@ -91,10 +92,11 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         raise ValueError("mazkira worker needs REDIS_URL; without it jobs run inside mazkira serve")
     return {
         # each run logs under the id of the request that asked for it (or its own name)
-        "functions": [carrying(job.function) for job in PERIODIC],
+        # counted in Redis for the web processes' /metrics (console/base/metrics.counted)
+        "functions": [counted(carrying(job.function)) for job in PERIODIC],
         "cron_jobs": [
             cron(
-                carrying(job.function),  # type: ignore[arg-type]
+                counted(carrying(job.function)),  # type: ignore[arg-type]
                 second=job.seconds(),
                 minute=job.minutes(),
                 unique=True,

@@ -9,11 +9,13 @@ registry: Prometheus scrapes every process (their ports, not the proxy), as is u
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from functools import wraps
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
 from console.base.db import Database
@@ -21,6 +23,7 @@ from models.alerts import Alert, Notification
 from models.voice import Call
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+Job = Callable[..., Awaitable[Any]]
 LIVE_CALL_STATES = ("waiting", "ringing", "answered")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -91,7 +94,20 @@ class Metrics:
             ["state"],
             registry=registry,
         )
+        self.worker_jobs = Gauge(
+            "mazkira_worker_jobs",
+            "Job runs on the arq workers since Redis started, by job and result",
+            ["job", "result"],
+            registry=registry,
+        )
+        self.worker_notifications = Gauge(
+            "mazkira_worker_notifications_handled",
+            "Notifications the workers' sender runs handled since Redis started, by result",
+            ["result"],
+            registry=registry,
+        )
         self.hub: Any = None  # set by the app: its open sockets are read when scraped
+        self.redis: Any = None  # set by the app when it has Redis: the workers' counts
 
     def published(self, items: Iterable[Any]) -> None:
         """After a commit (`Database.after_commit`): its live events, by kind."""
@@ -115,6 +131,8 @@ class Metrics:
         return generate_latest(self.registry)
 
     async def _sample(self, db: Database) -> None:
+        if self.redis is not None:
+            await self._sample_workers()
         if self.hub is not None:
             self.sockets.set(len(self.hub.connections))
         pool = db.engine.pool
@@ -151,3 +169,56 @@ class Metrics:
         for state in LIVE_CALL_STATES:
             self.calls_live.labels(state).set(live_calls.get(state, 0))
         self.notifications_queued.set(queued or 0)
+
+    async def _sample_workers(self) -> None:
+        try:
+            jobs = await self.redis.hgetall(WORKER_JOBS)
+            sent = await self.redis.hgetall(WORKER_NOTIFICATIONS)
+        except (RedisError, OSError):
+            return  # Redis down: /readyz says so; the web process's own numbers still answer
+        for field, count in jobs.items():
+            name, _, result = _text(field).partition("|")
+            self.worker_jobs.labels(name, result).set(int(count))
+        for field, count in sent.items():
+            self.worker_notifications.labels(_text(field)).set(int(count))
+
+
+# The arq workers have no page of their own: each run is counted in Redis (`counted`), and
+# every web process's /metrics shows the agency's totals from there.
+WORKER_JOBS = "mazkira:metrics:jobs"
+WORKER_NOTIFICATIONS = "mazkira:metrics:notifications"
+
+
+def counted(job: Job) -> Job:
+    """An arq job whose runs (and, for the sender, the notifications it handled) are counted in
+    the worker's Redis (`ctx["redis"]`). A count that cannot be written is left out: the job's
+    work is what matters."""
+
+    @wraps(job)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = await job(ctx, *args, **kwargs)
+        except Exception:
+            await _count(ctx.get("redis"), job.__name__, None, failed=True)
+            raise
+        await _count(ctx.get("redis"), job.__name__, result, failed=False)
+        return result
+
+    return run
+
+
+async def _count(redis: Any, name: str, result: object, *, failed: bool) -> None:
+    if redis is None:
+        return
+    try:
+        await redis.hincrby(WORKER_JOBS, f"{name}|{'failed' if failed else 'ok'}", 1)
+        for field in ("sent", "retried", "failed"):  # a SendReport
+            count = getattr(result, field, None)
+            if isinstance(count, int) and count:
+                await redis.hincrby(WORKER_NOTIFICATIONS, field, count)
+    except (RedisError, OSError):
+        return
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from asgi import create_app
 from console.base.config import Settings
 from console.base.db import Database
+from console.base.logs import carrying
+from console.base.metrics import counted
+from console.channels.notify import SendReport
 from tests.conftest import SECRET
 from tests.factories import sign_in
 from tests.servers import ROOT, Server, free_port
@@ -233,3 +237,33 @@ def test_check_says_what_is_missing_in_plain_words(tmp_path: Path) -> None:
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+
+async def test_the_workers_runs_are_on_every_web_processes_metrics(
+    db: Database, redis: Any, redis_url: str
+) -> None:
+    """An arq worker has no page: its runs are counted in Redis, and /metrics shows them."""
+
+    async def send_notifications(ctx: dict[str, Any]) -> SendReport:
+        return SendReport(sent=3, retried=1, failed=0)
+
+    async def sweep_sla(ctx: dict[str, Any]) -> None:
+        raise RuntimeError("the database went away")
+
+    sender, sweep = counted(carrying(send_notifications)), counted(carrying(sweep_sla))
+    for _ in range(2):
+        await sender({"redis": redis}, request_id="req-1")
+    with pytest.raises(RuntimeError):
+        await sweep({"redis": redis})
+    settings = Settings(
+        database_url=db.url, secret_key=SECRET, metrics_token=TOKEN, redis_url=redis_url
+    )
+    app = create_app(settings, db=db, run_jobs=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            text = (await client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})).text
+    assert _sample(text, "mazkira_worker_jobs", job="send_notifications", result="ok") == 2
+    assert _sample(text, "mazkira_worker_jobs", job="sweep_sla", result="failed") == 1
+    assert _sample(text, "mazkira_worker_notifications_handled", result="sent") == 6
+    assert _sample(text, "mazkira_worker_notifications_handled", result="retried") == 2
