@@ -97,11 +97,14 @@ class LiveView:
 @dataclass
 class FormSender:
     """Posts a business's web form until each post is taken (201, or 200 for a repeat), as a
-    site or a provider retries: a refused connection, a dropped answer or a 503 is sent again;
-    any other answer fails the test.
-    `answers` counts every status seen; `errors` the failures with no answer at all."""
+    site or a provider retries: a refused connection, a dropped answer or a status in
+    `retry_on` (503; behind nginx also its 502 and 504) is sent again; any other answer fails
+    the test. `answers` counts every status seen; `errors` the failures with no answer at all;
+    `upstreams` the processes a proxy said answered (its X-Upstream header)."""
 
     base_url: str
+    retry_on: tuple[int, ...] = (503,)
+    upstreams: set[str] = field(default_factory=set)
     answers: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     bodies: list[str] = field(default_factory=list)  # of the answers that were not 2xx
@@ -122,9 +125,12 @@ class FormSender:
                     continue
                 self.answers[answer.status_code] += 1
                 if answer.status_code in (200, 201):
+                    upstream = answer.headers.get("x-upstream", "").split(",")[-1].strip()
+                    if upstream:  # the process that answered (nginx lists those it tried)
+                        self.upstreams.add(upstream)
                     return str(answer.json()["lead_id"])
                 self.bodies.append(answer.text)
-                if answer.status_code != 503:
+                if answer.status_code not in self.retry_on:
                     raise AssertionError(f"{answer.status_code}: {answer.text}")
                 await asyncio.sleep(0.05)
 
