@@ -114,21 +114,11 @@ async def refused_on_lead(
     typed it, the reason beside its field, with the refusal's status."""
     if wants_json(request):
         raise refused
-    async with request.app.state.db.transaction(write=False) as session:
-        view = await lead_view(
-            session,
-            actor(request),
-            lead_id or request.path_params["lead_id"],
-            reply_template=request.app.state.settings.whatsapp_reply_template,
-            opened=False,  # she is on the page already
-        )
     context = {
-        "view": view,
-        "now": now(request),
+        **await _lead_page_again(request, lead_id or request.path_params["lead_id"]),
         "refused": refused,
         "refused_form": form,
         "typed": typed,
-        **_call_settings(request),
     }
     block = "appointments" if form == "appointment" else f"{form}_form"
     return render(request, "leads/show.html", context, status=refused.status, block=block)
@@ -144,6 +134,13 @@ async def lead_form_done(
     goes to the page."""
     if not is_htmx(request):
         return see_other(request, f"/leads/{lead_id}{anchor}")
+    context = {**await _lead_page_again(request, lead_id), "done_form": form, **done}
+    return render(request, "leads/show.html", context, block=f"{form}_form")
+
+
+async def _lead_page_again(request: Request, lead_id: str | uuid.UUID) -> dict[str, object]:
+    """What the lead page's template needs to draw one of its forms again; not an opening of
+    the lead (she is on the page already)."""
     async with request.app.state.db.transaction(write=False) as session:
         view = await lead_view(
             session,
@@ -152,8 +149,7 @@ async def lead_form_done(
             reply_template=request.app.state.settings.whatsapp_reply_template,
             opened=False,
         )
-    context = {"view": view, "now": now(request), "done_form": form, **done}
-    return render(request, "leads/show.html", context, block=f"{form}_form")
+    return {"view": view, "now": now(request), **_call_settings(request)}
 
 
 @signed_in(*WORKERS)
