@@ -121,10 +121,8 @@ class Metrics:
 
     def job_done(self, name: str, result: object, *, failed: bool = False) -> None:
         self.jobs.labels(name, "failed" if failed else "ok").inc()
-        for field in ("sent", "retried", "failed"):  # a SendReport
-            count = getattr(result, field, None)
-            if isinstance(count, int) and count:
-                self.notifications_sent.labels(field).inc(count)
+        for field, count in _notifications_of(result):
+            self.notifications_sent.labels(field).inc(count)
 
     async def render(self, db: Database) -> bytes:
         await self._sample(db)
@@ -212,13 +210,17 @@ async def _count(redis: Any, name: str, result: object, *, failed: bool) -> None
         return
     try:
         await redis.hincrby(WORKER_JOBS, f"{name}|{'failed' if failed else 'ok'}", 1)
-        for field in ("sent", "retried", "failed"):  # a SendReport
-            count = getattr(result, field, None)
-            if isinstance(count, int) and count:
-                await redis.hincrby(WORKER_NOTIFICATIONS, field, count)
+        for field, count in _notifications_of(result):
+            await redis.hincrby(WORKER_NOTIFICATIONS, field, count)
     except (RedisError, OSError):
         return
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _notifications_of(result: object) -> list[tuple[str, int]]:
+    """What a sender run handled (a SendReport: sent, retried, failed); nothing for other jobs."""
+    counts = [(field, getattr(result, field, None)) for field in ("sent", "retried", "failed")]
+    return [(field, count) for field, count in counts if isinstance(count, int) and count]
