@@ -29,15 +29,20 @@ from console.base.metrics import Metrics
 from console.base.migrate import upgrade
 from console.base.ratelimit import limiter_for
 from console.base.scheduler import ArqScheduler, LocalScheduler, Scheduler, schedule_queued
+from console.base.storage import store_of
+from console.channels.push import installation_keys
 from console.contacts.contacts import display_phone
 from console.intake.writer import ArrivalWriter
 from console.live.events import LiveEvent, latest_seqs
 from console.live.hub import Audience, Hub, LocalBroker, RedisBroker
+from console.people.audit import ViewWriter
+from console.voice.voicemail import Media
 from routes import routes
 from routes.errors import WhenDatabaseDown, console_error, http_error, server_error
 from routes.live import Fragments, read_access
 from routes.middleware import Cookies, Guard, Sessions, redact_access_log
 from routes.observe import Observe
+from routes.router import SegmentRouter
 from routes.templating import env as templates
 from routes.text_inputs import TextInputs
 from workers.notifications import send_notifications
@@ -71,7 +76,12 @@ def create_app(
     metrics = Metrics()
     metrics.hub, metrics.redis = hub, redis
     db.after_commit.append(metrics.published)
-    jobs_ctx: dict[str, Any] = {"db": db, "settings": settings, "metrics": metrics}
+    jobs_ctx: dict[str, Any] = {
+        "db": db,
+        "settings": settings,
+        "metrics": metrics,
+        "recordings": store_of(settings),
+    }
     scheduler: Scheduler = (
         ArqScheduler(settings.redis_url)
         if settings.redis_url
@@ -92,6 +102,7 @@ def create_app(
         if owns_db and settings.is_sqlite:
             await upgrade(db)  # the embedded mode needs no setup step
         warm_up()
+        await _push_keys_made(db)
         await hub.start(await _latest_or_nothing(db))
         runner = None
         if run_jobs and redis is None:
@@ -128,9 +139,13 @@ def create_app(
         },
         lifespan=lifespan,
     )
+    # the same routes, each request matched only against those of its path's first segment
+    app.router = SegmentRouter(routes, lifespan=lifespan)
     app.state.settings = settings
     templates.auto_reload = settings.templates_reload  # off but in development
     app.state.db = db
+    app.state.recordings = store_of(settings)
+    app.state.media = Media.of(settings, app.state.recordings)
     app.state.redis = redis
     app.state.cookies = cookies
     app.state.hub = hub
@@ -138,6 +153,7 @@ def create_app(
     app.state.limiter = limiter_for(redis)
     app.state.metrics = metrics
     app.state.arrivals = ArrivalWriter(db, counted=metrics.arrived)
+    app.state.views = ViewWriter(db)  # the lead page's and the API's views, in groups
     return app
 
 
@@ -149,6 +165,17 @@ async def _latest_or_nothing(db: Database) -> dict[str, int]:
             return await latest_seqs(session)
     except (SQLAlchemyError, OSError):
         return {}
+
+
+async def _push_keys_made(db: Database) -> None:
+    """The installation's VAPID key pair exists from the first start on, so a page that shows
+    the public key only reads it; a database that is down or not migrated yet must not stop
+    start-up (the sender makes the pair when it first needs it)."""
+    try:
+        async with db.transaction() as session:
+            await installation_keys(session)
+    except (SQLAlchemyError, OSError):
+        pass
 
 
 async def _no_render(event: LiveEvent, audience: Audience) -> str | None:

@@ -16,16 +16,21 @@ cycling through every state.
 
 Measured: `decide` itself (route_p50_ms, route_p99_ms: inside its open transaction), and the
 whole decision as the SIP server waits for it (decision_p99_ms: the write lock, `decide`,
-`set_state`, the commit). A waiting call's question is asked in a read transaction first and
+`set_state`, the commit); what the machine's load moves less: this process's CPU and the SQL
+statements run (transaction control left out) per question (cpu_ms_per_question,
+statements_per_question; the calls' rows and state changes included, the load generator's CPU
+too). A waiting call's question is asked in a read transaction first and
 "still nobody free" answered there, as `calls.route_call` does.
 
 `--via http` (and `both`, the default) also measures the whole question as Kamailio asks it:
 against a `mazkira serve` of its own (the same agency, a phone line per business, SIP_SECRET
 set), each call POSTs `/sip/route` signed as Kamailio signs (`X-Mazkira-Timestamp`,
 HMAC-SHA256) for its first question and again after every wait or ring-out (attempt+1), and
-`/sip/events` answered and ended; its figures (`http`: route p50/p99 over every question,
+`/sip/events` answered and ended, at most 64 at a time, each signed as it is sent (as
+Kamailio's workers do); its figures (`http`: route p50/p99 over every question,
 `new_*` for a new call's first question, which writes its lead and row, `again_*` for the
-waiting calls' questions) come from the load generator's side, waits for a connection included.
+waiting calls' questions) come from the load generator's side, waits for a connection included;
+`server_cpu_ms_per_request` is the server process's CPU per question and event.
 The load generator, the server and the database share this machine.
 
 `ring_to_pop_ms` (when Kamailio, rtpengine, baresip and Chromium are installed; `--pop-calls`,
@@ -56,10 +61,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import text, update
+from sqlalchemy import event, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from asgi import warm_up
 from bench import intake_env, loop_factory, ring_to_pop
 from bench.inbox import POSTGRES, create_database
 from bench.intake import Served
@@ -67,7 +73,7 @@ from console.base.config import normalise_database_url
 from console.base.db import Database
 from console.base.migrate import upgrade
 from console.channels.lines import add_line
-from console.voice import routing
+from console.voice import roster, routing
 from console.voice.signatures import sign
 from console.voice.states import AgentState, set_state
 from models import Business, SecretaryAssignment, User
@@ -77,6 +83,9 @@ from models.voice import Call
 BUSINESSES = 50
 SECRETARIES = 20
 SIP_SECRET = "bench-voice-shared-with-kamailio"
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+# Kamailio's HTTP workers each ask one question at a time on a connection of their own.
+HTTP_WORKERS = 64
 
 
 def now() -> datetime:
@@ -142,10 +151,18 @@ class Load:
         self.db = db
         self.rng = rng
         self.route_ms: list[float] = []
+        self.route_ms_by_action: dict[str, list[float]] = {}
         self.decision_ms: list[float] = []
         self.actions: Counter[str] = Counter()
         self.outcomes: Counter[str] = Counter()
         self.errors = 0
+        self.statements = 0  # SQL statements run (transaction control left out)
+
+    def count_statements(self) -> None:
+        @event.listens_for(self.db.engine.sync_engine, "before_cursor_execute")
+        def counted(*args: Any) -> None:
+            if not str(args[2]).lstrip().upper().startswith(TRANSACTION_CONTROL):
+                self.statements += 1
 
     async def ask(
         self,
@@ -166,7 +183,7 @@ class Load:
                 await session.connection()
                 decision, took_ms, _ = await _decide(session, call, attempt, rung, take=False)
                 if decision.action == "wait":
-                    self.route_ms.append(took_ms)
+                    self.timed(decision, took_ms)
             if decision.action == "wait":
                 self.decision_ms.append((time.perf_counter() - asked) * 1000)
                 self.actions["wait"] += 1
@@ -176,17 +193,19 @@ class Load:
             if first:  # the call's row and its first decision in one transaction, as route_call
                 session.add(call)
                 await session.flush()
-            decision, took_ms, moment = await _decide(session, call, attempt, rung, take=True)
-            self.route_ms.append(took_ms)
-            for user_id in decision.ring:
-                await set_state(
-                    session, user_id, AgentState.RINGING, now=moment, business_id=call.business_id
-                )
+            # `decide` sets the secretary it rings ringing (a conditional write), so its time
+            # holds that write too.
+            decision, took_ms, _ = await _decide(session, call, attempt, rung, take=True)
+            self.timed(decision, took_ms)
             state = {"ring": "ringing", "wait": "waiting"}.get(decision.action, "missed")
-            await session.execute(update(Call).where(Call.id == call.id).values(state=state))
+            await keep_state(session, call, state)
         self.decision_ms.append((time.perf_counter() - asked) * 1000)
         self.actions[decision.action] += 1
         return decision
+
+    def timed(self, decision: routing.RouteDecision, took_ms: float) -> None:
+        self.route_ms.append(took_ms)
+        self.route_ms_by_action.setdefault(decision.action, []).append(took_ms)
 
     async def _call_once(self, business: uuid.UUID) -> None:
         """A question about a new call, to warm the statements up."""
@@ -239,13 +258,26 @@ class Load:
                 continue
             await self.move(secretary, AgentState.ON_CALL, business)
             async with self.db.transaction() as session:
-                await session.execute(
-                    update(Call).where(Call.id == call.id).values(state="answered")
-                )
+                await keep_state(session, call, "answered")
             await asyncio.sleep(self.rng.uniform(2, 5))
             await self.move(secretary, AgentState.WRAP_UP, business)
             self.outcomes["answered"] += 1
             return
+
+
+async def keep_state(session: AsyncSession, call: Call, state: str) -> None:
+    """The call's row keeps its state, and the roster follows it, as it follows the ORM's flush
+    of the row in `calls.route_call` (here one UPDATE, without reading the row first)."""
+    await session.execute(
+        update(Call)
+        .where(Call.id == call.id)
+        .values(state=state)
+        .execution_options(roster_follows=True)
+    )
+    waiting = state == "waiting"
+    roster.queue(
+        session, roster.CallMoved(call.business_id, call.sip_call_id, waiting, call.arrived_at)
+    )
 
 
 async def _decide(
@@ -290,10 +322,14 @@ async def run(kind: str, rate: float, seconds: float) -> dict[str, Any]:
             for person in secretaries:
                 await set_state(session, person, AgentState.AVAILABLE, now=now())
         load = Load(db, rng)
+        load.count_statements()
+        loads_before = roster.roster_of_database(db).loads
+        warm_up()  # the garbage collector tuned as `mazkira serve` tunes it
         lags: list[float] = []
         ticking = asyncio.create_task(loop_lag(lags))
         calls: list[asyncio.Task[None]] = []
         started = time.perf_counter()
+        cpu_started = time.process_time()
         late = 0.0
         for n in range(int(rate * seconds)):
             due = started + n / rate
@@ -305,6 +341,8 @@ async def run(kind: str, rate: float, seconds: float) -> dict[str, Any]:
             calls.append(asyncio.create_task(load.call(rng.choice(businesses))))
         arrived = time.perf_counter() - started
         results = await asyncio.gather(*calls, return_exceptions=True)
+        cpu_s = time.process_time() - cpu_started
+        loads = roster.roster_of_database(db).loads - loads_before
         failures = [r for r in results if isinstance(r, BaseException)]
         for failure in failures[:3]:
             print(f"{kind}: {type(failure).__name__}: {str(failure)[:200]}", flush=True)
@@ -322,10 +360,22 @@ async def run(kind: str, rate: float, seconds: float) -> dict[str, Any]:
         "decision_p99_ms": round(percentile(load.decision_ms, 0.99), 2),
         "calls_per_s": round(len(calls) / arrived, 1),
         "decisions": len(load.route_ms),
+        # `decide`'s p99 by its answer: a "ring" holds the conditional write that takes her.
+        "route_p99_ms_by_action": {
+            action: round(percentile(took, 0.99), 2)
+            for action, took in sorted(load.route_ms_by_action.items())
+        },
+        # The roster's loads in the run (at most one a second; each in a question's time).
+        "roster_loads": loads,
         "decisions_per_s": round(len(load.route_ms) / arrived, 1),
         "actions": dict(load.actions),
         "outcomes": dict(load.outcomes),
         "errors": len(failures),
+        # This process's CPU (the load generator's included; PostgreSQL's own is not) and the
+        # SQL statements its questions, state changes and calls' rows ran, per question asked:
+        # what the machine's load moves less than the times.
+        "cpu_ms_per_question": round(cpu_s * 1000 / max(1, len(load.decision_ms)), 2),
+        "statements_per_question": round(load.statements / max(1, len(load.decision_ms)), 2),
         # How late the event loop ran a 10 ms timer: the load generator shares the loop, so a
         # busy machine shows here and in every figure above.
         "loop_lag_p99_ms": round(percentile(lags, 0.99), 1),
@@ -351,19 +401,25 @@ class HttpLoad:
         self.actions: Counter[str] = Counter()
         self.outcomes: Counter[str] = Counter()
         self.refused = 0
+        self.events = 0
+        self.workers = asyncio.Semaphore(HTTP_WORKERS)
 
     async def post(self, path: str, fields: dict[str, str]) -> str:
+        """Signed as a Kamailio worker signs: when it sends, on a connection it holds (signed
+        earlier and queued behind the client's pool, a question could reach the server past the
+        signature's minute, which no Kamailio would do)."""
         data = str(httpx.QueryParams(fields)).encode()
-        stamp = str(int(time.time()))
-        answer = await self.client.post(
-            path,
-            content=data,
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Mazkira-Timestamp": stamp,
-                "X-Mazkira-Signature": sign(SIP_SECRET, stamp, data),
-            },
-        )
+        async with self.workers:
+            stamp = str(int(time.time()))
+            answer = await self.client.post(
+                path,
+                content=data,
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Mazkira-Timestamp": stamp,
+                    "X-Mazkira-Signature": sign(SIP_SECRET, stamp, data),
+                },
+            )
         if answer.status_code != 200:
             self.refused += 1
             raise RuntimeError(f"{path}: {answer.status_code} {answer.text[:200]}")
@@ -410,6 +466,7 @@ class HttpLoad:
             await asyncio.sleep(self.rng.uniform(2, 5))
             ended = {"event": "ended", "call_id": call_id, "reason": "caller_hangup"}
             await self.post("/sip/events", ended)
+            self.events += 2
             self.outcomes["answered"] += 1
             return
 
@@ -442,7 +499,7 @@ async def run_http(kind: str, rate: float, seconds: float) -> dict[str, Any]:
         server.start()
         await server.ready()
         # Kamailio's http_client asks from each of its worker processes, one request at a time.
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        limits = httpx.Limits(max_connections=HTTP_WORKERS, max_keepalive_connections=HTTP_WORKERS)
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{server.port}", limits=limits, timeout=60
         ) as client:
@@ -456,6 +513,7 @@ async def run_http(kind: str, rate: float, seconds: float) -> dict[str, Any]:
             ticking = asyncio.create_task(loop_lag(lags))
             calls: list[asyncio.Task[None]] = []
             started = time.perf_counter()
+            served_cpu = cpu_seconds(server)
             for n in range(int(rate * seconds)):
                 pause = started + n / rate - time.perf_counter()
                 if pause > 0:
@@ -463,6 +521,7 @@ async def run_http(kind: str, rate: float, seconds: float) -> dict[str, Any]:
                 calls.append(asyncio.create_task(load.call(rng.choice(numbers))))
             arrived = time.perf_counter() - started
             results = await asyncio.gather(*calls, return_exceptions=True)
+            served_cpu = cpu_seconds(server) - served_cpu
             ticking.cancel()
         failures = [r for r in results if isinstance(r, BaseException)]
         for failure in failures[:3]:
@@ -489,8 +548,17 @@ async def run_http(kind: str, rate: float, seconds: float) -> dict[str, Any]:
         "actions": dict(load.actions),
         "outcomes": dict(load.outcomes),
         "errors": len(failures),
+        # The server's CPU (its process, not the database's) per question and event it answered.
+        "server_cpu_ms_per_request": round(served_cpu * 1000 / max(1, len(every) + load.events), 2),
         "loop_lag_p99_ms": round(percentile(lags, 0.99), 1),
     }
+
+
+def cpu_seconds(server: Served) -> float:
+    """The server process's CPU time so far (user and system), from /proc."""
+    assert server.process is not None
+    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def main() -> None:

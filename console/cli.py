@@ -458,7 +458,9 @@ def run_intake_key(settings: Settings, args: argparse.Namespace) -> int:
         async with db.transaction() as session:
             business = await accounts.business_by_slug(session, args.business)
             if args.rotate:
-                return await accounts.rotate_intake_key(session, business)
+                from console.channels.lines import rotate_key
+
+                return await rotate_key(session, Actor.command_line(datetime.now(UTC)), business)
             return business.intake_key
 
     print(_with_db(settings, key))
@@ -498,7 +500,14 @@ def run_add_line(settings: Settings, args: argparse.Namespace) -> int:
     async def add(db: Database) -> str:
         async with db.transaction() as session:
             business = await accounts.business_by_slug(session, args.business)
-            line = await add_line(session, business, args.channel, args.address, args.label)
+            line = await add_line(
+                session,
+                business,
+                args.channel,
+                args.address,
+                args.label,
+                actor=Actor.command_line(datetime.now(UTC)),
+            )
             return f"{line.channel} {line.address}"
 
     print(_with_db(settings, add))
@@ -547,7 +556,13 @@ def run_import_contacts(settings: Settings, args: argparse.Namespace) -> int:
         async with db.transaction() as session:
             business = await accounts.business_by_slug(session, args.business)
             report = await contact_import.import_contacts(
-                session, business, sheet, mapping, merge=args.merge, progress=progress
+                session,
+                business,
+                sheet,
+                mapping,
+                merge=args.merge,
+                progress=progress,
+                now=datetime.now(UTC),
             )
             cli = Actor.command_line(datetime.now(UTC))
             await contact_import.audit_import(
@@ -567,7 +582,7 @@ def run_import_contacts(settings: Settings, args: argparse.Namespace) -> int:
         f"skipped: {len(report.skipped)}, rejected: {len(report.rejected)}"
     )
     if report.rejected or report.skipped:
-        print(report.as_csv(), end="")
+        sys.stdout.write(report.text())
     return 0
 
 

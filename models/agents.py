@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, id_column
@@ -90,3 +90,15 @@ class CallSettings(Base):
     service_level_seconds: Mapped[int] = mapped_column(
         Integer, default=DEFAULT_SERVICE_LEVEL_SECONDS
     )
+
+
+class RosterChanges(Base):
+    """A counter that every write to what routing's roster reads moves (triggers, migration
+    0034), so the roster's periodic reload reads one number and loads only when it moved.
+    SQLite counts in this table's one row; PostgreSQL in the sequence `roster_changes_seq`
+    (nextval locks no row), leaving the table empty."""
+
+    __tablename__ = "roster_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    counter: Mapped[int] = mapped_column(BigInteger)

@@ -48,7 +48,8 @@ class Alert(Base):
 
 
 class Notification(Base):
-    """A message out of the system (e-mail, SMS, WhatsApp), sent once, retried with backoff."""
+    """A message out of the system (e-mail, SMS, WhatsApp, Web Push), sent once, retried with
+    backoff."""
 
     __tablename__ = "notifications"
     __table_args__ = (
@@ -59,6 +60,13 @@ class Notification(Base):
             "next_attempt_at",
             sqlite_where=text("status = 'queued'"),
             postgresql_where=text("status = 'queued'"),
+        ),
+        # the admin's page of failed sends, newest first (routes/notices.py)
+        Index(
+            "ix_notifications_failed",
+            "created_at",
+            sqlite_where=text("status = 'failed'"),
+            postgresql_where=text("status = 'failed'"),
         ),
     )
 
@@ -71,7 +79,7 @@ class Notification(Base):
     alert_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("alerts.id", ondelete="SET NULL"), default=None
     )
-    channel: Mapped[str] = mapped_column(String(16))  # email, sms, whatsapp
+    channel: Mapped[str] = mapped_column(String(16))  # email, sms, whatsapp, push
     # A secretary's reply to a contact is sent as a notification too: the interaction it is
     # logged as, the business's line it goes out from, and (WhatsApp, outside the 24-hour
     # window) the approved template it must use.
@@ -82,6 +90,8 @@ class Notification(Base):
     template: Mapped[str] = mapped_column(String(100), default="", server_default="")
     # WhatsApp reply buttons sent with the body: [{"id", "title"}] (see MetaWhatsApp.send_buttons).
     buttons: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, default=None)
+    # An e-mail's attachment: {"filename", "content_type", "text"} (an appointment's .ics).
+    attachment: Mapped[dict[str, str] | None] = mapped_column(JSON, default=None)
     recipient: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(300), default="")
     body: Mapped[str] = mapped_column(Text, default="")
@@ -92,3 +102,9 @@ class Notification(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A message to an owner about a lead (after a call: console/leads/call_notices.py), shown on
+    # the lead with its delivery, and when he marked it seen.
+    lead_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="CASCADE"), default=None, index=True
+    )
+    seen_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -63,12 +63,19 @@ class Contact(Base):
     abc_class_locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # Privacy: when the contact was erased on request (the row stays, anonymised).
     erased_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The day of the contact's first lead (filled by it; an earlier day typed or imported stays).
     customer_since: Mapped[date | None] = mapped_column(Date, default=None)
+    # What the customer bought before the business kept leads here (typed or imported); the
+    # lifetime value is it plus the won deals (`contacts.refresh_lifetime_value`).
+    earlier_value: Mapped[Decimal] = mapped_column(
+        Numeric(12, 2), default=Decimal(0), server_default="0"
+    )
     lifetime_value: Mapped[Decimal] = mapped_column(Numeric(12, 2), default=Decimal(0))
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_contact_at: Mapped[datetime | None] = mapped_column(default=None)
-    # A/B/C follow-ups: the next moment to look (never earlier than the reminder is due), and
-    # the last reminder written; a period counts from it or from the last contact, the later.
+    # A/B/C follow-ups and birthday reminders: the next moment to look (never later than a
+    # reminder is due), and the last A/B/C reminder written; a period counts from it or from the
+    # last contact, the later.
     followup_at: Mapped[datetime | None] = mapped_column(default=None)
     followed_up_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -88,7 +88,8 @@ class Lead(Base):
         Index("ix_leads_contact_created", "contact_id", "created_at"),
         # The channel's own message id: the same delivery twice is one lead (NULLs never clash).
         Index("uq_leads_business_external", "business_id", "external_id", unique=True),
-        Index("ix_leads_business_created", "business_id", "created_at"),
+        # A business's leads newest first (the API's pages, with `id` their tie-break).
+        Index("ix_leads_business_created_id", "business_id", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = id_column()
@@ -99,6 +100,9 @@ class Lead(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(String(100), default="")
     external_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    # A web form's phone that could exist but lies in a range not allocated (yet), as typed:
+    # kept on the contact, shown to the secretary as "check the number" ("" when allocated).
+    phone_check: Mapped[str] = mapped_column(String(40), default="", server_default="")
     stage: Mapped[str] = mapped_column(String(16), default="new")
     stage_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     # At the quote stage: the next moment to look at its follow-up reminders (days 2, 5, 10).

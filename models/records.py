@@ -80,6 +80,9 @@ class Appointment(Base):
     request_key: Mapped[str | None] = mapped_column(String(64), default=None, unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
+    # bumped each time the meeting moves: the .ics a calendar already holds is replaced by one
+    # with a higher SEQUENCE (RFC 5545), and each move's notices have keys of their own
+    sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Survey(Base):
@@ -103,3 +106,33 @@ class Survey(Base):
     stars: Mapped[int | None] = mapped_column(Integer, default=None)
     would_recommend: Mapped[bool | None] = mapped_column(Boolean, default=None)
     improve: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
+class ChangeRequest(Base):
+    """An owner's change that commits the agency (24/7 coverage, hours beyond the contract,
+    another time zone): it waits for an admin, who approves (the change is made) or declines."""
+
+    __tablename__ = "change_requests"
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'approved', 'declined', 'withdrawn')", name="state"),
+        Index("ix_change_requests_business_state", "business_id", "state"),
+        Index("ix_change_requests_state_at", "state", "requested_at"),
+    )
+
+    id: Mapped[uuid.UUID] = id_column()
+    business_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32), default="hours")
+    # What is asked, as typed and checked: {"timezone", "always_open", "week"}; and why it
+    # needs the agency: a list of "always_open", "beyond_contract", "timezone".
+    asked: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    requested_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    note: Mapped[str] = mapped_column(String(500), default="")

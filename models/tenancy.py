@@ -56,6 +56,9 @@ class Business(Base):
     # and whether the agency answers this business around the clock.
     hours_exceptions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     always_open: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # The weekly hours the agency agreed to cover (None: the weekly hours as they are); an
+    # owner's change beyond them waits for the agency (console/agency/change_requests.py).
+    contract_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     # The owner's script edits are published at once (else they wait as a draft for the agency).
     owner_may_publish: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # A message or call from a contact whose open lead here is at most this many days old joins
@@ -100,6 +103,12 @@ class User(Base):
     # Where alerts and reminders reach this person: "email", "sms" or "whatsapp".
     phone: Mapped[str | None] = mapped_column(String(20), default=None)
     notify_channel: Mapped[str] = mapped_column(String(16), default="email", server_default="email")
+    # What also reaches this person's browsers by Web Push (console/channels/push.py KINDS).
+    push_kinds: Mapped[list[str]] = mapped_column(
+        JSON,
+        default=lambda: ["handoff", "urgent", "breach"],
+        server_default=text('\'["handoff", "urgent", "breach"]\''),
+    )
     # An owner's availability (console/people/availability.py): away as "meeting", "vacation" or
     # "away" (None: available), until a moment (None: until he says he is back), and a note.
     away_kind: Mapped[str | None] = mapped_column(String(16), default=None)
@@ -123,8 +132,22 @@ class SecretaryAssignment(Base):
     is_backup: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class MemberRole(enum.StrEnum):
+    """What a person of a business (a user of the owner role) may do there: the permission
+    matrix is console/people/business_people.PERMISSIONS."""
+
+    OWNER = "owner"
+    MANAGER = "manager"
+    STAFF = "staff"
+
+
 class OwnerMembership(Base):
+    """A person of a business (the owner, a manager or staff), who reads it in the portal."""
+
     __tablename__ = "owner_memberships"
+    __table_args__ = (
+        CheckConstraint("member_role IN ('owner', 'manager', 'staff')", name="member_role"),
+    )
 
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
@@ -132,3 +155,4 @@ class OwnerMembership(Base):
     business_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("businesses.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+    member_role: Mapped[str] = mapped_column(String(16), default="owner", server_default="owner")

@@ -21,7 +21,16 @@ END_REASONS = (
     "overflow",
     "failed",
     "dialog_end",
+    "transferred",
+    "voicemail",  # nobody took it: the caller left a message (console/voice/voicemail.py)
 )
+TRANSFER_KINDS = ("blind", "warm")
+# secretary: another secretary of the business, whose console phone rings (number: "").
+TRANSFER_TARGETS = ("owner", "on_call", "person", "business", "secretary")
+# requested: asked for, not yet carried out; consulting: the secretary talks to the target first
+# (warm); ringing: the caller's leg to the target rings; connected: the target answered the
+# caller; returned: warm, and she went back to the caller; failed: the target's leg failed.
+TRANSFER_OUTCOMES = ("requested", "consulting", "ringing", "connected", "returned", "failed")
 
 
 class Call(Base):
@@ -65,3 +74,62 @@ class Call(Base):
     # Secretaries (user ids as hex) rung by the last answer, and all rung so far.
     ringing: Mapped[list[Any]] = mapped_column(JSON, default=list)
     rung: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Secretaries (hex, in order) who declined its ring with the reject button (not rung for it
+    # again), and when the first did: unanswered, the call's outcome is "rejected".
+    declined: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    rejected_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class CallTransfer(Base):
+    """A call put through to someone else, logged on its lead: to whom (the number dialled and
+    who that is), when, blind or after talking to him first (warm), and, from the SIP server's
+    events on the legs, when he answered the caller and when they hung up (how long he spoke).
+    `token` names the transfer in the SIP address the caller is referred to (`xfer-<token>`),
+    so the SIP server asks Mazkira where that goes and nothing else can be dialled that way."""
+
+    __tablename__ = "call_transfers"
+    __table_args__ = (
+        CheckConstraint(f"kind IN {TRANSFER_KINDS}", name="kind"),
+        CheckConstraint(f"target IN {TRANSFER_TARGETS}", name="target"),
+        CheckConstraint(f"outcome IN {TRANSFER_OUTCOMES}", name="outcome"),
+        Index("uq_call_transfers_token", "token", unique=True),
+        Index("ix_call_transfers_call", "call_id"),
+        Index("ix_call_transfers_lead", "lead_id"),
+        Index("ix_call_transfers_leg", "leg_call_id"),
+        Index("ix_call_transfers_consult", "consult_call_id"),
+    )
+
+    id: Mapped[uuid.UUID] = id_column()
+    business_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    call_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    lead_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="SET NULL"), default=None
+    )
+    by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    token: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(8))
+    target: Mapped[str] = mapped_column(String(12))
+    number: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200), default="")  # who that is, as it was then
+    person_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    outcome: Mapped[str] = mapped_column(String(12), default="requested")
+    requested_at: Mapped[datetime] = mapped_column()
+    # The secretary's own call to him first (warm), and the caller's leg to him.
+    consult_call_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    consult_answered_at: Mapped[datetime | None] = mapped_column(default=None)
+    consult_ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    leg_call_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    leg_started_at: Mapped[datetime | None] = mapped_column(default=None)
+    answered_at: Mapped[datetime | None] = mapped_column(default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    @property
+    def talk_seconds(self) -> int | None:
+        """How long he spoke with the caller, as the SIP server saw it."""
+        if self.answered_at is None or self.ended_at is None:
+            return None
+        return round((self.ended_at - self.answered_at).total_seconds())

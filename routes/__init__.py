@@ -12,6 +12,7 @@ from routes import (
     api,
     appointments,
     auth,
+    billing,
     calls,
     channels,
     contacts,
@@ -25,10 +26,13 @@ from routes import (
     kpis,
     leads,
     live,
+    notices,
     on_call,
     phone,
     policies,
     portal,
+    push,
+    recordings,
     reports,
     scripts,
     settings,
@@ -57,6 +61,7 @@ routes = [
     # the agency's SIP server: whom a call rings, and what happened to it (signed)
     Route("/sip/route", sip.route, methods=["POST"]),
     Route("/sip/events", sip.event, methods=["POST"]),
+    Route("/sip/voicemail", sip.answer_voicemail, methods=["POST"]),
     # signing in, and each role's home
     Route("/", auth.home, methods=["GET"]),
     Route("/login", auth.login_form, methods=["GET"]),
@@ -65,11 +70,23 @@ routes = [
     Route("/logout", auth.logout, methods=["POST"]),
     Route("/locale", auth.switch_locale, methods=["POST"]),
     Route("/portal", portal.index, methods=["GET"]),
+    # the portal installed on a phone: manifest, service worker, offline list, Web Push
+    Route("/manifest.webmanifest", push.manifest, methods=["GET"]),
+    Route("/sw.js", push.service_worker, methods=["GET"]),
+    Route("/portal/offline", push.offline, methods=["GET"]),
+    Route("/portal/notifications", push.settings_page, methods=["GET"]),
+    Route("/portal/notifications", push.save_kinds, methods=["POST"]),
+    Route("/portal/notifications/test", push.send_test, methods=["POST"]),
+    Route("/portal/push/subscriptions", push.subscribe, methods=["POST"]),
+    Route("/portal/push/subscriptions/remove", push.unsubscribe, methods=["POST"]),
     Route("/agency", home.agency, methods=["GET"]),
     # the numbers of a business (its owner, the agency): on screen and as files
     Route("/portal/kpis", kpis.page, methods=["GET"]),
     Route("/portal/kpis.csv", kpis.csv_export, methods=["GET"]),
     Route("/portal/kpis.xlsx", kpis.xlsx_export, methods=["GET"]),
+    # what the business pays the agency: this month's meter, the months before, a statement
+    Route("/portal/billing", billing.portal, methods=["GET"]),
+    Route("/portal/businesses/{business_id}/statement", billing.statement, methods=["GET"]),
     # the owner's portal: what was handled (rated, commented), his tasks, status and settings
     Route("/portal/leads/{lead_id}", portal.lead, methods=["GET"]),
     Route("/portal/interactions/{interaction_id}/rating", portal.rate, methods=["POST"]),
@@ -78,6 +95,13 @@ routes = [
     Route("/portal/tasks/{task_id}/comments", portal.comment_on_task, methods=["POST"]),
     Route("/portal/availability", portal.set_availability, methods=["POST"]),
     Route("/portal/appointments", appointments.portal, methods=["GET"]),
+    Route("/portal/appointments", appointments.owner_book, methods=["POST"]),
+    Route("/portal/appointments/{appointment_id}/move", appointments.owner_move, methods=["POST"]),
+    Route(
+        "/portal/appointments/{appointment_id}/cancel",
+        appointments.owner_cancel,
+        methods=["POST"],
+    ),
     Route(
         "/portal/businesses/{business_id}/calendar-feed",
         appointments.revoke_feed,
@@ -87,6 +111,12 @@ routes = [
     Route("/portal/businesses/{business_id}/script", portal.save_script, methods=["POST"]),
     Route("/portal/businesses/{business_id}/hours", hours.owner_editor, methods=["GET"]),
     Route("/portal/businesses/{business_id}/on-call", on_call.owner_view, methods=["GET"]),
+    # what the owner is told: after each call, quiet hours, language, his digest (and resend)
+    Route("/portal/businesses/{business_id}/notices", notices.owner_page, methods=["GET"]),
+    Route("/portal/businesses/{business_id}/notices", notices.owner_save, methods=["POST"]),
+    Route(
+        "/portal/businesses/{business_id}/notices/resend", notices.owner_resend, methods=["POST"]
+    ),
     Route("/portal/businesses/{business_id}/hours", hours.owner_save, methods=["POST"]),
     Route(
         "/portal/businesses/{business_id}/hours/exceptions",
@@ -122,6 +152,8 @@ routes = [
     Route("/alerts/{alert_id}/ack", alerts.acknowledge, methods=["POST"]),
     Route("/phone/credentials", phone.phone_credentials, methods=["GET"]),
     Route("/phone/calls/{sip_call_id:path}", phone.ringing, methods=["GET"]),
+    Route("/phone/transfer/{sip_call_id}", phone.transfer_panel, methods=["GET"]),
+    Route("/phone/transfer/{sip_call_id}", phone.transfer, methods=["POST"]),
     Route("/agent/state", agents.agent_state, methods=["GET"]),
     Route("/agent/state", agents.choose_state, methods=["POST"]),
     Route("/tasks", tasks.task_list, methods=["GET"]),
@@ -157,8 +189,14 @@ routes = [
     Route("/agency/reports/billing.csv", reports.billing_csv, methods=["GET"]),
     Route("/agency/reports/states.csv", reports.states_csv, methods=["GET"]),
     Route("/agency/reports.xlsx", reports.xlsx_export, methods=["GET"]),
+    Route("/agency/billing", billing.agency_month, methods=["GET"]),
+    Route("/agency/billing.csv", billing.agency_csv, methods=["GET"]),
+    Route("/agency/billing.xlsx", billing.agency_xlsx, methods=["GET"]),
     Route("/agency/wallboard", wallboard.page, methods=["GET"]),
     Route("/agency/audit", admin.audit, methods=["GET"]),
+    Route("/agency/audit.csv", admin.audit_csv, methods=["GET"]),
+    Route("/agency/requests", hours.requests_page, methods=["GET"]),
+    Route("/agency/requests/{request_id}", hours.decide, methods=["POST"]),
     Route("/agency/users", admin.users, methods=["GET"]),
     Route("/agency/users", admin.invite, methods=["POST"]),
     Route("/agency/users/{user_id}/role", admin.change_role, methods=["POST"]),
@@ -166,6 +204,9 @@ routes = [
     Route("/agency/users/{user_id}/active", admin.set_user_active, methods=["POST"]),
     # the demo's outbox: what it would have sent, had a provider been configured (demo only)
     Route("/demo/outbox", demo.outbox, methods=["GET"]),
+    # sends that failed for good, each to be tried again
+    Route("/agency/notifications", notices.failed, methods=["GET"]),
+    Route("/agency/notifications/{notification_id}/retry", notices.retry, methods=["POST"]),
     # outbound webhooks: endpoints, their deliveries, replay and resume
     Route("/agency/webhooks", webhooks.page, methods=["GET"]),
     Route("/agency/webhooks", webhooks.create, methods=["POST"]),
@@ -183,11 +224,23 @@ routes = [
     Route("/agency/businesses/{business_id}/active", admin.set_business_active, methods=["POST"]),
     Route("/agency/businesses/{business_id}/calls", admin.save_call_settings, methods=["POST"]),
     Route("/agency/businesses/{business_id}/overflow", admin.save_overflow, methods=["POST"]),
+    Route(
+        "/agency/businesses/{business_id}/recording",
+        recordings.save_settings,
+        methods=["POST"],
+    ),
+    Route("/recordings/{recording_id}", recordings.play, methods=["GET"]),
     Route("/agency/businesses/{business_id}/outcomes", admin.save_outcomes, methods=["POST"]),
     Route("/agency/businesses/{business_id}/assignments", admin.assign, methods=["POST"]),
     Route(
         "/agency/businesses/{business_id}/assignments/{user_id}/remove",
         admin.unassign,
+        methods=["POST"],
+    ),
+    Route("/agency/businesses/{business_id}/people", admin.link_person, methods=["POST"]),
+    Route(
+        "/agency/businesses/{business_id}/people/{user_id}/remove",
+        admin.unlink_person,
         methods=["POST"],
     ),
     Route("/agency/businesses/{business_id}/script", scripts.editor, methods=["GET"]),
@@ -203,6 +256,8 @@ routes = [
         scripts.remove_reply,
         methods=["POST"],
     ),
+    Route("/agency/businesses/{business_id}/plan", billing.plan_editor, methods=["GET"]),
+    Route("/agency/businesses/{business_id}/plan", billing.save_plan, methods=["POST"]),
     Route("/agency/businesses/{business_id}/sla", policies.policies, methods=["GET"]),
     Route("/agency/businesses/{business_id}/sla", policies.save_policy, methods=["POST"]),
     Route(
@@ -210,6 +265,11 @@ routes = [
     ),
     Route(
         "/agency/businesses/{business_id}/sla/reminders", policies.save_reminders, methods=["POST"]
+    ),
+    Route("/agency/businesses/{business_id}/notices", notices.admin_page, methods=["GET"]),
+    Route("/agency/businesses/{business_id}/notices", notices.admin_save, methods=["POST"]),
+    Route(
+        "/agency/businesses/{business_id}/notices/resend", notices.admin_resend, methods=["POST"]
     ),
     Route("/agency/businesses/{business_id}/on-call", on_call.rota, methods=["GET"]),
     Route("/agency/businesses/{business_id}/on-call", on_call.save_rota, methods=["POST"]),
@@ -237,6 +297,9 @@ routes = [
     # an owner answering a hand-off from the signed link in his message, without signing in
     Route("/ack/{token}", task_acks.page, methods=["GET"]),
     Route("/ack/{token}", task_acks.confirm, methods=["POST"]),
+    # an owner marking the message after a call seen, from its signed link
+    Route("/ack/call/{token}", notices.call_page, methods=["GET"]),
+    Route("/ack/call/{token}", notices.call_seen, methods=["POST"]),
     # the person paged for an urgent hand-off acknowledging from the signed link in the page
     Route("/ack/on-call/{token}", on_call.page, methods=["GET"]),
     Route("/ack/on-call/{token}", on_call.confirm, methods=["POST"]),
@@ -244,6 +307,9 @@ routes = [
     Route("/survey/{token}", surveys.page, methods=["GET"]),
     Route("/survey/{token}", surveys.answer, methods=["POST"]),
     Route("/calendar/{token}.ics", appointments.feed, methods=["GET"]),
+    # a contact's link to his meeting, from its confirmation: to see it or cancel it
+    Route("/meeting/{token}", appointments.meeting, methods=["GET"]),
+    Route("/meeting/{token}", appointments.cancel_meeting, methods=["POST"]),
     # the JSON API v1 for owners' integrations (bearer token; described by its openapi.json)
     Route("/api/v1/openapi.json", api.document, methods=["GET"]),
     Route("/api/v1/leads", api.list_leads, methods=["GET"]),

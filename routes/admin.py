@@ -8,18 +8,22 @@ from dataclasses import fields
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console.agency import admin
+from console.agency import admin, business_people
+from console.agency.business_hours import DEFAULT_TIMEZONE
+from console.agency.business_people import MEMBER_ROLES
 from console.base.errors import Conflict, Invalid
 from console.base.i18n import LOCALES
 from console.leads import outcomes
 from console.people import two_factor
-from console.people.audit import AuditFilters, audit_log
-from console.voice import call_settings, overflow
+from console.people.audit import AuditFilters
+from console.screens import audit_page
+from console.voice import call_settings, overflow, recordings
 from console.voice.call_settings import CallSettingsForm
 from console.voice.overflow import MOMENTS, OverflowForm
-from models import Role
+from models import Role, User
 from models.leads import OUTCOMES
 from routes.access import actor, signed_in
+from routes.auth import sign_in_with_password
 from routes.forms import is_htmx, now, see_other, text, wants_json
 from routes.templating import render
 
@@ -69,10 +73,10 @@ async def create_business(request: Request) -> Response:
 @signed_in(Role.ADMIN)
 async def business(request: Request) -> Response:
     """A business's settings and its secretaries (and who else could serve it)."""
-    return render(request, "agency/business.html", await _business_page(request))
+    return render(request, "agency/business.html", await business_page(request))
 
 
-async def _business_page(
+async def business_page(
     request: Request, calls: CallSettingsForm | None = None, **context: object
 ) -> dict[str, object]:
     async with request.app.state.db.transaction(write=False) as session:
@@ -82,10 +86,15 @@ async def _business_page(
         calls = calls or await call_settings.call_settings(session, found.id)
         rules = context.pop("rules", None) or await overflow.overflow_form(session, found.id)
         overflow_to = await overflow.other_businesses(session, found)
+        members = await business_people.people_of(session, found)
+        member_candidates = await business_people.candidates(session, found)
+        recording = await recordings.settings_of(session, found.id)
     taken = {a.user.id for a in assigned}
     free = [r.user for r in people if r.user.role == Role.SECRETARY and r.user.id not in taken]
     return {
         "rules": rules,
+        "recording": recording,
+        "recordings_kept": request.app.state.recordings is not None,
         "overflow_to": overflow_to,
         "business": found,
         "assigned": assigned,
@@ -94,6 +103,9 @@ async def _business_page(
         "calls": calls,
         "outcome_stages": outcomes.outcome_stages(found),
         "outcome_targets": outcomes.TARGET_STAGES,
+        "members": members,
+        "member_candidates": member_candidates,
+        "member_roles": MEMBER_ROLES,
         **context,
     }
 
@@ -109,11 +121,11 @@ async def save_call_settings(request: Request) -> Response:
             found = await admin.get_business(session, request.path_params["business_id"])
             typed = await call_settings.save_call_settings(session, actor(request), found, typed)
     except Invalid as refused:
-        context = await _business_page(request, calls=typed, calls_error=refused)
+        context = await business_page(request, calls=typed, calls_error=refused)
         return render(request, "agency/business.html", context, status=422, block="call_settings")
     if not is_htmx(request):
         return see_other(request, f"/agency/businesses/{found.id}#calls")
-    context = await _business_page(request, calls=typed, calls_saved=True)
+    context = await business_page(request, calls=typed, calls_saved=True)
     return render(request, "agency/business.html", context, block="call_settings")
 
 
@@ -127,11 +139,11 @@ async def save_outcomes(request: Request) -> Response:
             found = await admin.get_business(session, request.path_params["business_id"])
             await outcomes.save_outcome_stages(session, actor(request), found, typed)
     except Invalid as refused:
-        context = await _business_page(request, outcomes_typed=typed, outcomes_error=refused)
+        context = await business_page(request, outcomes_typed=typed, outcomes_error=refused)
         return render(request, "agency/business.html", context, status=422, block="outcomes")
     if not is_htmx(request):
         return see_other(request, f"/agency/businesses/{found.id}#outcomes")
-    context = await _business_page(request, outcomes_saved=True)
+    context = await business_page(request, outcomes_saved=True)
     return render(request, "agency/business.html", context, block="outcomes")
 
 
@@ -146,11 +158,11 @@ async def save_overflow(request: Request) -> Response:
             found = await admin.get_business(session, request.path_params["business_id"])
             typed = await overflow.save_overflow(session, actor(request), found, typed)
     except Invalid as refused:
-        context = await _business_page(request, rules=typed, overflow_error=refused)
+        context = await business_page(request, rules=typed, overflow_error=refused)
         return render(request, "agency/business.html", context, status=422, block="overflow")
     if not is_htmx(request):
         return see_other(request, f"/agency/businesses/{found.id}#overflow")
-    context = await _business_page(request, rules=typed, overflow_saved=True)
+    context = await business_page(request, rules=typed, overflow_saved=True)
     return render(request, "agency/business.html", context, block="overflow")
 
 
@@ -174,11 +186,11 @@ async def update_business(request: Request) -> Response:
                 repeat_window_days=typed.get("repeat_window_days"),
             )
     except Invalid as refused:
-        context = await _business_page(request, typed=typed, business_error=refused)
+        context = await business_page(request, typed=typed, business_error=refused)
         return render(request, "agency/business.html", context, status=422, block="business_form")
     if not is_htmx(request):
         return see_other(request, f"/agency/businesses/{found.id}")
-    context = await _business_page(request, business_saved=True)
+    context = await business_page(request, business_saved=True)
     return render(request, "agency/business.html", context, block="business_form")
 
 
@@ -210,7 +222,7 @@ async def assign(request: Request) -> Response:
     except Invalid as refused:  # the page again, her choice kept, the reason beside it
         if wants_json(request):
             raise
-        context = await _business_page(request, assign_refused=refused, assign_typed=typed)
+        context = await business_page(request, assign_refused=refused, assign_typed=typed)
         return render(request, "agency/business.html", context, status=refused.status)
     return see_other(request, f"/agency/businesses/{found.id}#secretaries")
 
@@ -224,6 +236,34 @@ async def unassign(request: Request) -> Response:
     return see_other(request, f"/agency/businesses/{found.id}#secretaries")
 
 
+@signed_in(Role.ADMIN)
+async def link_person(request: Request) -> Response:
+    """Link one of the owner role to the business as its owner, a manager or staff (or give
+    him another role there); refused, the page again with the choice kept and why."""
+    form = await request.form()
+    typed = {"user_id": text(form, "user_id"), "member_role": text(form, "member_role")}
+    try:
+        async with request.app.state.db.transaction() as session:
+            found = await admin.get_business(session, request.path_params["business_id"])
+            await business_people.link_person(session, actor(request), found, **typed)
+    except Invalid as refused:
+        if wants_json(request):
+            raise
+        context = await business_page(request, people_refused=refused, people_typed=typed)
+        return render(request, "agency/business.html", context, status=refused.status)
+    return see_other(request, f"/agency/businesses/{found.id}#people")
+
+
+@signed_in(Role.ADMIN)
+async def unlink_person(request: Request) -> Response:
+    async with request.app.state.db.transaction() as session:
+        found = await admin.get_business(session, request.path_params["business_id"])
+        await business_people.unlink_person(
+            session, actor(request), found, request.path_params["user_id"]
+        )
+    return see_other(request, f"/agency/businesses/{found.id}#people")
+
+
 # --- people -----------------------------------------------------------------------------------
 
 
@@ -233,7 +273,16 @@ async def _people(
     async with request.app.state.db.transaction(write=False) as session:
         rows = await admin.users_page(session)
         required = await two_factor.required_by_agency(session)
-    context = {"rows": rows, "roles": ROLES, "locales": LOCALES, "two_factor_required": required}
+        businesses = await admin.businesses(session)
+    context = {
+        "rows": rows,
+        "roles": ROLES,
+        "locales": LOCALES,
+        "two_factor_required": required,
+        "businesses": businesses,
+        "member_roles": MEMBER_ROLES,
+        "mail_configured": bool(request.app.state.settings.smtp_url),
+    }
     context.update(extra)
     response = render(request, "agency/users.html", context, status=status, block=block)
     response.headers.update(PRIVATE)
@@ -245,11 +294,15 @@ async def users(request: Request) -> Response:
     return await _people(request)
 
 
+INVITE_FIELDS = ("email", "name", "role", "locale", "business_id", "member_role")
+
+
 @signed_in(Role.ADMIN)
 async def invite(request: Request) -> Response:
-    """Create the user and show the admin the set-password link to send."""
+    """Create the user (linked to a business when one is chosen), e-mail the set-password link
+    when mail is configured, and show it to the admin either way."""
     form = await request.form()
-    typed = {name: text(form, name) for name in ("email", "name", "role", "locale")}
+    typed = {name: text(form, name) for name in INVITE_FIELDS}
     try:
         async with request.app.state.db.transaction() as session:
             person = await admin.invite_user(session, actor(request), **typed)
@@ -259,12 +312,20 @@ async def invite(request: Request) -> Response:
         return await _people(
             request, refused=refused, typed=typed, status=refused.status, block="invite_form"
         )
-    link = link_url(request, admin.password_link_token(secret(request), person))
-    response = await _people(request, link=link, link_for=person)
+    response = await _handed_link(request, person, invited=True)
     if is_htmx(request):  # the invited person's link is above the form: the whole page again
         response.headers.update({"HX-Retarget": "#main", "HX-Reswap": "outerHTML"})
         response.headers["HX-Reselect"] = "#main"
     return response
+
+
+async def _handed_link(request: Request, person: User, *, invited: bool) -> Response:
+    """The people page with the person's set-password link, e-mailed to him when mail is
+    configured."""
+    link = link_url(request, admin.password_link_token(secret(request), person))
+    smtp_url = request.app.state.settings.smtp_url
+    mailed = await admin.mail_password_link(smtp_url, person, link, invited=invited)
+    return await _people(request, link=link, link_for=person, mailed=mailed)
 
 
 @signed_in(Role.ADMIN)
@@ -320,8 +381,7 @@ async def reset_password(request: Request) -> Response:
         person = await admin.get_user(session, request.path_params["user_id"])
         await admin.reset_password(session, actor(request), person)
     await request.app.state.hub.end_sessions(user_id=str(person.id))
-    link = link_url(request, admin.password_link_token(secret(request), person))
-    return await _people(request, link=link, link_for=person)
+    return await _handed_link(request, person, invited=False)
 
 
 @signed_in(Role.ADMIN)
@@ -354,14 +414,43 @@ async def require_two_factor(request: Request) -> Response:
 # --- the audit log ----------------------------------------------------------------------------
 
 
+def _audit_filters(request: Request) -> AuditFilters:
+    params = request.query_params
+    return AuditFilters(**{f.name: params.get(f.name, "") for f in fields(AuditFilters)})
+
+
 @signed_in(Role.ADMIN)
 async def audit(request: Request) -> Response:
-    """Who did what, newest first; filtered by person, business, action and dates."""
-    params = request.query_params
-    filters = AuditFilters(**{f.name: params.get(f.name, "") for f in fields(AuditFilters)})
+    """Who did what, newest first, in sentences; filtered by person, business, kind and dates.
+    A filter that is not valid is said beside it (422), the filters kept."""
+    filters = _audit_filters(request)
+    try:
+        async with request.app.state.db.transaction(write=False) as session:
+            log = await audit_page.readable_log(session, filters)
+    except Invalid as refused:
+        async with request.app.state.db.transaction(write=False) as session:
+            log = await audit_page.readable_log(session, AuditFilters())
+        context = {"log": log, "filters": filters, "refused": refused, "empty": True}
+        context["kinds"] = audit_page.kinds()
+        return render(request, "agency/audit.html", context, status=refused.status)
+    context = {"log": log, "filters": filters, "kinds": audit_page.kinds()}
+    return render(request, "agency/audit.html", context)
+
+
+AUDIT_CSV_ROWS = 10_000
+
+
+@signed_in(Role.ADMIN)
+async def audit_csv(request: Request) -> Response:
+    """The log as filtered, as a CSV file (the newest 10,000 rows)."""
     async with request.app.state.db.transaction(write=False) as session:
-        page = await audit_log(session, filters)
-    return render(request, "agency/audit.html", {"page": page, "filters": filters})
+        content = await audit_page.audit_csv(
+            session, _audit_filters(request), timezone=DEFAULT_TIMEZONE, limit=AUDIT_CSV_ROWS
+        )
+    disposition = f'attachment; filename="audit-{now(request):%Y-%m-%d}.csv"'
+    return Response(
+        content, media_type=audit_page.CSV_TYPE, headers={"Content-Disposition": disposition}
+    )
 
 
 # --- the invitee's own page (no session: the signed link is the proof) ---------------------------
@@ -378,10 +467,13 @@ async def password_form(request: Request) -> Response:
 
 
 async def set_password(request: Request) -> Response:
+    """A password refused (too short, the two differ) is the form again with why, beside the
+    field; what was typed in a password field is never sent back. Set, it signs the person in
+    as the sign-in page would (with the second step when the agency requires one of him)."""
     form = await request.form()
     try:
         async with request.app.state.db.transaction() as session:
-            await admin.set_password_from_link(
+            person = await admin.set_password_from_link(
                 session,
                 secret(request),
                 request.path_params["token"],
@@ -398,8 +490,6 @@ async def set_password(request: Request) -> Response:
         response = render(request, "login/set_password.html", context, status=refused.status)
         response.headers.update(PRIVATE)
         return response
-    response = see_other(request, "/login")
+    response = await sign_in_with_password(request, person.email, text(form, "password"))
     response.headers.update(PRIVATE)
     return response
-    """A password refused (too short, the two differ) is the form again with why, beside the
-    field; what was typed in a password field is never sent back."""

@@ -11,15 +11,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from console.api import openapi, payloads, queries
-from console.base import i18n, ratelimit
+from console.base import ratelimit
 from console.base.errors import NotFound, Unauthorized, UnsupportedMedia
 from console.channels import webhooks
 from console.intake.arrivals import TOKEN_REFUSED
 from console.people import api_tokens
-from console.people.audit import Actor, record_lead_view
+from console.people.audit import Actor, record_read
+from console.people.tenancy import parse_id
 from models import User
 from routes.errors import console_error
-from routes.forms import now
+from routes.forms import now, speak_the_callers_language
 
 ApiEndpoint = Callable[[Request, User], Awaitable[Response]]
 
@@ -29,7 +30,7 @@ def bearer(endpoint: ApiEndpoint) -> Callable[[Request], Awaitable[Response]]:
 
     @functools.wraps(endpoint)
     async def guarded(request: Request) -> Response:
-        _speak_the_callers_language(request)
+        speak_the_callers_language(request)
         try:
             user = await _token_user(request)
         except Unauthorized as refused:
@@ -46,12 +47,6 @@ async def _challenge(request: Request, refused: Unauthorized) -> Response:
         challenge += ', error="invalid_token"'  # RFC 6750: one was sent, and is no good
     response.headers["WWW-Authenticate"] = challenge
     return response
-
-
-def _speak_the_callers_language(request: Request) -> None:
-    """English for machines, unless Accept-Language asks for Hebrew."""
-    asked = request.headers.get("accept-language", "").split(",")[0].split(";")[0].strip()
-    i18n.set_locale(i18n.pick_locale(asked, "en"))
 
 
 async def _token_hash(request: Request) -> str:
@@ -83,7 +78,9 @@ async def _token_user(request: Request) -> User:
 
 
 def _json(answer: BaseModel, status: int = 200) -> Response:
-    return JSONResponse(answer.model_dump(mode="json"), status_code=status)
+    """The answer as JSON, written by pydantic's serializer in one step (the same text as
+    `json.dumps` of `model_dump(mode="json")`, without the dict between)."""
+    return Response(answer.model_dump_json(), status_code=status, media_type="application/json")
 
 
 async def document(request: Request) -> Response:
@@ -105,15 +102,15 @@ async def show_lead(request: Request, user: User) -> Response:
     viewer = Actor(user, now(request), getattr(request.state, "client_address", ""))
     async with db.transaction(write=False) as session:
         lead = await queries.lead_by_id(session, user, request.path_params["lead_id"])
-    async with db.transaction() as session:  # the opening, as the lead page's (routes/leads.py)
-        await record_lead_view(session, lead.id, lead.business_id, actor=viewer, via="api")
+    # the opening, as the lead page's (routes/leads.py)
+    await request.app.state.views.lead_viewed(lead.id, lead.business_id, actor=viewer, via="api")
     return _json(lead)
 
 
 async def create_lead(request: Request) -> Response:
     """201 with the new lead; 200 with the earlier one for a repeated Idempotency-Key. The token
     is checked as the lead is written, with its group (no read of its own before)."""
-    _speak_the_callers_language(request)
+    speak_the_callers_language(request)
     try:
         token_hash = await _token_hash(request)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -131,17 +128,49 @@ async def create_lead(request: Request) -> Response:
 
 @bearer
 async def lead_interactions(request: Request, user: User) -> Response:
+    """A lead's interactions; the read is audited as a view of the lead."""
     query = payloads.parse_query(payloads.PageQuery, request.query_params)
-    lead_id = request.path_params["lead_id"]
-    async with request.app.state.db.transaction(write=False) as session:
-        return _json(await queries.interactions_page(session, user, lead_id, query))
+    lead_id = parse_id(request.path_params["lead_id"])
+    db = request.app.state.db
+    async with db.transaction(write=False) as session:
+        page = await queries.interactions_page(session, user, str(lead_id), query)
+    if page.items:
+        async with db.transaction() as session:
+            await record_read(
+                session,
+                "lead.viewed",
+                "lead",
+                lead_id,
+                page.items[0].business_id,
+                actor=_reader(request, user),
+                via="api",
+                part="interactions",
+            )
+    return _json(page)
 
 
 @bearer
 async def show_interaction(request: Request, user: User) -> Response:
+    """One interaction; the read is audited as the lead's is."""
     interaction_id = request.path_params["interaction_id"]
-    async with request.app.state.db.transaction(write=False) as session:
-        return _json(await queries.interaction_by_id(session, user, interaction_id))
+    db = request.app.state.db
+    async with db.transaction(write=False) as session:
+        found = await queries.interaction_by_id(session, user, interaction_id)
+    async with db.transaction() as session:
+        await record_read(
+            session,
+            "interaction.viewed",
+            "interaction",
+            found.id,
+            found.business_id,
+            actor=_reader(request, user),
+            via="api",
+        )
+    return _json(found)
+
+
+def _reader(request: Request, user: User) -> Actor:
+    return Actor(user, now(request), getattr(request.state, "client_address", ""))
 
 
 @bearer

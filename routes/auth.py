@@ -7,6 +7,7 @@ from starlette.responses import RedirectResponse, Response
 
 from console.base import i18n
 from console.base.errors import ConsoleError, Invalid, Throttled, Unauthorized
+from console.channels.push import forget_sign_in
 from console.people import auth
 from console.people.accounts import set_user_locale
 from models import Role, User
@@ -53,6 +54,26 @@ async def login(request: Request) -> Response:
     if signed is None:
         return _refused(request, context, Unauthorized("Wrong e-mail or password."))
     return _signed_or_second_step(request, signed, context["next"])
+
+
+async def sign_in_with_password(request: Request, email: str, password: str) -> Response:
+    """Sign in someone who has just set his password (routes/admin.py): his home, or the second
+    step when the agency requires one of him."""
+    try:
+        async with request.app.state.db.transaction() as session:
+            signed = await auth.sign_in(
+                session,
+                request.app.state.settings,
+                email=email,
+                password=password,
+                client=_client(request),
+                now=now(request),
+            )
+    except (Invalid, Throttled):  # his address is throttled: he signs in by hand, later
+        signed = None
+    if signed is None:
+        return RedirectResponse("/login", status_code=303)
+    return _signed_or_second_step(request, signed, "")
 
 
 async def login_code(request: Request) -> Response:
@@ -128,6 +149,7 @@ async def logout(request: Request) -> Response:
     if request.state.session_id:
         async with request.app.state.db.transaction() as session:
             await auth.end_session(session, request.state.session_id, now=now(request))
+            await forget_sign_in(session, request.state.session_id)
         await request.app.state.hub.end_sessions(session_id=request.state.session_id)
     response = RedirectResponse("/login", status_code=303)
     response.headers.append("Set-Cookie", request.app.state.cookies.cleared(SESSION_COOKIE))

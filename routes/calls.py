@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from console.base.errors import Conflict, Invalid
 from console.leads import calls, replies
+from console.leads.call_notices import CallLinks
 from console.tasks import tasks
 from console.tasks.task_links import TaskLinks
 from models import Role
@@ -74,6 +75,7 @@ async def wrap_up(request: Request) -> Response:
                 answers=answers,
                 now=now(request),
                 idle=request.app.state.settings.call_idle,
+                call_links=CallLinks.of(request.app.state.settings),
             )
     except (Invalid, Conflict) as refused:
         return await refused_call(request, refused, {**typed, "answers": answers})

@@ -7,10 +7,9 @@ from starlette.responses import Response
 
 from console.base.errors import Invalid
 from console.channels import lines
-from console.people import accounts
 from console.people.tenancy import get_business
 from models import Role
-from routes.access import signed_in, user_of
+from routes.access import actor, signed_in, user_of
 from routes.forms import see_other, text, wants_json
 from routes.templating import env, render
 
@@ -52,7 +51,12 @@ async def add_line(request: Request) -> Response:
                 session, user_of(request), request.path_params["business_id"]
             )
             await lines.add_line(
-                session, business, typed["channel"], typed["address"], typed["label"]
+                session,
+                business,
+                typed["channel"],
+                typed["address"],
+                typed["label"],
+                actor=actor(request),
             )
     except Invalid as refused:
         if wants_json(request):
@@ -66,7 +70,9 @@ async def add_line(request: Request) -> Response:
 async def remove_line(request: Request) -> Response:
     async with request.app.state.db.transaction() as session:
         business = await get_business(session, user_of(request), request.path_params["business_id"])
-        await lines.remove_line(session, business, request.path_params["line_id"])
+        await lines.remove_line(
+            session, business, request.path_params["line_id"], actor=actor(request)
+        )
     return see_other(request, f"/agency/businesses/{business.id}/channels")
 
 
@@ -74,5 +80,5 @@ async def remove_line(request: Request) -> Response:
 async def rotate_key(request: Request) -> Response:
     async with request.app.state.db.transaction() as session:
         business = await get_business(session, user_of(request), request.path_params["business_id"])
-        await accounts.rotate_intake_key(session, business)
+        await lines.rotate_key(session, actor(request), business)
     return see_other(request, f"/agency/businesses/{business.id}/channels")

@@ -60,7 +60,9 @@ async def lookup(request: Request) -> Response:
 @signed_in(*WORKERS, Role.OWNER)
 async def show(request: Request) -> Response:
     async with request.app.state.db.transaction(write=False) as session:
-        view = await contact_view(session, user_of(request), request.path_params["contact_id"])
+        view = await contact_view(
+            session, user_of(request), request.path_params["contact_id"], now=now(request)
+        )
     context = {"view": view, "inactive_before": inactive_since(now(request))}
     return render(request, "contacts/show.html", context)
 
@@ -74,12 +76,14 @@ async def update(request: Request) -> Response:
             contact = await contacts.get_contact(
                 session, user_of(request), request.path_params["contact_id"]
             )
-            await contacts.update_contact(session, contact, fields)
+            await contacts.update_contact(session, contact, fields, now=now(request))
     except (Invalid, Conflict) as refused:
         if wants_json(request):
             raise
         async with request.app.state.db.transaction(write=False) as session:
-            view = await contact_view(session, user_of(request), request.path_params["contact_id"])
+            view = await contact_view(
+                session, user_of(request), request.path_params["contact_id"], now=now(request)
+            )
         context = {"view": view, "refused": refused, "typed": fields}
         return render(
             request, "contacts/show.html", context, status=refused.status, block="card_form"

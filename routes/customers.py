@@ -8,6 +8,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.base.csv_files import CSV_TYPE
 from console.base.errors import Invalid
 from console.contacts import contact_import, customer_classes, privacy
 from console.contacts.customer_classes import inactive_since
@@ -59,9 +60,8 @@ async def import_report(request: Request) -> Response:
     """The rejected and skipped rows of an import just done, as the CSV the page shows."""
     form = await request.form()
     disposition = 'attachment; filename="import-report.csv"'
-    return Response(
-        text(form, "report"), media_type="text/csv", headers={"Content-Disposition": disposition}
-    )
+    content = contact_import.report_file(text(form, "report"))
+    return Response(content, media_type=CSV_TYPE, headers={"Content-Disposition": disposition})
 
 
 @signed_in(*WORKERS)
@@ -135,12 +135,15 @@ async def erase(request: Request) -> Response:
                 now=now(request),
                 address=request.state.client_address,
                 confirmed=text(form, "confirm") == "erase",
+                store=request.app.state.recordings,
             )
     except Invalid as refused:  # the card again, the reason beside the box to tick
         if wants_json(request):
             raise
         async with request.app.state.db.transaction(write=False) as session:
-            view = await contact_view(session, user_of(request), request.path_params["contact_id"])
+            view = await contact_view(
+                session, user_of(request), request.path_params["contact_id"], now=now(request)
+            )
         context = {"view": view, "inactive_before": inactive_since(now(request))}
         context["erase_refused"] = refused
         return render(request, "contacts/show.html", context, status=refused.status)

@@ -8,6 +8,15 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from console.base import i18n
+
+
+def speak_the_callers_language(request: Request) -> None:
+    """English for machines, unless Accept-Language asks for Hebrew (a business's web form
+    sends its own language, so its refusals read as the form does)."""
+    asked = request.headers.get("accept-language", "").split(",")[0].split(";")[0].strip()
+    i18n.set_locale(i18n.pick_locale(asked, "en"))
+
 
 def now(request: Request) -> datetime:
     return request.app.state.clock.now()  # type: ignore[no-any-return]

@@ -10,13 +10,13 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console.agency import business_hours
+from console.agency import business_hours, change_requests
 from console.agency.business_hours import Moved, Pair, TypedException, TypedHours
-from console.base.errors import Invalid
+from console.base.errors import Conflict, Invalid
 from console.business.hours import DAY_KEYS
 from console.people.tenancy import get_business
-from models import Role
-from routes.access import signed_in, user_of
+from models import ChangeRequest, Role
+from routes.access import actor, signed_in, user_of
 from routes.forms import is_htmx, now, see_other, text, wants_json
 from routes.templating import render
 
@@ -39,8 +39,13 @@ async def _editor(request: Request) -> Response:
 
 async def _page(request: Request, **extra: object) -> dict[str, object]:
     async with request.app.state.db.transaction(write=False) as session:
-        business = await get_business(session, user_of(request), request.path_params["business_id"])
+        business = await get_business(
+            session, user_of(request), request.path_params["business_id"], "hours"
+        )
+        asked = await change_requests.requests(session, business_id=business.id, limit=10)
     return {
+        "requests": asked,
+        "requested": request.query_params.get("requested") == "1",
         "page": business_hours.hours_page(business, now=now(request)),
         "zones": business_hours.zone_names(),
         "base": _base(request, business.id),
@@ -67,9 +72,16 @@ async def _save(request: Request) -> Response:
     try:
         async with request.app.state.db.transaction() as session:
             business = await get_business(
-                session, user_of(request), request.path_params["business_id"]
+                session, user_of(request), request.path_params["business_id"], "hours"
             )
-            moved = await business_hours.save_hours(session, business, typed, now=now(request))
+            if _owner(request):
+                moved = await change_requests.owner_saves_hours(
+                    session, actor(request), business, typed
+                )
+            else:
+                moved = await business_hours.save_hours(
+                    session, actor(request), business, typed, contract=True
+                )
     except Invalid as refused:
         return await _refused(request, refused, "week", typed)
     return _back(request, business.id, moved)
@@ -85,9 +97,14 @@ async def _add_exception(request: Request) -> Response:
     try:
         async with request.app.state.db.transaction() as session:
             business = await get_business(
-                session, user_of(request), request.path_params["business_id"]
+                session, user_of(request), request.path_params["business_id"], "hours"
             )
-            moved = await business_hours.add_exception(session, business, typed, now=now(request))
+            if _owner(request):
+                moved = await change_requests.owner_adds_exception(
+                    session, actor(request), business, typed
+                )
+            else:
+                moved = await business_hours.add_exception(session, actor(request), business, typed)
     except Invalid as refused:
         return await _refused(request, refused, "add-exception", typed)
     return _back(request, business.id, moved)
@@ -96,9 +113,11 @@ async def _add_exception(request: Request) -> Response:
 async def _remove_exception(request: Request) -> Response:
     form = await request.form()
     async with request.app.state.db.transaction() as session:
-        business = await get_business(session, user_of(request), request.path_params["business_id"])
+        business = await get_business(
+            session, user_of(request), request.path_params["business_id"], "hours"
+        )
         moved = await business_hours.remove_exception(
-            session, business, text(form, "date"), now=now(request)
+            session, actor(request), business, text(form, "date")
         )
     return _back(request, business.id, moved)
 
@@ -112,13 +131,20 @@ def _pairs(form: FormData, prefix: str) -> list[Pair]:
     return list(zip_longest(starts, ends, fillvalue=""))
 
 
+def _owner(request: Request) -> bool:
+    return user_of(request).role == Role.OWNER
+
+
 def _base(request: Request, business_id: object) -> str:
     """The page's own address: the agency's, or the owner's portal."""
-    home = "portal" if user_of(request).role == Role.OWNER else "agency"
+    home = "portal" if _owner(request) else "agency"
     return f"/{home}/businesses/{business_id}/hours"
 
 
-def _back(request: Request, business_id: object, moved: Moved) -> Response:
+def _back(request: Request, business_id: object, moved: Moved | ChangeRequest) -> Response:
+    """The page again, saying what the save moved, or that the agency was asked."""
+    if isinstance(moved, ChangeRequest):
+        return see_other(request, f"{_base(request, business_id)}?requested=1#requests")
     query = f"saved=1&leads={moved.leads}&tasks={moved.tasks}"
     return see_other(request, f"{_base(request, business_id)}?{query}")
 
@@ -141,3 +167,45 @@ owner_editor = signed_in(Role.OWNER)(_editor)
 owner_save = signed_in(Role.OWNER)(_save)
 owner_add_exception = signed_in(Role.OWNER)(_add_exception)
 owner_remove_exception = signed_in(Role.OWNER)(_remove_exception)
+
+
+# --- the owners' requests that wait for the agency ------------------------------------------
+
+
+@signed_in(Role.ADMIN)
+async def requests_page(request: Request) -> Response:
+    """Pending requests first, then the latest answered."""
+    async with request.app.state.db.transaction(write=False) as session:
+        asked = await change_requests.requests(session)
+    return render(request, "agency/requests.html", {"requests": asked})
+
+
+@signed_in(Role.ADMIN)
+async def decide(request: Request) -> Response:
+    """Approve (the change is made) or decline, with an optional note the owner reads."""
+    form = await request.form()
+    typed = {"decision": text(form, "decision"), "note": text(form, "note")}
+    if typed["decision"] not in {"approve", "decline"}:
+        raise Invalid("Approve or decline.", field="decision")
+    try:
+        async with request.app.state.db.transaction() as session:
+            await change_requests.decide(
+                session,
+                actor(request),
+                request.path_params["request_id"],
+                approve=typed["decision"] == "approve",
+                note=typed["note"],
+            )
+    except (Invalid, Conflict) as refused:
+        if wants_json(request):
+            raise
+        async with request.app.state.db.transaction(write=False) as session:
+            asked = await change_requests.requests(session)
+        context = {
+            "requests": asked,
+            "refused": refused,
+            "refused_request": request.path_params["request_id"],
+            "typed": typed,
+        }
+        return render(request, "agency/requests.html", context, status=refused.status)
+    return see_other(request, "/agency/requests")

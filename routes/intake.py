@@ -19,7 +19,7 @@ from console.intake.arrivals import Arrived
 from console.intake.writer import ArrivalWriter
 from console.tasks.task_acks import apply_button_reply
 from routes.errors import console_error
-from routes.forms import now
+from routes.forms import now, speak_the_callers_language
 from routes.middleware import client_address
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -31,7 +31,8 @@ async def web_form(request: Request) -> Response:
 
     The form on a business's own site posts from the visitor's browser: any origin may, with
     the key (no cookies are involved, so this opens nothing else), and reads the answer, a
-    refusal included."""
+    refusal included. The refusal is in the form's language (its Accept-Language)."""
+    speak_the_callers_language(request)
     try:
         response = _arrived(await _receive_form(request))
     except ConsoleError as refusal:
@@ -60,7 +61,7 @@ web_form_preflight = CORSMiddleware(
     Response(status_code=204, headers={"Allow": "POST, OPTIONS"}),
     allow_origins=["*"],
     allow_methods=["POST"],
-    allow_headers=["Content-Type", "X-Intake-Key"],
+    allow_headers=["Content-Type", "X-Intake-Key", "Accept-Language"],
     max_age=86_400,
 )
 

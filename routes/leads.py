@@ -14,7 +14,6 @@ from console.intake.arrivals import NewLead
 from console.leads import leads
 from console.leads.leads import InboxFilters
 from console.leads.surveys import SurveyLinks
-from console.people.audit import record_lead_view
 from console.people.tenancy import visible_businesses
 from console.screens.lead_page import lead_view
 from models import Role
@@ -90,10 +89,9 @@ async def show_lead(request: Request) -> Response:
             reply_template=request.app.state.settings.whatsapp_reply_template,
             opened=False,
         )
-    # The opening in a writing transaction of its own: SQLite's one writer is not held through
-    # the page's reads.
-    async with db.transaction() as session:
-        await record_lead_view(session, view.lead.id, view.lead.business_id, actor=viewer)
+    # The opening written after the page's reads (SQLite's one writer is not held through
+    # them), with the other openings of the moment in one transaction.
+    await request.app.state.views.lead_viewed(view.lead.id, view.lead.business_id, actor=viewer)
     context = {"view": view, "now": now(request), "book": request.query_params.get("book") == "1"}
     return render(request, "leads/show.html", {**context, **_call_settings(request)})
 

@@ -32,9 +32,9 @@ ANON_COOKIE = "mazkira_csrf"
 LOCALE_COOKIE = "mazkira_lang"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Webhooks and the bearer-token API prove who they are by signature or token, not by cookie;
-# so does an owner's signed task link and a customer's survey link (the token in the path), and
-# the SIP server (signed with the secret it shares with us).
-CSRF_EXEMPT_PREFIXES = ("/intake/", "/api/", "/ack/", "/survey/", "/sip/")
+# so does an owner's signed task link, a customer's survey link and a contact's link to his
+# meeting (the token in the path), and the SIP server (signed with the secret it shares with us).
+CSRF_EXEMPT_PREFIXES = ("/intake/", "/api/", "/ack/", "/survey/", "/meeting/", "/sip/")
 # The API (bearer token) and the webhooks (signature or key) need no session lookup, no cookies.
 NO_SESSION_PREFIXES = (
     "/static/",
@@ -47,13 +47,13 @@ NO_SESSION_PREFIXES = (
     "/sip/",
 )
 
-# Signed links carry their token in the path (set-password, task, survey, calendar feed).
-SIGNED_LINK = re.compile(r"^(/(?:invite|ack|survey|calendar)/)[^/?#]+")
+# Signed links carry their token in the path (set-password, task, survey, calendar feed, meeting).
+SIGNED_LINK = re.compile(r"^(/(?:invite|ack|survey|calendar|meeting)/)[^/?#]+")
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
-    "form-action 'self'; frame-ancestors 'none'"
+    "form-action 'self'; frame-ancestors 'none'; worker-src 'self'; manifest-src 'self'"
 )
 
 
@@ -234,7 +234,7 @@ class Sessions:
         user = None
         token = self.cookies.unsign(request.cookies.get(SESSION_COOKIE))
         if token:
-            async with self.db.transaction(write=False) as session:
+            async with self.db.lone_read() as session:  # one statement
                 loaded = await auth.load_session(session, self.settings, token, now=now)
             if loaded:
                 record, user = loaded

@@ -199,7 +199,9 @@ async def set_availability(request: Request) -> Response:
 
 async def _script_page(request: Request, **extra: object) -> dict[str, object]:
     async with request.app.state.db.transaction(write=False) as session:
-        business = await get_business(session, user_of(request), request.path_params["business_id"])
+        business = await get_business(
+            session, user_of(request), request.path_params["business_id"], "script"
+        )
         draft = await scripts.draft_script(session, business.id)
         published = await scripts.published_script(session, business.id)
     base = draft or published
@@ -230,7 +232,7 @@ async def save_script(request: Request) -> Response:
     try:
         async with request.app.state.db.transaction() as session:
             business = await get_business(
-                session, user_of(request), request.path_params["business_id"]
+                session, user_of(request), request.path_params["business_id"], "script"
             )
             if action == "preview":
                 context = {"business": business, "preview": scripts.preview(typed)}

@@ -88,7 +88,9 @@ async def save_reply(request: Request) -> Response:
             business = await get_business(
                 session, user_of(request), request.path_params["business_id"]
             )
-            await canned_replies.save_canned_reply(session, business, **typed, now=now(request))
+            await canned_replies.save_canned_reply(
+                session, business, **typed, now=now(request), actor=actor(request)
+            )
     except Invalid as refused:  # the editor again, the reply as typed, the reason beside it
         if wants_json(request):
             raise
@@ -101,5 +103,7 @@ async def save_reply(request: Request) -> Response:
 async def remove_reply(request: Request) -> Response:
     async with request.app.state.db.transaction() as session:
         business = await get_business(session, user_of(request), request.path_params["business_id"])
-        await canned_replies.remove_canned_reply(session, business, request.path_params["reply_id"])
+        await canned_replies.remove_canned_reply(
+            session, business, request.path_params["reply_id"], actor=actor(request)
+        )
     return see_other(request, f"/agency/businesses/{business.id}/script#replies")

@@ -40,7 +40,11 @@ async def create_token(request: Request) -> Response:
     try:
         async with request.app.state.db.transaction() as session:
             made = await api_tokens.create_token(
-                session, user, text(form, "name"), now=now(request)
+                session,
+                user,
+                text(form, "name"),
+                now=now(request),
+                address=request.state.client_address,
             )
             found = await api_tokens.tokens_of(session, user)
     except Invalid as refused:  # the list again, the name as typed, the reason beside it
@@ -59,7 +63,11 @@ async def revoke_token(request: Request) -> Response:
     user = user_of(request)
     async with request.app.state.db.transaction() as session:
         await api_tokens.revoke_token(
-            session, user, request.path_params["token_id"], now=now(request)
+            session,
+            user,
+            request.path_params["token_id"],
+            now=now(request),
+            address=request.state.client_address,
         )
         found = await api_tokens.tokens_of(session, user)
     if is_htmx(request):

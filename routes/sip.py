@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from console.base.characters import without_controls
-from console.voice import calls, signatures
+from console.voice import calls, signatures, voicemail
 from routes.forms import now
 
 
@@ -35,8 +36,35 @@ async def route(request: Request) -> Response:
 
 
 async def event(request: Request) -> Response:
-    """`POST /sip/events`: answered, ended, cancelled or failed; a repeat changes nothing."""
+    """`POST /sip/events`: answered, ended, cancelled or failed; a repeat changes nothing. A
+    recorded call's announcement is played once it is answered, and its recording (or a
+    voicemail) collected once it ends, after this answer (console/voice/voicemail.py)."""
     happened = calls.CallEvent.of(await _signed_params(request))
-    async with request.app.state.db.transaction() as session:
+    db, media = request.app.state.db, request.app.state.media
+    async with db.transaction() as session:
         changed = await calls.record_event(session, happened, now=now(request))
-    return PlainTextResponse("recorded" if changed else "unchanged")
+    task = None
+    if media is not None and happened.event == "answered" and changed:
+        task = BackgroundTask(voicemail.announce, db, media, happened.call_id, happened.from_tag)
+    if media is not None and happened.event == "ended":
+        kind = await voicemail.due(db, happened.call_id)
+        if kind:
+            task = BackgroundTask(
+                voicemail.collect, db, media, happened.call_id, kind, now=now(request)
+            )
+    return PlainTextResponse("recorded" if changed else "unchanged", background=task)
+
+
+async def answer_voicemail(request: Request) -> Response:
+    """`POST /sip/voicemail`: the SDP to answer an overflowed caller with, the business's
+    greeting playing to them; 409 when there is no voicemail for this call."""
+    params = await _signed_params(request)
+    sdp = (params.get("sdp") or [""])[0]
+    answered = await voicemail.answer(
+        request.app.state.db,
+        request.app.state.media,
+        calls.call_id_of(params),
+        (params.get("from_tag") or [""])[0][:128],
+        sdp,
+    )
+    return PlainTextResponse(answered)

@@ -17,9 +17,13 @@ PRIVATE = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 
 
 async def page(request: Request) -> Response:
-    """The questions, or "already answered"; in the business's language."""
+    """The questions, "thank you" right after answering, or "already answered"; in the
+    contact's language."""
+    thanked = request.query_params.get("thanks") == "1"
     async with request.app.state.db.transaction(write=False) as session:
-        view = await survey_page(session, _secret(request), _token(request), now=now(request))
+        view = await survey_page(
+            session, _secret(request), _token(request), now=now(request), thanked=thanked
+        )
     with using_locale(view.locale):
         response = render(request, "surveys/show.html", {"view": view})
     response.headers.update(PRIVATE)
@@ -27,12 +31,13 @@ async def page(request: Request) -> Response:
 
 
 async def answer(request: Request) -> Response:
-    """Record the answers once; a second post changes nothing and shows the same page."""
+    """Record the answers once and say thank you; a second post changes nothing and shows
+    "already answered"."""
     form = await request.form()
     answers = Answers(text(form, "stars"), text(form, "recommend"), text(form, "improve"))
     try:
         async with request.app.state.db.transaction() as session:
-            await answer_survey(
+            taken = await answer_survey(
                 session, _secret(request), _token(request), answers, now=now(request)
             )
     except Invalid as refused:  # the questions again, as answered, the reason beside one
@@ -43,7 +48,7 @@ async def answer(request: Request) -> Response:
             response = render(request, "surveys/show.html", context, status=422)
         response.headers.update(PRIVATE)
         return response
-    response = see_other(request, request.url.path)
+    response = see_other(request, request.url.path + ("?thanks=1" if taken else ""))
     response.headers.update(PRIVATE)
     return response
 

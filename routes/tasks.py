@@ -8,7 +8,7 @@ from starlette.responses import Response
 from console.base.errors import Conflict, Invalid
 from console.people.tenancy import get_scoped
 from console.screens import live
-from console.tasks import task_sla, tasks
+from console.tasks import reminders, task_sla, tasks
 from models import Task
 from routes.access import safe_next, signed_in, user_of
 from routes.forms import is_htmx, now, see_other, text, wants_json
@@ -19,11 +19,17 @@ STATUSES = ("open", "done", "cancelled")
 
 @signed_in()
 async def task_list(request: Request) -> Response:
+    """My tasks by status; beside the open ones, the customers whose follow-up is due."""
     status = request.query_params.get("status", "open")
     status = status if status in STATUSES else "open"
     async with request.app.state.db.transaction(write=False) as session:
         found = await tasks.my_tasks(session, user_of(request), status=status)
-    context = {"tasks": found, "status": status, "now": now(request)}
+        followups = (
+            await reminders.due_followups(session, user_of(request), now=now(request))
+            if status == "open"
+            else []
+        )
+    context = {"tasks": found, "status": status, "now": now(request), "followups": followups}
     return render(request, "tasks/index.html", context, block="list")
 
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_eval_context, select_autoescape
+from jinja2.nodes import EvalContext
 from jinja2_fragments.starlette import Jinja2Blocks
 from markupsafe import Markup
 from starlette.requests import Request
@@ -26,11 +27,11 @@ def shown(value: Any) -> Any:
     (the page isolates user text with `<bdi>` and `dir="auto"` instead). Markup is the
     templates' own, but a translation's parameters reach it unescaped of them (`_("Call back
     %(name)s", name=…)`), so it is cleaned too: none of these characters is ever markup."""
+    if not isinstance(value, str) or value.isascii():  # isascii is a flag: no character read
+        return value
     if isinstance(value, Markup):
         return Markup(without_bidi_controls(value))  # noqa: S704 - it was markup already
-    if isinstance(value, str):
-        return without_bidi_controls(value)
-    return value
+    return without_bidi_controls(value)
 
 
 env = Environment(
@@ -46,10 +47,36 @@ env = Environment(
     finalize=shown,
 )
 env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+# A message without parameters, as a template prints it, per language and form of address.
+_printed: dict[tuple[str, str, str], Markup] = {}
+PRINTED_AT_MOST = 20_000  # messages are the templates' literals; a bound all the same
+
+
+@pass_eval_context
+def translated(eval_ctx: EvalContext, message: str, /, **variables: Any) -> str:
+    """What Jinja's newstyle `gettext` gives (translated, marked safe where the template escapes,
+    always %-formatted so `%%` prints `%`), with one call where Jinja's `_` makes two through the
+    context. A page of the console prints dozens of these (`base.html` alone some 30), most with
+    no parameters: those are translated and formatted once per language and form."""
+    if variables or not eval_ctx.autoescape:
+        text = i18n.gettext(message)
+        # the catalogue's own text, marked as Jinja's gettext marks it; parameters are escaped
+        return (Markup(text) if eval_ctx.autoescape else text) % variables  # noqa: S704
+    key = (i18n.current_locale(), i18n.current_form(), message)
+    printed = _printed.get(key)
+    if printed is None:
+        printed = Markup(i18n.gettext(message)) % {}  # noqa: S704 - as above
+        if len(_printed) < PRINTED_AT_MOST:
+            _printed[key] = printed
+    return printed
+
+
+env.globals["_"] = env.globals["gettext"] = translated
 env.globals["dir_of"] = i18n.direction
 env.globals["label"] = labels.label
 env.globals["options"] = labels.options
 env.filters["local_time"] = i18n.format_local
+env.filters["day"] = i18n.format_day
 env.filters["waited"] = labels.waited
 env.filters["time_left"] = labels.time_left
 env.filters["phone"] = display_phone

@@ -33,14 +33,15 @@
       const s = Math.max(0, Math.floor((end - Date.parse(el.dataset.timerSince)) / 1000));
       el.textContent = (s >= 3600 ? Math.floor(s / 3600) + ":" : "") + pad(Math.floor(s / 60) % 60) + ":" + pad(s % 60);
     });
-    document.querySelectorAll("time[data-due]").forEach((el) => {
-      const left = (Date.parse(el.dataset.due) - now) / 1000;
+    // A queue row's times say when in `datetime` alone (partials/lead_row.html).
+    document.querySelectorAll("time[data-due], time.countdown").forEach((el) => {
+      const left = (Date.parse(el.dataset.due || el.dateTime) - now) / 1000;
       el.textContent = timeLeft(left);
       el.classList.toggle("red", left < 0);
       el.classList.toggle("amber", left >= 0 && !!el.dataset.warn && now >= Date.parse(el.dataset.warn));
     });
-    document.querySelectorAll("time[data-since]").forEach((el) => {
-      const seconds = (now - Date.parse(el.dataset.since)) / 1000;
+    document.querySelectorAll("time[data-since], time.waited").forEach((el) => {
+      const seconds = (now - Date.parse(el.dataset.since || el.dateTime)) / 1000;
       el.textContent = duration(seconds);
       el.classList.toggle("late", seconds >= 5 * 60);
       el.classList.toggle("very-late", seconds >= 30 * 60);
@@ -91,7 +92,7 @@
   window.mazkira.keyOf = keyOf;
 
   // The queue: J/K (or Tab) move the selection, Enter opens, C takes.
-  function rows() { return Array.from(document.querySelectorAll("[data-keyboard-list] tbody tr[data-href]")); }
+  function rows() { return Array.from(document.querySelectorAll("[data-keyboard-list] tbody tr.lead-row")); }
   function selected() { return document.querySelector("[data-keyboard-list] tr.selected"); }
   function select(delta) {
     const list = rows();
@@ -134,7 +135,7 @@
 
   // A row reached by Tab is the selected one, as if J had brought her there.
   document.addEventListener("focusin", (event) => {
-    const row = event.target.closest && event.target.closest("[data-keyboard-list] tr[data-href]");
+    const row = event.target.closest && event.target.closest("[data-keyboard-list] tr.lead-row");
     if (!row || row.classList.contains("selected")) return;
     rows().forEach((r) => r.classList.remove("selected"));
     row.classList.add("selected");
@@ -154,8 +155,8 @@
 
   // Clicking a queue row opens its lead (links and buttons inside keep their own meaning).
   document.addEventListener("click", (event) => {
-    const row = event.target.closest("[data-keyboard-list] tr[data-href]");
-    if (row && !event.target.closest("a, button, input, select, form")) window.location = row.dataset.href;
+    const row = event.target.closest("[data-keyboard-list] tr.lead-row");
+    if (row && !event.target.closest("a, button, input, select, form")) window.location = row.querySelector("[data-open]").href;
   });
 
   // The call log saves every few seconds through htmx. Until the server has what she typed, a
@@ -560,3 +561,16 @@ document.addEventListener("change", (event) => {
   if (box) { box.value = picker.value; box.focus(); }
   picker.value = "";
 });
+
+// A statement's "Print" button (no inline script: the CSP allows none).
+document.addEventListener("click", (event) => {
+  if (event.target.closest && event.target.closest("button[data-print]")) window.print();
+});
+
+// The owner's offline copy of his last calls (static/sw.js) never outlives his sign-in: any page
+// of a guest (after signing out) or of another role deletes it.
+if ("caches" in window && !document.body.classList.contains("role-owner")) {
+  caches.keys().then((names) => Promise.all(
+    names.filter((name) => name.startsWith("mazkira-portal-")).map((name) => caches.delete(name)),
+  )).catch(() => {});
+}

@@ -93,7 +93,11 @@ async def watched(browser: Any, expected: Iterable[str] = ()) -> AsyncIterator[A
 async def chromium(args: Iterable[str] = (), expected: Iterable[str] = ()) -> AsyncIterator[object]:
     """Chromium with `CHROMIUM_ARGS` and `args`, watched: the story fails on any console error,
     uncaught exception or CSP violation of its pages but those matching `expected`."""
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
+
+    # An expectation waits up to 15 s (Playwright's 5 s): the suite's two workers share two cores,
+    # and a page under the other worker's load may take a while to settle. Passing waits no longer.
+    expect.set_options(timeout=15_000)
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(

@@ -12,12 +12,14 @@ and under CI=true they fail instead."""
 from __future__ import annotations
 
 import atexit
+import fcntl
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+import argon2
 import httpx
 import pytest
 from redis.asyncio import Redis
@@ -27,6 +29,8 @@ from asgi import create_app
 from console.base.config import Settings, normalise_database_url
 from console.base.db import Database
 from console.base.migrate import upgrade
+from console.people import passwords
+from console.voice import roster
 from models import Base
 from tests.fakes import FakeMeta, FakeSmtp, FakeTwilio
 from tests.own_databases import OwnPostgres, OwnRedisIndex
@@ -43,6 +47,13 @@ OWN_REDIS = OwnRedisIndex(REDIS_SERVER)
 # The safety net: the session's fixtures give both back, unless a teardown never ran.
 atexit.register(OWN_POSTGRES.drop_all_at_exit)
 atexit.register(OWN_REDIS.release)
+
+# Passwords hashed in this process (the factories' people, every signing in through the test
+# client) use argon2's cheapest parameters: at the real cost each one took a fifth of a second of
+# CPU, thousands of times a run. Still argon2id, verified the same way; the servers the stories
+# start as processes (tests/servers.py) keep the real cost. tests/people/test_passwords.py checks
+# the real parameters.
+passwords._hasher = argon2.PasswordHasher.from_parameters(argon2.profiles.CHEAPEST)
 
 
 def answers(url: str, default_port: int) -> bool:
@@ -113,6 +124,7 @@ async def private_postgres_url(own_postgres: OwnPostgres) -> str:
 
 
 async def empty(db: Database) -> None:
+    roster.forget(db.engine.sync_engine)  # routing's view of what is emptied here
     tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
     async with db.engine.begin() as connection:
         if db.is_sqlite:
@@ -172,6 +184,25 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     yield client
     await client.flushdb()
     await client.aclose()
+
+
+@pytest.fixture(autouse=True)
+def browsers_take_turns(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """With two workers (pytest-xdist), the browser stories take turns: two Chromiums beside
+    real SIP stacks on two cores starve a call's media (a story's call lost its audio whenever
+    another story ran beside it). The lock file is this run's own, so other runs never wait."""
+    if (
+        request.node.get_closest_marker("browser") is None
+        or "PYTEST_XDIST_WORKER" not in os.environ
+    ):
+        yield
+        return
+    lock = tmp_path_factory.getbasetemp().parent / "browser-stories.lock"
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture

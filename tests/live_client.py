@@ -78,8 +78,9 @@ def meta(message: str) -> dict[str, Any]:
     return json.loads(found.group(1)) if found else {}
 
 
-async def receive(ws: ClientConnection, contains: str, within: float = 5.0) -> str:
-    """The first message holding `contains` (others are skipped)."""
+async def receive(ws: ClientConnection, contains: str, within: float = 30.0) -> str:
+    """The first message holding `contains` (others are skipped). `within` only bounds a wait
+    that has failed: a machine busy with the other test worker may take seconds."""
     async with asyncio.timeout(within):
         while True:
             message = str(await ws.recv())

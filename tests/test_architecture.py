@@ -24,3 +24,19 @@ def test_every_package_says_what_it_holds_in_one_line() -> None:
         text = init.read_text().strip()
         assert text.startswith('"""') and text.endswith('"""'), init
         assert text.count("\n") == 0, f"{init}: one line"
+
+
+def test_every_csv_the_product_writes_goes_through_one_writer() -> None:
+    """Issue 24, point 11: one helper (`console/base/csv_files.py`) writes every CSV, so every one
+    has its byte-order mark (Excel reads the Hebrew) and no cell runs as a formula."""
+    writers = [
+        str(path.relative_to(ROOT))
+        for folder in ("console", "routes", "workers")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if path.name != "csv_files.py"
+        and any(
+            word in path.read_text()
+            for word in ("csv.writer", "csv.DictWriter", 'encode("utf-8-sig")')
+        )
+    ]
+    assert writers == [], "write CSV files with console.base.csv_files.csv_bytes"

@@ -13,7 +13,8 @@ async def test_a_short_soak_passes_every_check(tmp_path: Path) -> None:
         seconds=2, rate=25, consoles=4, businesses=2, actions=4, sample_every=1, work=tmp_path
     )
     assert result["leads_sent"] >= 40 and result["leads_stored"] == result["leads_sent"]
-    assert result["claims"] >= 3 and result["notes"] == result["claims"]
+    # Each of the two secretaries claims at least once (how many more depends on the machine).
+    assert result["claims"] >= 2 and result["notes"] == result["claims"]
     assert result["deliveries_expected"] > 0 and result["deliveries_missing"] == 0
     assert result["errors"] == {} and result["server_errors"] == []
     checks = ("leads_exactly_once", "consoles_complete", "claims_and_notes", "no_errors")

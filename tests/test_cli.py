@@ -56,6 +56,10 @@ def test_setup_commands_on_sqlite(tmp_path: Path) -> None:
         "cohen",
     )
     assert user.returncode == 0, user.stderr
+    with sqlite3.connect(tmp_path / "agency.db") as agency_db:
+        (hashed,) = agency_db.execute("SELECT password_hash FROM users").fetchone()
+    # argon2id at the library's recommended cost (tests/conftest.py cheapens only its own process)
+    assert hashed.startswith("$argon2id$v=19$m=65536,t=3,p=4$"), hashed
     assert mazkira(env, "intake-key", "--business", "cohen").stdout.strip() == lines["intake_key"]
     rotated = mazkira(env, "intake-key", "--business", "cohen", "--rotate").stdout.strip()
     assert rotated and rotated != lines["intake_key"]

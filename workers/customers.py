@@ -1,4 +1,5 @@
-"""Jobs over the customer records: A/B/C classes, and the retention period of closed leads."""
+"""Jobs over the customer records: A/B/C classes, the retention period of closed leads, and
+the call recordings rtpengine left behind."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from sqlalchemy import select
 
 from console.contacts.customer_classes import classify_business
 from console.contacts.privacy import anonymise_expired_leads
+from console.voice.recording_sweep import sweep_orphan_recordings
+from console.voice.voicemail import Media
 from models import Business
 
 
@@ -31,4 +34,16 @@ async def classify_customers(ctx: dict[str, Any]) -> int:
 async def anonymise_leads(ctx: dict[str, Any]) -> int:
     """Wipe the notes of closed leads past their business's retention period (once each)."""
     async with ctx["db"].transaction() as session:
-        return await anonymise_expired_leads(session, now=datetime.now(UTC))
+        return await anonymise_expired_leads(
+            session, now=datetime.now(UTC), store=ctx.get("recordings")
+        )
+
+
+async def sweep_recordings(ctx: dict[str, Any]) -> int:
+    """rtpengine's pcaps that never became a recording: imported or removed after a grace
+    period (console/voice/recording_sweep.py); nothing to do without rtpengine's folder."""
+    media = Media.of(ctx["settings"], ctx.get("recordings"))
+    if media is None:
+        return 0
+    swept = await sweep_orphan_recordings(ctx["db"], media, now=datetime.now(UTC))
+    return swept.imported + swept.removed

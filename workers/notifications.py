@@ -16,7 +16,7 @@ async def send_notifications(ctx: dict[str, Any]) -> SendReport:
     """Send the due notifications; safe to run twice or on two workers at once."""
     senders = ctx.get("senders")
     if senders is None:  # arq's startup makes them; the in-process runner's first run does
-        senders = ctx["senders"] = Senders(ctx["settings"])
+        senders = ctx["senders"] = Senders(ctx["settings"], ctx["db"])
     report = SendReport()
     for _ in range(BATCHES_PER_RUN):
         batch = await send_due_notifications(ctx["db"], senders, now=datetime.now(UTC))

@@ -18,11 +18,12 @@ from console.base.jobs import Periodic
 from console.base.logs import carrying
 from console.base.metrics import counted
 from console.base.scheduler import ArqScheduler, schedule_queued
+from console.base.storage import store_of
 from console.channels.notify import Senders
 from console.live.events import LiveEvent
 from console.live.hub import Audience, Hub, RedisBroker
 from workers.appointments import remind_appointments
-from workers.customers import anonymise_leads, classify_customers
+from workers.customers import anonymise_leads, classify_customers, sweep_recordings
 from workers.digests import send_digests
 from workers.housekeeping import purge_events, purge_sessions
 from workers.notifications import send_notifications
@@ -42,6 +43,7 @@ PERIODIC = [
     Periodic(remind_appointments, every_seconds=300),
     Periodic(classify_customers, every_seconds=3600),
     Periodic(anonymise_leads, every_seconds=3600),
+    Periodic(sweep_recordings, every_seconds=600),
 ]
 
 
@@ -58,8 +60,9 @@ STOP_WAIT_SECONDS = 25
 async def startup(ctx: dict[str, Any]) -> None:
     settings = Settings.from_env()
     ctx["settings"] = settings
+    ctx["recordings"] = store_of(settings)
     db = ctx["db"] = Database(settings.database_url)
-    ctx["senders"] = Senders(settings)
+    ctx["senders"] = Senders(settings, db)
     # The jobs' commits go on as a web process's do: their events to every console (through
     # the web processes' Redis channel), and the runs they ask for (the sweep at a lead's next
     # threshold, the sender for a notice just queued) to arq, over the worker's own connection.

@@ -13,12 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from console.agency.business_people import check_member_role, link_person
 from console.base.db import after_commit
 from console.base.errors import ConsoleError, Invalid, NotFound
-from console.base.i18n import FORMS
+from console.base.i18n import FORMS, speaking_to
+from console.base.i18n import gettext as _
+from console.channels.mail import SmtpMail
+from console.channels.providers import ProviderError
 from console.contacts.privacy import apply_retention, parse_retention
 from console.people import accounts
 from console.people.audit import Actor, record_action
@@ -63,6 +67,11 @@ async def get_business(session: AsyncSession, business_id: str | uuid.UUID) -> B
     if business is None:
         raise NotFound("No such business.")
     return business
+
+
+async def businesses(session: AsyncSession) -> list[Business]:
+    """Every business, by name (the admin's choices)."""
+    return list((await session.scalars(select(Business).order_by(Business.name))).all())
 
 
 async def update_business(
@@ -151,6 +160,8 @@ class UserRow:
     user: User
     live_sessions: int
     two_factor: bool = False
+    # the businesses she serves or he is one of the people of: (name, role there or "")
+    businesses: tuple[tuple[str, str], ...] = ()
 
 
 async def users_page(session: AsyncSession) -> list[UserRow]:
@@ -170,7 +181,28 @@ async def users_page(session: AsyncSession) -> list[UserRow]:
     )
     statement = select(User, live, second).order_by(User.role, User.email)
     rows = (await session.execute(statement)).all()
-    return [UserRow(user, int(count), bool(on)) for user, count, on in rows]
+    linked = await _links(session)
+    return [
+        UserRow(user, int(count), bool(on), tuple(linked.get(user.id, ())))
+        for user, count, on in rows
+    ]
+
+
+async def _links(session: AsyncSession) -> dict[uuid.UUID, list[tuple[str, str]]]:
+    """Every user's businesses by name, with the role there of a business's people (one
+    statement): the people page shows an owner linked to nothing at a glance."""
+    links = union_all(
+        select(SecretaryAssignment.user_id, Business.name, literal("")).join(
+            Business, Business.id == SecretaryAssignment.business_id
+        ),
+        select(OwnerMembership.user_id, Business.name, OwnerMembership.member_role).join(
+            Business, Business.id == OwnerMembership.business_id
+        ),
+    ).subquery()
+    found: dict[uuid.UUID, list[tuple[str, str]]] = {}
+    for user_id, name, role in (await session.execute(select(links).order_by(links.c[1]))).all():
+        found.setdefault(user_id, []).append((name, role))
+    return found
 
 
 async def get_user(session: AsyncSession, user_id: str | uuid.UUID) -> User:
@@ -242,8 +274,22 @@ async def invite_user(
     name: str,
     role: str,
     locale: str = "he",
+    business_id: str = "",
+    member_role: str = "owner",
 ) -> User:
-    """A new user without a known password; the caller hands out `password_link_token`."""
+    """A new user without a known password; the caller hands out `password_link_token`.
+    With a business, the new person serves it (a secretary) or is one of its people (an
+    owner, a manager or staff: `member_role`), so his first page shows it."""
+    business = None
+    if business_id:
+        try:
+            business = await get_business(session, business_id)
+        except NotFound:
+            raise Invalid("No such business.", field="business_id") from None
+        if role == Role.ADMIN:
+            raise Invalid("An admin sees every business: choose none.", field="business_id")
+        if role == Role.OWNER:
+            check_member_role(member_role)
     user = await accounts.create_user(
         session,
         email=email,
@@ -255,7 +301,46 @@ async def invite_user(
     user.password_changed_at = actor.now
     await session.flush()
     await record_action(session, actor, "user.invited", subject=user, email=user.email, role=role)
+    if business is not None and role == Role.SECRETARY:
+        await assign(session, actor, business, user, backup=False)
+    elif business is not None:
+        await link_person(session, actor, business, str(user.id), member_role)
     return user
+
+
+def password_link_mail(user: User, link: str, *, invited: bool) -> tuple[str, str]:
+    """The subject and text of the e-mail that carries a set-password link, in the person's
+    language and form of address."""
+    with speaking_to(user):
+        subject = _("Your Mazkira account") if invited else _("Your new Mazkira password")
+        opening = (
+            _("The agency opened a Mazkira account for you.")
+            if invited
+            else _("The agency reset your Mazkira password.")
+        )
+        body = "\n\n".join(
+            [
+                _("Hello %(name)s,") % {"name": user.name},
+                opening,
+                _("Set your password with this link; it works once, for three days:"),
+                link,
+            ]
+        )
+    return subject, body + "\n"
+
+
+async def mail_password_link(smtp_url: str | None, user: User, link: str, *, invited: bool) -> bool:
+    """E-mail the link when mail is configured; say whether the relay took it (else the admin
+    hands it over herself, as the page shows it to her either way)."""
+    if not smtp_url:
+        return False
+    subject, body = password_link_mail(user, link, invited=invited)
+    key = f"password-link:{user.id}:{_stamp(user.password_changed_at)}"
+    try:
+        await SmtpMail(smtp_url).send(user.email, subject, body, idempotency_key=key)
+    except (ProviderError, ValueError):
+        return False
+    return True
 
 
 def _not_yourself(actor: Actor, user: User) -> None:

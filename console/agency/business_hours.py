@@ -33,6 +33,7 @@ from console.business.hours import (
     validate_weekly_hours,
 )
 from console.live import events
+from console.people.audit import Actor, record_change
 from console.sla import sla
 from console.tasks import task_sla
 from models import Business
@@ -244,32 +245,59 @@ def local_today(business: Business, now: datetime) -> date:
 
 
 async def save_hours(
-    session: AsyncSession, business: Business, typed: TypedHours, *, now: datetime
+    session: AsyncSession,
+    actor: Actor,
+    business: Business,
+    typed: TypedHours,
+    *,
+    contract: bool = False,
 ) -> Moved:
-    """New weekly hours, zone and 24/7 for the business; its due times move with them."""
+    """New weekly hours, zone and 24/7 for the business; its due times move with them. With
+    `contract` (the agency's own change, or its approval), the week is what the agency agrees
+    to cover from now on. Audited with what changed."""
     weekly, zone = check_hours(typed)
     _clock_of(weekly, zone, business.hours_exceptions or {}, always_open=typed.always_open)
+    changed = [
+        name
+        for name, value in (
+            ("weekly_hours", weekly),
+            ("timezone", zone),
+            ("always_open", typed.always_open),
+        )
+        if getattr(business, name) != value
+    ]
     business.weekly_hours = weekly
     business.timezone = zone
     business.always_open = typed.always_open
+    if contract:
+        business.contract_hours = weekly
     await session.flush()
-    return await restart_clocks(session, business, now=now)
+    await record_change(session, actor, "hours.saved", business, changed=changed)
+    return await restart_clocks(session, business, now=actor.now)
 
 
 async def add_exception(
-    session: AsyncSession, business: Business, typed: TypedException, *, now: datetime
+    session: AsyncSession, actor: Actor, business: Business, typed: TypedException
 ) -> Moved:
-    """Close a date, or give it special hours (replacing what it had)."""
-    day, windows = check_exception(typed, today=local_today(business, now))
+    """Close a date, or give it special hours (replacing what it had); audited."""
+    day, windows = check_exception(typed, today=local_today(business, actor.now))
     changed = with_exception(business.hours_exceptions or {}, day, windows)
     _clock_of(business.weekly_hours, business.timezone, changed, always_open=business.always_open)
     business.hours_exceptions = changed
     await session.flush()
-    return await restart_clocks(session, business, now=now)
+    await record_change(
+        session,
+        actor,
+        "hours.exception_set",
+        business,
+        date=day.isoformat(),
+        windows=windows or [],
+    )
+    return await restart_clocks(session, business, now=actor.now)
 
 
 async def remove_exception(
-    session: AsyncSession, business: Business, typed_day: str, *, now: datetime
+    session: AsyncSession, actor: Actor, business: Business, typed_day: str
 ) -> Moved:
     """The date goes back to its usual hours; removing it twice changes nothing."""
     try:
@@ -286,7 +314,8 @@ async def remove_exception(
         return Moved(0, 0)
     business.hours_exceptions = without_exception(exceptions, day)
     await session.flush()
-    return await restart_clocks(session, business, now=now)
+    await record_change(session, actor, "hours.exception_removed", business, date=iso)
+    return await restart_clocks(session, business, now=actor.now)
 
 
 def _clock_of(

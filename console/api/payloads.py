@@ -363,8 +363,14 @@ class KpiOut(Answer):
         description="Of them, the caller hung up before anyone answered (waiting or ringing)."
     )
     calls_missed: int = Field(description="Of them, nobody took (overflow, or failed).")
+    calls_rejected: int = Field(
+        description="Of them, a secretary declined the ring and nobody answered it after her."
+    )
     answer_rate: float | None = Field(
-        description="calls_answered of calls_answered + calls_abandoned + calls_missed, in percent."
+        description=(
+            "calls_answered of calls_answered + calls_abandoned + calls_missed + calls_rejected,"
+            " in percent."
+        )
     )
     abandonment_rate: float | None = Field(description="calls_abandoned of the same, in percent.")
     average_speed_of_answer: float | None = Field(

@@ -101,6 +101,24 @@ class Settings:
     # for a person or as JSON for a collector.
     metrics_token: str | None = None
     log_format: str = "text"
+    # Web Push: the contact the push services see in the VAPID token (a mailto: or https URL;
+    # unset: PUBLIC_URL), and the one origin whose push endpoints may be plain http on this
+    # machine (a local push service in tests; never set in production).
+    push_contact: str | None = None
+    push_test_origin: str | None = None
+    # Where call recordings and voicemail are kept, once each (console/base/storage.py): a
+    # folder (the embedded mode) or an S3-compatible bucket (for scale; the endpoint for a
+    # non-AWS server, credentials from these or boto3's usual chain). Neither: no recording.
+    recordings_dir: str | None = None
+    recordings_s3_bucket: str | None = None
+    recordings_s3_endpoint: str | None = None
+    recordings_s3_region: str = "us-east-1"
+    recordings_s3_key_id: str | None = None
+    recordings_s3_secret: str | None = None
+    # rtpengine, as Mazkira reaches it for voicemail and recording: its control (ng) address
+    # "host:port", and the folder its --recording-dir is as this process sees it.
+    rtpengine_ng: str | None = None
+    rtpengine_recording_dir: str | None = None
 
     @property
     def call_idle(self) -> timedelta:
@@ -183,6 +201,16 @@ class Settings:
             call_idle_minutes=max(1, _int(env, "CALL_IDLE_MINUTES", 15)),
             metrics_token=env.get("METRICS_TOKEN") or None,
             log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
+            push_contact=env.get("PUSH_CONTACT") or None,
+            push_test_origin=(env.get("PUSH_TEST_ORIGIN") or "").rstrip("/") or None,
+            recordings_dir=env.get("RECORDINGS_DIR") or None,
+            recordings_s3_bucket=env.get("RECORDINGS_S3_BUCKET") or None,
+            recordings_s3_endpoint=env.get("RECORDINGS_S3_ENDPOINT") or None,
+            recordings_s3_region=env.get("RECORDINGS_S3_REGION") or "us-east-1",
+            recordings_s3_key_id=env.get("RECORDINGS_S3_KEY_ID") or None,
+            recordings_s3_secret=env.get("RECORDINGS_S3_SECRET") or None,
+            rtpengine_ng=env.get("RTPENGINE_NG") or None,
+            rtpengine_recording_dir=env.get("RTPENGINE_RECORDING_DIR") or None,
         )
 
 

@@ -73,6 +73,11 @@ class Database:
             engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
         self._reader = async_sessionmaker(engine, expire_on_commit=False)
+        # A read of one statement (the session behind a request's cookie): on SQLite it runs
+        # without BEGIN, a transaction of its own, so it costs one trip to the driver's thread.
+        self._lone = async_sessionmaker(
+            engine.execution_options(sqlite_lone_read=True), expire_on_commit=False
+        )
         self.after_commit: list[AfterCommit] = []
         # Within one process SQLite writers also queue on a lock, in order: SQLite's own busy
         # handler polls in sleeps of up to 100 ms, so a crowd of writers waiting there would leave
@@ -96,6 +101,15 @@ class Database:
                 result = hook(queued)
                 if hasattr(result, "__await__"):
                     await result
+
+    @asynccontextmanager
+    async def lone_read(self) -> AsyncIterator[AsyncSession]:
+        """A session for ONE reading statement: on SQLite no BEGIN and no COMMIT go with it
+        (a lone statement is its own transaction, read from one snapshot); on PostgreSQL a read
+        transaction as `transaction(write=False)` opens. A second statement in it would read
+        another snapshot: use `transaction` for more than one."""
+        async with self._lone() as session, session.begin():
+            yield session
 
     @asynccontextmanager
     async def _write_turn(self, write: bool) -> AsyncIterator[None]:
@@ -283,5 +297,10 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: Any) -> None:
-        immediate = connection.get_execution_options().get("sqlite_immediate")
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Sent by the driver with the transaction's first statement, in the same trip to its
+        # thread (`sqlite_driver.OneTripConnection.begin_with`).
+        options = connection.get_execution_options()
+        if options.get("sqlite_lone_read"):
+            return  # `Database.lone_read`: the statement is a transaction of its own
+        driver = connection.connection.driver_connection
+        driver.begin_with = "BEGIN IMMEDIATE" if options.get("sqlite_immediate") else "BEGIN"

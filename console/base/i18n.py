@@ -16,7 +16,7 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -148,6 +148,11 @@ _ = gettext
 
 # Israeli dates in either language: 7.12.26, 14:05 (English's own 12/7/26 reads as 12 July here).
 ISRAELI = "d.M.yy, HH:mm"
+
+
+def format_day(day: date) -> str:
+    """A calendar day as Israelis write it, in both languages: 14.3.85."""
+    return f"{day.day}.{day.month}.{day:%y}"
 
 
 def format_local(moment: datetime, timezone: str = "Asia/Jerusalem", fmt: str = "short") -> str:

@@ -79,6 +79,30 @@ def roles() -> dict[str, str]:
     return {"admin": _("Admin"), "secretary": _("Secretary"), "owner": _("Owner")}
 
 
+def member_roles() -> dict[str, str]:
+    """A person's role in a business (tenancy.PERMISSIONS)."""
+    return {"owner": _("Owner"), "manager": _("Manager"), "staff": _("Staff")}
+
+
+def request_states() -> dict[str, str]:
+    """Where an owner's request to the agency stands (console/agency/change_requests.py)."""
+    return {
+        "pending": _("Waiting for the agency"),
+        "approved": _("Approved"),
+        "declined": _("Declined"),
+        "withdrawn": _("Replaced by a newer request"),
+    }
+
+
+def request_reasons() -> dict[str, str]:
+    """Why an owner's change needs the agency."""
+    return {
+        "always_open": _("Coverage around the clock (24/7)"),
+        "beyond_contract": _("Hours beyond the agency's contract"),
+        "timezone": _("Another time zone"),
+    }
+
+
 def deliveries() -> dict[str, str]:
     return {
         "queued": _("Sending…"),
@@ -153,6 +177,9 @@ LABELS = {
     "task_status": task_statuses,
     "question_kind": question_kinds,
     "role": roles,
+    "member_role": member_roles,
+    "request_state": request_states,
+    "request_reason": request_reasons,
     "delivery": deliveries,
     "reach": reaches,
     "overflow": overflow_actions,

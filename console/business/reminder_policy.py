@@ -12,13 +12,15 @@ A lead or contact waiting for a reminder carries `followup_at`, the next moment 
 
 from __future__ import annotations
 
+import calendar
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.errors import Invalid
@@ -28,6 +30,8 @@ SETTINGS_KEY = "reminders"
 CLASSES = ("A", "B", "C")
 DELIVERIES = ("task", "notification")
 MAX_QUOTE_DAYS = 5
+MAX_BIRTHDAY_DAYS = 30
+BIRTHDAY_HOUR = time(9)  # the reminder's moment, in the business's zone
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,9 @@ class ReminderPolicy:
     class_as: str = "task"
     silent_list: bool = True
     silent_days: int = 90
+    birthday_reminders: bool = True
+    birthday_days_before: int = 0
+    birthday_as: str = "task"
 
     def days_for(self, abc_class: str) -> int:
         return self.class_days[CLASSES.index(abc_class)]
@@ -74,6 +81,9 @@ def read_policy(row: TaskPolicy | None) -> ReminderPolicy:
                 "class_as",
                 "silent_list",
                 "silent_days",
+                "birthday_reminders",
+                "birthday_days_before",
+                "birthday_as",
             )
             if name in stored
         }
@@ -119,7 +129,12 @@ def check_policy(policy: ReminderPolicy) -> None:
         raise Invalid("A follow-up period is between 1 and 730 days.", field="class_days")
     if not 7 <= policy.silent_days <= 1095:
         raise Invalid("Silence counts from 7 to 1095 days.", field="silent_days")
-    if policy.quote_as not in DELIVERIES or policy.class_as not in DELIVERIES:
+    if not 0 <= policy.birthday_days_before <= MAX_BIRTHDAY_DAYS:
+        raise Invalid(
+            "A birthday is remembered on the day or up to 30 days before.",
+            field="birthday_days_before",
+        )
+    if any(d not in DELIVERIES for d in (policy.quote_as, policy.class_as, policy.birthday_as)):
         raise Invalid("A reminder is a task or a notification.", field="quote_as")
 
 
@@ -149,6 +164,11 @@ def policy_from_form(form: Mapping[str, str]) -> ReminderPolicy:
         class_as=form.get("class_as", ""),
         silent_list=bool(form.get("silent_list")),
         silent_days=number("silent_days"),
+        birthday_reminders=bool(form.get("birthday_reminders")),
+        birthday_days_before=(
+            number("birthday_days_before") if form.get("birthday_days_before", "").strip() else 0
+        ),
+        birthday_as=form.get("birthday_as") or "task",
     )
     check_policy(policy)
     return policy
@@ -173,7 +193,11 @@ async def set_reminder_policy(
         # Only quotes still inside the follow-up days: an old one is not chased again.
         Lead.stage_changed_at > now - timedelta(days=max(policy.quote_days)),
     )
-    classed = (Contact.business_id == business.id, Contact.abc_class.is_not(None))
+    classed = (
+        Contact.business_id == business.id,
+        or_(Contact.abc_class.is_not(None), Contact.birthday.is_not(None)),
+    )
+    followed = policy.class_followups or policy.birthday_reminders
     await session.execute(
         update(Lead)
         .where(*open_quotes)
@@ -183,7 +207,7 @@ async def set_reminder_policy(
     await session.execute(
         update(Contact)
         .where(*classed)
-        .values(followup_at=now if policy.class_followups else None)
+        .values(followup_at=now if followed else None)
         .execution_options(synchronize_session=False)
     )
     return policy
@@ -222,7 +246,57 @@ def contact_due(contact: Contact, policy: ReminderPolicy) -> datetime | None:
     return base + timedelta(days=policy.days_for(contact.abc_class))
 
 
-async def plan_contact_followups(session: AsyncSession, contact: Contact) -> None:
-    """After a class change: when the contact's next follow-up is due."""
+@dataclass(frozen=True)
+class Birthday:
+    """One birthday of a contact: the reminder's moment, the day, and when the day ends."""
+
+    remind_at: datetime
+    day: date
+    ends_at: datetime
+    age: int
+
+
+def birthday_due(
+    contact: Contact, policy: ReminderPolicy, zone: str, now: datetime
+) -> Birthday | None:
+    """The contact's birthday whose day has not ended at `now` (its reminder may be due
+    already); None without a birthday, erased, or when the business remembers none."""
+    if not policy.birthday_reminders or contact.birthday is None or contact.erased_at:
+        return None
+    tz = ZoneInfo(zone)
+    year = now.astimezone(tz).year
+    for candidate in (year - 1, year, year + 1):  # a 1 January birthday reminded in December
+        day = _birthday_in(contact.birthday, candidate)
+        ends = datetime.combine(day + timedelta(days=1), time(0), tz).astimezone(UTC)
+        if ends > now:
+            remind = datetime.combine(
+                day - timedelta(days=policy.birthday_days_before), BIRTHDAY_HOUR, tz
+            )
+            return Birthday(remind.astimezone(UTC), day, ends, candidate - contact.birthday.year)
+    return None
+
+
+def _birthday_in(born: date, year: int) -> date:
+    """The birthday in `year`: 29 February is kept on the 28th in a common year."""
+    if born.month == 2 and born.day == 29 and not calendar.isleap(year):
+        return date(year, 2, 28)
+    return born.replace(year=year)
+
+
+def next_look(
+    contact: Contact, policy: ReminderPolicy, zone: str, now: datetime
+) -> datetime | None:
+    """The contact's `followup_at`: its A/B/C follow-up or its birthday reminder, the sooner."""
+    moments = [contact_due(contact, policy)]
+    birthday = birthday_due(contact, policy, zone, now)
+    moments.append(birthday.remind_at if birthday else None)
+    return min((m for m in moments if m is not None), default=None)
+
+
+async def plan_contact_followups(
+    session: AsyncSession, contact: Contact, *, now: datetime | None = None
+) -> None:
+    """After a class or birthday change: when the contact is next looked at."""
     policy = await reminder_policy(session, contact.business_id)
-    contact.followup_at = contact_due(contact, policy)
+    business = await session.get_one(Business, contact.business_id)
+    contact.followup_at = next_look(contact, policy, business.timezone, now or datetime.now(UTC))

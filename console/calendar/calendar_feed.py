@@ -9,16 +9,16 @@ escaped, times in UTC; cancelled meetings stay as `STATUS:CANCELLED` so calendar
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console.base.characters import without_bidi_controls
 from console.base.errors import NotFound
 from console.calendar.appointments import Booked, with_contacts
+from console.calendar.ics import calendar, event, ics_text, who
 from console.people.audit import record_audit
 from console.people.tenancy import get_business
 from models import Business, User
@@ -62,7 +62,7 @@ async def revoke_feed(
     address: str = "",
 ) -> Business:
     """Void every link to the business's feed (a new one replaces it); audited."""
-    business = await get_business(session, user, business_id)
+    business = await get_business(session, user, business_id, "calendar")
     await session.execute(
         update(Business)
         .where(Business.id == business.id)
@@ -95,76 +95,18 @@ async def feed_appointments(
     return await with_contacts(session, list((await session.scalars(statement)).all()))
 
 
-def ics_text(value: str) -> str:
-    """A TEXT value escaped as RFC 5545 §3.3.11 asks, without the bidirectional controls (a
-    calendar shows it as plain text, where a name could read as another number)."""
-    return (
-        without_bidi_controls(value)
-        .replace("\\", "\\\\")
-        .replace(";", "\\;")
-        .replace(",", "\\,")
-        .replace("\r\n", "\\n")
-        .replace("\n", "\\n")
-        .replace("\r", "\\n")
-    )
-
-
-def _fold(line: str) -> str:
-    """Lines longer than 75 octets continue on the next line after a space (§3.1)."""
-    encoded = line.encode()
-    if len(encoded) <= 75:
-        return line
-    parts: list[str] = []
-    current = b""
-    limit = 75
-    for char in line:
-        piece = char.encode()
-        if len(current) + len(piece) > limit:
-            parts.append(current.decode())
-            current = b""
-            limit = 74  # the leading space counts
-        current += piece
-    parts.append(current.decode())
-    return "\r\n ".join(parts)
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
 def calendar_ics(business: Business, booked: list[Booked], *, now: datetime) -> str:
     """The business's calendar as an iCalendar stream; cancelled meetings stay as CANCELLED so
     subscribed calendars drop them."""
-    lines = [
-        "BEGIN:VCALENDAR",
-        "VERSION:2.0",
-        "PRODID:-//Mazkira//Appointments//EN",
-        "CALSCALE:GREGORIAN",
-        "METHOD:PUBLISH",
-        f"X-WR-CALNAME:{ics_text(business.name)}",
-        f"X-WR-TIMEZONE:{business.timezone}",
-    ]
+    events = []
     for appointment, contact in ((b.appointment, b.contact) for b in booked):
-        who = (contact.name or contact.phone or contact.email or "") if contact else ""
-        summary = appointment.title or who or "Appointment"
-        if appointment.title and who:
-            summary = f"{appointment.title} ({who})"
-        lines += [
-            "BEGIN:VEVENT",
-            f"UID:{appointment.id}@mazkira",
-            f"DTSTAMP:{_stamp(appointment.cancelled_at or appointment.created_at or now)}",
-            f"DTSTART:{_stamp(appointment.starts_at)}",
-            f"DTEND:{_stamp(appointment.ends_at)}",
-            f"SUMMARY:{ics_text(summary)}",
-        ]
-        if appointment.location:
-            lines.append(f"LOCATION:{ics_text(appointment.location)}")
+        name = who(contact)
+        summary = appointment.title or name or "Appointment"
+        if appointment.title and name:
+            summary = f"{appointment.title} ({name})"
         details = [appointment.notes] if appointment.notes else []
         if contact is not None and contact.phone:
             details.append(contact.phone)
-        if details:
-            lines.append(f"DESCRIPTION:{ics_text(chr(10).join(details))}")
-        status = "CANCELLED" if appointment.cancelled_at else "CONFIRMED"
-        lines += [f"STATUS:{status}", "END:VEVENT"]
-    lines.append("END:VCALENDAR")
-    return "".join(_fold(line) + "\r\n" for line in lines)
+        events.append(event(appointment, summary, now=now, description=chr(10).join(details)))
+    headers = [f"X-WR-CALNAME:{ics_text(business.name)}", f"X-WR-TIMEZONE:{business.timezone}"]
+    return calendar(events, headers=headers)

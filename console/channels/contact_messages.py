@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.i18n import using_locale
@@ -62,14 +62,20 @@ async def business_lines(session: AsyncSession, business_id: uuid.UUID) -> dict[
     return (await lines_of(session, [business_id]))[business_id]
 
 
+# Built once: every lead page reads it.
+LINES_OF = (
+    select(Line)
+    .where(Line.business_id.in_(bindparam("business_ids", expanding=True)))
+    .order_by(Line.created_at)
+)
+
+
 async def lines_of(
     session: AsyncSession, business_ids: Collection[uuid.UUID]
 ) -> dict[uuid.UUID, dict[str, str]]:
     """`business_lines` of many businesses in one query (a job that writes to many contacts)."""
     found: dict[uuid.UUID, dict[str, str]] = {business_id: {} for business_id in business_ids}
-    lines = await session.scalars(
-        select(Line).where(Line.business_id.in_(list(found))).order_by(Line.created_at)
-    )
+    lines = await session.scalars(LINES_OF, {"business_ids": list(found)})
     for line in lines:
         found[line.business_id][line.channel] = line.address
     return found
@@ -127,9 +133,11 @@ async def queue_to_contact(
     whatsapp_template: str | None,
     now: datetime,
     lines: Mapping[str, str] | None = None,
+    attachment: Callable[[], dict[str, str]] | None = None,
 ) -> bool:
     """Queue the message `compose` writes (subject, body; called in the contact's language)
-    once under `key`; say whether it was new."""
+    once under `key`; say whether it was new. `attachment` makes the file an e-mail carries
+    (in the contact's language too); other channels go without it."""
     route = await route_to(
         session, business, contact, whatsapp_template=whatsapp_template, now=now, lines=lines
     )
@@ -137,6 +145,7 @@ async def queue_to_contact(
         return False
     with using_locale(language_of(contact, business)):
         subject, body = compose()
+        attached = attachment() if attachment is not None and route.channel == "email" else None
     return await queue_notification(
         session,
         key=key,
@@ -148,4 +157,5 @@ async def queue_to_contact(
         sender=route.sender,
         template=route.template,
         now=now,
+        attachment=attached,
     )

@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console.base.db import made_once
 from console.base.errors import Invalid, NotFound
 from console.contacts.contacts import normalise_email, normalise_phone
+from console.people.accounts import rotate_intake_key
+from console.people.audit import Actor, record_change
 from models import Business, Line
 from models.channels import LINE_CHANNELS
 
@@ -56,9 +58,16 @@ def line_address(channel: str, raw: str) -> str:
 
 
 async def add_line(
-    session: AsyncSession, business: Business, channel: str, address: str, label: str = ""
+    session: AsyncSession,
+    business: Business,
+    channel: str,
+    address: str,
+    label: str = "",
+    *,
+    actor: Actor | None = None,
 ) -> Line:
-    """The line, added to this business; adding it again is a no-op, to another one a conflict."""
+    """The line, added to this business; adding it again is a no-op, to another one a conflict.
+    With an `actor` (the agency's page, the command line), a new line is audited."""
     address = line_address(channel, address)
     if len(label) > MAX_LABEL:
         raise Invalid("This text is too long.", field="label")
@@ -74,13 +83,24 @@ async def add_line(
         await session.flush()
         return line
 
-    line, _created = await made_once(session, earlier, write)
+    line, created = await made_once(session, earlier, write)
     if line.business_id != business.id:
         raise Invalid("This line already belongs to another business.", field="address")
+    if created and actor is not None:
+        await record_change(session, actor, "line.added", business, channel=channel, line=address)
     return line
 
 
-async def remove_line(session: AsyncSession, business: Business, line_id: str) -> None:
+async def rotate_key(session: AsyncSession, actor: Actor, business: Business) -> str:
+    """A new intake key for the business's web form (the old one stops working); audited."""
+    key = await rotate_intake_key(session, business)
+    await record_change(session, actor, "intake_key.rotated", business)
+    return key
+
+
+async def remove_line(
+    session: AsyncSession, business: Business, line_id: str, *, actor: Actor | None = None
+) -> None:
     try:
         wanted = uuid.UUID(line_id)
     except ValueError:
@@ -90,6 +110,8 @@ async def remove_line(session: AsyncSession, business: Business, line_id: str) -
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise NotFound("No such line.")
+    if actor is not None:
+        await record_change(session, actor, "line.removed", business, line=str(wanted))
 
 
 async def lines_of(session: AsyncSession, business_id: uuid.UUID) -> list[Line]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -66,6 +67,7 @@ class SmtpMail:
         html: str | None = None,
         idempotency_key: str,
         reply_to: str | None = None,
+        attachment: Mapping[str, str] | None = None,
     ) -> EmailMessage:
         """The message as it goes out: UTF-8 parts, non-ASCII headers RFC 2047-encoded."""
         message = EmailMessage()
@@ -79,6 +81,16 @@ class SmtpMail:
         message.set_content(text, charset="utf-8")
         if html is not None:
             message.add_alternative(html, subtype="html", charset="utf-8")
+        if attachment:  # an appointment's .ics: text/calendar; method=…, as calendars expect
+            kind, _, rest = attachment["content_type"].partition(";")
+            params = dict(part.strip().split("=", 1) for part in rest.split(";") if "=" in part)
+            message.add_attachment(
+                attachment["text"],
+                subtype=kind.strip().split("/", 1)[1],
+                charset="utf-8",
+                filename=attachment["filename"],
+                params=params,
+            )
         return message
 
     async def send(
@@ -90,11 +102,18 @@ class SmtpMail:
         html: str | None = None,
         idempotency_key: str,
         reply_to: str | None = None,
+        attachment: Mapping[str, str] | None = None,
     ) -> SendResult:
         """Hand the message to the relay; the relay's refusal codes decide `retryable`."""
         try:
             message = self.build(
-                to, subject, text, html=html, idempotency_key=idempotency_key, reply_to=reply_to
+                to,
+                subject,
+                text,
+                html=html,
+                idempotency_key=idempotency_key,
+                reply_to=reply_to,
+                attachment=attachment,
             )
         except ValueError as error:  # e.g. a line break in a header: no retry will help
             raise ProviderError(f"cannot build the mail: {error}", retryable=False) from error

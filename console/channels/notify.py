@@ -1,4 +1,5 @@
-"""Notifications out of the system (e-mail, SMS, WhatsApp): queued once, sent once, retried.
+"""Notifications out of the system (e-mail, SMS, WhatsApp, Web Push): queued once, sent once,
+retried.
 
 A service queues a row under an idempotency key in its own transaction. The sending job leases
 its due rows in one short transaction (`lease`: a conditional UPDATE that moves
@@ -12,6 +13,7 @@ reuses the row's key, which the providers see (Twilio's idempotency token, the S
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -28,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console.base.characters import without_bidi_controls
 from console.base.config import ConfigError, Settings
 from console.base.db import Database, after_commit, dialect_of
-from console.base.errors import Invalid
+from console.base.errors import Invalid, NotFound
 from console.base.scheduler import RunSoon
 from console.channels.deliveries import record_send
 from console.channels.lines import on_twilio
@@ -40,13 +42,15 @@ from console.channels.providers import (
     SendResult,
     TwilioMessages,
 )
+from console.channels.push import KINDS as PUSH_KINDS
+from console.channels.push import URGENCY, WebPush
 from console.contacts.contacts import normalise_email, normalise_phone
-from models import Notification
+from models import Notification, PushSubscription, User
 from models.base import new_id
 
 log = logging.getLogger("mazkira.notify")
 
-CHANNELS = ("email", "sms", "whatsapp")
+CHANNELS = ("email", "sms", "whatsapp", "push")
 # Longer than any send can take (HTTP times out after 15 s, SMTP after 30 s).
 LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 6
@@ -96,8 +100,10 @@ async def queue_notification(
     interaction_id: uuid.UUID | None = None,
     sender: str = "",
     template: str = "",
+    lead_id: uuid.UUID | None = None,
     now: datetime,
     send_at: datetime | None = None,
+    attachment: dict[str, str] | None = None,
 ) -> bool:
     """Insert the notification unless its key was queued before; say whether it was new.
     `buttons` ([{"id", "title"}]) go with a WhatsApp message as reply buttons. A reply to a
@@ -126,6 +132,7 @@ async def queue_notification(
             user_id=user_id,
             alert_id=alert_id,
             interaction_id=interaction_id,
+            lead_id=lead_id,
             sender=sender,
             template=template,
             channel=channel,
@@ -133,6 +140,7 @@ async def queue_notification(
             subject=subject,
             body=body,
             buttons=buttons if channel == "whatsapp" and buttons else None,
+            attachment=attachment if channel == "email" else None,
             created_at=now,
             next_attempt_at=max(send_at, now) if send_at else now,
         )
@@ -146,10 +154,60 @@ async def queue_notification(
     return inserted
 
 
+async def queue_push(
+    session: AsyncSession,
+    user: User,
+    *,
+    kind: str,
+    key: str,
+    business_id: uuid.UUID,
+    title: str,
+    body: str,
+    path: str = "/portal",
+    now: datetime,
+    send_at: datetime | None = None,
+) -> int:
+    """Queue the message for each of his browsers when he wants this kind by push; how many
+    were new. `path` is the page of the console a tap on it opens."""
+    wanted = kind == "test" or kind in (user.push_kinds or [])  # a test is asked for by him
+    if kind not in (*PUSH_KINDS, "test") or not wanted or not user.active:
+        return 0
+    subscriptions = list(
+        await session.scalars(
+            select(PushSubscription.id).where(PushSubscription.user_id == user.id)
+        )
+    )
+    new = 0
+    for subscription_id in subscriptions:
+        each = f"{key}:push:{subscription_id}"
+        if len(each) > KEY_LENGTH:
+            each = f"push:{hashlib.sha256(each.encode()).hexdigest()}"
+        new += await queue_notification(
+            session,
+            key=each,
+            business_id=business_id,
+            channel="push",
+            recipient=str(subscription_id),
+            subject=title,
+            body=body,
+            user_id=user.id,
+            sender=path if path.startswith("/") and not path.startswith("//") else "/portal",
+            template=URGENCY.get(kind, "normal"),
+            now=now,
+            send_at=send_at,
+        )
+    return new
+
+
 def checked_recipient(channel: str, recipient: str) -> str:
     """The recipient in the form the channel sends to: a lower-cased e-mail or E.164."""
     if channel not in CHANNELS:
         raise Invalid("Unknown channel.", field="channel")
+    if channel == "push":  # one browser: its subscription's id (queue_push)
+        try:
+            return str(uuid.UUID(recipient))
+        except ValueError:
+            raise Invalid("Unknown push subscription.", field="recipient") from None
     if channel == "email":
         email = normalise_email(recipient)
         if email is None:
@@ -161,8 +219,10 @@ def checked_recipient(channel: str, recipient: str) -> str:
 class Senders:
     """The provider adapters the settings configure, sharing one HTTP client."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, db: Database | None = None) -> None:
         self.http = httpx.AsyncClient(timeout=HTTP_TIMEOUT)
+        # Web Push reads each row's subscription and the installation's key from the database.
+        self.push = WebPush(settings, self.http, db)
         allow_private = settings.allow_private_provider_urls
         try:
             self.mail = SmtpMail(settings.smtp_url) if settings.smtp_url else None
@@ -200,6 +260,15 @@ class Senders:
         self.outbox = settings.demo_mode
         self.whatsapp_lines: dict[str, MetaWhatsApp] = {}
         self.secrets = _secrets_of(settings, self.mail)
+        # The failures for want of a provider are queued again once per process (its first
+        # run), for the channels it has one for: `requeue_unconfigured`.
+        self.requeued = False
+
+    def configured(self) -> list[str]:
+        """The channels these settings can send on."""
+        found = {"email": self.mail is not None, "sms": self.twilio is not None}
+        found["whatsapp"] = self.whatsapp is not None or self.twilio is not None
+        return [channel for channel in CHANNELS if found.get(channel)]  # push never lacks one
 
     def for_channel(self, channel: str) -> Send:
         """The send for this channel, or a final error when its provider is not configured."""
@@ -213,6 +282,7 @@ class Senders:
                     notification.body,
                     idempotency_key=notification.idempotency_key,
                     reply_to=notification.sender or None,  # the business's mailbox
+                    attachment=notification.attachment,
                 )
 
             return send_mail
@@ -262,9 +332,11 @@ class Senders:
                 )
 
             return send_whatsapp
+        if channel == "push" and self.push.db is not None:
+            return self.push.send
         if self.outbox:
             return to_outbox
-        raise ProviderError(f"no provider configured for {channel}", retryable=False)
+        raise ProviderError(f"{UNCONFIGURED}{channel}", retryable=False)
 
     async def _whatsapp_on_twilio(self, notification: Notification) -> SendResult:
         """A business's WhatsApp number on Twilio: the Messages API with `whatsapp:` addresses.
@@ -312,6 +384,10 @@ class Senders:
 
 
 OUTBOX_PREFIX = "outbox:"
+# The start of the error of a send that failed for want of a provider for its channel.
+UNCONFIGURED = "no provider configured for "
+# How far back such failures are sent again once their channel is configured.
+REQUEUE_WITHIN = timedelta(days=7)
 
 
 async def to_outbox(notification: Notification) -> SendResult:
@@ -337,6 +413,11 @@ async def send_due_notifications(
     batch that fails at once (no provider), not twice per row, so a lone web request's write
     does not queue behind fifty of them.
     """
+    if senders.push.db is None:  # push reads its subscriptions from the database it sends for
+        senders.push.db = db
+    if not senders.requeued:  # this process's first run: what its providers can now send
+        senders.requeued = True
+        await requeue_unconfigured(db, senders.configured(), now=now)
     async with db.transaction(write=False) as session:
         due = (
             await session.execute(
@@ -390,6 +471,40 @@ async def lease(
             return []
         rows = await session.scalars(select(Notification).where(Notification.id.in_(taken)))
         return sorted(rows, key=lambda row: notification_ids.index(row.id))
+
+
+async def requeue_unconfigured(db: Database, channels: list[str], *, now: datetime) -> int:
+    """Queue again, for a send now, what failed in the last week for want of a provider on a
+    channel that has one now (the agency configured it since); how many."""
+    if not channels:
+        return 0
+    async with db.transaction() as session:
+        result = await session.execute(
+            update(Notification)
+            .where(
+                Notification.status == "failed",
+                Notification.created_at >= now - REQUEUE_WITHIN,
+                Notification.channel.in_(channels),
+                Notification.last_error.startswith(UNCONFIGURED, autoescape=True),
+            )
+            .values(status="queued", attempts=0, next_attempt_at=now, last_error="")
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def retry_failed(session: AsyncSession, notification_id: uuid.UUID, *, now: datetime) -> None:
+    """An admin's "retry" of a failed send: queued again with its attempts anew, sent soon
+    under its own key (the provider sees the same one); 404 when it is no failed send."""
+    result = await session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.status == "failed")
+        .values(status="queued", attempts=0, next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise NotFound("Not found.")
+    after_commit(session, RunSoon("send_notifications"))
 
 
 def backoff(attempts: int) -> timedelta:

@@ -11,18 +11,19 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import idna
-from sqlalchemy import bindparam, case, func, or_, select, union_all, update
+from sqlalchemy import Date, bindparam, case, func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.db import dialect_of
 from console.base.errors import Invalid
 from console.base.many_rows import ByPairs, RowsInsert, execute_core
 from models import Contact
-from models.base import new_id
+from models.base import new_id, utcnow
 
 # A local part as people type it, in ASCII: letters, digits and RFC 5322's other atext, dots
 # between. A non-ASCII letter there (a Cyrillic "а" for a Latin "a") or an invisible character
@@ -72,15 +73,19 @@ class NewContact:
     email: str | None
     last_contact_at: datetime | None = None
     stored: bool = False
+    since: date | None = None  # the day of a lead it is in touch for: "customer since"
+    made_at: datetime | None = None  # a new one: the moment of the arrival that made it
 
     def row(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "created_at": self.made_at or utcnow(),
             "business_id": self.business_id,
             "name": self.name,
             "phone": self.phone,
             "email": self.email,
             "last_contact_at": self.last_contact_at,
+            "customer_since": self.since,
         }
 
 
@@ -129,16 +134,21 @@ class ContactBook:
         email: str | None,
         name: str,
         at: datetime | None = None,
+        zone: str | None = None,
     ) -> NewContact:
         """`find_or_create_contact` for a phone and an e-mail normalised already, the contact
-        in touch at `at`; what it makes or changes is written by `write`."""
+        in touch at `at` (a lead's moment: its day in the business's `zone` is the customer's
+        first, unless an earlier one is known); what it makes or changes is written by
+        `write`."""
         known = self.known.setdefault(business_id, [])
         contact = next(
             (c for c in known if (phone and c.phone == phone) or (email and c.email == email)),
             None,
         )
         if contact is None:
-            contact = NewContact(new_id(), business_id, name.strip()[:200], phone, email)
+            contact = NewContact(
+                new_id(), business_id, name.strip()[:200], phone, email, made_at=at
+            )
             self.made.append(contact)
             known.append(contact)
         else:
@@ -151,6 +161,8 @@ class ContactBook:
                 self.changed[contact.id] = contact
         if at is not None:
             touch_contact(contact, at)
+            day = at.astimezone(ZoneInfo(zone)).date() if zone else at.date()
+            contact.since = day if contact.since is None else min(contact.since, day)
         return contact
 
     async def write(self) -> None:
@@ -175,6 +187,7 @@ class ContactBook:
                         "found_phone": found.phone,
                         "found_email": found.email,
                         "found_at": found.last_contact_at,
+                        "found_since": found.since,
                     }
                     for found in sorted(self.changed.values(), key=lambda found: str(found.id))
                 ],
@@ -222,6 +235,16 @@ _UPDATE_FOUND = (
                 bindparam("found_at"),
             ),
             else_=_CONTACTS.c.last_contact_at,
+        ),
+        customer_since=case(
+            (
+                or_(
+                    _CONTACTS.c.customer_since.is_(None),
+                    _CONTACTS.c.customer_since > bindparam("found_since", type_=Date),
+                ),
+                func.coalesce(bindparam("found_since", type_=Date), _CONTACTS.c.customer_since),
+            ),
+            else_=_CONTACTS.c.customer_since,
         ),
     )
 )

@@ -19,14 +19,15 @@ import io
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from console.base.csv_files import BOM, csv_bytes
 from console.base.errors import ConsoleError, Invalid
 from console.base.i18n import gettext as _
-from console.contacts.contacts import normalise_email, normalise_phone
+from console.contacts.contacts import normalise_email, normalise_phone, parse_birthday
 from console.contacts.sheet_files import MAX_FILE_BYTES, read_upload
 from console.contacts.sheet_files import MAX_ROWS as MAX_ROWS  # the command line's, the tests'
 from console.contacts.sheet_files import Sheet as Sheet
@@ -37,7 +38,7 @@ from models import Business, Contact, User
 from models.base import new_id
 
 PREVIEW_ROWS = 20
-FIELDS = ("name", "phone", "email", "company", "address", "notes", "abc_class")
+FIELDS = ("name", "phone", "email", "company", "address", "notes", "abc_class", "birthday")
 LIMITS = {"name": 200, "company": 200, "address": 300, "notes": 200_000}
 # Headers as people write them, lower-cased and without spaces, quotes or dashes.
 HEADERS = {
@@ -48,6 +49,7 @@ HEADERS = {
     "address": ("address", "כתובת", "עיר"),
     "notes": ("notes", "note", "comments", "remarks", "הערות", "הערה"),
     "abc_class": ("class", "abc", "abcclass", "rating", "סיווג", "דירוג", "קבוצה"),
+    "birthday": ("birthday", "birthdate", "dateofbirth", "dob", "יוםהולדת", "תאריךלידה", "יוםהלדת"),
 }
 
 
@@ -68,16 +70,29 @@ class ImportReport:
     skipped: list[tuple[int, str]] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
-    def as_csv(self) -> str:
-        """The rows that were not imported as they were, for the report's download."""
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["row", "status", "reason"])
+    def table(self) -> list[tuple[object, ...]]:
+        """The rows that were not imported as they were: the report's table, header first."""
         problems = [(n, "rejected", r) for n, r in self.rejected]
         problems += [(n, "skipped", r) for n, r in self.skipped]
-        for number, status, reason in sorted(problems):
-            writer.writerow([number, status, reason])
-        return out.getvalue()
+        return [("row", "status", "reason"), *sorted(problems)]
+
+    def as_csv(self) -> bytes:
+        """The report's download (`csv_files`: with its byte-order mark, like every CSV)."""
+        return csv_bytes(self.table())
+
+    def text(self) -> str:
+        """The same CSV as text, for the page's form to post back (`report_file`)."""
+        return self.as_csv().decode("utf-8").removeprefix(BOM)
+
+
+def report_file(posted: str) -> bytes:
+    """The report the page carried in its form (`ImportReport.text`), posted back to be
+    downloaded: read as CSV and written again, so whatever was posted leaves as a safe CSV."""
+    try:
+        rows = list(csv.reader(io.StringIO(posted.removeprefix(BOM))))
+    except csv.Error:
+        raise Invalid("Import the file again to get its report.", field="report") from None
+    return csv_bytes(rows)
 
 
 def _key(header: str) -> str:
@@ -180,6 +195,13 @@ def _check(number: int, row: list[str], mapping: dict[str, int]) -> CheckedRow:
         if len(fields.get(name, "")) > limit:
             checked.problem = _("The %(field)s column is too long.") % {"field": name}
             return checked
+    if fields.get("birthday"):
+        try:  # 31/02/1990 is refused, the row reported with the text as the file has it
+            born = parse_birthday(fields["birthday"])
+        except Invalid as error:
+            checked.problem = error.translated()
+            return checked
+        fields["birthday"] = born.isoformat() if born else ""
     return checked
 
 
@@ -209,11 +231,14 @@ async def import_contacts(
     *,
     merge: bool,
     progress: Callable[[int, int], None] | None = None,
+    now: datetime | None = None,
 ) -> ImportReport:
     """Write the accepted rows (the caller commits them together); a class from the file is a
-    person's choice, so it is locked against the computed one."""
+    person's choice, so it is locked against the computed one. A birthday is checked like a
+    typed one (31/02 rejects its row) and, with `now`, is remembered by the reminder sweep."""
     report = ImportReport()
     made: dict[int, Contact] = {}
+    filled: list[Contact] = []
     checked = await check_rows(session, business, sheet, mapping)
     taken = {
         value
@@ -232,6 +257,7 @@ async def import_contacts(
         if target is not None:
             if merge:
                 _fill(target, row.fields, taken)
+                filled.append(target)
                 report.merged += 1
             else:
                 report.skipped.append((row.number, row.duplicate))
@@ -240,7 +266,12 @@ async def import_contacts(
         _fill(contact, row.fields, taken)
         session.add(contact)
         made[row.number] = contact
+        filled.append(contact)
         report.created += 1
+    if now is not None:  # a birthday from the file: the reminder sweep looks at once
+        for contact in filled:
+            if contact.birthday is not None:
+                contact.followup_at = min(contact.followup_at or now, now)
     await session.flush()
     return report
 
@@ -289,6 +320,8 @@ def _fill(contact: Contact, fields: dict[str, str], taken: set[str]) -> None:
     if contact.abc_class is None and fields.get("abc_class"):
         contact.abc_class = fields["abc_class"]
         contact.abc_class_locked = True
+    if contact.birthday is None and fields.get("birthday"):
+        contact.birthday = date.fromisoformat(fields["birthday"])
 
 
 FORM_ROOM = 16_000  # the re-post's fields beside the file: the token, the mapping, its name
@@ -381,7 +414,9 @@ async def import_step(
         except Invalid as refusal:
             return _refused(step, refusal)
     if commit:
-        step.report = await import_contacts(session, business, sheet, step.mapping, merge=merge)
+        step.report = await import_contacts(
+            session, business, sheet, step.mapping, merge=merge, now=now
+        )
         await audit_import(
             session, business, step.report, upload.filename, now=now, actor=user, address=address
         )

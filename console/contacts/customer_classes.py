@@ -74,7 +74,10 @@ async def classify_business(session: AsyncSession, business_id: uuid.UUID) -> in
         policy = await reminder_policy(session, business_id)
         for contact in changed:
             contact.abc_class = classes[contact.id]
-            contact.followup_at = contact_due(contact, policy)
+            due = contact_due(contact, policy)
+            if contact.birthday is not None and contact.followup_at is not None:
+                due = min(filter(None, (due, contact.followup_at)))  # a birthday may come first
+            contact.followup_at = due
         await session.flush()
     return len(changed)
 

@@ -1,23 +1,27 @@
 """Privacy (Israeli Privacy Protection Law, amendment 13): what is held about a contact, its
-erasure on request, and the retention period after which closed leads lose their notes.
+erasure on request, and the retention period after which closed leads lose their notes (and
+their recordings).
 
 An erasure anonymises in place (the rows stay for the business's numbers): the card's personal
 fields, the leads' subjects and messages, the interactions' notes, summaries and answers, the
 tasks, appointments, survey answers, ratings' comments and comments about its leads, and the
-messages sent to or about it. Both the export and the erasure are audited.
+messages sent to or about it; the recordings and voicemail of its leads are deleted. Both the
+export and the erasure are audited.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.errors import Invalid
+from console.base.storage import Store
 from console.contacts.contacts import get_contact
 from console.people.audit import record_audit
 from console.people.tenancy import get_business
@@ -34,6 +38,7 @@ from models import (
     Task,
     User,
 )
+from models.recordings import Recording
 
 ERASED = "—"
 MAX_RETENTION_DAYS = 36_500
@@ -117,8 +122,10 @@ async def erase_contact(
     now: datetime,
     address: str = "",
     confirmed: bool = True,
+    store: Store | None = None,
 ) -> Contact:
-    """Anonymise a contact of the user's businesses and what was written about them."""
+    """Anonymise a contact of the user's businesses and what was written about them; the
+    recordings and voicemail of their leads are deleted (from `store` too)."""
     contact = await get_contact(session, user, contact_id)
     if not confirmed:
         raise Invalid("Tick the box to confirm the erasure: it cannot be undone.", field="confirm")
@@ -128,7 +135,7 @@ async def erase_contact(
     await session.execute(
         update(Lead)
         .where(Lead.contact_id == contact.id)
-        .values(subject="", message="", lost_reason="", source="", external_id=None)
+        .values(subject="", message="", lost_reason="", source="", external_id=None, phone_check="")
     )
     await session.execute(
         update(Interaction)
@@ -150,6 +157,7 @@ async def erase_contact(
         .values(comment="")
     )
     await session.execute(update(Comment).where(Comment.lead_id.in_(lead_ids)).values(body=ERASED))
+    await forget_recordings(session, store, lead_ids)
     # Messages to the contact, and the business's messages that name them (notices to owners).
     mentions: list[ColumnElement[bool]] = [Notification.interaction_id.in_(interaction_ids)]
     for trace in traces:
@@ -181,6 +189,22 @@ async def erase_contact(
     )
     await session.flush()
     return contact
+
+
+async def forget_recordings(
+    session: AsyncSession, store: Store | None, lead_ids: Select[Any] | Sequence[uuid.UUID]
+) -> int:
+    """The recordings and voicemail of these leads, out of the store and their rows deleted
+    (before the commit: an erasure must not leave the sound behind should the commit fail)."""
+    statement = select(Recording.id, Recording.key).where(Recording.lead_id.in_(lead_ids))
+    found = list((await session.execute(statement)).all())
+    if not found:
+        return 0
+    if store is not None:
+        for row in found:
+            await store.delete(row.key)
+    await session.execute(delete(Recording).where(Recording.id.in_([row.id for row in found])))
+    return len(found)
 
 
 async def set_retention(
@@ -228,9 +252,12 @@ async def apply_retention(
     business.retention_days = days
 
 
-async def anonymise_expired_leads(session: AsyncSession, *, now: datetime) -> int:
-    """Closed leads past their business's retention period lose their notes and messages
-    (`anonymised_at` set; a lead is done once, so running it again changes nothing)."""
+async def anonymise_expired_leads(
+    session: AsyncSession, *, now: datetime, store: Store | None = None
+) -> int:
+    """Closed leads past their business's retention period lose their notes and messages,
+    and their recordings and voicemail (deleted, from `store` too) (`anonymised_at` set; a
+    lead is done once, so running it again changes nothing)."""
     anonymised = 0
     policies = await session.execute(
         select(Business.id, Business.retention_days).where(Business.retention_days.is_not(None))
@@ -252,6 +279,7 @@ async def anonymise_expired_leads(session: AsyncSession, *, now: datetime) -> in
             .values(notes="", summary="", answers={})
         )
         await session.execute(update(Comment).where(Comment.lead_id.in_(ids)).values(body=ERASED))
+        await forget_recordings(session, store, ids)
         result = await session.execute(
             update(Lead)
             .where(Lead.id.in_(ids))

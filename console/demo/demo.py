@@ -29,7 +29,7 @@ from console.intake.arrivals import Arrival, ById
 from console.leads import calls, canned_replies, leads, replies, scripts
 from console.people import accounts
 from console.tasks import tasks
-from models import Business, Contact, Lead, Line, Notification, User
+from models import BillingPlan, Business, Contact, Lead, Line, Notification, User
 
 DEMO_PASSWORD = "mazkira-demo"  # noqa: S105 - printed to the demo user on purpose
 
@@ -191,6 +191,7 @@ async def seed_if_empty(
         _backdate(businesses[slug], joined)
         _backdate(owners[slug], joined)
         logins.append(("owner", owner_email, DEMO_PASSWORD))
+        session.add(demo_plan(businesses[slug], now))
     secretaries: dict[str, User] = {}
     for email, name, serves, backs_up in SECRETARIES:
         secretary = await accounts.create_user(
@@ -222,6 +223,22 @@ async def seed_if_empty(
         )
         await seed_work(session, rng, now, cast, admin, demo)
     return logins
+
+
+def demo_plan(business: Business, now: datetime) -> BillingPlan:
+    """A plan like the agency's usual (3,500 ₪ a month), in force for the past year."""
+    year_ago = (now - timedelta(days=365)).date().replace(day=1)
+    return BillingPlan(
+        business_id=business.id,
+        starts_on=year_ago,
+        monthly_fee_agorot=350_000,
+        included_calls=150,
+        included_minutes=400,
+        included_messages=300,
+        call_price_agorot=600,
+        minute_price_agorot=150,
+        message_price_agorot=40,
+    )
 
 
 async def add_demo_lines(session: AsyncSession, business: Business) -> list[Line]:
@@ -335,7 +352,7 @@ async def add_card(
         "abc_class": card.abc,
         "preferred_channel": card.channel,
         "notes": card.notes,
-        "lifetime_value": str(card.value),
+        "earlier_value": str(card.value),  # before the leads played here; won deals add to it
         "customer_since": since.date().isoformat() if since else "",
     }
     await contacts.update_contact(session, contact, fields)

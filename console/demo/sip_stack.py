@@ -65,6 +65,9 @@ def _stop(process: subprocess.Popen[bytes] | None) -> None:
 class SipStack:
     """rtpengine + Kamailio for one test, asking `mazkira_url` whom to ring."""
 
+    # Seconds Kamailio waits for Mazkira's answer (the shipped configuration's 2 s).
+    mazkira_timeout = 2
+
     def __init__(self, workdir: Path, *, mazkira_url: str, secret: str) -> None:
         self.binaries = installed()
         self.workdir = workdir
@@ -79,6 +82,8 @@ class SipStack:
         self.rtp_min = random.randrange(20_000, 59_000, 200)
         self.ws_url = f"ws://127.0.0.1:{self.ws_port}"
         self.domain = DOMAIN
+        # Where rtpengine writes the calls it is told to record (voicemail, recorded calls).
+        self.recording_dir = workdir / "rtpengine-recordings"
         self.kamailio_log = workdir / "kamailio.log"
         self.rtpengine_log = workdir / "rtpengine.log"
         self.kamailio: subprocess.Popen[bytes] | None = None
@@ -104,6 +109,8 @@ class SipStack:
                     f"--listen-ng=127.0.0.1:{self.ng_port}",
                     f"--port-min={self.rtp_min}",
                     f"--port-max={self.rtp_min + 199}",
+                    f"--recording-dir={self.recording_dir}",
+                    "--recording-method=pcap",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -123,6 +130,8 @@ class SipStack:
             "RTPENGINE": f'"udp:127.0.0.1:{self.ng_port}"',
             "TRUNK_URI": f'"sip:127.0.0.1:{self.trunk_port}"',
             "TRUNK_NET": '"127.0.0.1/32"',
+            "SIP_ADDR": f'"127.0.0.1:{self.sip_port}"',
+            "MAZKIRA_TIMEOUT": str(self.mazkira_timeout),
         }
         command = [self.binaries["kamailio"], "-DD", "-E", "-f", str(KAMAILIO_CFG)]
         command += ["-Y", str(self.workdir), "-P", str(self.workdir / "kamailio.pid")]
@@ -222,9 +231,10 @@ class Caller:
                 start_new_session=True,
             )
 
-    def answer(self, *, trace: bool = False) -> None:
+    def answer(self, *, trace: bool = False, also: tuple[str, ...] = ()) -> None:
         """Be the carrier's far end of outgoing calls: listen on the stack's trunk address and
-        answer whatever comes at once; with `trace`, its output shows the SIP it receives."""
+        answer whatever comes at once to its number (and the numbers `also`: several phones
+        beyond the trunk); with `trace`, its output shows the SIP it receives."""
         (self.home / "config").write_text(
             (self.home / "config")
             .read_text()
@@ -233,8 +243,11 @@ class Caller:
             )
         )
         (self.home / "accounts").write_text(
-            f"<sip:{self.number}@127.0.0.1:{self.stack.trunk_port}>;regint=0;answermode=auto;"
-            "audio_codecs=PCMU,PCMA\n"
+            "".join(
+                f"<sip:{number}@127.0.0.1:{self.stack.trunk_port}>;regint=0;answermode=auto;"
+                "audio_codecs=PCMU,PCMA\n"
+                for number in (self.number, *also)
+            )
         )
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(  # noqa: S603 (baresip on PATH, our arguments)
@@ -249,6 +262,12 @@ class Caller:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def hang_up(self) -> None:
+        """End the call (a BYE), as a caller who has said what they had to say."""
+        assert self.process is not None and self.process.stdin is not None
+        self.process.stdin.write(b"/hangup\n")
+        self.process.stdin.flush()
+
     def wait_for(self, pattern: str, timeout: float = 20, poll: float = 0.05) -> re.Match[str]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -257,6 +276,16 @@ class Caller:
                 return found
             time.sleep(poll)
         raise AssertionError(f"baresip never said {pattern!r}:\n{self.output()[-3000:]}")
+
+    def hung_up_on(self) -> bool:
+        """The far end ended its call (a BYE it received: libre reports the session reset)."""
+        return "session closed: Connection reset by peer" in self.output()
+
+    def heard_sound(self) -> bytes:
+        """What it received in its last call, decoded: sndfile's `-dec` WAV, complete once the
+        call is over; empty before any call."""
+        dumps = sorted(self.heard.glob("*-dec.wav"))
+        return dumps[-1].read_bytes() if dumps else b""
 
     def heard_bytes(self) -> int:
         """Bytes of decoded audio received from the network (sndfile's `-dec` recordings)."""
@@ -299,6 +328,7 @@ class DemoCalls:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-calls", daemon=True)
         self._live: list[tuple[float, Caller]] = []
+        self._lock = threading.Lock()  # the thread and stop() may hang up at the same time
 
     def start(self) -> None:
         self._thread.start()
@@ -314,16 +344,18 @@ class DemoCalls:
             )
             caller.call(number)
             self.placed += 1
-            self._live.append((time.monotonic(), caller))
+            with self._lock:
+                self._live.append((time.monotonic(), caller))
             self._hang_up(time.monotonic() - self.length)
 
     def _hang_up(self, placed_before: float) -> None:
-        for placed, caller in list(self._live):
-            if placed <= placed_before:
-                caller.stop()
-                self._live.remove((placed, caller))
+        with self._lock:
+            due = [(placed, caller) for placed, caller in self._live if placed <= placed_before]
+            self._live = [entry for entry in self._live if entry not in due]
+        for _, caller in due:
+            caller.stop()
 
     def stop(self) -> None:
         self._stopping.set()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=30)
         self._hang_up(float("inf"))

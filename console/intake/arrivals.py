@@ -37,7 +37,7 @@ from console.base.many_rows import ByPairs, RowsInsert, execute_core
 from console.base.scheduler import SweepAt
 from console.channels.lines import line_address
 from console.contacts.contact_book import ContactBook, NewContact
-from console.contacts.contacts import normalise_email, normalise_phone
+from console.contacts.contacts import in_assigned_range, normalise_email, normalise_phone
 from console.live import events
 from console.people import api_tokens
 from console.people.api_tokens import LiveToken
@@ -228,7 +228,7 @@ async def _write_fresh(
         session, [(r.id, phone, email) for _, r, _, phone, email in fresh]
     )
     contacts = [
-        book.find_or_create(r.id, phone=phone, email=email, name=a.name, at=a.now)
+        book.find_or_create(r.id, phone=phone, email=email, name=a.name, at=a.now, zone=r.timezone)
         for _, r, a, phone, email in fresh
     ]
     continuing = {
@@ -338,7 +338,16 @@ def lead_values(arrival: Arrival, business_id: uuid.UUID, contact_id: uuid.UUID)
         "stage_changed_at": arrival.now,
         # A provider's lead is known by the message or call that opened it.
         "external_id": arrival.external_id or arrival.message_id,
+        "phone_check": _phone_to_check(arrival),
     }
+
+
+def _phone_to_check(arrival: Arrival) -> str:
+    """The phone as typed when it lies in a range not allocated (a web form keeps it), else ""."""
+    typed = arrival.phone.strip()
+    if arrival.channel != "web" or not typed:
+        return ""
+    return "" if in_assigned_range(normalise_phone(typed, unassigned_ok=True)) else typed[:40]
 
 
 def _interaction(
@@ -368,7 +377,10 @@ def _checked(arrival: Arrival) -> tuple[str | None, str | None]:
         raise Invalid("Unknown priority.", field="priority")
     if len(arrival.text) > MAX_MESSAGE:
         raise Invalid("The message is too long.", field="message")
-    phone = normalise_phone(arrival.phone) if arrival.phone.strip() else None
+    # A visitor's typo costs a lead nothing: a web form keeps a number of a range not allocated
+    # yet (054-1234567), to be checked (`lead_values`); only an impossible one is refused.
+    lenient = arrival.channel == "web"
+    phone = normalise_phone(arrival.phone, unassigned_ok=lenient) if arrival.phone.strip() else None
     email = normalise_email(arrival.email)
     if phone is None and email is None and not arrival.no_number:
         raise Invalid("A contact needs a phone number or an e-mail address.", field="phone")

@@ -23,6 +23,7 @@ from console.base.i18n import gettext, using_locale
 from console.channels.deliveries import record_delivery
 from console.channels.lines import TWILIO_WHATSAPP, business_on_line, on_twilio
 from console.intake.arrivals import Arrival, Arrived, ById, ByLine
+from console.intake.callers import call_subject, caller_number
 from console.intake.signatures import verify_twilio
 from console.intake.writer import ArrivalWriter
 from console.live import events
@@ -174,23 +175,23 @@ async def receive_call(
 
 async def _ringing(
     writer: ArrivalWriter, business: Business, step: CallStep, *, now: datetime
-) -> Arrived | None:
+) -> Arrived:
     """The call's lead, made at once so every console of the business pops it up (or found,
-    for a later step of the same call); a caller whose number is withheld is still answered,
-    without a lead."""
+    for a later step of the same call). A caller whose number is withheld (Twilio's
+    "Anonymous", "+266696687" and the like) or unreadable is a lead all the same, as through
+    the SIP server: a contact of its own without a number, the subject saying so."""
+    number = caller_number(step.caller)
     arrival = Arrival(
         ById(business.id),
         "phone",
         now,
-        phone=step.caller,
-        subject=gettext("Incoming call"),
+        phone=number or "",
+        subject=call_subject(step.caller, missed=False),
         source=gettext("Phone call"),
         message_id=step.call_sid,
+        no_number=number is None,
     )
-    try:
-        return await writer.receive(arrival)
-    except Invalid:
-        return None
+    return await writer.receive(arrival)
 
 
 async def _missed(
@@ -198,7 +199,7 @@ async def _missed(
 ) -> None:
     """The call's lead becomes a call-back, once."""
     arrived = await _ringing(writer, business, step, now=now)
-    if arrived is None or arrived.interaction_id is None:
+    if arrived.interaction_id is None:
         return
     async with db.transaction() as session:
         interaction = await session.get_one(Interaction, arrived.interaction_id)
@@ -208,7 +209,7 @@ async def _missed(
         interaction.summary = gettext("Missed call")
         interaction.updated_at = now
         lead = await session.get_one(Lead, interaction.lead_id)
-        lead.subject = gettext("Missed call: call back")
+        lead.subject = call_subject(step.caller, missed=True)
         if lead.priority in ("low", "normal"):
             lead.priority = "high"
         await events.record(session, business.id, "lead.updated", at=now, lead_id=lead.id)

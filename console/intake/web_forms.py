@@ -7,13 +7,14 @@ said only to a sender who showed the right key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from console.base.errors import ConsoleError, Invalid
+from console.contacts.contacts import normalise_email, normalise_phone
 from console.intake.arrivals import Arrival, ByKey
 
 DEFAULT_SOURCE = "web form"
@@ -32,15 +33,40 @@ class WebForm(BaseModel):
     external_id: str | None = Field(default=None, max_length=200)
 
 
+# What a visitor is told about a field the form refused, in the form's language.
+REFUSALS: dict[str, Callable[[], Invalid]] = {
+    "name": lambda: Invalid("Write a name of up to 200 characters.", field="name"),
+    "phone": lambda: Invalid("Write a phone number of up to 40 characters.", field="phone"),
+    "email": lambda: Invalid("Write an e-mail address of up to 254 characters.", field="email"),
+    "message": lambda: Invalid("Write a message of up to 20,000 characters.", field="message"),
+}
+
+
 def parse_form(fields: Mapping[str, Any]) -> WebForm:
     try:
         form = WebForm.model_validate(fields)
     except ValidationError as error:
         first = error.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else "body"
+        if name in REFUSALS:
+            raise REFUSALS[name]() from None
         raise Invalid("The field %(name)s is not valid.", field=name, name=name) from None
     if not form.phone and not form.email:
         raise Invalid("Give a phone number or an e-mail address.", field="phone")
+    if form.phone:
+        try:  # a range not allocated yet is kept (the lead says "check the number")
+            normalise_phone(form.phone, unassigned_ok=True)
+        except Invalid:
+            raise Invalid(
+                "This phone number cannot exist: check its digits.", field="phone"
+            ) from None
+    if form.email:
+        try:
+            normalise_email(form.email)
+        except Invalid:
+            raise Invalid(
+                "Check the e-mail address: it cannot receive mail.", field="email"
+            ) from None
     return form
 
 

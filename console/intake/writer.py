@@ -5,6 +5,7 @@ its own, so a refused arrival never fails the others of its group."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -19,6 +20,9 @@ GROUP = 100
 # How long a group waits for arrivals still coming, while fewer are in than the last group had.
 GATHER_AT_MOST = 0.003  # seconds
 GATHER_STEP = 0.0005  # seconds between looks once a turn brought none
+# Arrivals this long after the last group was answered are not its callers coming back: a lone
+# one is written at once, whatever size the last group had.
+QUIET_AFTER = 0.05  # seconds
 # Groups written at once on PostgreSQL (each on its own connection); SQLite has one writer.
 PARALLEL_GROUPS = 3
 
@@ -26,7 +30,8 @@ PARALLEL_GROUPS = 3
 class ArrivalWriter:
     """Writes arrivals in groups (group commit): the arrivals that come while a group is being
     written make the next, so under load one transaction of a dozen statements takes many,
-    and a lone arrival is written after one turn of the event loop. Each arrival gets its own
+    and a lone arrival is written after one turn of the event loop (once the load is gone,
+    whatever size the last group had). Each arrival gets its own
     answer: its lead, its refusal, or the error that stopped the database. A group the
     database refuses (a unique key taken meanwhile by a twin in another process, a value it
     will not store) is written again one arrival at a time, so one bad arrival fails alone.
@@ -50,6 +55,7 @@ class ArrivalWriter:
         self.writers: set[asyncio.Task[None]] = set()
         self.writing = 0  # writers between their start and their last look at `waiting`
         self.last_size = 0  # of the group taken last: under load, about as many come next
+        self.last_answered = -math.inf  # when (perf_counter) the last group was answered
 
     async def receive(self, arrival: Arrival) -> Arrived:
         """The arrival written (or its refusal raised), once its group is committed."""
@@ -110,20 +116,23 @@ class ArrivalWriter:
                     future.set_exception(answer)
                 else:
                     future.set_result(answer)
+            self.last_answered = time.perf_counter()
 
     async def _gather(self) -> None:
         """Let the arrivals still coming join the group: yield to the event loop as long as
         each turn of it brings more, up to a full group, and, while fewer are in than the
         group before had, for up to `GATHER_AT_MOST` (their requests are read in this same
         loop: a group started at once would take the one or two already in and leave the
-        rest, under load, to wait for it). A lone arrival after a lone one waits one turn."""
+        rest, under load, to wait for it). A lone arrival after a lone one, or `QUIET_AFTER`
+        past the last group's answers (no load: nobody is coming back), waits one turn."""
         started = time.perf_counter()
+        quiet = started - self.last_answered >= QUIET_AFTER
         while len(self.waiting) < self.group:
             seen = len(self.waiting)
             await asyncio.sleep(0)
             if len(self.waiting) > seen:
                 continue
-            if seen >= self.last_size or time.perf_counter() - started >= GATHER_AT_MOST:
+            if quiet or seen >= self.last_size or time.perf_counter() - started >= GATHER_AT_MOST:
                 return
             await asyncio.sleep(GATHER_STEP)  # a quiet turn: wait on a timer, not spinning
 

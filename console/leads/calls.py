@@ -8,18 +8,20 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from console.base.db import made_once
 from console.base.errors import Conflict, Invalid, NotFound
 from console.base.labels import label
 from console.contacts.contact_book import touch_contact
+from console.leads.call_notices import CallLinks, tell_owners_of_call
 from console.leads.leads import lead_to_act_on, move_stage
 from console.leads.outcomes import stage_after
 from console.leads.scripts import check_answers, published_script, script_version
 from console.live import events
 from console.people.tenancy import get_scoped
 from console.sla import sla
-from models import Business, Interaction, Lead, User
+from models import Interaction, Lead, User
 from models.leads import INTERACTION_KINDS, OUTCOMES
 
 MAX_NOTES = 200_000
@@ -186,6 +188,7 @@ async def wrap_up(
     outcome: str,
     now: datetime,
     idle: timedelta = DEFAULT_IDLE,
+    call_links: CallLinks | None = None,
 ) -> WrappedUp:
     """End the call: required script questions answered, an outcome chosen, the talk time
     kept (the SIP server's end of a phone call, else her last activity, never her absence),
@@ -200,7 +203,15 @@ async def wrap_up(
     interaction.status = "done"
     await session.flush()
     await _logged(session, interaction, now)
-    moved_to = await _move_by_outcome(session, user, interaction, now)
+    lead = (  # once, for the stage and the owners' message both
+        await session.scalars(
+            select(Lead)
+            .where(Lead.id == interaction.lead_id)
+            .options(joinedload(Lead.contact), joinedload(Lead.business))
+        )
+    ).one()
+    moved_to = await _move_by_outcome(session, user, interaction, lead, now)
+    await tell_owners_of_call(session, interaction, lead, links=call_links, now=now)
     return WrappedUp(interaction, moved_to)
 
 
@@ -211,12 +222,11 @@ class WrappedUp:
 
 
 async def _move_by_outcome(
-    session: AsyncSession, user: User, interaction: Interaction, now: datetime
+    session: AsyncSession, user: User, interaction: Interaction, lead: Lead, now: datetime
 ) -> str | None:
     """A meeting set moves the lead to the meeting stage, a quote sent to quote (as its
     business configures; forward only, an open lead, hers to act on)."""
-    lead = await session.get_one(Lead, interaction.lead_id)
-    business = await session.get_one(Business, lead.business_id)
+    business = lead.business
     stage = None
     if lead.closed_at is None and interaction.outcome:
         stage = stage_after(business, interaction.outcome, lead.stage)

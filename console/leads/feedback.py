@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, bindparam, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload
 
@@ -178,15 +178,18 @@ async def _comment(
     return comment
 
 
+# Built once: every lead page reads them.
+COMMENTS_OF_LEAD = (
+    select(Comment)
+    .where(Comment.lead_id == bindparam("lead_id"))
+    .options(joinedload(Comment.author))
+    .order_by(Comment.created_at, Comment.id)
+)
+
+
 async def comments_of_lead(session: AsyncSession, lead_id: uuid.UUID) -> list[Comment]:
     """The lead's comments and its tasks' comments, oldest first, with their authors."""
-    statement = (
-        select(Comment)
-        .where(Comment.lead_id == lead_id)
-        .options(joinedload(Comment.author))
-        .order_by(Comment.created_at, Comment.id)
-    )
-    return list((await session.scalars(statement)).all())
+    return list((await session.scalars(COMMENTS_OF_LEAD, {"lead_id": lead_id})).all())
 
 
 async def comments_of_tasks(

@@ -56,7 +56,9 @@ async def reply_options(
     """The channels this lead's contact can be answered on, from the business's lines."""
     contact = lead.contact
     lines = await business_lines(session, lead.business_id)
-    window_ends = await whatsapp_window_ends(session, contact.id)
+    # the contact's last WhatsApp message is looked up only when WhatsApp could answer him
+    on_whatsapp = bool(contact.phone) and LINE_OF["whatsapp"] in lines
+    window_ends = await whatsapp_window_ends(session, contact.id) if on_whatsapp else None
     found = []
     for channel in REPLY_CHANNELS:
         recipient = contact.email if channel == "email" else contact.phone

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.errors import Invalid
@@ -34,14 +34,17 @@ class ScriptDraft:
     donts: str = ""
 
 
+# Built once: every lead page reads it.
+PUBLISHED = (
+    select(Script)
+    .where(Script.business_id == bindparam("business_id"), Script.status == "published")
+    .order_by(Script.version.desc())
+    .limit(1)
+)
+
+
 async def published_script(session: AsyncSession, business_id: uuid.UUID) -> Script | None:
-    statement = (
-        select(Script)
-        .where(Script.business_id == business_id, Script.status == "published")
-        .order_by(Script.version.desc())
-        .limit(1)
-    )
-    return await session.scalar(statement)
+    return await session.scalar(PUBLISHED, {"business_id": business_id})
 
 
 async def draft_script(session: AsyncSession, business_id: uuid.UUID) -> Script | None:

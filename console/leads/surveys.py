@@ -3,7 +3,8 @@ stars, would they recommend us, what to improve), answered once without signing 
 
 The token names the survey and when it expires, signed with SECRET_KEY under its own salt; the
 survey row says whether it was answered, so a reused link shows "already answered" and changes
-nothing. The answers show on the contact's card and in the business's KPIs.
+nothing; the answer itself is followed by "thank you" (the page after it is asked with
+`?thanks=1`). The answers show on the contact's card and in the business's KPIs.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class SurveyPage:
     survey: Survey
     business: Business
     locale: str  # the contact's language
+    thanked: bool = False  # just answered: "thank you", not "already answered"
 
     @property
     def answered(self) -> bool:
@@ -136,7 +138,7 @@ class SurveyPage:
 
 
 async def survey_page(
-    session: AsyncSession, secret_key: str, token: str, *, now: datetime
+    session: AsyncSession, secret_key: str, token: str, *, now: datetime, thanked: bool = False
 ) -> SurveyPage:
     survey_id = read_token(secret_key, token, now=now)
     survey = await session.get(Survey, survey_id)
@@ -144,7 +146,7 @@ async def survey_page(
         raise NotFound("Not found.")
     business = await session.get_one(Business, survey.business_id)
     contact = await session.get_one(Contact, survey.contact_id)
-    return SurveyPage(survey, business, language_of(contact, business))
+    return SurveyPage(survey, business, language_of(contact, business), thanked)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console.base.errors import Invalid, NotFound
 from console.base.many_rows import execute_core
 from console.people.accounts import normalise_email
+from console.people.audit import record_audit
 from console.people.tenancy import parse_id
 from models import ApiToken, User
 
@@ -41,7 +42,9 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-async def create_token(session: AsyncSession, user: User, name: str, *, now: datetime) -> NewToken:
+async def create_token(
+    session: AsyncSession, user: User, name: str, *, now: datetime, address: str = ""
+) -> NewToken:
     name = name.strip()
     if not name:
         raise Invalid("Give the token a name.", field="name")
@@ -57,7 +60,25 @@ async def create_token(session: AsyncSession, user: User, name: str, *, now: dat
     )
     session.add(token)
     await session.flush()
+    await _audit(session, "token.created", user, token, now=now, address=address)
     return NewToken(token, secret)
+
+
+async def _audit(
+    session: AsyncSession, action: str, user: User, token: ApiToken, *, now: datetime, address: str
+) -> None:
+    """Who made or ended which token (its name and shown prefix, never the secret)."""
+    await record_audit(
+        session,
+        action=action,
+        now=now,
+        actor=user,
+        address=address,
+        subject_type="token",
+        subject_id=token.id,
+        name=token.name,
+        prefix=token.prefix,
+    )
 
 
 async def create_token_for_email(
@@ -83,7 +104,12 @@ async def tokens_of(session: AsyncSession, user: User) -> list[ApiToken]:
 
 
 async def revoke_token(
-    session: AsyncSession, user: User, token_id: str | uuid.UUID, *, now: datetime
+    session: AsyncSession,
+    user: User,
+    token_id: str | uuid.UUID,
+    *,
+    now: datetime,
+    address: str = "",
 ) -> ApiToken:
     """End one of the user's own tokens; anyone else's is not found. Revoking twice keeps the
     first time."""
@@ -95,6 +121,7 @@ async def revoke_token(
     if token.revoked_at is None:
         token.revoked_at = now
         await session.flush()
+        await _audit(session, "token.revoked", user, token, now=now, address=address)
     return token
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.config import Settings
@@ -263,17 +263,20 @@ async def start_session(
     return StartedSession(token=token, record=record)
 
 
+# A session and its user, by the session's stored id: every signed-in request reads it, so the
+# statement is built once, not per request.
+SESSION_AND_USER = (
+    select(UserSession, User)
+    .join(User, User.id == UserSession.user_id)
+    .where(UserSession.id == bindparam("session_id"))
+)
+
+
 async def load_session(
     session: AsyncSession, settings: Settings, token: str, *, now: datetime
 ) -> tuple[UserSession, User] | None:
     """The live session behind a cookie's token and its user, or None when it has ended."""
-    row = (
-        await session.execute(
-            select(UserSession, User)
-            .join(User, User.id == UserSession.user_id)
-            .where(UserSession.id == token_id(token))
-        )
-    ).one_or_none()
+    row = (await session.execute(SESSION_AND_USER, {"session_id": token_id(token)})).one_or_none()
     if row is None:
         return None
     record, user = row
@@ -286,13 +289,7 @@ async def session_is_live(
     session: AsyncSession, settings: Settings, session_id: str, *, now: datetime
 ) -> bool:
     """Whether a session (by its stored id) is still good: not ended, expired or deactivated."""
-    row = (
-        await session.execute(
-            select(UserSession, User)
-            .join(User, User.id == UserSession.user_id)
-            .where(UserSession.id == session_id)
-        )
-    ).one_or_none()
+    row = (await session.execute(SESSION_AND_USER, {"session_id": session_id})).one_or_none()
     return row is not None and _live(settings, row[0], row[1], now)
 
 

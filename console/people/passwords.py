@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -11,8 +13,13 @@ MIN_LENGTH = 8
 MAX_LENGTH = 1024
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended cost
-# Verified when the account does not exist, so an unknown e-mail costs the same time.
-_DUMMY_HASH = _hasher.hash("mazkira-timing-equaliser")
+
+
+@cache
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """Verified when the account does not exist, so an unknown e-mail costs the same time; made
+    on the first sign-in, not when the module loads (every `mazkira` command would pay for it)."""
+    return hasher.hash("mazkira-timing-equaliser")
 
 
 def check_policy(password: str) -> None:
@@ -35,7 +42,10 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
     if len(password) > MAX_LENGTH:
         return False
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        return (
+            _hasher.verify(stored_hash or _dummy_hash(_hasher), password)
+            and stored_hash is not None
+        )
     except (VerificationError, InvalidHashError):
         return False
 

@@ -2,6 +2,9 @@
 
 admin: every business; secretary: the businesses she is assigned to; owner: the ones he owns.
 Anything outside that set is reported as missing (NotFound → 404), never as forbidden.
+A business's people (users of the owner role) are its owner, managers or staff; what each of
+them may do there is PERMISSIONS below: a page asking for a permission someone lacks is missing
+for him too (the same 404), and his lists leave that business out.
 Live sockets follow the same rule, read again whenever it may have changed (`live_access`).
 """
 
@@ -12,42 +15,97 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, literal, select, union_all
+from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from console.base.errors import NotFound
-from models import Business, OwnerMembership, Role, SecretaryAssignment, User
+from models import Business, MemberRole, OwnerMembership, Role, SecretaryAssignment, User
 
 T = TypeVar("T")
 S = TypeVar("S", bound=Select[Any])
 
+# What a business's people may do in the portal, by their role there (docs/architecture.md).
+# Without a permission named, a query asks for what every one of them may: the calls and
+# leads handled, tasks, comments and ratings, appointments, the on-call rota, the API.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "kpis": frozenset({MemberRole.OWNER, MemberRole.MANAGER}),  # the numbers and their files
+    "script": frozenset({MemberRole.OWNER, MemberRole.MANAGER}),  # script and FAQ drafts
+    "hours": frozenset({MemberRole.OWNER}),  # hours, closed dates, requests to the agency
+    "calendar": frozenset({MemberRole.OWNER}),  # revoking the calendar feed's links
+}
 
-def visible_business_ids(user: User) -> Select[uuid.UUID]:
-    """A subquery of the ids of the businesses `user` may see."""
-    return visible_to(user.id, user.role)
+
+def visible_business_ids(user: User, permission: str | None = None) -> Select[uuid.UUID]:
+    """A subquery of the ids of the businesses `user` may see (and do `permission` in)."""
+    return visible_to(user.id, user.role, permission)
 
 
-def visible_to(user_id: uuid.UUID, role: str) -> Select[uuid.UUID]:
+def visible_to(
+    user_id: uuid.UUID | BindParameter[uuid.UUID], role: str, permission: str | None = None
+) -> Select[uuid.UUID]:
     """The same subquery for a user known only by id and role (read with a group of rows)."""
     if role == Role.ADMIN:
         return select(Business.id)
     if role == Role.SECRETARY:
         return select(SecretaryAssignment.business_id).where(SecretaryAssignment.user_id == user_id)
     if role == Role.OWNER:
-        return select(OwnerMembership.business_id).where(OwnerMembership.user_id == user_id)
+        statement = select(OwnerMembership.business_id).where(OwnerMembership.user_id == user_id)
+        if permission is not None:
+            allowed = sorted(PERMISSIONS[permission])
+            statement = statement.where(OwnerMembership.member_role.in_(allowed))
+        return statement
     raise ValueError(f"unknown role {role!r}")
 
 
-def may_see(user: User, business_id_column: InstrumentedAttribute[Any]) -> ColumnElement[bool]:
+def may_see(
+    user: User, business_id_column: InstrumentedAttribute[Any], permission: str | None = None
+) -> ColumnElement[bool]:
     """The WHERE clause that keeps a query inside the user's businesses."""
     if user.role == Role.ADMIN:
         return business_id_column.is_not(None)
-    return business_id_column.in_(visible_business_ids(user))
+    return business_id_column.in_(visible_business_ids(user, permission))
 
 
-def scoped(statement: S, user: User, business_id_column: InstrumentedAttribute[Any]) -> S:
-    return statement.where(may_see(user, business_id_column))
+# The viewer's id in a statement built once for every user of a role (`may_see_bound`): each
+# execution passes it as {"viewer_id": user.id}.
+VIEWER_ID: BindParameter[uuid.UUID] = bindparam("viewer_id")
+
+
+def may_see_bound(
+    role: str, business_id_column: InstrumentedAttribute[Any], permission: str | None = None
+) -> ColumnElement[bool]:
+    """`may_see` for a statement built once per role and kept: the same rule, the user's id
+    left as the parameter `viewer_id` (building and hashing the subquery per request cost
+    more than running it)."""
+    if role == Role.ADMIN:
+        return business_id_column.is_not(None)
+    return business_id_column.in_(visible_to(VIEWER_ID, role, permission))
+
+
+def scoped(
+    statement: S,
+    user: User,
+    business_id_column: InstrumentedAttribute[Any],
+    permission: str | None = None,
+) -> S:
+    return statement.where(may_see(user, business_id_column, permission))
+
+
+async def permissions_of(session: AsyncSession, user: User) -> dict[uuid.UUID, frozenset[str]]:
+    """What `user` may do in each business he is one of the people of (for the links a page
+    offers; the pages themselves ask `get_business` with the permission). One statement."""
+    if user.role != Role.OWNER:
+        return {}
+    rows = await session.execute(
+        select(OwnerMembership.business_id, OwnerMembership.member_role).where(
+            OwnerMembership.user_id == user.id
+        )
+    )
+    return {
+        business: frozenset(name for name, roles in PERMISSIONS.items() if role in roles)
+        for business, role in rows.all()
+    }
 
 
 def parse_id(raw: str | uuid.UUID) -> uuid.UUID:
@@ -60,14 +118,21 @@ def parse_id(raw: str | uuid.UUID) -> uuid.UUID:
         raise NotFound("Not found.") from None
 
 
-async def visible_businesses(session: AsyncSession, user: User) -> list[Business]:
-    statement = scoped(select(Business), user, Business.id).order_by(Business.name)
+async def visible_businesses(
+    session: AsyncSession, user: User, permission: str | None = None
+) -> list[Business]:
+    statement = scoped(select(Business), user, Business.id, permission).order_by(Business.name)
     return list((await session.scalars(statement)).all())
 
 
-async def get_business(session: AsyncSession, user: User, business_id: str | uuid.UUID) -> Business:
+async def get_business(
+    session: AsyncSession,
+    user: User,
+    business_id: str | uuid.UUID,
+    permission: str | None = None,
+) -> Business:
     statement = scoped(
-        select(Business).where(Business.id == parse_id(business_id)), user, Business.id
+        select(Business).where(Business.id == parse_id(business_id)), user, Business.id, permission
     )
     business = await session.scalar(statement)
     if business is None:

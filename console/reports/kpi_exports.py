@@ -5,7 +5,6 @@ sheet each for the numbers, the channels and the days, right to left in Hebrew."
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator
 from decimal import Decimal
@@ -15,12 +14,14 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 from console.base import labels
+from console.base.csv_files import CSV_TYPE as CSV_TYPE
+from console.base.csv_files import csv_bytes
+from console.base.csv_files import safe_cell as _safe
 from console.base.i18n import direction
 from console.base.i18n import gettext as _
 from console.reports.kpi_report import KpiReport, day_label
 from console.reports.kpis import metrics
 
-CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -55,27 +56,8 @@ def _text(value: Any) -> str:
 
 
 def to_csv(report: KpiReport) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(["section", "key", "label", "value"])
-    for section, key, label, value in rows(report):
-        writer.writerow([section, key, _safe(label), _safe(_text(value))])
-    return buffer.getvalue().encode("utf-8-sig")
-
-
-def _safe(text: str) -> str:
-    """A cell a spreadsheet will not run as a formula (a business or label starting with =)."""
-    return (
-        "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _number(text) else text
-    )
-
-
-def _number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    header = ("section", "key", "label", "value")
+    return csv_bytes([header, *((s, k, label, _text(v)) for s, k, label, v in rows(report))])
 
 
 def to_xlsx(report: KpiReport) -> bytes:

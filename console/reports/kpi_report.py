@@ -134,7 +134,7 @@ async def report_for(
     now: datetime,
 ) -> KpiReport:
     """A business the user may see (else 404) and a valid period (else 422) → its numbers."""
-    business = await get_business(session, user, business_id)
+    business = await get_business(session, user, business_id, "kpis")
     period = parse_period(raw_from, raw_to, today=local_today(business, now))
     kpis = await compute_kpis(session, [business], period, now=now)
     return KpiReport(business, kpis[business.id], await feedback_of(session, business, period))
@@ -158,6 +158,9 @@ class KpiScreen:
     presets: dict[str, Period]
     report: KpiReport | None = None
     error: Invalid | None = None
+    # none to show, though he is one of the people of a business whose numbers his role there
+    # does not include (tenancy.PERMISSIONS)
+    not_his_role: bool = False
 
 
 async def kpi_screen(
@@ -170,13 +173,14 @@ async def kpi_screen(
     now: datetime,
 ) -> KpiScreen:
     """The page's content; a period that is not valid is said on the page (422), not computed."""
-    businesses = await visible_businesses(session, user)
+    businesses = await visible_businesses(session, user, "kpis")
     if business_id:
-        business: Business | None = await get_business(session, user, business_id)
+        business: Business | None = await get_business(session, user, business_id, "kpis")
     else:
         business = next((b for b in businesses if b.active), businesses[0] if businesses else None)
     if business is None:
-        return KpiScreen(businesses, None, raw_from or "", raw_to or "", {})
+        linked = bool(await visible_businesses(session, user))
+        return KpiScreen(businesses, None, raw_from or "", raw_to or "", {}, not_his_role=linked)
     today = local_today(business, now)
     presets = {name: preset(name, today) for name in PRESETS}
     screen = KpiScreen(businesses, business, raw_from or "", raw_to or "", presets)

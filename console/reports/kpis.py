@@ -7,19 +7,20 @@ leads that arrived in the period, as they stand now (answered, won, closed …),
 tasks, which are the business's open tasks at the moment of asking, and the calls and messages
 handled, which are those logged in the period. The calls' numbers are about the calls that
 came in through the agency's SIP server in the period (`calls`, by the day they arrived):
-answered, abandoned by the caller before anyone answered (in the queue or while ringing), missed
-(nobody took them: overflow, or the SIP server failed them); the answer and abandonment rates
+answered, rejected (a secretary declined its ring and nobody answered it after her, whatever
+ended it then), abandoned by the caller before anyone answered (in the queue or while ringing),
+missed (nobody took them: overflow, or the SIP server failed them); the answer and abandonment rates
 are of the calls that are over or answered (one still waiting or ringing counts in neither);
 the average speed of answer is from arrival to answer, the talk time from answer to end, and
 the service level is the share of those calls answered within the business's N seconds
 (`call_settings.service_level_seconds`, 20 by default: the industry's 80/20).
 
-`compute_kpis` answers for several businesses at once (the agency, the digest job) in seven
-statements whatever their number and size: leads by channel and day, the lead aggregates, the
-response-time percentiles (ranked by the database with window functions, so only two rows per
-business come back), the repeat customers, the open tasks, the handled interactions and the
-calls (with each business's service-level N, joined from its call settings); days are
-bucketed in SQL by `periods.PeriodSql`.
+`compute_kpis` answers for several businesses at once (the agency, the digest job) in six
+statements whatever their number and size: the leads by channel and day with their aggregates
+(one read of the period's leads), the response-time percentiles (ranked by the database with
+window functions, so only two rows per business come back), the repeat customers, the open
+tasks, the handled interactions and the calls (with each business's service-level N, joined
+from its call settings); days are bucketed in SQL by `periods.PeriodSql`.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class Kpis:
     calls: int = 0  # incoming through the SIP server
     calls_answered: int = 0
     calls_abandoned: int = 0  # the caller hung up before anyone answered
+    calls_rejected: int = 0  # a secretary declined its ring and nobody answered it
     calls_missed: int = 0  # nobody took it (overflow, failed)
     answer_rate: float | None = None  # percent of the calls over or answered
     abandonment_rate: float | None = None
@@ -172,6 +174,7 @@ def metrics(kpis: Kpis) -> list[Metric]:
         ("calls", _("Calls in"), kpis.calls, "count"),
         ("calls_answered", _("Calls answered"), kpis.calls_answered, "count"),
         ("calls_abandoned", _("Calls abandoned by the caller"), kpis.calls_abandoned, "count"),
+        ("calls_rejected", _("Calls declined by a secretary"), kpis.calls_rejected, "count"),
         ("calls_missed", _("Calls missed"), kpis.calls_missed, "count"),
         ("answer_rate", _("Answer rate"), kpis.answer_rate, "percent"),
         ("abandonment_rate", _("Abandonment rate"), kpis.abandonment_rate, "percent"),
@@ -207,13 +210,12 @@ def _hours(seconds: float) -> float:
 async def compute_kpis(
     session: AsyncSession, businesses: Sequence[Business], period: Period, *, now: datetime
 ) -> dict[uuid.UUID, Kpis]:
-    """Each business's numbers for the period, by business id; seven statements in all."""
+    """Each business's numbers for the period, by business id; six statements in all."""
     if not businesses:
         return {}
     sql = PeriodSql(zone_groups(businesses, period), dialect_of(session), now)
     found: dict[uuid.UUID, dict[str, Any]] = {b.id: {} for b in businesses}
-    await _leads_by_channel_and_day(session, sql, found)
-    await _lead_totals(session, sql, found)
+    await _lead_numbers(session, sql, found)
     await _response_percentiles(session, sql, found)
     await _repeat_customers(session, sql, found)
     await _open_tasks(session, sql, found)
@@ -222,36 +224,12 @@ async def compute_kpis(
     return {b.id: _kpis(b, period, found[b.id]) for b in businesses}
 
 
-async def _leads_by_channel_and_day(
+async def _lead_numbers(
     session: AsyncSession, sql: PeriodSql, found: dict[uuid.UUID, dict[str, Any]]
 ) -> None:
-    inner = (
-        select(
-            Lead.business_id.label("business_id"),
-            Lead.channel.label("channel"),
-            sql.local_day(Lead.business_id, Lead.created_at).label("day"),
-        )
-        .where(sql.in_period(Lead.business_id, Lead.created_at))
-        .subquery()
-    )
-    rows = await session.execute(
-        select(inner.c.business_id, inner.c.channel, inner.c.day, func.count()).group_by(
-            inner.c.business_id, inner.c.channel, inner.c.day
-        )
-    )
-    for business_id, channel, day, count in rows:
-        numbers = found[business_id]
-        by_channel = numbers.setdefault("by_channel", dict.fromkeys(CHANNELS, 0))
-        by_channel[channel] = by_channel.get(channel, 0) + count
-        by_day = numbers.setdefault("by_day", {})
-        local = _EPOCH + timedelta(days=int(day))
-        by_day[local] = by_day.get(local, 0) + count
-
-
-async def _lead_totals(
-    session: AsyncSession, sql: PeriodSql, found: dict[uuid.UUID, dict[str, Any]]
-) -> None:
-    """Counts, the promise kept or missed, won/lost, time to close and deal values at once.
+    """The period's leads by channel and day, and with the same read of them (one statement,
+    one pass over the period's leads): counts, the promise kept or missed, won/lost, time to
+    close and deal values, each summed per channel and day here and added up per business.
     Missed: answered after `respond_by`, or not answered and its time is up — unless it was
     closed (spam, a wrong number) before then. Still running: neither, yet."""
     met = Lead.first_response_at <= Lead.respond_by
@@ -264,38 +242,64 @@ async def _lead_totals(
         ),
     )
     valued = and_(Lead.stage == "won", Lead.deal_value.is_not(None))
-    statement = (
+    inner = (
         select(
-            Lead.business_id,
-            func.count(),
-            func.count(Lead.first_response_at),
-            func.sum(case((met, 1), else_=0)),
-            func.sum(case((missed, 1), else_=0)),
-            func.sum(case((Lead.stage == "won", 1), else_=0)),
-            func.sum(case((Lead.stage == "lost", 1), else_=0)),
-            func.count(Lead.closed_at),
-            func.sum(sql.epoch(Lead.closed_at) - sql.epoch(Lead.created_at)),
-            func.sum(case((valued, 1), else_=0)),
-            func.sum(case((valued, Lead.deal_value), else_=None)),
+            Lead.business_id.label("business_id"),
+            Lead.channel.label("channel"),
+            sql.local_day(Lead.business_id, Lead.created_at).label("day"),
+            Lead.first_response_at.label("answered"),
+            case((met, 1), else_=0).label("met"),
+            case((missed, 1), else_=0).label("missed"),
+            case((Lead.stage == "won", 1), else_=0).label("won"),
+            case((Lead.stage == "lost", 1), else_=0).label("lost"),
+            Lead.closed_at.label("closed"),
+            (sql.epoch(Lead.closed_at) - sql.epoch(Lead.created_at)).label("close_seconds"),
+            case((valued, 1), else_=0).label("valued"),
+            case((valued, Lead.deal_value), else_=None).label("value"),
         )
         .where(sql.in_period(Lead.business_id, Lead.created_at))
-        .group_by(Lead.business_id)
+        .subquery()
     )
-    for row in await session.execute(statement):
-        business_id, leads, answered, met_count, missed_count, won, lost, closed = row[:8]
-        close_seconds, valued_count, value_total = row[8:]
-        found[business_id].update(
-            leads=leads,
-            answered=answered,
-            sla_met=int(met_count or 0),
-            sla_missed=int(missed_count or 0),
-            won=int(won or 0),
-            lost=int(lost or 0),
-            closed=closed,
-            close_seconds=int(close_seconds or 0),
-            won_with_value=int(valued_count or 0),
-            value_total=Decimal(value_total) if value_total is not None else None,
-        )
+    c = inner.c
+    rows = await session.execute(
+        select(
+            c.business_id,
+            c.channel,
+            c.day,
+            func.count(),
+            func.count(c.answered),
+            func.sum(c.met),
+            func.sum(c.missed),
+            func.sum(c.won),
+            func.sum(c.lost),
+            func.count(c.closed),
+            func.sum(c.close_seconds),
+            func.sum(c.valued),
+            func.sum(c.value),
+        ).group_by(c.business_id, c.channel, c.day)
+    )
+    for business_id, channel, day, count, *sums in rows:
+        numbers = found[business_id]
+        by_channel = numbers.setdefault("by_channel", dict.fromkeys(CHANNELS, 0))
+        by_channel[channel] = by_channel.get(channel, 0) + count
+        by_day = numbers.setdefault("by_day", {})
+        local = _EPOCH + timedelta(days=int(day))
+        by_day[local] = by_day.get(local, 0) + count
+        answered, met_count, missed_count, won, lost, closed, close_seconds, valued_count = sums[:8]
+        numbers["leads"] = numbers.get("leads", 0) + count
+        for key, value in (
+            ("answered", answered),
+            ("sla_met", met_count),
+            ("sla_missed", missed_count),
+            ("won", won),
+            ("lost", lost),
+            ("closed", closed),
+            ("close_seconds", close_seconds),
+            ("won_with_value", valued_count),
+        ):
+            numbers[key] = numbers.get(key, 0) + int(value or 0)
+        if sums[8] is not None:
+            numbers["value_total"] = numbers.get("value_total", Decimal(0)) + Decimal(sums[8])
 
 
 async def _response_percentiles(
@@ -416,8 +420,14 @@ async def _calls(
     """The incoming calls of the period by how they went, and each business's service-level N
     (a business without calls, or without call settings, still gets its N)."""
     answered = Call.answered_at.is_not(None)
-    abandoned = and_(~answered, Call.state == "abandoned", Call.end_reason == "cancelled")
-    missed = and_(~answered, Call.ended_at.is_not(None), ~abandoned)
+    rejected = and_(~answered, Call.rejected_at.is_not(None), Call.ended_at.is_not(None))
+    abandoned = and_(
+        ~answered,
+        Call.rejected_at.is_(None),
+        Call.state == "abandoned",
+        Call.end_reason == "cancelled",
+    )
+    missed = and_(~answered, Call.ended_at.is_not(None), ~abandoned, Call.rejected_at.is_(None))
     talked = and_(answered, Call.ended_at.is_not(None))
     limit = func.coalesce(CallSettings.service_level_seconds, DEFAULT_SERVICE_LEVEL_SECONDS)
     to_answer = sql.epoch(Call.answered_at) - sql.epoch(Call.arrived_at)
@@ -429,6 +439,7 @@ async def _calls(
             func.sum(case((answered, 1), else_=0)),
             func.sum(case((abandoned, 1), else_=0)),
             func.sum(case((missed, 1), else_=0)),
+            func.sum(case((rejected, 1), else_=0)),
             func.sum(case((answered, to_answer), else_=0)),
             func.sum(case((and_(answered, to_answer <= limit), 1), else_=0)),
             func.sum(
@@ -451,13 +462,14 @@ async def _calls(
     )
     for row in await session.execute(statement):
         business_id, limit_seconds, calls, answered_count, abandoned_count, missed_count = row[:6]
-        answer_seconds, within, talk_seconds, talked = row[6:]
+        rejected_count, answer_seconds, within, talk_seconds, talked = row[6:]
         found[business_id].update(
             service_level_seconds=int(limit_seconds),
             calls=int(calls or 0),
             calls_answered=int(answered_count or 0),
             calls_abandoned=int(abandoned_count or 0),
             calls_missed=int(missed_count or 0),
+            calls_rejected=int(rejected_count or 0),
             answer_seconds=int(answer_seconds or 0),
             within_service_level=int(within or 0),
             talk_seconds=int(talk_seconds or 0),
@@ -473,7 +485,8 @@ def _kpis(business: Business, period: Period, numbers: Mapping[str, Any]) -> Kpi
     sla_met, sla_missed = numbers.get("sla_met", 0), numbers.get("sla_missed", 0)
     calls_answered = numbers.get("calls_answered", 0)
     calls_abandoned = numbers.get("calls_abandoned", 0)
-    calls_over = calls_answered + calls_abandoned + numbers.get("calls_missed", 0)
+    calls_rejected = numbers.get("calls_rejected", 0)
+    calls_over = calls_answered + calls_abandoned + calls_rejected + numbers.get("calls_missed", 0)
     talked = numbers.get("talked", 0)
     return Kpis(
         business_id=business.id,
@@ -511,6 +524,7 @@ def _kpis(business: Business, period: Period, numbers: Mapping[str, Any]) -> Kpi
         calls_answered=calls_answered,
         calls_abandoned=calls_abandoned,
         calls_missed=numbers.get("calls_missed", 0),
+        calls_rejected=calls_rejected,
         answer_rate=_percent(calls_answered, calls_over),
         abandonment_rate=_percent(calls_abandoned, calls_over),
         average_speed_of_answer=(

@@ -5,7 +5,6 @@ as a formula are escaped as in the KPI exports."""
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator
 from typing import Any
@@ -13,10 +12,12 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
+from console.base.csv_files import CSV_TYPE, csv_bytes
+from console.base.csv_files import safe_cell as _safe
 from console.base.i18n import direction
 from console.base.i18n import gettext as _
 from console.base.labels import label
-from console.reports.kpi_exports import CSV_TYPE, XLSX_TYPE, _safe, _text
+from console.reports.kpi_exports import XLSX_TYPE, _text
 from console.reports.reports import AgencyReport
 
 __all__ = ["CSV_TYPE", "XLSX_TYPE", "filename", "to_csv", "to_xlsx"]
@@ -38,6 +39,7 @@ SECRETARY_KEYS = (
     "phone_answered",
     "phone_talk_seconds",
     "missed_rings",
+    "declined_rings",
 )
 BILLING_KEYS = (
     "business_id",
@@ -75,6 +77,7 @@ def secretary_labels() -> list[str]:
         _("Phone calls answered"),
         _("Average talk time (seconds)"),
         _("Missed rings"),
+        _("Rings declined"),
     ]
 
 
@@ -130,6 +133,7 @@ def secretary_rows(report: AgencyReport) -> Iterator[list[Any]]:
             row.phone_answered,
             row.phone_talk_seconds,
             row.missed_rings,
+            row.declined_rings,
         ]
 
 
@@ -158,12 +162,7 @@ def to_csv(report: AgencyReport, which: str) -> bytes:
         "billing": (BILLING_KEYS, billing_rows(report)),
         "states": (STATE_KEYS, state_rows(report)),
     }[which]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(keys)
-    for row in rows:
-        writer.writerow([_safe(_text(value)) for value in row])
-    return buffer.getvalue().encode("utf-8-sig")
+    return csv_bytes([keys, *([_text(value) for value in row] for row in rows)])
 
 
 def to_xlsx(report: AgencyReport) -> bytes:

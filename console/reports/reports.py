@@ -41,7 +41,7 @@ from console.reports.kpi_report import describe_period
 from console.reports.kpis import HANDLED_KINDS
 from console.voice.state_report import StateDay, time_in_states
 from models import Business, Interaction, InteractionRating, Lead, Role, User
-from models.voice import Call
+from models.voice import Call, CallTransfer
 
 CALL_KINDS = ("inbound_call", "outbound_call")
 MESSAGE_KINDS = ("whatsapp", "sms", "email")
@@ -62,10 +62,12 @@ class SecretaryRow:
     rating_average: float | None = None
     ratings: int = 0
     # From the SIP server's record (`calls`): incoming calls she answered, their average talk
-    # in seconds (those ended), and the calls that rang her and that she did not answer.
+    # in seconds (those ended), the calls that rang her and that she did not answer nor
+    # decline, and those she declined (her reject button).
     phone_answered: int = 0
     phone_talk_seconds: float | None = None
     missed_rings: int = 0
+    declined_rings: int = 0
 
 
 @dataclass(frozen=True)
@@ -258,15 +260,29 @@ async def _phone_calls(
     session: AsyncSession, sql: PeriodSql, of: Callable[[uuid.UUID], dict[str, Any]]
 ) -> None:
     """Each secretary's incoming calls of the period from the SIP server's record: answered, the
-    talk of those ended, and the rings she missed (her SIP user, her id's hex, is in the call's
-    `rung` and she did not answer it)."""
+    talk of those ended, the rings she missed (her SIP user, her id's hex, is in the call's
+    `rung` and she did not answer it) and those she declined (in its `declined`). A call put
+    through to another secretary counts for the one who answered it last."""
     if sql.dialect == "postgresql":
         her_hex = func.replace(cast(User.id, String), "-", "")
     else:  # SQLite keeps a UUID as its 32 hex digits
         her_hex = func.lower(cast(User.id, String))
     hers = Call.answered_by_id == User.id
     rang_her = cast(Call.rung, String).contains(her_hex)
-    missed = and_(rang_her, or_(Call.answered_by_id.is_(None), Call.answered_by_id != User.id))
+    declined_by_her = cast(Call.declined, String).contains(her_hex)
+    # A call she answered and put through to another secretary (who answered it last) is not
+    # a ring she missed.
+    put_through = (
+        select(CallTransfer.id)
+        .where(CallTransfer.call_id == Call.id, CallTransfer.by_id == User.id)
+        .exists()
+    )
+    missed = and_(
+        rang_her,
+        ~declined_by_her,
+        or_(Call.answered_by_id.is_(None), Call.answered_by_id != User.id),
+        ~put_through,
+    )
     talked = and_(hers, Call.answered_at.is_not(None), Call.ended_at.is_not(None))
     rows = await session.execute(
         select(
@@ -277,22 +293,35 @@ async def _phone_calls(
                 case((talked, sql.epoch(Call.ended_at) - sql.epoch(Call.answered_at)), else_=0)
             ),
             func.sum(case((missed, 1), else_=0)),
+            func.sum(case((declined_by_her, 1), else_=0)),
         )
         .join(Call, or_(hers, rang_her))
         .where(Call.direction == "in", sql.in_period(Call.business_id, Call.arrived_at))
         .group_by(User.id)
     )
-    for user_id, answered, talked_count, seconds, missed_count in rows:
+    for user_id, answered, talked_count, seconds, missed_count, declined_count in rows:
         of(user_id).update(
             phone_answered=int(answered or 0),
             phone_talk_seconds=(
                 round(int(seconds or 0) / int(talked_count), 1) if talked_count else None
             ),
             missed_rings=int(missed_count or 0),
+            declined_rings=int(declined_count or 0),
         )
 
 
 # --- per business and month -----------------------------------------------------------------------
+
+
+async def business_months(
+    session: AsyncSession, businesses: Sequence[Business], period: Period, *, now: datetime
+) -> list[BusinessMonth]:
+    """The per business and month report alone (two statements): the usage billing charges
+    for (console/reports/billing.py), so a statement and this report cannot disagree."""
+    if not businesses:
+        return []
+    sql = PeriodSql(zone_groups(businesses, period), dialect_of(session), now)
+    return await _business_months(session, sql, businesses, period)
 
 
 async def _business_months(

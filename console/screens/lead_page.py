@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from console.business.hours import BusinessHours
 from console.calendar.appointments import appointments_of_lead
+from console.leads.call_notices import LeadNotice, notices_of_lead
 from console.leads.canned_replies import canned_replies, fill_reply
 from console.leads.feedback import comments_of_lead
 from console.leads.leads import get_lead, secretaries_of
@@ -23,8 +24,13 @@ from console.people.availability import OwnerAway, owners_away
 from console.sla.sla import clock_for
 from console.tasks.paging import LeadPages, pages_of_lead
 from console.tasks.tasks import people_for_hand_off, tasks_of_lead
+from console.voice import recordings
+from console.voice.calls import CallLine, calls_of_lead
+from console.voice.transfers import transfers_of_lead
 from models import Business, Comment, Interaction, Lead, Role, Script, Task, User
+from models.recordings import Recording
 from models.records import Appointment
+from models.voice import CallTransfer
 
 # A hand-off is due, unless she says otherwise, two of the business's working hours from now.
 DEFAULT_DUE_IN_COVERED_MINUTES = 120
@@ -88,6 +94,14 @@ class ContactHistory:
                 return sorted(drafts, key=lambda i: (i.started_at, i.id))
         return []
 
+    @property
+    def wrapped_up(self) -> bool:
+        """A call or message on the current lead was wrapped up: its owners may have been told."""
+        for entry in self.entries:
+            if entry.lead.id == self.current_lead_id:
+                return any(i.status == "done" and i.kind != "note" for i in entry.interactions)
+        return False
+
     def draft_of(self, user: User) -> Interaction | None:
         """The call log `user` has open on the current lead, if any."""
         for entry in self.entries:
@@ -120,6 +134,14 @@ class LeadView:
     appointments: list[Appointment] = field(default_factory=list)  # booked for this lead
     # Its urgent hand-offs' pages: who has it now (console/tasks/paging.py).
     pages: LeadPages = field(default_factory=lambda: LeadPages([]))
+    # Its calls through the SIP server, how each went (console/voice/calls.py).
+    calls: list[CallLine] = field(default_factory=list)
+    # Its calls put through to someone else (console/voice/transfers.py).
+    transfers: list[CallTransfer] = field(default_factory=list)
+    # Its call recordings and voicemail (console/voice/recordings.py), oldest first.
+    recordings: list[Recording] = field(default_factory=list)
+    # The owners' messages after its calls, with their delivery (console/leads/call_notices.py).
+    owner_notices: list[LeadNotice] = field(default_factory=list)
 
     @property
     def unfinished(self) -> list[Interaction]:
@@ -184,29 +206,37 @@ async def lead_view(
         comments=await comments_of_lead(session, lead.id),
         appointments=await appointments_of_lead(session, lead.id),
         pages=await pages_of_lead(session, lead.id) if urgent else LeadPages([]),
+        # only a phone lead can have had a call put through
+        transfers=await transfers_of_lead(session, lead.id) if lead.channel == "phone" else [],
+        calls=await calls_of_lead(session, lead.id) if lead.channel == "phone" else [],
+        recordings=await recordings.of_lead(session, lead.id),
+        owner_notices=await notices_of_lead(session, lead.id) if history.wrapped_up else [],
     )
     if opened:
         await record_lead_view(session, lead.id, lead.business_id, actor=viewer)
     return view
 
 
+# A contact's leads and interactions, newest first: built once, as every lead page and contact
+# page reads them.
+LEADS_OF_CONTACT = (
+    select(Lead).where(Lead.contact_id == bindparam("contact_id")).order_by(Lead.created_at.desc())
+)
+INTERACTIONS_OF_CONTACT = (
+    select(Interaction)
+    .where(Interaction.contact_id == bindparam("contact_id"))
+    .options(joinedload(Interaction.user))
+    .order_by(Interaction.started_at.desc())
+)
+
+
 async def leads_and_interactions(
     session: AsyncSession, contact_id: uuid.UUID
 ) -> tuple[list[Lead], dict[uuid.UUID, list[Interaction]]]:
     """A contact's leads and, per lead, its interactions, newest first: two statements."""
-    leads = (
-        await session.scalars(
-            select(Lead).where(Lead.contact_id == contact_id).order_by(Lead.created_at.desc())
-        )
-    ).all()
-    interactions = (
-        await session.scalars(
-            select(Interaction)
-            .where(Interaction.contact_id == contact_id)
-            .options(joinedload(Interaction.user))
-            .order_by(Interaction.started_at.desc())
-        )
-    ).all()
+    values = {"contact_id": contact_id}
+    leads = (await session.scalars(LEADS_OF_CONTACT, values)).all()
+    interactions = (await session.scalars(INTERACTIONS_OF_CONTACT, values)).all()
     by_lead: dict[uuid.UUID, list[Interaction]] = {}
     for interaction in interactions:
         by_lead.setdefault(interaction.lead_id, []).append(interaction)

@@ -5,6 +5,7 @@ script versions their answers were given against are loaded in one statement."""
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Mapping
@@ -24,8 +25,15 @@ from console.leads.feedback import comments_of_lead, comments_of_tasks
 from console.leads.leads import get_lead
 from console.people.audit import Actor, record_lead_view
 from console.people.availability import Away, away_now, default_until, describe
-from console.people.tenancy import parse_id, scoped, visible_businesses
+from console.people.tenancy import (
+    may_see_bound,
+    parse_id,
+    permissions_of,
+    scoped,
+    visible_businesses,
+)
 from console.tasks.tasks import my_tasks, tasks_of_lead
+from console.voice import recordings
 from models import (
     Business,
     Comment,
@@ -40,6 +48,7 @@ from models import (
 )
 from models.contacts import CHANNELS
 from models.leads import OUTCOMES, STAGES
+from models.recordings import Recording
 
 PAGE_SIZE = 20
 MAX_PAGE = 500
@@ -136,6 +145,23 @@ def _handled_statement() -> Select[*tuple[Any, ...]]:
             or_(Interaction.direction.is_(None), Interaction.direction != "in"),
             secretary.role != Role.OWNER,
         )
+    )
+
+
+@functools.cache
+def _handled_by_role(role: str) -> Select[*tuple[Any, ...]]:
+    """The handled interactions a role's user may see, built once (the viewer a parameter)."""
+    return _handled_statement().where(may_see_bound(role, Interaction.business_id))
+
+
+@functools.cache
+def _first_page(role: str) -> Select[*tuple[Any, ...]]:
+    """The review as the portal opens it (no filter, the first page): built once per role, as
+    every opening of the portal reads it."""
+    return (
+        _handled_by_role(role)
+        .order_by(Interaction.started_at.desc(), Interaction.id.desc())
+        .limit(PAGE_SIZE + 1)
     )
 
 
@@ -286,7 +312,33 @@ async def review(
     zone = ZoneInfo(reference.timezone if reference else DEFAULT_TIMEZONE)
     today = now.astimezone(zone).date()
 
-    statement = scoped(_handled_statement(), user, Interaction.business_id)
+    filtered = chosen or start or end or filters.channel or filters.stage or filters.outcome
+    if not (filtered or filters.q) and filters.page == 1:
+        statement = _first_page(user.role)
+    else:
+        statement = _filtered(user.role, filters, chosen, start, end, zone)
+    rows = list(await session.execute(statement, {"viewer_id": user.id}))
+    live = not (filters.q or filters.outcome or filters.page > 1 or (end and end < today))
+    return Review(
+        filters=filters,
+        rows=await _with_questions(session, rows[:PAGE_SIZE]),
+        more=len(rows) > PAGE_SIZE,
+        businesses=businesses,
+        today=today,
+        live=live,
+    )
+
+
+def _filtered(
+    role: str,
+    filters: ReviewFilters,
+    chosen: Business | None,
+    start: date | None,
+    end: date | None,
+    zone: ZoneInfo,
+) -> Select[*tuple[Any, ...]]:
+    """The review's page with the filters set, built per request."""
+    statement = _handled_by_role(role)
     if chosen is not None:
         statement = statement.where(Interaction.business_id == chosen.id)
     if start:
@@ -301,20 +353,10 @@ async def review(
         statement = statement.where(Interaction.outcome == filters.outcome)
     if filters.q:
         statement = statement.where(_search(filters.q))
-    statement = (
+    return (
         statement.order_by(Interaction.started_at.desc(), Interaction.id.desc())
         .offset((filters.page - 1) * PAGE_SIZE)
         .limit(PAGE_SIZE + 1)
-    )
-    rows = list(await session.execute(statement))
-    live = not (filters.q or filters.outcome or filters.page > 1 or (end and end < today))
-    return Review(
-        filters=filters,
-        rows=await _with_questions(session, rows[:PAGE_SIZE]),
-        more=len(rows) > PAGE_SIZE,
-        businesses=businesses,
-        today=today,
-        live=live,
     )
 
 
@@ -331,6 +373,7 @@ class OwnerLead:
     handled: list[HandledRow]
     tasks: list[Task]
     comments: list[Comment]
+    recordings: list[Recording]
 
 
 async def owner_lead(
@@ -353,6 +396,7 @@ async def owner_lead(
         handled=handled,
         tasks=await tasks_of_lead(session, user, lead),
         comments=await comments_of_lead(session, lead.id),
+        recordings=await recordings.of_lead(session, lead.id),
     )
     if opened:
         await record_lead_view(session, lead.id, lead.business_id, actor=viewer, via="portal")
@@ -399,13 +443,15 @@ class PortalPage:
     away_text: str
     timezone: str  # his first business's: the zone his status's end is typed in
     default_until: str
+    # what he may do in each of his businesses (tenancy.PERMISSIONS), for the links offered
+    permissions: dict[uuid.UUID, frozenset[str]] = field(default_factory=dict)
 
 
 async def portal_page(
     session: AsyncSession, user: User, filters: ReviewFilters, *, now: datetime, tasks: bool = True
 ) -> PortalPage:
-    """The owner's home: his status, his open tasks and the review; five statements (three
-    when only the review is asked for)."""
+    """The owner's home: his status, his open tasks, what he may do in each business and the
+    review; six statements (three when only the review is asked for)."""
     found = await review(session, user, filters, now=now)
     timezone = found.businesses[0].timezone if found.businesses else DEFAULT_TIMEZONE
     away = away_now(user, now)
@@ -416,6 +462,7 @@ async def portal_page(
         away_text=describe(away, timezone, now) if away else "",
         timezone=timezone,
         default_until=default_until(timezone, now),
+        permissions=await permissions_of(session, user) if tasks else {},
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.live.hub import Hub
 from console.people.tenancy import visible_businesses
+from console.screens.alerts_page import current
 from console.voice.states import AgentState, Standing, standing_of
 from models import AgentStatus, Alert, Business, Contact, Interaction, Lead, Role, User
 
@@ -105,11 +106,7 @@ async def wallboard(
         )
     for business_id, level, count in await session.execute(
         select(Alert.business_id, Alert.level, func.count())
-        .where(
-            Alert.acknowledged_at.is_(None),
-            Alert.cleared_at.is_(None),
-            Alert.business_id.in_(ids),
-        )
+        .where(*current(), Alert.business_id.in_(ids))  # one per lead, as the panel shows
         .group_by(Alert.business_id, Alert.level)
     ):
         lines[business_id]["breaches" if level == "breach" else "warnings"] = count

@@ -12,7 +12,7 @@ from sqlalchemy.orm import joinedload
 
 from console.base.errors import Invalid
 from console.base.i18n import gettext, speaking_to
-from console.channels.notify import queue_notification
+from console.channels.notify import queue_notification, queue_push
 from console.people.availability import away_now
 from models import Business, Lead, OwnerMembership, User
 
@@ -74,7 +74,19 @@ async def _notify_owner(
     body: str,
     now: datetime,
 ) -> None:
-    """On the owner's chosen channel; by e-mail when that channel has no address for him."""
+    """On the owner's chosen channel; by e-mail when that channel has no address for him; and
+    to his browsers when he wants breaches by push."""
+    await queue_push(
+        session,
+        owner,
+        kind="breach",
+        key=f"alert:{breach['id']}:user:{owner.id}",
+        business_id=breach["business_id"],
+        title=subject,
+        body=body,
+        path=f"/portal/leads/{breach['lead_id']}",
+        now=now,
+    )
     channel = owner.notify_channel if owner.phone else "email"
     recipient = owner.phone if channel != "email" and owner.phone else owner.email
     try:

@@ -418,13 +418,28 @@ async def insert_new_alerts(
 async def acknowledge(
     session: AsyncSession, user: User, alert_id: str | uuid.UUID, *, now: datetime
 ) -> Alert:
-    """A person has seen the alert: who and when are kept; doing it twice changes nothing."""
+    """A person has seen the alert: who and when are kept; doing it twice changes nothing. A
+    lead's first-response alerts are one alert that rises: its lower levels still open are
+    acknowledged with it (console/screens/alerts_page.py)."""
     if user.role == Role.OWNER:
         raise NotFound("Not found.")
     alert = await get_scoped(session, user, Alert, alert_id)
     if alert.acknowledged_at is None:
         alert.acknowledged_at = now
         alert.acknowledged_by_id = user.id
+        if alert.kind == "first_response" and alert.lead_id is not None:
+            await session.execute(
+                update(Alert)
+                .where(
+                    Alert.lead_id == alert.lead_id,
+                    Alert.kind == alert.kind,
+                    Alert.id != alert.id,
+                    Alert.acknowledged_at.is_(None),
+                    Alert.cleared_at.is_(None),
+                )
+                .values(acknowledged_at=now, acknowledged_by_id=user.id)
+                .execution_options(synchronize_session=False)
+            )
         await session.flush()
         await events.record(
             session,
@@ -433,6 +448,7 @@ async def acknowledge(
             at=now,
             alert_id=alert.id,
             lead_id=alert.lead_id,
+            alert_kind=alert.kind,
             user_id=user.id,
         )
     return alert

@@ -2,11 +2,11 @@
 wants to be reached.
 
 Who is on call at a moment: a dated exception for that day (the business's wall date) wins,
-then the person set for the business calendar's holidays or their eves (the same calendar its
-covered hours use: console/business/hours.py), then the weekly pattern's window that holds the
-moment; otherwise nobody in particular. Pages go to him first, then down the chain in its order
-(owner, deputy, ...), each person once. The admin sets it on `/agency/businesses/{id}/on-call`;
-the owner reads it in his portal.
+then the person set for the business calendar's holidays (and the days its hours close by an
+exception) or their eves (the same calendar its covered hours use: console/business/hours.py),
+then the weekly pattern's window that holds the moment; otherwise nobody in particular. Pages
+go to him first, then down the chain in its order (owner, deputy, ...), each person once. The
+admin sets it on `/agency/businesses/{id}/on-call`; the owner reads it in his portal.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, or_, select
+from sqlalchemy import bindparam, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.errors import Invalid
@@ -89,19 +89,32 @@ class RotaForm:
         )
 
 
+# Built once (every lead page reads it): the business is the parameter `business_id`.
+PEOPLE_FOR_HAND_OFF = (
+    select(User)
+    .where(
+        User.active.is_(True),
+        or_(
+            User.id.in_(
+                select(OwnerMembership.user_id).where(
+                    OwnerMembership.business_id == bindparam("business_id")
+                )
+            ),
+            User.id.in_(
+                select(SecretaryAssignment.user_id).where(
+                    SecretaryAssignment.business_id == bindparam("business_id")
+                )
+            ),
+        ),
+    )
+    .order_by(case((User.role == Role.OWNER, 0), else_=1), User.name)
+)
+
+
 async def people_for_hand_off(session: AsyncSession, business_id: uuid.UUID) -> list[User]:
     """Whom a lead's task can go to, and who can be on call: the business's owners first, then
     its secretaries."""
-    owners = select(OwnerMembership.user_id).where(OwnerMembership.business_id == business_id)
-    secretaries = select(SecretaryAssignment.user_id).where(
-        SecretaryAssignment.business_id == business_id
-    )
-    statement = (
-        select(User)
-        .where(User.active.is_(True), or_(User.id.in_(owners), User.id.in_(secretaries)))
-        .order_by(case((User.role == Role.OWNER, 0), else_=1), User.name)
-    )
-    return list((await session.scalars(statement)).all())
+    return list((await session.scalars(PEOPLE_FOR_HAND_OFF, {"business_id": business_id})).all())
 
 
 async def rota_of(session: AsyncSession, business_id: uuid.UUID) -> OnCallRota | None:
@@ -204,7 +217,8 @@ def on_call_at(rota: OnCallRota, clock: BusinessHours, now: datetime) -> str:
         if dated["date"] == today.isoformat():
             return str(dated["user"])
     kind = clock.day_kind(today)
-    if kind == "holiday" and rota.holidays:
+    # A day the business's own calendar closes (an hours exception) is a holiday to the rota.
+    if kind in ("holiday", "closed") and rota.holidays:
         return rota.holidays
     if kind == "eve" and rota.eves:
         return rota.eves

@@ -13,7 +13,9 @@ recipient's phone.
 
 Every page, its delivery (the notification's status), its acknowledgement and its passing on
 are the lead's `pages`, shown on the lead page and redrawn live by their events
-(`page.sent`, `page.passed`, `page.acknowledged`, `page.exhausted`).
+(`page.sent`, `page.passed`, `page.acknowledged`, `page.exhausted`). When the order is spent
+with nobody acknowledging, the agency gets a breach alert (`on_call_exhausted`, once per task)
+on its alerts panel.
 """
 
 from __future__ import annotations
@@ -34,14 +36,15 @@ from console.base.db import after_commit, dialect_of
 from console.base.errors import Conflict, ConsoleError, Invalid, NotFound
 from console.base.i18n import gettext, using_locale
 from console.base.scheduler import SweepAt
-from console.channels.notify import queue_notification
+from console.channels.notify import queue_notification, queue_push
 from console.contacts.contacts import normalise_phone
 from console.live import events
 from console.people.availability import away_now
-from console.sla.sla import clock_for
+from console.sla.sla import clock_for, insert_new_alerts
 from console.tasks.on_call import order_at, reach_of, rota_of
 from console.tasks.task_links import TaskLinks
 from models import Business, Notification, Task, User
+from models.base import new_id
 from models.on_call import Page
 
 SALT = "mazkira.page-link"
@@ -107,7 +110,35 @@ async def _page_next(
     await events.record(
         session, business.id, "page.exhausted", at=now, lead_id=task.lead_id, task_id=task.id
     )
+    await _alert_agency(session, task, now=now)
     return None
+
+
+async def _alert_agency(session: AsyncSession, task: Task, *, now: datetime) -> None:
+    """Nobody in the chain acknowledged (or nobody could be paged): a breach on the agency's
+    alerts panel, raised once per task, pushed live like every alert."""
+    row = {
+        "id": new_id(),
+        "key": f"task:{task.id}:on_call_exhausted",
+        "business_id": task.business_id,
+        "lead_id": task.lead_id,
+        "task_id": task.id,
+        "kind": "on_call_exhausted",
+        "level": "breach",
+        "percent": 100,
+        "due_at": now,
+        "raised_at": now,
+    }
+    for raised in await insert_new_alerts(session, [row]):
+        await events.record(
+            session,
+            task.business_id,
+            "alert.raised",
+            at=now,
+            alert_id=raised["id"],
+            lead_id=task.lead_id,
+            level="breach",
+        )
 
 
 async def _page(
@@ -171,6 +202,17 @@ async def _page(
             user_id=person.id,
             now=now,
         )
+    # and to his browsers, when he wants urgent matters by push (console/channels/push.py)
+    await queue_push(
+        session,
+        person,
+        kind="urgent",
+        key=key,
+        business_id=business.id,
+        title=subject,
+        body=body,
+        now=now,
+    )
     page.notification_id = await session.scalar(
         select(Notification.id).where(Notification.idempotency_key == key)
     )

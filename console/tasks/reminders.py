@@ -2,11 +2,12 @@
 
 A lead at the quote stage is followed up on the business's days (2, 5 and 10 after it entered
 the stage); a classed customer once a period of his class (A 14, B 30, C 90 days) after the last
-contact or the last reminder. Each reminder is a task for the business's secretary (the lead's
-holder first) or a notification to its owners, as the business chose, written once under a
-unique key (`quote:<lead>:<stage entered>:d<day>`, `abc:<contact>:<due date>`). The job reads
-due leads and contacts through the partial indexes on `followup_at` alone (on PostgreSQL with
-SKIP LOCKED, so two workers split them) and moves each to its next moment.
+contact or the last reminder; a customer's birthday on the day, or the days before it that
+the business chose. Each reminder is a task for the business's secretary (the lead's holder
+first) or a notification to its owners, as the business chose, written once under a unique key
+(`quote:<lead>:<stage entered>:d<day>`, `abc:<contact>:<due date>`, `birthday:<contact>:<year>`).
+The job reads due leads and contacts through the partial indexes on `followup_at` alone (on
+PostgreSQL with SKIP LOCKED, so two workers split them) and moves each to its next moment.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from console.base.db import after_commit, dialect_of, made_once
-from console.base.i18n import gettext, speaking_to, using_locale
+from console.base.i18n import format_day, gettext, speaking_to, using_locale
 from console.base.scheduler import SweepAt
 from console.business.reminder_policy import (
+    Birthday,
     ReminderPolicy,
+    birthday_due,
     contact_due,
+    next_look,
     quote_moments,
     reminder_policies,
     set_reminder_policy,
@@ -125,26 +129,40 @@ async def remind_followups(
             )
         lead.followup_at = next((moment for _day, moment in moments if moment > now), None)
     for contact in contacts:
-        policy = policies[contact.business_id]
-        due = contact_due(contact, policy)
-        if due is None or due > now:  # unclassed, switched off, or spoken to since
-            contact.followup_at = due
-            continue
-        assert contact.abc_class is not None
-        report.written += await _remind(
-            session,
-            businesses[contact.business_id],
-            people,
-            key=f"abc:{contact.id.hex}:{due:%Y%m%d}",
-            compose=_class_text(contact, now),
-            deliver=policy.class_as,
-            holder_id=None,
-            lead_id=None,
-            high=contact.abc_class == "A",
-            now=now,
-        )
-        contact.followed_up_at = now
-        contact.followup_at = contact_due(contact, policy)
+        policy, business = policies[contact.business_id], businesses[contact.business_id]
+        due = contact_due(contact, policy)  # None: unclassed or switched off
+        if due is not None and due <= now:  # not spoken to since
+            assert contact.abc_class is not None
+            report.written += await _remind(
+                session,
+                business,
+                people,
+                key=f"abc:{contact.id.hex}:{due:%Y%m%d}",
+                compose=_class_text(contact, now),
+                deliver=policy.class_as,
+                holder_id=None,
+                lead_id=None,
+                high=contact.abc_class == "A",
+                now=now,
+            )
+            contact.followed_up_at = now
+        birthday = birthday_due(contact, policy, business.timezone, now)
+        if birthday is not None and birthday.remind_at <= now:
+            report.written += await _remind(
+                session,
+                business,
+                people,
+                key=f"birthday:{contact.id.hex}:{birthday.day:%Y}",
+                compose=_birthday_text(contact, birthday),
+                deliver=policy.birthday_as,
+                holder_id=None,
+                lead_id=None,
+                now=now,
+            )
+            # the next look skips this birthday: its reminder is written
+            contact.followup_at = next_look(contact, policy, business.timezone, birthday.ends_at)
+        else:
+            contact.followup_at = next_look(contact, policy, business.timezone, now)
     await session.flush()
     return report
 
@@ -302,6 +320,69 @@ def _class_text(contact: Contact, now: datetime) -> Compose:
         )
 
     return compose
+
+
+def _birthday_text(contact: Contact, birthday: Birthday) -> Compose:
+    def compose() -> tuple[str, str]:
+        values = {
+            "name": _who(contact),
+            "date": format_day(birthday.day),
+            "age": birthday.age,
+            "phone": display_phone(contact.phone) or contact.email or "-",
+        }
+        return (
+            gettext("Birthday: %(name)s (%(date)s)") % values,
+            gettext("%(name)s turns %(age)s on %(date)s. Wish them well: %(phone)s") % values,
+        )
+
+    return compose
+
+
+FOLLOWUP_HORIZON = timedelta(days=14)
+FOLLOWUP_ROWS = 50
+
+
+@dataclass(frozen=True)
+class DueFollowup:
+    """A row of the task list's customer follow-ups: a classed customer due (or soon)."""
+
+    contact: Contact
+    business_name: str
+    timezone: str
+    due_at: datetime
+    every_days: int
+
+    def overdue(self, now: datetime) -> bool:
+        return self.due_at <= now
+
+
+async def due_followups(
+    session: AsyncSession, user: User, *, now: datetime, horizon: timedelta = FOLLOWUP_HORIZON
+) -> list[DueFollowup]:
+    """The A/B/C follow-ups of the user's businesses due by `now + horizon`, the soonest
+    first: what the reminder sweep will turn into tasks, and those it has not reached yet
+    (read through the partial index on `followup_at`, which is never later than the due time)."""
+    rows = await session.execute(
+        select(Contact, Business.name, Business.timezone)
+        .join(Business, Business.id == Contact.business_id)
+        .where(
+            Contact.followup_at <= now + horizon,
+            Contact.abc_class.is_not(None),
+            Contact.erased_at.is_(None),
+            may_see(user, Contact.business_id),
+        )
+        .order_by(Contact.followup_at, Contact.id)
+        .limit(FOLLOWUP_ROWS * 4)
+    )
+    found = list(rows)
+    policies = await reminder_policies(session, sorted({c.business_id for c, _n, _z in found}))
+    due = []
+    for contact, name, zone in found:
+        policy = policies[contact.business_id]
+        at = contact_due(contact, policy)
+        if at is not None and at <= now + horizon and contact.abc_class:
+            due.append(DueFollowup(contact, name, zone, at, policy.days_for(contact.abc_class)))
+    return sorted(due, key=lambda row: (row.due_at, str(row.contact.id)))[:FOLLOWUP_ROWS]
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,9 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console.base.errors import Invalid
 from console.base.i18n import format_local, gettext, speaking_to
 from console.business.reminder_policy import reminder_policies
-from console.channels.notify import queue_notification
+from console.channels.to_person import send_to_person
 from console.people.availability import held_until
 from console.tasks.task_links import TaskLinks
 from models import Business, Role, Task, User
@@ -34,41 +33,23 @@ async def notify_user(
     subject: str,
     body: str,
     buttons: list[dict[str, str]] | None = None,
+    push_kind: str = "",
     now: datetime,
 ) -> bool:
     """On the person's chosen channel, or by e-mail when that channel has no address for him;
     True when this key was not queued before. While he is away (console/people/availability.py) it
-    waits for the end of his status."""
-    send_at = held_until(user, now)
-    channel = user.notify_channel if user.phone else "email"
-    if channel != "email":
-        try:
-            return await queue_notification(
-                session,
-                key=key,
-                business_id=business_id,
-                channel=channel,
-                recipient=user.phone or "",
-                subject=subject,
-                body=body,
-                buttons=buttons if channel == "whatsapp" else None,
-                user_id=user.id,
-                now=now,
-                send_at=send_at,
-            )
-        except Invalid:  # a phone the channel cannot send to: e-mail still reaches him
-            pass
-    return await queue_notification(
+    waits for the end of his status. A `push_kind` he wants by push (console/channels/push.py)
+    also goes to his browsers."""
+    return await send_to_person(
         session,
+        user,
         key=key,
         business_id=business_id,
-        channel="email",
-        recipient=user.email,
         subject=subject,
         body=body,
-        user_id=user.id,
+        buttons=buttons,
+        push_kind=push_kind,
         now=now,
-        send_at=send_at,
     )
 
 
@@ -121,6 +102,7 @@ async def tell_assignee(
         subject=subject,
         body=body,
         buttons=buttons,
+        push_kind="urgent" if task.priority == "urgent" else "handoff",
         now=now,
     )
 

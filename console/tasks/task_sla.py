@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console.base.db import after_commit
 from console.base.errors import Conflict, Invalid, NotFound
 from console.base.scheduler import SweepAt
-from console.business.reminder_policy import reminder_policy
+from console.business.reminder_policy import read_policy
 from console.live import events
 from console.people.audit import Actor, record_change
 from console.people.tenancy import get_scoped
@@ -47,7 +47,7 @@ async def start_task_clock(session: AsyncSession, task: Task, business: Business
             task.acknowledge_by = clock_for(business).add_covered_minutes(task.created_at, minutes)
     before = policy.remind_before_due_minutes if policy else DEFAULT_REMIND_BEFORE_DUE_MINUTES
     remind_at = task.due_at - timedelta(minutes=before)
-    wanted = (await reminder_policy(session, business.id)).task_reminders
+    wanted = read_policy(policy).task_reminders  # the same row keeps both policies
     task.remind_at = remind_at if wanted and remind_at > task.created_at else None
     _set_next_alert(task, after=task.created_at)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -16,7 +17,7 @@ from console.base.errors import Conflict, Invalid, NotFound
 from console.base.scheduler import SweepAt
 from console.leads.leads import get_lead
 from console.live import events
-from console.people.tenancy import get_scoped, scoped
+from console.people.tenancy import VIEWER_ID, get_scoped, may_see_bound
 from console.tasks import paging, task_notices, task_sla
 from console.tasks.on_call import people_for_hand_off as people_for_hand_off
 from console.tasks.task_links import TaskLinks
@@ -70,13 +71,11 @@ async def hand_off(
         raise Invalid("The due time is in the past.", field="due")
     if handoff.priority not in PRIORITIES:
         raise Invalid("Unknown priority.", field="priority")
-    allowed = {person.id for person in await people_for_hand_off(session, lead.business_id)}
+    allowed = {person.id: person for person in await people_for_hand_off(session, lead.business_id)}
     try:
-        assignee_id = uuid.UUID(handoff.assignee_id)
-    except ValueError:
+        assignee = allowed[uuid.UUID(handoff.assignee_id)]
+    except (ValueError, KeyError):
         raise Invalid("Pick whom the task is for.", field="assignee_id") from None
-    if assignee_id not in allowed:
-        raise Invalid("Pick whom the task is for.", field="assignee_id")
     key = handoff.request_key[:64] or None
 
     async def earlier() -> Task | None:
@@ -87,7 +86,7 @@ async def hand_off(
         )
 
     async def write() -> Task:
-        return await _new_task(session, user, lead, handoff, assignee_id, due_at, key, now, links)
+        return await _new_task(session, user, lead, handoff, assignee, due_at, key, now, links)
 
     task, _new = await made_once(session, earlier, write)
     return task
@@ -98,7 +97,7 @@ async def _new_task(
     user: User,
     lead: Lead,
     handoff: HandOff,
-    assignee_id: uuid.UUID,
+    assignee: User,
     due_at: datetime,
     key: str | None,
     now: datetime,
@@ -108,16 +107,17 @@ async def _new_task(
         business_id=lead.business_id,
         lead_id=lead.id,
         created_by_id=user.id,
-        assignee_id=assignee_id,
+        assignee_id=assignee.id,
         title=handoff.title.strip()[:300],
         details=handoff.details[:20_000],
         due_at=due_at,
         priority=handoff.priority,
+        status="open",  # the clock reads it before the INSERT would set it
         created_at=now,
         request_key=key,
     )
-    session.add(task)
-    await task_sla.start_task_clock(session, task, lead.business)
+    await task_sla.start_task_clock(session, task, lead.business)  # before it is added:
+    session.add(task)  # one INSERT with its promises, not an INSERT and UPDATEs
     await session.flush()
     if task.next_alert_at is not None:
         after_commit(session, SweepAt(task.next_alert_at))
@@ -128,9 +128,8 @@ async def _new_task(
         at=now,
         task_id=task.id,
         lead_id=lead.id,
-        assignee_id=assignee_id,
+        assignee_id=assignee.id,
     )
-    assignee = await session.get_one(User, assignee_id)
     if assignee.role == Role.OWNER:  # secretaries see their tasks live in the console
         await task_notices.tell_assignee(
             session, task, assignee, lead.business, "handed", links=links, now=now
@@ -139,25 +138,44 @@ async def _new_task(
     return task
 
 
+@functools.cache
+def _my_tasks_statement(role: str, of_status: bool) -> Select[Task]:
+    """Built once per role (and with or without a status): the tasks page and the portal read
+    it on every request."""
+    statement = (
+        select(Task)
+        .where(
+            may_see_bound(role, Task.business_id),
+            or_(Task.assignee_id == VIEWER_ID, Task.created_by_id == VIEWER_ID),
+        )
+        .options(joinedload(Task.assignee), joinedload(Task.created_by), joinedload(Task.business))
+    )
+    if of_status:
+        statement = statement.where(Task.status == bindparam("status"))
+    return statement.order_by(Task.due_at).limit(200)
+
+
 async def my_tasks(session: AsyncSession, user: User, *, status: str = "open") -> list[Task]:
     """Tasks for the user (and, for a secretary, the ones she handed off), soonest due first."""
-    statement = scoped(select(Task), user, Task.business_id).options(
-        joinedload(Task.assignee), joinedload(Task.created_by), joinedload(Task.business)
-    )
-    statement = statement.where(or_(Task.assignee_id == user.id, Task.created_by_id == user.id))
-    if status:
-        statement = statement.where(Task.status == status)
-    return list((await session.scalars(statement.order_by(Task.due_at).limit(200))).all())
+    values = {"viewer_id": user.id, "status": status}
+    statement = _my_tasks_statement(user.role, bool(status))
+    return list((await session.scalars(statement, values)).all())
 
 
-async def tasks_of_lead(session: AsyncSession, user: User, lead: Lead) -> list[Task]:
-    statement = (
-        scoped(select(Task), user, Task.business_id)
-        .where(Task.lead_id == lead.id)
+@functools.cache
+def _tasks_of_lead_statement(role: str) -> Select[Task]:
+    """Built once per role: every lead page reads it."""
+    return (
+        select(Task)
+        .where(may_see_bound(role, Task.business_id), Task.lead_id == bindparam("lead_id"))
         .options(joinedload(Task.assignee))
         .order_by(Task.created_at.desc())
     )
-    return list((await session.scalars(statement)).all())
+
+
+async def tasks_of_lead(session: AsyncSession, user: User, lead: Lead) -> list[Task]:
+    values = {"lead_id": lead.id, "viewer_id": user.id}
+    return list((await session.scalars(_tasks_of_lead_statement(user.role), values)).all())
 
 
 async def set_task_status(

@@ -4,18 +4,30 @@ The SIP server asks (`POST /sip/route`) for every new call from the trunk and ag
 ring nobody answered or every wait; Mazkira answers from the agent states (`routing.decide`)
 and the SIP server carries it out. The first question makes the call a lead through the one
 arrival path, with its SLA clock. The SIP server then reports what happened (`POST /sip/events`:
-answered by whom, ended and why, cancelled by the caller, failed), and the record is completed
-from those alone: a browser that closes mid-call loses nothing.
+answered by whom, declined by whom (her reject button's 603), ended and why, cancelled by the
+caller, failed), and the record is completed from those alone: a browser that closes mid-call
+loses nothing. A secretary who declined a call is not rung for it again; routing goes on to the
+next one, the queue or the overflow as usual.
 
 The answers are `key=value` pairs joined by `;`, which Kamailio reads with `{param.value,key}`:
     action=ring;users=<hex>.<hex>;seconds=20   ring these secretaries' phones this long
     action=wait;seconds=5                      keep the caller ringing, ask again after that
     action=overflow                            nobody: reject (480), the lead is a call-back
-    action=overflow;to=voicemail               the business's overflow rule says where (to=
+    action=ring;users=<hex>;seconds=20;record=1  the business records its calls (rtpengine)
+    …;record=1;announce=1                      and has an announcement: Kamailio blocks the
+                                               call's media as she answers, until Mazkira has
+                                               played it (voicemail.announce)
+    action=overflow;to=voicemail;max=120       the business's overflow rule says where (to=
                                                voicemail|on_call|business|callback, with
-                                               ;number= or ;line= to dial); until the SIP side
-                                               carries these out, handled as above
+                                               ;number= or ;line= to dial); voicemail is then
+                                               asked for (`POST /sip/voicemail`,
+                                               console/voice/voicemail.py; max: the longest
+                                               message, in seconds); the others are
+                                               handled as above until the SIP side does them
     action=dial;from=+97231234567              (outgoing) show the business's number
+    action=refer / action=out;number=… / action=line;number=… / action=dial;…;to=…
+                                               a transfer's REFER, its leg, her call to him
+                                               first (console/voice/transfers.py)
 """
 
 from __future__ import annotations
@@ -25,8 +37,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,9 +48,9 @@ from console.base.errors import Conflict, Invalid, NotFound
 from console.base.i18n import gettext, using_locale
 from console.channels.lines import business_on_line
 from console.contacts.contact_book import touch_contact
-from console.contacts.contacts import normalise_phone
 from console.intake.arrivals import Arrival, Arrived, ById
 from console.intake.arrivals import write as write_arrivals
+from console.intake.callers import WITHHELD, call_subject, caller_number
 from console.leads.calls import stamp_first_response, start_interaction
 from console.leads.leads import get_lead
 from console.leads.scripts import fill_greeting, published_script
@@ -45,17 +58,18 @@ from console.live import events
 from console.live.events import LiveEvent
 from console.people.availability import OwnerAway, owners_away
 from console.tasks.on_call import people_for_hand_off
-from console.voice import overflow, routing, states
+from console.voice import overflow, routing, states, transfers
 from console.voice.credentials import sip_user, user_of_sip
 from console.voice.states import AgentState
 from models import Business, Contact, Interaction, Lead, Line, Role, User
-from models.voice import END_REASONS, Call
+from models.recordings import DEFAULT_VOICEMAIL_SECONDS
+from models.voice import END_REASONS, Call, CallTransfer
 
 Params = Mapping[str, list[str]]
 
 NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 CALL_ID_LENGTH = 200
-EVENTS = ("ringing", "answered", "ended", "cancelled", "failed")
+EVENTS = ("ringing", "answered", "rejected", "ended", "cancelled", "failed")
 OVER = frozenset({"ended", "missed", "abandoned", "failed"})
 
 
@@ -66,6 +80,10 @@ def _field(params: Params, name: str, *, required: bool = True, max_length: int 
     if len(value) > max_length or any(ord(c) < 32 for c in value):
         raise Invalid("The field %(name)s is not valid.", field=name, name=name)
     return value
+
+
+def call_id_of(params: Params) -> str:
+    return _field(params, "call_id", max_length=CALL_ID_LENGTH)
 
 
 @dataclass(frozen=True)
@@ -82,8 +100,8 @@ class RouteQuestion:
 
     @classmethod
     def of(cls, params: Params) -> RouteQuestion:
-        direction = _field(params, "direction", max_length=3)
-        if direction not in ("in", "out"):
+        direction = _field(params, "direction", max_length=8)
+        if direction not in ("in", "out", "transfer"):
             raise Invalid("The field %(name)s is not valid.", field="direction", name="direction")
         attempt = _field(params, "attempt", max_length=4)
         if not attempt.isdigit() or int(attempt) < 1:
@@ -105,8 +123,9 @@ class CallEvent:
 
     event: str
     call_id: str
-    user: str  # who answered (her SIP user), for "answered"
+    user: str  # who answered or declined (her SIP user), for "answered" and "rejected"
     reason: str
+    from_tag: str = ""  # the caller's From tag, for "answered" (an announcement is played)
 
     @classmethod
     def of(cls, params: Params) -> CallEvent:
@@ -121,15 +140,22 @@ class CallEvent:
             call_id=_field(params, "call_id", max_length=CALL_ID_LENGTH),
             user=_field(params, "user", required=False, max_length=64),
             reason=reason,
+            from_tag=_field(params, "from_tag", required=False, max_length=128),
         )
 
 
 def answer_of(decision: routing.RouteDecision) -> str:
     if decision.action == "ring" and decision.ring:
         users = ".".join(sip_user(user_id) for user_id in decision.ring)
-        return f"action=ring;users={users};seconds={decision.ring_seconds}"
+        record = ";record=1" if decision.record else ""
+        if decision.announce:  # Kamailio blocks the media when she answers (voicemail.announce)
+            record += ";announce=1"
+        return f"action=ring;users={users};seconds={decision.ring_seconds}{record}"
     if decision.action == "wait":
         return f"action=wait;seconds={max(decision.wait_seconds, 1)}"
+    if decision.overflow_to == "voicemail":  # the SIP server ends a message this long
+        seconds = decision.voicemail_seconds or DEFAULT_VOICEMAIL_SECONDS
+        return f"action=overflow;to=voicemail;max={seconds}"
     if decision.overflow_to:  # the business's overflow rule (console/voice/overflow.py)
         return f"action=overflow;to={decision.overflow_to}"
     return "action=overflow"
@@ -137,6 +163,18 @@ def answer_of(decision: routing.RouteDecision) -> str:
 
 async def route_call(db: Database, question: RouteQuestion, *, now: datetime) -> str:
     """The answer to the SIP server's question about a call."""
+    if question.dialled.startswith(transfers.TOKEN_PREFIX) or question.direction == "transfer":
+        async with db.transaction() as session:
+            return await transfers.route_question(
+                session,
+                question.direction,
+                question.call_id,
+                question.caller,
+                question.dialled,
+                now=now,
+                her=user_of_sip(question.caller),
+                attempt=question.attempt,
+            )
     if question.direction == "out":
         async with db.transaction() as session:
             return await _route_outgoing(session, question, now=now)
@@ -148,13 +186,13 @@ async def route_call(db: Database, question: RouteQuestion, *, now: datetime) ->
         except IntegrityError:  # a twin question wrote this call first: answered from its row
             pass
     async with db.transaction(write=False) as session:
-        business = await business_on_line(session, "phone", question.dialled)
         known = await _call(session, question.call_id)
         if known is not None:
             answer = await _read_answer(session, known, question.attempt, now=now)
             if answer is not None:
                 return answer
     async with db.transaction() as session:
+        business = await business_on_line(session, "phone", question.dialled)
         call = await _call(session, question.call_id, for_update=True)
         if call is not None:
             return await _decide(session, business, call, question.attempt, now=now)
@@ -165,7 +203,7 @@ async def _first_question(db: Database, question: RouteQuestion, *, now: datetim
     """A new call in one writing transaction: its business by the number dialled, its lead
     through the one arrival path (with its SLA clock; never a call without one), whom it
     rings, and its row, written once with that decision."""
-    number = _number_of(question.caller)
+    number = caller_number(question.caller)
     async with db.transaction() as session:
         business = await business_on_line(session, "phone", question.dialled)
         with using_locale(business.locale):
@@ -197,39 +235,11 @@ async def _first_question(db: Database, question: RouteQuestion, *, now: datetim
             answer="",
             ringing=[],
             rung=[],
+            declined=[],
         )
         answer = await _decide(session, business, call, question.attempt, now=now)
         session.add(call)  # its INSERT at the commit; a twin's row makes it an IntegrityError
         return answer
-
-
-# What carriers send when the caller withholds the number (RFC 3323 "anonymous", and others').
-WITHHELD = frozenset({"", "anonymous", "unknown", "restricted", "private", "unavailable"})
-
-
-def _number_of(caller: str) -> str | None:
-    """The caller's number in E.164; None when withheld or not a phone number."""
-    if caller.strip().lower() in WITHHELD:
-        return None
-    try:
-        return normalise_phone(caller)
-    except Invalid:
-        return None
-
-
-def call_subject(caller: str, *, missed: bool) -> str:
-    """A call's lead's subject, in the current language: a missed call asks for a call-back, and
-    a number withheld or unreadable says so (with the number as received), so nobody calls
-    back blindly."""
-    if _number_of(caller) is not None:
-        return gettext("Missed call: call back") if missed else gettext("Incoming call")
-    if caller.strip().lower() in WITHHELD:
-        if missed:
-            return gettext("Missed call: number withheld")
-        return gettext("Incoming call: number withheld")
-    if missed:
-        return gettext("Missed call from %(number)s: check the number") % {"number": caller}
-    return gettext("Incoming call from %(number)s: check the number") % {"number": caller}
 
 
 async def _read_answer(
@@ -250,6 +260,7 @@ async def _read_answer(
         business_id=call.business_id,
         attempt=attempt,
         rung=[uuid.UUID(hex=user) for user in call.rung],
+        declined=[uuid.UUID(hex=user) for user in call.declined or ()],
         waited_seconds=(now - call.arrived_at).total_seconds(),
         now=now,
         take=False,
@@ -277,6 +288,7 @@ async def _decide(
         business_id=business.id,
         attempt=attempt,
         rung=[uuid.UUID(hex=user) for user in call.rung],
+        declined=[uuid.UUID(hex=user) for user in call.declined or ()],
         waited_seconds=(now - call.arrived_at).total_seconds(),
         now=now,
     )
@@ -285,11 +297,8 @@ async def _decide(
         answer += await overflow.destination(
             session, business, decision.overflow_to, decision.overflow_business, now=now
         )
-    if answer.startswith("action=ring"):
-        for user_id in decision.ring:
-            await states.set_state(
-                session, user_id, AgentState.RINGING, now=now, business_id=business.id
-            )
+    call.attempt, call.answer = attempt, answer
+    if answer.startswith("action=ring"):  # `decide` has set her ringing
         ringing = [sip_user(user_id) for user_id in decision.ring]
         call.ringing = ringing
         call.rung = [*call.rung, *(user for user in ringing if user not in call.rung)]
@@ -306,7 +315,6 @@ async def _decide(
         call.state = "waiting"
     else:
         await _close_unanswered(session, business, call, "missed", "overflow", now=now)
-    call.attempt, call.answer = attempt, answer
     return answer
 
 
@@ -325,25 +333,44 @@ async def _ring_over(
 async def _close_unanswered(
     session: AsyncSession, business: Business, call: Call, state: str, reason: str, *, now: datetime
 ) -> None:
-    """Nobody took the call: it ends, and its lead becomes a call-back, once."""
+    """Nobody took the call: it ends, and its lead becomes a call-back, once. Two UPDATEs,
+    nothing read back (a new call's overflow comes right after the arrival path wrote both)."""
     call.state, call.ended_at, call.end_reason = state, now, reason
-    if call.interaction_id is None:
-        return
-    interaction = await session.get_one(Interaction, call.interaction_id)
-    if interaction.outcome == "no_answer":
+    if call.interaction_id is None or call.lead_id is None:
         return
     with using_locale(business.locale):
-        interaction.outcome = "no_answer"
-        interaction.summary = gettext("Missed call")
-        interaction.updated_at = now
-        lead = await session.get_one(Lead, interaction.lead_id)
-        # A lead this call opened says so; a caller's open lead it joined keeps its subject
-        # (the missed call is in its history, and its priority rises all the same).
-        if lead.created_at == interaction.started_at:
-            lead.subject = call_subject(call.caller, missed=True)
-    if lead.priority in ("low", "normal"):
-        lead.priority = "high"
-    await events.record(session, business.id, "lead.updated", at=now, lead_id=lead.id)
+        summary = gettext("Missed call")
+        subject = call_subject(call.caller, missed=True)
+    # The call's own row is written once, at the commit (not flushed ahead of these).
+    with session.no_autoflush:
+        marked = await session.execute(
+            update(Interaction)
+            .where(
+                Interaction.id == call.interaction_id,
+                or_(Interaction.outcome.is_(None), Interaction.outcome != "no_answer"),
+            )
+            .values(outcome="no_answer", summary=summary, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if not cast(CursorResult[Any], marked).rowcount:
+            return  # marked already
+        # A lead this call opened says so; a caller's open lead it joined keeps its subject (the
+        # missed call is in its history, and its priority rises all the same).
+        opened = Lead.created_at == (
+            select(Interaction.started_at)
+            .where(Interaction.id == call.interaction_id)
+            .scalar_subquery()
+        )
+        await session.execute(
+            update(Lead)
+            .where(Lead.id == call.lead_id)
+            .values(
+                subject=case((opened, subject), else_=Lead.subject),
+                priority=case((Lead.priority.in_(("low", "normal")), "high"), else_=Lead.priority),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        await events.record(session, business.id, "lead.updated", at=now, lead_id=call.lead_id)
 
 
 async def _route_outgoing(session: AsyncSession, question: RouteQuestion, *, now: datetime) -> str:
@@ -386,6 +413,7 @@ async def _route_outgoing(session: AsyncSession, question: RouteQuestion, *, now
                 answer=answer,
                 ringing=[],
                 rung=[],
+                declined=[],
             )
         )
     return answer
@@ -393,16 +421,29 @@ async def _route_outgoing(session: AsyncSession, question: RouteQuestion, *, now
 
 async def record_event(session: AsyncSession, event: CallEvent, *, now: datetime) -> bool:
     """Apply what the SIP server saw; False when it changed nothing (a repeat, or too late)."""
+    leg = await transfers.record_event(session, event.call_id, event.event, now=now)
     call = await _call(session, event.call_id, for_update=True)
     if call is None:
+        if leg is not None:
+            if leg.target == "secretary":
+                await _secretary_leg(session, leg, event, now=now)
+            return True
         raise NotFound("No call has this id.")
     if event.event == "ringing" or call.state in OVER:
         return False
     business = await session.get_one(Business, call.business_id)
     if event.event == "answered":
         return await _answered(session, business, call, event, now=now)
+    if event.event == "rejected":
+        return await _rejected(session, call, event, now=now)
     if event.event == "ended" and call.state == "answered":
-        await _ended(session, call, event.reason or "caller_hangup", now=now)
+        handing = await transfers.to_secretary_under_way(session, call)
+        if handing is not None:  # the caller goes on with another secretary: her part ends
+            return await _first_part_over(session, call, handing, now=now)
+        reason = event.reason or "caller_hangup"
+        if await transfers.transferred(session, call):
+            reason = "transferred"
+        await _ended(session, call, reason, now=now)
         return True
     if call.direction == "out":
         call.state, call.ended_at, call.end_reason = "failed", now, event.reason or "failed"
@@ -410,6 +451,78 @@ async def record_event(session: AsyncSession, event: CallEvent, *, now: datetime
     await _ring_over(session, call, now=now)
     reason = "cancelled" if event.event == "cancelled" else event.reason or "failed"
     await _close_unanswered(session, business, call, "abandoned", reason, now=now)
+    return True
+
+
+async def _secretary_leg(
+    session: AsyncSession, transfer: CallTransfer, event: CallEvent, *, now: datetime
+) -> None:
+    """The caller's leg to another secretary (console/voice/transfers.py): she answered it, so
+    the call is hers from now on (its row says she answered it, the lead is hers, her call log
+    starts on it); or the leg ended, and with it the caller's call; or her ring was not taken."""
+    call = await session.get_one(Call, transfer.call_id, with_for_update=True)
+    assert transfer.person_id is not None
+    her = transfer.person_id
+    if transfer.consult_call_id == event.call_id:  # the first's call to her first (warm)
+        if event.event != "answered":
+            await transfers.ring_over(session, transfer, now=now, talked=True)
+        elif event.user != sip_user(her):
+            raise Conflict("The secretary who answered was not rung for this call.")
+        else:
+            await states.set_state(
+                session, her, AgentState.ON_CALL, now=now, business_id=call.business_id
+            )
+        return
+    if event.event == "answered":
+        if event.user != sip_user(her):
+            raise Conflict("The secretary who answered was not rung for this call.")
+        await _handed_to(session, call, her, now=now)
+    elif transfer.answered_at is not None:
+        if call.state == "answered":
+            await _ended(session, call, event.reason or "caller_hangup", now=now)
+    else:
+        await transfers.ring_over(session, transfer, now=now)
+        await transfers.caller_left(session, transfer, call, now=now)
+
+
+async def _handed_to(session: AsyncSession, call: Call, her: uuid.UUID, *, now: datetime) -> None:
+    """She answered the caller put through to her: the first secretary's log of the call ends
+    (her talk with the caller is over), the call is hers, and so are the lead and a call log."""
+    await states.set_state(session, her, AgentState.ON_CALL, now=now, business_id=call.business_id)
+    if call.interaction_id is not None:
+        first_log = await session.get_one(Interaction, call.interaction_id)
+        first_log.ended_at = first_log.ended_at or now
+    call.answered_by_id = her
+    lead = await session.get(Lead, call.lead_id) if call.lead_id else None
+    if lead is None or lead.closed_at is not None:
+        return
+    if lead.claimed_by_id != her:
+        lead.claimed_by_id, lead.claimed_at = her, now
+        await events.record(
+            session, lead.business_id, "lead.claimed", at=now, lead_id=lead.id, user_id=her
+        )
+    user = await session.get_one(User, her)
+    log = await start_interaction(session, user, lead.id, kind="inbound_call", now=now)
+    call.interaction_id = log.id
+
+
+async def _first_part_over(
+    session: AsyncSession, call: Call, transfer: CallTransfer, *, now: datetime
+) -> bool:
+    """The first secretary's leg of a call put through to another secretary ended: she wraps
+    up, and the call goes on (or ends with the leg to the other, if that fails)."""
+    first = transfer.by_id
+    if first is None:
+        return False
+    standing = await states.standings(session, [first], now=now)
+    if standing[first].state is not AgentState.ON_CALL:
+        return False  # a repeat (the dialog's own end after her BYE)
+    if call.interaction_id is not None and call.answered_by_id == first:
+        first_log = await session.get_one(Interaction, call.interaction_id)
+        first_log.ended_at = first_log.ended_at or now
+    await states.set_state(
+        session, first, AgentState.WRAP_UP, now=now, business_id=call.business_id
+    )
     return True
 
 
@@ -429,6 +542,26 @@ async def _answered(
     await states.set_state(session, user_id, AgentState.ON_CALL, now=now, business_id=business.id)
     if call.interaction_id is not None:
         await _log_for(session, call, user_id, now=now)
+    return True
+
+
+async def _rejected(session: AsyncSession, call: Call, event: CallEvent, *, now: datetime) -> bool:
+    """She declined the ring (her reject button): the record says so, she is free again and is
+    not rung for this call again; the SIP server then asks what next (`attempt+1`)."""
+    if call.state != "ringing" or call.direction != "in":
+        return False
+    user_id = user_of_sip(event.user)
+    if user_id is None or event.user not in call.rung:
+        raise Conflict("The secretary who declined was not rung for this call.")
+    if event.user in (call.declined or ()):
+        return False
+    call.declined = [*(call.declined or ()), event.user]
+    call.rejected_at = call.rejected_at or now
+    if event.user in call.ringing:
+        call.ringing = [user for user in call.ringing if user != event.user]
+        standing = (await states.standings(session, [user_id], now=now))[user_id]
+        if standing.state is AgentState.RINGING:
+            await states.set_state(session, user_id, AgentState.AVAILABLE, now=now)
     return True
 
 
@@ -498,16 +631,39 @@ class Banner:
     # The business's owners who are away now, with their notes: whether to put the call
     # through to him or to whoever is on call (console/people/availability.py).
     owners_away: tuple[OwnerAway, ...] = ()
+    transferred_by: str = ""  # the secretary who put the call through to her, if one did
+    consulted_by: str = ""  # the secretary who calls her first about the call (warm)
 
 
 async def ringing_banner(
     session: AsyncSession, user: User, sip_call_id: str, *, now: datetime
 ) -> Banner:
-    """The banner of a call ringing her phone (or answered by her); 404 for any other."""
+    """The banner of a call ringing her phone (or answered by her); 404 for any other. A call
+    another secretary put through to her rings by its leg's Call-ID: the banner says who did."""
     call = await _call(session, sip_call_id)
     mine = call is not None and (
         sip_user(user.id) in call.ringing or call.answered_by_id == user.id
     )
+    transferred_by, consulted_by = "", ""
+    if call is None:
+        handed = await session.scalar(
+            select(CallTransfer).where(
+                or_(
+                    CallTransfer.leg_call_id == sip_call_id,
+                    CallTransfer.consult_call_id == sip_call_id,
+                ),
+                CallTransfer.target == "secretary",
+                CallTransfer.person_id == user.id,
+            )
+        )
+        if handed is not None and handed.ended_at is None:
+            call = await session.get_one(Call, handed.call_id)
+            first = await session.get(User, handed.by_id) if handed.by_id else None
+            mine = True
+            if handed.leg_call_id == sip_call_id:
+                transferred_by = first.name if first else ""
+            else:
+                consulted_by = first.name if first else ""
     if call is None or not mine:
         raise NotFound("Not found.")
     business = await session.get_one(Business, call.business_id)
@@ -527,7 +683,7 @@ async def ringing_banner(
         script.greeting if script else "", business=business.name, secretary=user.name, contact=name
     )
     return Banner(
-        call_id=call.sip_call_id,
+        call_id=sip_call_id,
         business=business.name,
         greeting=greeting,
         caller="" if call.caller.strip().lower() in WITHHELD else call.caller,  # "withheld"
@@ -536,4 +692,67 @@ async def ringing_banner(
         lead_subject=lead.subject if lead else "",
         open_leads=open_leads,
         owners_away=tuple(owners_away(owners, business.timezone, now)),
+        transferred_by=transferred_by,
+        consulted_by=consulted_by,
     )
+
+
+@dataclass(frozen=True)
+class CallLine:
+    """One of a lead's calls as its page lists it: when, how it went, who answered or declined."""
+
+    arrived_at: datetime
+    direction: str
+    outcome: str  # answered, rejected, abandoned, missed, voicemail, transferred, under_way
+    answered_by: str
+    declined_by: tuple[str, ...]
+    talk_seconds: int | None
+
+
+def outcome_of(call: Call) -> str:
+    """How a call went, as the KPIs count it (console/reports/kpis.py)."""
+    if call.answered_at is not None:
+        return "transferred" if call.end_reason == "transferred" else "answered"
+    if call.ended_at is None:
+        return "under_way"
+    if call.rejected_at is not None:
+        return "rejected"
+    if call.end_reason == "voicemail":
+        return "voicemail"
+    if call.state == "abandoned" and call.end_reason == "cancelled":
+        return "abandoned"
+    return "missed"
+
+
+async def calls_of_lead(session: AsyncSession, lead_id: uuid.UUID) -> list[CallLine]:
+    """The lead's calls through the SIP server, oldest first: one statement, and one more for
+    the names of those who declined one, only when someone did."""
+    found = (
+        await session.execute(
+            select(Call, User.name)
+            .outerjoin(User, User.id == Call.answered_by_id)
+            .where(Call.lead_id == lead_id)
+            .order_by(Call.arrived_at)
+        )
+    ).all()
+    declined = {user for call, _ in found for user in call.declined or ()}
+    names: dict[str, str] = {}
+    if declined:
+        ids = [user_id for user in declined if (user_id := user_of_sip(user)) is not None]
+        rows = await session.execute(select(User.id, User.name).where(User.id.in_(ids)))
+        names = {sip_user(user_id): name for user_id, name in rows}
+    return [
+        CallLine(
+            arrived_at=call.arrived_at,
+            direction=call.direction,
+            outcome=outcome_of(call),
+            answered_by=name or "",
+            declined_by=tuple(names.get(user, "") for user in call.declined or ()),
+            talk_seconds=(
+                round((call.ended_at - call.answered_at).total_seconds())
+                if call.answered_at and call.ended_at
+                else None
+            ),
+        )
+        for call, name in found
+    ]

@@ -3,26 +3,30 @@
 A call to a business rings, one at a time for the business's ring seconds each, the secretaries
 who serve it and are free now: its primary secretaries, or its backups when no primary is free;
 the one idle longest first; not one already rung for this call while another is free (once all
-have been, the round starts again). While nobody is free the call waits and asks again shortly;
-past the business's wait limit it overflows. Past the limit a secretary not yet rung is still
-tried, but the call does not go round again. Where an overflow goes is the business's overflow
+have been, the round starts again), and never one who declined it (her reject button). While
+nobody is free the call waits and asks again shortly; past the business's wait limit it
+overflows. Past the limit a secretary not yet rung is still tried, but the call does not go
+round again. Where an overflow goes is the business's overflow
 rule (console/voice/overflow.py): its action for the wait limit, or, when it has rules for calls
 outside the covered hours or on a holiday, the action for such a call at once.
 
 The queue keeps its order: a free secretary whom an older call, still waiting for one of her
 businesses, may have is left for it (it asks again within seconds), oldest first across
-businesses. (Its place is its arrival: calls share one promise, so arrival is also SLA order.)
+businesses; a call she declined may not have her, so it keeps her from no newer call: she goes to
+the oldest waiting call she has not declined. (Its place is its arrival: calls share one promise,
+so arrival is also SLA order.)
 
-One statement whatever the agency's size: the business's settings and overflow rule, whether anyone
-serves it and its free secretaries in order (one more, the business's hours, only for a business
-with a rule for calls outside its hours or on holidays); when someone is free, one more for the
-older waiting calls. On PostgreSQL one more locks the secretary chosen until the caller commits,
-unless another decision holds her (SKIP LOCKED): two calls deciding at once with one secretary free
-do not both ring her; the second passes her over for the next free one (at most three tries), else
-it waits and asks again. SQLite's writing transactions are serialised anyway. The caller decides and
-sets the chosen secretary ringing in one writing transaction; a waiting call's repeated question is
-first asked in a read transaction (`take=False`, nothing locked), and "still nobody free" is
-answered from there.
+No statement for most questions: the decision reads this process's roster of the businesses'
+settings, who serves them, the agent states and the waiting calls (console/voice/roster.py),
+reloaded from the database when stale (one question in a second pays its four statements; a
+business with a rule for calls outside its hours or on holidays reads its row for its clock).
+The database stays the truth on whom a call may ring: with `take=True` (a writing transaction)
+the secretary chosen is set ringing by a conditional write (`states.ring`: only if she is free
+now, and on PostgreSQL not while another decision holds her row, SKIP LOCKED), three
+statements; if she is not, the next one is tried (at most three), else the call waits and asks
+again. Two calls deciding at once with one secretary free, in one process or two, do not both
+ring her. A waiting call's repeated question is asked with `take=False` in a read transaction
+(nothing written), and "still nobody free" is answered from there.
 """
 
 from __future__ import annotations
@@ -31,25 +35,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
-from sqlalchemy import Row, and_, bindparam, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console.base.db import dialect_of
 from console.sla.sla import clock_for
+from console.voice import states
 from console.voice.call_settings import BOUNDS
 from console.voice.overflow import moment_rule
-from console.voice.states import AgentState
-from models import Business, SecretaryAssignment, User
-from models.agents import (
-    DEFAULT_RING_SECONDS,
-    DEFAULT_WAIT_LIMIT_SECONDS,
-    AgentStatus,
-    CallSettings,
-)
-from models.on_call import OverflowRule
-from models.voice import Call
+from console.voice.roster import Lineup, roster_of
+from models import Business
+from models.agents import DEFAULT_RING_SECONDS
 
 # While nobody is free the SIP server asks again this often (seconds).
 WAIT_SECONDS = 2
@@ -63,78 +59,15 @@ class RouteDecision:
     wait_seconds: int  # for "wait": ask again after this long
     overflow_to: str = ""  # for "overflow": the rule's action ("" a call-back lead)
     overflow_business: uuid.UUID | None = None  # for overflow_to "business": whose team
+    record: bool = False  # for "ring": the business records its calls
+    announce: bool = False  # for "ring": and the caller hears its announcement first
+    voicemail_seconds: int = 0  # for overflow_to "voicemail": the message's longest (0: default)
 
 
-# The free secretaries of the business (primary or backup, since when free); joined to the
-# business's row so one statement also brings its settings and whether anyone serves it.
-_SERVING = (
-    select(SecretaryAssignment.user_id)
-    .join(User, User.id == SecretaryAssignment.user_id)
-    .where(
-        SecretaryAssignment.business_id == bindparam("business"),
-        User.active,
-        User.role == "secretary",
-    )
-)
-_FREE_NOW = and_(
-    AgentStatus.state.in_((AgentState.AVAILABLE.value, AgentState.WRAP_UP.value)),
-    AgentStatus.free_from <= bindparam("now"),
-)
-_FREE = (
-    _SERVING.add_columns(SecretaryAssignment.is_backup, AgentStatus.free_from)
-    .join(AgentStatus, AgentStatus.user_id == SecretaryAssignment.user_id)
-    .where(_FREE_NOW)
-    .subquery("free")
-)
-_ASK = (
-    select(
-        CallSettings.ring_seconds,
-        CallSettings.wait_limit_seconds,
-        _SERVING.exists().label("serving"),
-        _FREE.c.user_id,
-        _FREE.c.is_backup,
-        OverflowRule.waiting,
-        OverflowRule.closed,
-        OverflowRule.holiday,
-        OverflowRule.other_business_id,
-    )
-    .select_from(Business)
-    .outerjoin(CallSettings, CallSettings.business_id == Business.id)
-    .outerjoin(OverflowRule, OverflowRule.business_id == Business.id)
-    .outerjoin(_FREE, true())
-    .where(Business.id == bindparam("business"), Business.active)
-    .order_by(_FREE.c.free_from, _FREE.c.user_id)
-)
-# PostgreSQL: the chosen one locked if she is free and no other decision holds her; one that
-# does is passed over rather than waited for (when many calls wait and she comes free, they
-# all pick her: waiting in line for her row would hold a connection each).
-_TAKE = (
-    select(AgentStatus.user_id)
-    .where(AgentStatus.user_id == bindparam("user"), _FREE_NOW)
-    .with_for_update(skip_locked=True)
-)
 TRIES = 3
 MAX_WAIT_LIMIT = BOUNDS["wait_limit_seconds"][1]
-# Older calls still waiting, per free secretary who serves their business: the youngest of them
-# per business, with its wait limit (a waiting call past its limit and a little is one the SIP
-# server no longer asks about, and keeps nobody).
-_OLDER_WAITING = (
-    select(
-        SecretaryAssignment.user_id,
-        func.max(Call.arrived_at).label("youngest"),
-        CallSettings.wait_limit_seconds,
-    )
-    .join(Call, Call.business_id == SecretaryAssignment.business_id)
-    .outerjoin(CallSettings, CallSettings.business_id == Call.business_id)
-    .where(
-        SecretaryAssignment.user_id.in_(bindparam("free", expanding=True)),
-        Call.state == "waiting",
-        Call.direction == "in",
-        Call.arrived_at < bindparam("mine"),
-        Call.arrived_at > bindparam("oldest"),
-    )
-    .group_by(SecretaryAssignment.user_id, Call.business_id, CallSettings.wait_limit_seconds)
-)
+# A waiting call past its limit and this much is one the SIP server no longer asks about, and
+# keeps nobody.
 STALE_AFTER = timedelta(seconds=3 * WAIT_SECONDS)
 
 
@@ -147,74 +80,67 @@ async def decide(
     waited_seconds: float,
     now: datetime,
     take: bool = True,
+    declined: Sequence[uuid.UUID] = (),
 ) -> RouteDecision:
     """Whom to ring for a call to `business_id` now; see the module's docstring.
 
-    With `take=False` nothing is locked (a read transaction may ask): a "ring" is then only
+    With `take=True` (a writing transaction) a "ring" has set her ringing (`states.ring`);
+    with `take=False` nothing is written (a read transaction may ask): a "ring" is then only
     what a writing transaction would choose now, and the caller asks again in one to ring her."""
-    rows = (await session.execute(_ASK, {"business": business_id, "now": now})).all()
-    if not rows:
+    view = await roster_of(session).current(session, now)
+    lineup = view.businesses.get(business_id)
+    if lineup is None or not lineup.active:
         return RouteDecision("overflow", (), 0, 0)
-    first = rows[0]
-    if first.closed or first.holiday:  # outside the hours or on a holiday: the rule at once
+    if lineup.closed or lineup.holiday:  # outside the hours or on a holiday: the rule at once
         business = await session.get_one(Business, business_id)
-        action = moment_rule(first.closed, first.holiday, clock_for(business), now)
+        action = moment_rule(lineup.closed or "", lineup.holiday or "", clock_for(business), now)
         if action:
-            return RouteDecision("overflow", (), 0, 0, action, first.other_business_id)
-    taken = await _kept_for_older_calls(session, rows, now - timedelta(seconds=waited_seconds), now)
+            return RouteDecision(
+                "overflow",
+                (),
+                0,
+                0,
+                action,
+                lineup.other_business_id,
+                voicemail_seconds=lineup.voicemail_max_seconds or 0,
+            )
+    free = view.free(lineup, now)
+    arrived = now - timedelta(seconds=waited_seconds)
+    taken = view.kept_for_older_calls([user for user, _ in free], arrived, now, STALE_AFTER)
+    taken.update(declined)  # she said no to this call: not rung for it again
     for _ in range(TRIES):
-        decision = _choose(rows, rung, taken, waited_seconds)
+        decision = _choose(lineup, free, rung, taken, waited_seconds)
         if decision.action == "overflow":
             return replace(
                 decision,
-                overflow_to=first.waiting or "",
-                overflow_business=first.other_business_id,
+                overflow_to=lineup.waiting or "",
+                overflow_business=lineup.other_business_id,
+                voicemail_seconds=lineup.voicemail_max_seconds or 0,
             )
-        if decision.action != "ring" or not take or dialect_of(session) != "postgresql":
-            return decision  # SQLite: the writing transaction already holds the database
-        chosen = decision.ring[0]
-        if await session.scalar(_TAKE, {"user": chosen, "now": now}) is not None:
+        if decision.action == "ring" and lineup.record_calls:
+            decision = replace(decision, record=True, announce=lineup.announces)
+        if decision.action != "ring" or not take:
             return decision
-        taken.add(chosen)  # another call is ringing her, or about to: the next one
+        chosen = decision.ring[0]
+        agent = view.agents[chosen]
+        if await states.ring(session, chosen, now=now, business_id=business_id, opened=agent.since):
+            return decision
+        taken.add(chosen)  # rung by another call or process, or no longer free: the next one
     return RouteDecision("wait", (), decision.ring_seconds, WAIT_SECONDS)
 
 
-async def _kept_for_older_calls(
-    session: AsyncSession, rows: Sequence[Row[Any]], arrived: datetime, now: datetime
-) -> set[uuid.UUID]:
-    """The free secretaries an older waiting call may have first (the queue keeps its order,
-    oldest first, across businesses): one statement, only when someone is free."""
-    free = [row.user_id for row in rows if row.user_id]
-    if not free:
-        return set()
-    oldest = now - timedelta(seconds=MAX_WAIT_LIMIT) - STALE_AFTER
-    kept = set()
-    found = await session.execute(
-        _OLDER_WAITING,
-        {"free": free, "mine": arrived - timedelta(milliseconds=1), "oldest": oldest},
-    )
-    for user_id, youngest, limit in found:
-        limit = DEFAULT_WAIT_LIMIT_SECONDS if limit is None else limit
-        if youngest > now - timedelta(seconds=limit) - STALE_AFTER:
-            kept.add(user_id)
-    return kept
-
-
 def _choose(
-    rows: Sequence[Row[Any]],
+    lineup: Lineup,
+    free_now: Sequence[tuple[uuid.UUID, bool]],
     rung: Sequence[uuid.UUID],
     taken: set[uuid.UUID],
     waited_seconds: float,
 ) -> RouteDecision:
-    first = rows[0]
-    ring_seconds = first.ring_seconds or DEFAULT_RING_SECONDS
-    wait_limit = first.wait_limit_seconds
-    wait_limit = DEFAULT_WAIT_LIMIT_SECONDS if wait_limit is None else wait_limit
-    if not first.serving:
+    ring_seconds = lineup.ring_seconds or DEFAULT_RING_SECONDS
+    wait_limit = lineup.wait_limit
+    if not lineup.serving:
         return RouteDecision("overflow", (), ring_seconds, 0)
-    free = [
-        (row.user_id, row.is_backup) for row in rows if row.user_id and row.user_id not in taken
-    ]
+    free = [(user, backup) for user, backup in free_now if user not in taken]
     primaries = [user for user, backup in free if not backup]
     pool = primaries or [user for user, backup in free if backup]
     already = set(rung)

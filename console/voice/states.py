@@ -19,14 +19,16 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import CursorResult, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.db import after_commit, dialect_of
 from console.base.errors import Conflict, Invalid
 from console.live.events import LiveEvent
+from console.voice.roster import Agent, AgentMoved, queue
 from models import SecretaryAssignment
 from models.agents import DEFAULT_WRAP_UP_SECONDS, AgentStateSpan, AgentStatus, CallSettings
 
@@ -128,8 +130,16 @@ async def set_state(
         values["resume_reason"] = before.reason if back is AgentState.BREAK else None
     ends_later = row.free_from is not None and row.free_from > now
     ahead = row.state == AgentState.WRAP_UP.value and ends_later
-    await session.execute(update(AgentStatus).where(AgentStatus.user_id == user_id).values(values))
-    await _close_spans(session, user_id, now, ahead=ahead)
+    opened = min(row.since, now)  # read before the UPDATE below refreshes the row
+    await session.execute(
+        update(AgentStatus)
+        .where(AgentStatus.user_id == user_id)
+        .values(values)
+        .execution_options(roster_follows=True)
+    )
+    free_from = cast(datetime | None, values.get("free_from", row.free_from))
+    queue(session, AgentMoved(user_id, Agent(state.value, now, free_from)))
+    await _close_spans(session, user_id, now, ahead=ahead, opened=opened)
     await session.execute(
         insert(AgentStateSpan.metadata.tables["agent_state_spans"]),
         [
@@ -146,10 +156,63 @@ async def set_state(
             .limit(1)
         )
     if business is not None:
-        # Unnumbered, like presence: no row and no sequence number, only the wallboards'
-        # refresh (admins see every business, so one of hers reaches them all).
-        payload = {"user_id": str(user_id), "state": state.value}
-        after_commit(session, LiveEvent(0, str(business), 0, "agent.state", payload))
+        _tell(session, user_id, business, state)
+
+
+async def ring(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    now: datetime,
+    business_id: uuid.UUID,
+    opened: datetime,
+) -> bool:
+    """Set her ringing for a call to `business_id` if she is free now: one conditional write,
+    the truth whatever the roster (console/voice/roster.py) believed. False when she is not
+    (another process rang her, she went on a break) or, on PostgreSQL, when another decision
+    holds her row (passed over rather than waited for). `opened` is no later than her last
+    change (the roster's `since` for her): her open spans are found from there."""
+    table = AgentStatus.__table__
+    free = and_(
+        table.c.state.in_((AgentState.AVAILABLE.value, AgentState.WRAP_UP.value)),
+        table.c.free_from <= now,
+    )
+    target = table.c.user_id == user_id
+    if dialect_of(session) == "postgresql":
+        held = select(table.c.user_id).where(target, free).with_for_update(skip_locked=True)
+        target = table.c.user_id.in_(held.scalar_subquery())
+    taken = await session.execute(
+        update(AgentStatus)
+        .where(target, free)
+        .values(state=AgentState.RINGING.value, since=now, reason=None, business_id=business_id)
+        .execution_options(synchronize_session=False, roster_follows=True)
+    )
+    if not cast(CursorResult[Any], taken).rowcount:
+        return False
+    # A free secretary's spans: the available one open since her last change, or a wrap-up's
+    # pair whose available part is open (its end is past, since she is free).
+    await _close_spans(session, user_id, now, ahead=False, opened=min(opened, now))
+    await session.execute(
+        insert(AgentStateSpan.metadata.tables["agent_state_spans"]),
+        [{"user_id": user_id, "state": AgentState.RINGING.value, "started_at": now}],
+    )
+    # Her place among the idle (free_from) stays for when the ring ends unanswered.
+    queue(session, AgentMoved(user_id, Agent(AgentState.RINGING.value, now, None)))
+    _tell(session, user_id, business_id, AgentState.RINGING)
+    return True
+
+
+def _tell(
+    session: AsyncSession, user_id: uuid.UUID, business: uuid.UUID, state: AgentState
+) -> None:
+    """Once the caller commits: the wallboards refresh (admins see every business, so one of
+    hers reaches them all), and her own consoles redraw her top bar, which would otherwise show
+    a change it did not make (her socket bringing her back, the phone) only at its next poll.
+    Unnumbered, like presence: no row and no sequence number."""
+    payload = {"user_id": str(user_id), "state": state.value}
+    after_commit(session, LiveEvent(0, str(business), 0, "agent.state", payload))
+    mine = {**payload, "to": [str(user_id)]}
+    after_commit(session, LiveEvent(0, str(business), 0, "agent.own_state", mine))
 
 
 async def choose(
@@ -220,15 +283,21 @@ async def _locked_row(session: AsyncSession, user_id: uuid.UUID, now: datetime) 
     make = (postgresql.insert(table) if postgres else sqlite.insert(table)).values(
         user_id=user_id, state=AgentState.OFFLINE.value, since=now
     )
-    await session.execute(make.on_conflict_do_nothing(index_elements=["user_id"]))
+    # Made offline, as the roster takes a secretary without a row (the next change queues hers).
+    await session.execute(
+        make.on_conflict_do_nothing(index_elements=["user_id"]),
+        execution_options={"roster_follows": True},
+    )
     return (await session.scalars(query)).one()
 
 
 async def _close_spans(
-    session: AsyncSession, user_id: uuid.UUID, now: datetime, *, ahead: bool
+    session: AsyncSession, user_id: uuid.UUID, now: datetime, *, ahead: bool, opened: datetime
 ) -> None:
     """End what is open at `now`: a wrap-up cut short (`ahead`: its end still to come) ends
-    here, and the span written after it goes."""
+    here, and the span written after it goes. Only spans written at her last change (from
+    `opened`, her row's `since`) can be open, since every change closes what came before: the
+    index on (user_id, started_at) then reads those two at most, not all her days' spans."""
     if ahead:
         await session.execute(
             delete(AgentStateSpan).where(
@@ -239,6 +308,7 @@ async def _close_spans(
         update(AgentStateSpan)
         .where(
             AgentStateSpan.user_id == user_id,
+            AgentStateSpan.started_at >= opened,
             or_(AgentStateSpan.ended_at.is_(None), AgentStateSpan.ended_at > now),
         )
         .values(ended_at=now)

@@ -115,7 +115,7 @@ async def test_contact_card_search_and_edit(client: httpx.AsyncClient, db: Datab
             "abc_class": "A",
             "preferred_channel": "whatsapp",
             "notes": long_notes,
-            "lifetime_value": "12,000",
+            "earlier_value": "12,000",
             "tags": "VIP, מטבח",
             "birthday": "1980-05-01",
         },
@@ -128,7 +128,8 @@ async def test_contact_card_search_and_edit(client: httpx.AsyncClient, db: Datab
         ("phone", "12"),
         ("abc_class", "Z"),
         ("birthday", "yesterday"),
-        ("lifetime_value", "-3"),
+        ("earlier_value", "-3"),
+        ("birthday", "31/02/1990"),
         ("preferred_channel", "pigeon"),
     ]:
         response = await client.post(

@@ -54,6 +54,7 @@ PROVIDERS = {
     "/intake/email",
     "/sip/route",
     "/sip/events",
+    "/sip/voicemail",
 }
 CONTROLS = ["\x00", "\x01", "\x08", "\x0b", "\x1b", "\x1f"]
 

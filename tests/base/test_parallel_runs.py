@@ -28,6 +28,8 @@ async def run_pytest() -> tuple[int, str]:
         "-q",
         "-p",
         "no:cacheprovider",
+        "-n",
+        "0",  # one process: the summary's databases are those of the run itself
         *SELECTION,
         cwd=ROOT,
         env={**os.environ, INNER: "1", "CI": "true"},  # CI: a missing server fails, never skips

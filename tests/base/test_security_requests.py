@@ -57,9 +57,12 @@ EXEMPT = {
     "/api/v1/webhooks",
     "/ack/{token}",
     "/ack/on-call/{token}",  # an on-call page's acknowledgement: the link is the proof
+    "/ack/call/{token}",  # an owner marking a call's message seen: the link is the proof
     "/survey/{token}",
+    "/meeting/{token}",  # a contact's signed link to cancel his meeting, like the survey's
     "/sip/route",  # the SIP server's, signed with the shared secret (HMAC over time and body)
     "/sip/events",
+    "/sip/voicemail",  # the SIP server's too, signed the same way
 }
 VOLATILE = frozenset({"last_seen_at", "last_used_at"})
 

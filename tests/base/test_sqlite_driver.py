@@ -63,10 +63,22 @@ async def test_each_statement_is_one_trip_and_reads_like_a_cursor(
         assert changed.rowcount == 3
         rows = (await session.execute(select(NOTES.c.text).order_by(NOTES.c.id))).all()
         assert [text for (text,) in rows] == ["n0", "n1", "n2!", "n3!", "n4!"]
-        # BEGIN IMMEDIATE, the INSERT, the UPDATE, the SELECT (aiosqlite alone: 3, 3, 3 and 4)
-        assert trips == ["_execute", "_executemany", "_execute", "_execute"]
+        # BEGIN IMMEDIATE with the INSERT, the UPDATE, the SELECT (aiosqlite alone: a trip for
+        # the BEGIN, then 3, 3 and 4)
+        assert trips == ["_executemany", "_execute", "_execute"]
         one = cast(CursorResult[Any], await session.execute(insert(NOTES).values(text="solo")))
         assert one.inserted_primary_key == (6,)  # lastrowid, read on the thread
+
+    trips.clear()
+    async with db.transaction(write=False) as session:  # a transaction that ran nothing
+        pass
+    async with db.transaction(write=False) as session:  # BEGIN with the SELECT, the COMMIT
+        await session.execute(select(NOTES.c.id))
+    assert trips == ["_execute", "commit"]  # and no ROLLBACK when the pool takes it back
+    trips.clear()
+    async with db.lone_read() as session:  # a lone statement: no BEGIN, no COMMIT
+        assert await session.scalar(select(func.count()).select_from(NOTES)) == 6
+    assert trips == ["_execute"]
 
     async with db.engine.connect() as connection:  # a streamed result reads the same rows
         streamed = await connection.stream(select(NOTES.c.id).order_by(NOTES.c.id))

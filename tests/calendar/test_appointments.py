@@ -23,7 +23,8 @@ from sqlalchemy import func, select, update
 from asgi import create_app
 from console.base.config import Settings
 from console.base.db import Database
-from console.calendar.calendar_feed import calendar_ics, ics_text
+from console.calendar.calendar_feed import calendar_ics
+from console.calendar.ics import ics_text
 from console.channels.lines import add_line
 from console.contacts.contacts import normalise_phone
 from console.intake import arrivals
@@ -416,6 +417,7 @@ async def test_a_won_lead_gets_one_survey_answered_once_and_shown_in_the_kpis(
     page = await guest.get(path)
     assert page.status_code == 200
     assert 'dir="rtl"' in page.text and story.business.name in page.text  # the business's locale
+    assert f'<span class="brand" dir="auto">{story.business.name}</span>' in page.text
     assert page.headers["referrer-policy"] == "no-referrer"
     incomplete = await guest.post(path, data={"stars": "9", "recommend": "yes"})
     assert incomplete.status_code == 422
@@ -423,8 +425,10 @@ async def test_a_won_lead_gets_one_survey_answered_once_and_shown_in_the_kpis(
         path, data={"stars": "4", "recommend": "yes", "improve": "לענות מהר יותר"}
     )
     assert answered.status_code == 303  # no CSRF token: the signed link is the proof
+    thanks = await guest.get(answered.headers["location"])  # "thank you", not "already answered"
+    assert "תודה" in thanks.text and "כבר" not in thanks.text and 'name="stars"' not in thanks.text
     reused = await guest.post(path, data={"stars": "1", "recommend": "no", "improve": "x"})
-    assert reused.status_code == 303
+    assert reused.status_code == 303 and "thanks" not in reused.headers["location"]
     async with db.transaction(write=False) as session:
         survey = await session.get_one(Survey, surveys[0].id, populate_existing=True)
     assert (survey.stars, survey.would_recommend, survey.improve) == (4, True, "לענות מהר יותר")

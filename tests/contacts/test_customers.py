@@ -231,7 +231,8 @@ async def test_import_skips_or_merges_duplicates_and_reports_rejected_rows(db: D
     assert [n for n, _ in report.skipped] == [5, 6]
     assert [n for n, _ in report.rejected] == [3, 4, 7]
     assert "row 2" in dict(report.skipped)[5]
-    lines = report.as_csv().splitlines()
+    assert report.as_csv().startswith(b"\xef\xbb\xbfrow,status,reason\r\n")  # Excel's BOM
+    lines = report.text().splitlines()
     assert lines[0] == "row,status,reason"
     assert [line.split(",")[:2] for line in lines[1:]] == [
         ["3", "rejected"],
@@ -373,6 +374,7 @@ async def test_import_over_http_upload_preview_import_and_report(
         "/contacts/import/report.csv", data={"csrf_token": token, "report": report}
     )
     assert csv_file.headers["content-type"].startswith("text/csv")
+    assert csv_file.content.startswith(b"\xef\xbb\xbfrow,status,reason\r\n")
     assert "attachment" in csv_file.headers["content-disposition"]
     assert [line.split(",")[0] for line in csv_file.text.splitlines()[1:]] == ["3", "4", "5", "6"]
     # Refused, with nothing written: a file that is not CSV/XLSX, too many rows, a business

@@ -20,6 +20,7 @@ from console.base.errors import Invalid, NotFound, Unauthorized
 from console.channels.lines import add_line
 from console.contacts.contact_book import ContactBook
 from console.intake import arrivals
+from console.intake import writer as writer_module
 from console.intake.arrivals import Arrival, Arrived, ById, ByLine
 from console.intake.web_forms import form_arrival
 from console.intake.writer import ArrivalWriter
@@ -239,6 +240,34 @@ async def test_after_a_group_the_next_waits_across_quiet_turns_for_as_many(
     lasts = [max(answer.lead_id for answer in group) for group in groups]
     assert all(answer.lead_id.version == 7 for group in groups for answer in group)
     assert lasts[0] < firsts[1] and lasts[1] < firsts[2]
+
+
+async def test_a_lone_form_once_the_load_is_gone_waits_for_no_group(
+    db: Database, written: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a group of 8, a lone form right away waits (up to GATHER_AT_MOST) for the group's
+    callers to come back; one that comes QUIET_AFTER later is written after one turn of the
+    loop, without a timed wait: the group may not make a lone arrival wait."""
+    writer, form = await cohens_writer(db, group=10)
+    slept: list[float] = []
+
+    class Timed:  # the writer's asyncio, its sleeps seen
+        def __getattr__(self, name: str) -> Any:
+            return getattr(asyncio, name)
+
+        async def sleep(self, delay: float) -> None:
+            slept.append(delay)
+            await asyncio.sleep(delay)
+
+    monkeypatch.setattr(writer_module, "asyncio", Timed())
+    await asyncio.gather(*(writer.receive(form(n)) for n in range(8)))
+    assert written == [8] and not any(slept)
+    await writer.receive(form(8))  # at once: under load, the others would be on their way
+    assert written == [8, 1] and any(slept)
+    slept.clear()
+    writer.last_answered -= writer_module.QUIET_AFTER  # as if that long had passed
+    await writer.receive(form(9))
+    assert written == [8, 1, 1] and not any(slept)
 
 
 async def test_the_intake_benchmark_runs(tmp_path: Path) -> None:

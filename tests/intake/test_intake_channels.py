@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from defusedxml import ElementTree
 from sqlalchemy import func, select
 
 from console.base.config import Settings
@@ -77,9 +78,9 @@ def sms(body: str, *, sender: str = CALLER, to: str = LINE, sid: str | None = No
     return signed_twilio_form(f"{PUBLIC}/intake/twilio/sms", TWILIO_TOKEN, fields)
 
 
-def call(sid: str, **extra: str) -> SignedForm:
+def call(sid: str, *, caller: str = CALLER, **extra: str) -> SignedForm:
     fields = twilio_voice_params(
-        from_=CALLER, to=LINE, account_sid=ACCOUNT, call_sid=sid, extra=extra
+        from_=caller, to=LINE, account_sid=ACCOUNT, call_sid=sid, extra=extra
     )
     if "CallStatus" in extra:
         fields["CallStatus"] = extra["CallStatus"]
@@ -183,6 +184,39 @@ async def test_every_channel_finds_one_person_with_one_history(
     assert "alert(1)" not in by_mail.message and "אשמח להצעה" in by_mail.message
     assert person.email == "dana@example.com" and person.name == "Dana Levi"
     assert (await count(db, Lead), await count(db, Contact)) == (2, 2)
+
+
+async def test_a_call_from_a_withheld_number_is_a_lead_answered_with_twiml(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """Twilio names a withheld caller "Anonymous" (or "+266696687", ANONYMOUS on a keypad):
+    the call is a lead all the same, as through the SIP server, its contact without a number
+    (two such callers are not made one person), its subject saying the number is withheld,
+    and Twilio gets TwiML it can carry out at every step; missed, it is a call-back."""
+    await business_with_lines(db)
+    for caller in ("Anonymous", "+266696687"):
+        sid = new_sid("CA")
+        ringing = await post(client, call(sid, caller=caller, CallStatus="ringing"))
+        assert ringing.status_code == 200, ringing.text
+        assert ringing.headers["content-type"].startswith("application/xml")
+        dial = ElementTree.fromstring(ringing.text)
+        assert dial.tag == "Response" and [v.tag for v in dial] == ["Dial"]
+        assert dial[0].findtext("Number") == "+97235550000"
+        missed = await post(
+            client, call(sid, caller=caller, CallStatus="in-progress", DialCallStatus="busy")
+        )
+        said = ElementTree.fromstring(missed.text)
+        assert missed.status_code == 200 and [v.tag for v in said] == ["Say"]
+        assert said[0].get("language") == "he-IL" and said[0].text
+    async with db.transaction(write=False) as session:
+        leads = list(await session.scalars(select(Lead).order_by(Lead.created_at)))
+        contacts = list(await session.scalars(select(Contact)))
+        logs = list(await session.scalars(select(Interaction)))
+    assert len(leads) == 2 and len(contacts) == 2 and len(logs) == 2
+    assert all(c.phone is None and c.email is None for c in contacts)
+    assert [lead.subject for lead in leads] == ["שיחה שלא נענתה: מספר חסוי"] * 2
+    assert all(lead.priority == "high" and lead.respond_by for lead in leads)
+    assert all(log.outcome == "no_answer" and log.kind == "inbound_call" for log in logs)
 
 
 async def test_the_same_delivery_five_times_at_once_is_written_once(

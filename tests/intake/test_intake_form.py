@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from console.base.db import Database
 from models import Contact, Lead
-from tests.factories import make_business
+from tests.factories import make_business, make_user, sign_in
 
 
 async def counts(db: Database) -> tuple[int, int]:
@@ -99,3 +99,53 @@ async def test_every_refusal_is_clear_and_writes_nothing(
     invalid = await client.post(url, headers=key, json={"phone": "123"})
     assert invalid.json()["field"] == "phone"
     assert await counts(db) == (0, 0)
+
+
+async def test_a_form_speaks_its_language_and_keeps_a_number_of_an_unallocated_range(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """Issue 24, point 12: the refusal reads as the form does (its Accept-Language: the embed
+    script sends the form's lang), and a number that could exist but lies in a range not
+    allocated yet makes a lead anyway, marked "check the number" for the secretary."""
+    async with db.transaction() as session:
+        business = await make_business(session, slug="mizrahi")
+        secretary = await make_user(session, "secretary", business, locale="he")
+    url = "/intake/mizrahi/form"
+    hebrew = {"X-Intake-Key": business.intake_key, "Accept-Language": "he"}
+    english = {"X-Intake-Key": business.intake_key, "Accept-Language": "en"}
+    for headers, words in ((hebrew, "כתבו שם"), (english, "Write a name")):
+        refused = await client.post(
+            url, headers=headers, json={"phone": "054-2345678", "name": "x" * 300}
+        )
+        assert refused.status_code == 422 and refused.json()["field"] == "name"
+        assert refused.json()["error"].startswith(words)
+    impossible = await client.post(url, headers=hebrew, json={"phone": "123", "name": "דן"})
+    assert impossible.status_code == 422 and impossible.json()["field"] == "phone"
+    assert (
+        "בדקו את הספרות" in impossible.json()["error"] and "123" not in impossible.json()["error"]
+    )
+    assert await counts(db) == (0, 0)
+
+    kept = {}
+    for typed in ("054-1234567", "052-111-2222", "054-2345678"):
+        answer = await client.post(url, headers=hebrew, json={"phone": typed, "name": "רון"})
+        assert answer.status_code == 201, answer.text
+        kept[typed] = answer.json()["lead_id"]
+    async with db.transaction(write=False) as session:
+        leads = {
+            lead.external_id or str(lead.id): lead for lead in await session.scalars(select(Lead))
+        }
+        phones = set(await session.scalars(select(Contact.phone)))
+    checks = {str(lead.id): lead.phone_check for lead in leads.values()}
+    assert checks == {
+        kept["054-1234567"]: "054-1234567",
+        kept["052-111-2222"]: "052-111-2222",
+        kept["054-2345678"]: "",
+    }
+    assert phones == {"+972541234567", "+972521112222", "+972542345678"}  # findable when they call
+
+    await sign_in(client, secretary.email)
+    page = await client.get(f"/leads/{kept['052-111-2222']}")
+    assert "לבדוק את המספר" in page.text and '<bdi dir="ltr">052-111-2222</bdi>' in page.text
+    sure = await client.get(f"/leads/{kept['054-2345678']}")
+    assert sure.status_code == 200 and "לבדוק את המספר" not in sure.text

@@ -17,8 +17,9 @@ from console.base.db import Database
 from console.channels.lines import add_line
 from console.intake import arrivals
 from console.intake.arrivals import NewLead
+from console.people.audit import Actor, ViewWriter
 from models import AuditEvent, Business, Event, Interaction, Lead, User
-from tests.factories import csrf_token, make_business, make_user, sign_in
+from tests.factories import counting, csrf_token, make_business, make_user, sign_in
 
 HTMX = {"HX-Request": "true"}
 LINE = "+97235551234"
@@ -234,3 +235,47 @@ async def test_two_secretaries_acting_on_one_free_lead_at_once_never_both_succee
             assert await interactions_of(db, lead) == 1, path
     for client in clients:
         await client.aclose()
+
+
+async def test_views_of_a_lead_at_once_are_each_audited_in_one_insert(
+    app: object, db: Database
+) -> None:
+    """Two secretaries open the lead page twice each at the same moment: every opening is in the
+    audit log with who and how, each page answered once its row is committed. Views waiting
+    together are written together: one INSERT, not one transaction a view."""
+    business, lead, noa, michal, _admin = await a_lead_and_two_secretaries(db)
+    clients = [await signed_in_client(app, s) for s in (noa, michal)]
+    pages = await asyncio.gather(
+        *(client.get(f"/leads/{lead.id}") for client in clients for _ in range(2))
+    )
+    assert [page.status_code for page in pages] == [200] * 4
+    async with db.transaction(write=False) as session:
+        views = (
+            await session.execute(
+                select(AuditEvent.actor_id, AuditEvent.business_id, AuditEvent.details).where(
+                    AuditEvent.subject_id == str(lead.id), AuditEvent.action == "lead.viewed"
+                )
+            )
+        ).all()
+    assert sorted((str(actor), via["via"]) for actor, _b, via in views) == sorted(
+        [(str(noa.id), "page")] * 2 + [(str(michal.id), "page")] * 2
+    )
+    assert {business_id for _a, business_id, _d in views} == {business.id}
+
+    writer = ViewWriter(db)
+    now = datetime.now(UTC)
+    with counting(db) as statements:
+        await asyncio.gather(
+            *(
+                writer.lead_viewed(lead.id, business.id, actor=Actor(who, now, "10.0.0.1"))
+                for who in (noa, michal, noa)
+            )
+        )
+    assert [s.split("(")[0] for s in statements] == ["INSERT INTO audit_events "]
+    async with db.transaction(write=False) as session:
+        written = await session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.subject_id == str(lead.id), AuditEvent.address == "10.0.0.1")
+        )
+    assert written == 3

@@ -34,10 +34,12 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from console.agency.admin import password_link_token
 from console.base.db import Database
 from console.calendar import calendar_feed
+from console.calendar.appointments import AppointmentLinks
 from console.channels import lines, webhooks
 from console.intake import arrivals
 from console.intake.arrivals import NewLead
 from console.leads import calls, canned_replies, leads
+from console.leads.call_notices import CallLinks
 from console.leads.surveys import SurveyLinks
 from console.people import api_tokens
 from console.tasks import paging, tasks
@@ -47,11 +49,14 @@ from models import (
     Appointment,
     Base,
     Business,
+    ChangeRequest,
+    Notification,
     Survey,
     User,
     WebhookDelivery,
     WebhookEndpoint,
 )
+from models.recordings import Recording
 from models.voice import Call
 from tests.factories import csrf_token, make_business, make_user, sign_in
 from tests.served import Browser, close_code, served
@@ -160,10 +165,34 @@ async def world(db: Database) -> World:
             payload={"type": "lead.created", "data": {"subject": "SECRET-B-SUBJECT"}},
         )
         session.add(hooked)
+        failed_send = Notification(
+            idempotency_key=f"failed:{b.id}",
+            business_id=b.id,
+            user_id=owner_b.id,
+            channel="sms",
+            recipient="+972523456789",
+            subject="SECRET-B-SUBJECT",
+            status="failed",
+            last_error="no provider configured for sms",
+        )
+        session.add(failed_send)
         reply = await canned_replies.save_canned_reply(
             session, b, locale="he", title="SECRET-B-REPLY", body="שלום", now=NOW
         )
         line = await lines.add_line(session, b, "sms", "+97235557777")
+        asked = ChangeRequest(business_id=b.id, asked={"kind": "hours"}, reasons=["timezone"])
+        session.add(asked)
+        recording = Recording(
+            business_id=b.id,
+            lead_id=lead.id,
+            kind="call",
+            key=f"{b.id}/call/secret.wav",
+            content_type="audio/wav",
+            size_bytes=1,
+            seconds=1,
+            created_at=NOW,
+        )
+        session.add(recording)
         token_b = await api_tokens.create_token(session, secretary_b, "b", now=NOW)
         api = {
             user.email: (await api_tokens.create_token(session, user, "a", now=NOW)).secret
@@ -186,7 +215,10 @@ async def world(db: Database) -> World:
             "business_slug": b.slug,
             "sip_call_id": ringing.sip_call_id,
             "endpoint_id": hook.id,
+            "request_id": asked.id,
             "delivery_id": hooked.id,
+            "recording_id": recording.id,
+            "notification_id": failed_send.id,
         }
         forged = {
             "/invite/{token}": password_link_token(FORGER_KEY, owner_b),
@@ -195,7 +227,9 @@ async def world(db: Database) -> World:
                 uuid.uuid4().hex
             ),
             "/survey/{token}": SurveyLinks(FORGER_KEY, None).token(survey.id, now=NOW),
+            "/ack/call/{token}": CallLinks(FORGER_KEY, None).token(done.id, owner_b.id, now=NOW),
             "/calendar/{token}.ics": calendar_feed.feed_token(FORGER_KEY, b),
+            "/meeting/{token}": AppointmentLinks(FORGER_KEY, None).token(meeting),
         }
     return World(
         a, b, secretary_a, owner_a, admin, owner_b, secretary_b,
@@ -222,6 +256,11 @@ BODIES: dict[str, dict[str, str]] = {
     "/leads/{lead_id}/tasks": {"title": "x", "due": "2031-01-05T12:00"},
     "/leads/{lead_id}/comments": {"body": "x"},
     "/leads/{lead_id}/appointments": {"day": "2031-01-05", "start": "10:00", "minutes": "30"},
+    "/portal/appointments/{appointment_id}/move": {
+        "day": "2031-01-05",
+        "start": "10:00",
+        "minutes": "30",
+    },
     "/calls/{call_id}/autosave": {"notes": "x"},
     "/calls/{call_id}/wrap-up": {"notes": "x", "outcome": "answered"},
     "/tasks/{task_id}/status": {"status": "done"},
@@ -237,20 +276,28 @@ BODIES: dict[str, dict[str, str]] = {
     "/agency/businesses/{business_id}/script/owner-publish": {"allowed": "1"},
     "/agency/businesses/{business_id}/replies": {"locale": "he", "title": "t", "body": "b"},
     "/agency/businesses/{business_id}/sla": {"minutes": "10", "warn_at_percent": "50"},
+    "/agency/businesses/{business_id}/plan": {"monthly_fee": "100"}
+    | dict.fromkeys(("included_calls", "included_minutes", "included_messages"), "1")
+    | dict.fromkeys(("call_price", "minute_price", "message_price"), "1"),
     "/agency/businesses/{business_id}/sla/tasks": {
         "acknowledge_minutes": "60",
         "remind_before_due_minutes": "30",
     },
     "/agency/businesses/{business_id}/lines": {"channel": "sms", "address": "+97235550001"},
     "/invite/{token}": {"password": "a-long-new-password", "repeated": "a-long-new-password"},
+    "/portal/businesses/{business_id}/notices": {"calls": "every", "digest_hour": "7"},
+    "/agency/businesses/{business_id}/notices": {"calls": "every", "digest_hour": "7"},
     "/survey/{token}": {"stars": "5", "recommend": "yes"},
+    "/phone/transfer/{sip_call_id}": {"number": "+972527654321", "kind": "blind"},
 }
 # Routes whose only object is a signed token in the path: a forged one is refused as such.
 SIGNED_LINKS = {
     "/invite/{token}": 400,
     "/ack/{token}": 400,
     "/ack/on-call/{token}": 400,
+    "/ack/call/{token}": 400,
     "/survey/{token}": 400,
+    "/meeting/{token}": 400,
 }
 # Routes without a path parameter. Those that take a business (or a person) in the query or the
 # form are requested with B's below; the others name no object at all.
@@ -259,9 +306,11 @@ FOREIGN_IN_QUERY_OR_FORM = {
     ("GET", "/leads/new"),
     ("POST", "/leads"),
     ("GET", "/portal"),
+    ("POST", "/portal/appointments"),  # an owner's booking names the business in the form
     ("GET", "/portal/kpis"),
     ("GET", "/portal/kpis.csv"),
     ("GET", "/portal/kpis.xlsx"),
+    ("GET", "/portal/billing"),
     ("GET", "/contacts"),
     ("GET", "/contacts/lookup"),
     ("GET", "/contacts/silent"),
@@ -270,6 +319,7 @@ FOREIGN_IN_QUERY_OR_FORM = {
     ("POST", "/contacts/classify"),
     ("GET", "/agency/ratings"),
     ("GET", "/agency/audit"),
+    ("GET", "/agency/audit.csv"),
     ("GET", "/api/v1/leads"),
     ("POST", "/api/v1/leads"),
     ("GET", "/api/v1/contacts"),
@@ -285,6 +335,16 @@ NO_OBJECT = {
     ("POST", "/locale"),
     ("GET", "/agency"),
     ("POST", "/portal/availability"),  # his own status
+    # the installed portal: the app's manifest and worker, his own offline list, his own
+    # browsers' subscriptions (one taken over is the browser's, not another business's data)
+    ("GET", "/manifest.webmanifest"),
+    ("GET", "/sw.js"),
+    ("GET", "/portal/offline"),
+    ("GET", "/portal/notifications"),
+    ("POST", "/portal/notifications"),
+    ("POST", "/portal/notifications/test"),
+    ("POST", "/portal/push/subscriptions"),
+    ("POST", "/portal/push/subscriptions/remove"),
     ("GET", "/portal/appointments"),
     ("GET", "/alerts"),
     ("GET", "/tasks"),
@@ -301,9 +361,13 @@ NO_OBJECT = {
     ("GET", "/agency/reports/secretaries.csv"),
     ("GET", "/agency/reports/billing.csv"),
     ("GET", "/agency/reports.xlsx"),
+    ("GET", "/agency/billing"),  # every business's bill for a month (admins only)
+    ("GET", "/agency/billing.csv"),
+    ("GET", "/agency/billing.xlsx"),
     ("GET", "/agency/wallboard"),
     ("GET", "/agency/users"),
     ("POST", "/agency/users"),
+    ("GET", "/agency/requests"),  # every business's requests (admins only)
     ("GET", "/agency/businesses/new"),
     ("POST", "/agency/businesses"),
     # webhooks: the business is the one owning the line the provider delivered to
@@ -323,6 +387,7 @@ NO_OBJECT = {
     # owning the number called (tests/voice/test_sip_http.py)
     ("POST", "/sip/route"),
     ("POST", "/sip/events"),
+    ("POST", "/sip/voicemail"),
     ("GET", "/phone/credentials"),  # her own phone's
     ("GET", "/agent/state"),  # her own state
     ("POST", "/agent/state"),
@@ -332,6 +397,7 @@ NO_OBJECT = {
     ("POST", "/agency/webhooks"),
     ("GET", "/api/v1/webhooks"),  # the same through the API (an admin's token only)
     ("POST", "/api/v1/webhooks"),
+    ("GET", "/agency/notifications"),  # the agency's failed sends (admins only)
 }
 SOCKETS = {"/ws"}  # test_the_live_socket_refuses_another_business_s_ids
 
@@ -453,6 +519,7 @@ async def foreign_ids_in_queries_and_forms(
         f"/portal/kpis?business={b}",
         f"/portal/kpis.csv?business={b}",
         f"/portal/kpis.xlsx?business={b}",
+        f"/portal/billing?business={b}",
         "/contacts?q=Zelda",
         f"/contacts/lookup?business_id={b}&phone=054-2345678",
         f"/contacts/silent?business_id={b}",
@@ -464,6 +531,8 @@ async def foreign_ids_in_queries_and_forms(
         ("/leads", {"business_id": b, "phone": "053-3456789", "subject": "x"}),
         ("/contacts/import", {"business_id": b, "step": "import", "payload": "", "filename": ""}),
         ("/contacts/classify", {"business_id": b}),
+        ("/portal/appointments", {"business_id": b, "phone": "053-3456789", "day": "2031-01-05",
+                                  "start": "10:00", "minutes": "30"}),
         # A's own lead, handed to B's owner
         (f"/leads/{w.lead_a}/tasks", {"assignee_id": str(w.owner_b.id), "title": "x",
                                       "due": "2031-01-05T12:00"}),

@@ -378,6 +378,7 @@ EXPECTED: dict[str, Any] = {
     "calls_answered": 3,  # K1, K2, K6
     "calls_abandoned": 2,  # K3 in the queue, K4 while ringing
     "calls_missed": 2,  # K5 overflowed, K11 failed
+    "calls_rejected": 0,  # nobody declined a ring (tests/voice/test_rejected_calls.py)
     "answer_rate": 42.9,  # 3 / 7
     "abandonment_rate": 28.6,  # 2 / 7
     "average_speed_of_answer": 19.0,  # (12 + 40 + 5) / 3
@@ -431,7 +432,7 @@ async def test_every_number_matches_the_hand_computed_fixture(db: Database) -> N
     async with db.transaction(write=False) as session:
         with counting(db) as statements:
             found = await compute_kpis(session, [agency.a, agency.b, c], WEEK, now=NOW)
-    assert len(statements) == 7  # whatever the number of businesses and zones
+    assert len(statements) == 6  # whatever the number of businesses and zones
     a = found[agency.a.id]
     assert as_numbers(a) == EXPECTED
     assert a.by_channel == BY_CHANNEL

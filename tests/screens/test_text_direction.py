@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from console.base.config import Settings
 from console.base.db import Database
-from console.calendar.calendar_feed import ics_text
+from console.calendar.ics import ics_text
 from console.channels.lines import add_line
 from console.leads import scripts
 from models import Contact, Notification

@@ -198,7 +198,7 @@ async def test_the_alerts_panel_and_acknowledgement(
     await sign_in(client, secretary.email)
     panel = await client.get("/alerts")
     assert panel.text.count('class="alert-row') == 1  # her business's breach only
-    alert_id = re.search(r'id="alert-([0-9a-f-]{36})"', panel.text).group(1)  # type: ignore[union-attr]
+    alert_id = re.search(r"/alerts/([0-9a-f-]{36})/ack", panel.text).group(1)  # type: ignore[union-attr]
     token = await csrf_token(client, "/alerts")
     assert (
         await client.post(f"/alerts/{alert_id}/ack", data={"csrf_token": token})

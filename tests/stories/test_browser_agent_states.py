@@ -3,6 +3,8 @@ and in English; the admin's wallboard shows it, with its reason and for how long
 
 from __future__ import annotations
 
+import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +62,9 @@ async def _story(browser: Any, url: str, lang: str) -> None:
     words = WORDS[lang]
     michal, her_errors = await _open(browser, url, lang, "michal@example.test", "/inbox")
     bar = michal.locator("#agent-state .agent-now")
-    # Her console is open: she is available (the socket brought her back), said in her language.
+    # Her console is open: she is available (the socket brought her back and told her top bar),
+    # said in her language.
     await michal.wait_for_selector("#live-state.on")
-    await michal.reload()
     await expect(bar).to_have_attribute("data-state", "available")
     await expect(bar).to_contain_text(words["available"])
 
@@ -94,10 +96,49 @@ async def _story(browser: Any, url: str, lang: str) -> None:
     await michal.keyboard.press("o")
     await expect(bar).to_have_attribute("data-state", "offline")
     await michal.goto(f"{url}/tasks")
+    # Her new page's socket is up before she acts: the closed page's grace then finds her on
+    # duty (a page whose socket is not up 5 s after the last one closed counts as gone).
+    await michal.wait_for_selector("#live-state.on")
     await expect(bar).to_have_attribute("data-state", "offline")
     await expect(bar).to_contain_text(words["offline"])
     await michal.locator("#agent-state button[value=available]").click()
     await expect(bar).to_have_attribute("data-state", "available")
+    await expect(cell).to_have_attribute("data-state", "available")
+
+    # Her page closes and no page of hers is up within the grace: she is taken offline (asked
+    # without a page, whose socket would bring her back).
+    context = michal.context
+    await michal.close()
+    for _ in range(150):
+        mine = await context.request.get(f"{url}/agent/state", headers={"HX-Request": "true"})
+        if 'data-state="offline"' in await mine.text():
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail("her closed console did not take her offline")
+    # Her next page draws her top bar before its socket is through (its first socket is held
+    # in the browser, never reaching the server): offline. When the socket joins, it brings
+    # her back and her top bar is told at once, long before its 30 s poll.
+    michal = await context.new_page()
+    michal.on("console", lambda m: her_errors.append(m.text) if m.type == "error" else None)
+    held: list[Any] = []
+
+    def hold_the_first(socket: Any) -> None:
+        if held:
+            socket.connect_to_server()
+        else:
+            held.append(socket)
+
+    await michal.route_web_socket(re.compile(r"/ws$"), hold_the_first)
+    await michal.goto(f"{url}/inbox")
+    bar = michal.locator("#agent-state .agent-now")
+    await expect(bar).to_have_attribute("data-state", "offline")
+    await expect(bar).to_contain_text(words["offline"])
+    assert len(held) == 1
+    await held[0].close(code=1012)  # a restart's code: the page connects again, for real
+    await expect(bar).to_have_attribute("data-state", "available")
+    await expect(bar).to_contain_text(words["available"])
+    await expect(cell).to_have_attribute("data-state", "available")
 
     assert her_errors == [] and board_errors == [], (her_errors, board_errors)
     await michal.context.close()
@@ -105,6 +146,4 @@ async def _story(browser: Any, url: str, lang: str) -> None:
 
 
 def _short_time(lang: str) -> Any:
-    import re
-
     return re.compile(r"^\d+ (שנ׳|ד׳)$" if lang == "he" else r"^\d+ (s|m)$")

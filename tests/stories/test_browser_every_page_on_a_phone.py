@@ -12,6 +12,7 @@ import re
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,17 @@ from sqlalchemy import func, select
 from starlette.routing import Route
 
 from asgi import create_app
-from console.agency import admin
+from console.agency import admin, change_requests
+from console.agency.business_hours import TypedHours
 from console.base.config import Settings
 from console.base.db import Database
+from console.calendar.appointments import AppointmentLinks
 from console.demo.demo import ADMIN, DEMO_PASSWORD
-from console.leads import surveys
+from console.leads import call_notices, surveys
 from console.leads.surveys import SurveyLinks
+from console.people.audit import Actor
 from console.tasks.task_links import TaskLinks
-from models import Business, Interaction, Lead, Role, Task, User
+from models import Appointment, Business, ChangeRequest, Interaction, Lead, Role, Task, User
 from routes import routes
 from tests.browser import PHONE, chromium, need_chromium
 from tests.screenshots import MOMENT, OWNER, SECRETARY, StoppedClock, seed
@@ -37,8 +41,8 @@ from tests.servers import free_port
 pytestmark = pytest.mark.browser
 
 SECRET = "every-page-" + "x" * 40
-# Not pages: machines' addresses, files, and fragments a page asks for.
-NOT_PAGES = ("/api/", "/intake/", "/sip/", "/healthz", "/phone/", "/static")
+# Not pages: machines' addresses, files (a recording's sound too), and fragments a page asks for.
+NOT_PAGES = ("/api/", "/intake/", "/sip/", "/healthz", "/phone/", "/static", "/recordings/")
 FILES = re.compile(r"\.(csv|xlsx|ics|json)$")
 # Pages with the parameters of their address filled from the demo; a new parameter fails the
 # test until it is named here.
@@ -47,7 +51,10 @@ PARAMETERS = ("lead_id", "business_id", "contact_id", "token")
 VARIANTS = {
     "/tasks": ("?status=done", "?status=cancelled"),
     "/contacts": ("?q=כהן", "?q=05"),
-    "/agency/audit": ("?action=lead.viewed",),
+    "/agency/audit": ("?action=lead.viewed", "?kind=views"),
+    # a whole past month of the demo's plan: every line of a statement, and the agency's list
+    "/portal/businesses/{business_id}/statement": ("?month=2025-12",),
+    "/agency/billing": ("?month=2025-12",),
 }
 
 OVERFLOW = """
@@ -124,17 +131,47 @@ async def demo_places(db: Database, settings: Settings) -> dict[str, dict[str, s
         )
         assert lead is not None and task is not None
         survey = await surveys.start_survey(session, lead, links=None, now=MOMENT)
+        # a request to the agency, for its page and the owner's hours page (with its week)
+        always = TypedHours("Asia/Jerusalem", False, {"sat": [("07:00", "23:30")]})
+        asked = await change_requests.owner_saves_hours(
+            session, Actor(owner, MOMENT), business, always
+        )
+        assert isinstance(asked, ChangeRequest)
         survey_id = survey.id if survey is not None else None
+        meeting = Appointment(  # the owner's coming meeting, to move or cancel on a phone
+            business_id=business.id,
+            lead_id=lead.id,
+            contact_id=lead.contact_id,
+            starts_at=MOMENT + timedelta(days=1),
+            ends_at=MOMENT + timedelta(days=1, minutes=45),
+            title="בדיקת לחץ מים בדירה בקומה השלישית",
+            location="רחוב הרצל 12, תל אביב",
+        )
+        session.add(meeting)
+        await session.flush()
         invited = await session.scalar(select(User).where(User.role == Role.SECRETARY).limit(1))
         assert invited is not None and survey_id is not None
         ids = {"lead_id": str(lead.id), "business_id": str(business.id)}
         ids["contact_id"] = str(lead.contact_id)
+        ids["owner_id"] = str(owner.id)
+        # the message after a call (issue 24, point 1), for its "seen" link's page
+        call = await session.scalar(
+            select(Interaction)
+            .where(Interaction.lead_id == lead.id, Interaction.status == "done")
+            .limit(1)
+        )
+        assert call is not None
+        await call_notices.tell_owners_of_call(session, call, links=None, now=MOMENT)
         tokens = {
             "/invite/{token}": admin.password_link_token(settings.secret_key, invited),
             "/ack/{token}": TaskLinks(settings.secret_key, None).token(
                 task.id, owner.id, "done", now=MOMENT
             ),
             "/survey/{token}": SurveyLinks(settings.secret_key, None).token(survey_id, now=MOMENT),
+            "/meeting/{token}": AppointmentLinks(settings.secret_key, None).token(meeting),
+            "/ack/call/{token}": call_notices.CallLinks(settings.secret_key, None).token(
+                call.id, owner.id, now=MOMENT
+            ),
         }
     return {"ids": ids, "tokens": tokens}
 
@@ -156,7 +193,7 @@ def page_addresses(places: dict[str, dict[str, str]]) -> list[str]:
                 continue  # a signed link the demo cannot make yet; see the report of this test
             address = path.replace("{token}", places["tokens"][path])
         else:
-            address = path.format(**places["ids"])
+            address = path.format(**{k: v for k, v in places["ids"].items() if k != "owner_id"})
         addresses += [address, *(address + variant for variant in VARIANTS.get(path, ()))]
     return addresses
 
@@ -205,6 +242,9 @@ async def test_every_page_of_every_role_fits_a_phone() -> None:
             await seed(db, settings)
             places = await demo_places(db, settings)
             addresses = page_addresses(places)
+            # the admin's page of an owner's messages and digest, with its preview
+            business, owner = places["ids"]["business_id"], places["ids"]["owner_id"]
+            addresses.append(f"/agency/businesses/{business}/notices?person={owner}")
             async with serve(db, settings) as url, chromium() as browser:
                 wide = []
                 for email in (ADMIN[0], SECRETARY, OWNER, None):
@@ -216,10 +256,24 @@ async def test_every_page_of_every_role_fits_a_phone() -> None:
                         wide += await overflows(page, url, mine)
                         if email == ADMIN[0]:  # the users page with a link to send
                             wide += await invited(page, url, lang)
+                        if email == OWNER:
+                            await printed(page, url, places["ids"]["business_id"])
                     await page.context.close()
                 assert not wide, "\n".join(["pages wider than 390 px:", *wide])
         finally:
             await db.dispose()
+
+
+async def printed(page: Any, url: str, business_id: str) -> None:
+    """A statement as printed: the bill alone, without the site's bar and buttons."""
+    await page.goto(f"{url}/portal/businesses/{business_id}/statement?month=2025-12")
+    await page.emulate_media(media="print")
+    try:
+        assert await page.locator("#statement tr[data-key=total]").is_visible()
+        assert not await page.locator("header.topbar").is_visible()
+        assert not await page.locator("button[data-print]").is_visible()
+    finally:
+        await page.emulate_media(media="screen")
 
 
 async def invited(page: Any, url: str, lang: str) -> list[str]:

@@ -221,7 +221,7 @@ async def _story(browser: Any, server: Server, noa: httpx.AsyncClient, lang: str
     await expect(rows.nth(1)).to_be_focused()
     await expect(rows.nth(1)).to_have_class(re.compile(r"\bselected\b"))
     # Enter opens the selected lead.
-    target = await rows.nth(1).get_attribute("data-href")
+    target = await rows.nth(1).locator("[data-open]").get_attribute("href")
     await page.keyboard.press("Enter")
     await page.wait_for_url(f"{server.url}{target}")
     # I (code KeyI, "ן" on the Hebrew layout) goes back to the inbox from the lead.

@@ -27,7 +27,7 @@ from console.sla.sla import clock_for
 from console.tasks import on_call, paging, tasks
 from console.tasks.on_call import DatedShift, Link, RotaForm, Shift
 from console.tasks.task_links import TaskLinks
-from models import Business, Lead, Notification, Task, User
+from models import Alert, Business, Lead, Notification, Task, User
 from models.on_call import Page
 from tests.conftest import SECRET
 from tests.factories import MovableClock, make_business, make_user
@@ -309,17 +309,26 @@ async def test_who_is_paged_first_follows_availability_the_week_and_the_holidays
     assert (third.user_id, third.channel) == (rota.third.id, "email")  # he is skipped again
     await escalate(db, SUNDAY_9 + timedelta(minutes=20))
     assert len(await pages_of(db, task)) == 2  # the chain is done: nobody is paged twice
+    # ... and the agency is alerted, once, on its alerts panel.
+    async with db.transaction(write=False) as session:
+        alerts = (await session.scalars(select(Alert).where(Alert.task_id == task.id))).all()
+    assert [(a.kind, a.level) for a in alerts] == [("on_call_exhausted", "breach")]
 
     evening = datetime(2026, 11, 22, 17, 0, tzinfo=UTC)  # Sunday 19:00: Dana's shift
     holiday = datetime(2027, 4, 22, 8, 0, tzinfo=UTC)  # Pesach
     eve = datetime(2027, 4, 21, 8, 0, tzinfo=UTC)
     dated = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    closed = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)  # a Wednesday the business closes
+    async with db.transaction() as session:
+        business = await session.get_one(Business, rota.business.id)
+        business.hours_exceptions = {"closed_dates": ["2026-12-02"]}
     expected = [
         (evening, rota.deputy),
         (holiday, rota.third),
         (eve, rota.deputy),
         (dated, rota.third),
         (evening + timedelta(days=1), rota.owner),  # Monday evening: no shift, the chain's first
+        (closed, rota.third),  # a day the business's hours close: its holiday person
     ]
     for moment, person in expected:
         page_task = await urgent(db, rota, f"at {moment}", at=moment)

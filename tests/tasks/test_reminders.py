@@ -334,6 +334,9 @@ async def test_an_admin_sets_the_reminders_and_bad_numbers_change_nothing(
         "class_as": "task",
         "silent_list": "1",
         "silent_days": "60",
+        "birthday_reminders": "1",
+        "birthday_days_before": "2",
+        "birthday_as": "notification",
     }
     saved = await client.post(f"{url}/reminders", data=fields)
     assert saved.status_code == 303
@@ -345,6 +348,8 @@ async def test_an_admin_sets_the_reminders_and_bad_numbers_change_nothing(
         class_followups=False,  # its box was not ticked
         class_days=(10, 30, 120),
         silent_days=60,
+        birthday_days_before=2,
+        birthday_as="notification",
     )
     for bad, field in (
         ({"quote_days": "10,5"}, "quote_days"),
@@ -353,6 +358,8 @@ async def test_an_admin_sets_the_reminders_and_bad_numbers_change_nothing(
         ({"class_b_days": "0"}, "class_days"),
         ({"silent_days": "x"}, "silent_days"),
         ({"quote_as": "fax"}, "quote_as"),
+        ({"birthday_days_before": "31"}, "birthday_days_before"),
+        ({"birthday_days_before": "-1"}, "birthday_days_before"),
     ):
         refused = await client.post(
             f"{url}/reminders", data=fields | bad, headers={"Accept": "application/json"}

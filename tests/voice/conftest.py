@@ -74,3 +74,13 @@ async def phone_client(phone_app: Any) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=phone_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
+
+
+@pytest.fixture
+def steady_roster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Routing's roster (console/voice/roster.py) not reloaded by the clock during the test, so
+    statements counted are the question's own on a slow machine too (its own commits and any
+    write it does not follow still refresh it)."""
+    from console.voice import roster
+
+    monkeypatch.setattr(roster, "REFRESH_SECONDS", 3600.0)

@@ -4,8 +4,10 @@ through HTTP on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import httpx
+import pytest
 from sqlalchemy import select
 
+from console.base.clock import SystemClock
 from console.base.db import Database
 from console.voice.states import AgentState, set_state
 from models import AgentStateSpan, AgentStatus, AuditEvent, CallSettings
@@ -161,3 +163,37 @@ async def test_the_admin_sets_a_businesss_call_settings(
             select(AuditEvent.action).where(AuditEvent.action == "business.call_settings")
         )
         assert len(audited.all()) == 2
+
+
+async def test_a_console_opening_while_her_last_one_is_taken_offline_brings_her_back(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reloading a page on a busy machine: her old socket's grace ran out and her new one
+    joined while the offline change was being written, so the new one's look found her still
+    available and did nothing. She must end available, not offline until her next page."""
+    from types import SimpleNamespace
+
+    from console.live.hub import Connection
+    from routes import live
+
+    async with db.transaction() as session:
+        shop = await make_business(session, name="Cohen")
+        michal = await make_user(session, "secretary", shop, name="Michal", locale="en")
+        await set_state(session, michal.id, AgentState.AVAILABLE, now=SystemClock().now())
+    # The grace's look finds nobody; by the time the offline change is written, she is back.
+    looks = iter([{}, {str(michal.id): "secretary"}])
+    hub = SimpleNamespace(on_duty=lambda: next(looks))
+    app = SimpleNamespace(state=SimpleNamespace(db=db, hub=hub, clock=SystemClock()))
+    monkeypatch.setattr(live, "OFFLINE_AFTER", 0)
+    closing = Connection(
+        user_id=str(michal.id),
+        user_name="Michal",
+        session_id="s",
+        role="secretary",
+        locale="en",
+        businesses=frozenset({str(shop.id)}),
+    )
+    await live._agent_presence(app, closing, opened=False)
+    async with db.transaction(write=False) as session:
+        row = await session.get(AgentStatus, michal.id)
+        assert row is not None and row.state == "available"

@@ -118,7 +118,7 @@ def test_the_demo_rings_its_businesses_through_a_private_sip_server(
     assert said.group(2) in page.headers["content-security-policy"]
     # Ctrl-C stops the SIP server and the callers with the console.
     demo.send_signal(signal.SIGTERM)
-    assert demo.wait(timeout=30) == 0
+    assert demo.wait(timeout=30) == 0, log.read_text(errors="replace")[-4000:]
     _until(lambda: _udp_port_free(int(said.group(1))), "freed Kamailio's port", log, timeout=15)
 
 

@@ -65,7 +65,8 @@ async def test_the_routing_sends_an_overflow_where_the_rule_says(db: Database) -
     waiting = await decide(db, shop, now=MONDAY_11 + timedelta(seconds=30), waited=30)
     assert waiting.action == "wait"
     over = await decide(db, shop, now=MONDAY_11 + timedelta(seconds=61), waited=61)
-    assert (over.action, answer_of(over)) == ("overflow", "action=overflow;to=voicemail")
+    voicemail = "action=overflow;to=voicemail;max=120"  # the longest message, by default
+    assert (over.action, answer_of(over)) == ("overflow", voicemail)
 
     await move(db, dana, AgentState.AVAILABLE, MONDAY_23 - timedelta(minutes=1))
     night = await decide(db, shop, now=MONDAY_23)  # free, but closed: the rule at once

@@ -8,15 +8,18 @@ import contextlib
 import hashlib
 import hmac
 import time
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
+from sqlalchemy import select
 
 from console.base.db import Database
-from models import User
+from models import Lead, User
+from models.voice import Call
 from tests.factories import make_user, sign_in
 from tests.voice.conftest import SECRET
-from tests.voice.test_sip_http import ask, post, shop_with_secretary
+from tests.voice.test_sip_http import CALLER, ask, post, shop_with_secretary
 
 
 @contextlib.asynccontextmanager
@@ -48,6 +51,11 @@ async def test_a_secretary_gets_short_lived_credentials_of_her_own(
         banner = await client.get("/phone/calls/banner-call")
         assert banner.status_code == 200 and "אינסטלציה כהן" in banner.text
         assert (await client.get("/phone/calls/no-such-call")).status_code == 404
+        # Her contact card calls the contact from the console, logged on his open lead.
+        lead_id, contact_id = await _lead_and_contact_of(db, "banner-call")
+        card = await client.get(f"/contacts/{contact_id}")
+        assert card.status_code == 200
+        assert f'data-phone-dial="{CALLER}" data-phone-lead="{lead_id}"' in card.text
 
 
 async def test_no_phone_for_owners_admins_strangers_or_without_a_sip_server(
@@ -71,3 +79,10 @@ async def test_no_phone_for_owners_admins_strangers_or_without_a_sip_server(
         assert (await stranger.get("/phone/credentials")).status_code == 303
     async with _client_of_ctx(app, michal) as client:  # the app without SIP_SECRET
         assert (await client.get("/phone/credentials")).status_code == 404
+
+
+async def _lead_and_contact_of(db: Database, call_id: str) -> tuple[uuid.UUID, uuid.UUID]:
+    async with db.transaction(write=False) as session:
+        lead_id = await session.scalar(select(Call.lead_id).where(Call.sip_call_id == call_id))
+        assert lead_id is not None
+        return lead_id, (await session.get_one(Lead, lead_id)).contact_id
