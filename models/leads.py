@@ -173,8 +173,9 @@ class Interaction(Base):
         CheckConstraint("status IN ('draft', 'done')", name="status"),
         Index("ix_interactions_lead_started", "lead_id", "started_at"),
         Index("ix_interactions_contact_started", "contact_id", "started_at"),
-        # The owner's review (console/screens/portal.py): a business's handled calls, newest first.
-        Index("ix_interactions_business_started", "business_id", "started_at"),
+        # The owner's review (console/screens/portal.py): a business's handled calls, newest
+        # first, `id` their tie-break.
+        Index("ix_interactions_business_started_id", "business_id", "started_at", "id"),
         # Her calls not wrapped up (the inbox's "mine"): few rows, so a partial index.
         Index(
             "ix_interactions_user_drafts",

@@ -140,29 +140,49 @@ def _handled_statement() -> Select[*tuple[Any, ...]]:
         .join(Business, Business.id == Interaction.business_id)
         .join(secretary, secretary.id == Interaction.user_id)
         .outerjoin(InteractionRating, InteractionRating.interaction_id == Interaction.id)
-        .where(
-            Interaction.status == "done",
-            or_(Interaction.direction.is_(None), Interaction.direction != "in"),
-            secretary.role != Role.OWNER,
-        )
+        .where(*_handled_by(secretary))
     )
 
 
-@functools.cache
-def _handled_by_role(role: str) -> Select[*tuple[Any, ...]]:
-    """The handled interactions a role's user may see, built once (the viewer a parameter)."""
-    return _handled_statement().where(may_see_bound(role, Interaction.business_id))
+def _handled_by(secretary: Any) -> list[ColumnElement[bool]]:
+    return [
+        Interaction.status == "done",
+        or_(Interaction.direction.is_(None), Interaction.direction != "in"),
+        secretary.role != Role.OWNER,
+    ]
+
+
+def _handled_ids(role: str, *, with_lead: bool) -> Select[uuid.UUID]:
+    """The ids of the handled interactions a role's user may see (the viewer a parameter), with
+    their lead and contact joined only when a filter reads them."""
+    secretary = aliased(User)
+    statement = select(Interaction.id).join(secretary, secretary.id == Interaction.user_id)
+    if with_lead:
+        statement = statement.join(Lead, Lead.id == Interaction.lead_id).join(
+            Contact, Contact.id == Interaction.contact_id
+        )
+    return statement.where(*_handled_by(secretary), may_see_bound(role, Interaction.business_id))
+
+
+_NEWEST_FIRST = (Interaction.started_at.desc(), Interaction.id.desc())
+
+
+def _rows_of(ids: Select[uuid.UUID]) -> Select[*tuple[Any, ...]]:
+    """The whole rows of the page whose ids a narrow statement chose. The sort and the limit
+    run over ids alone: sorting every handled interaction of his businesses with its notes,
+    answers and joined columns was what the portal paid, and it grew with his history."""
+    chosen = ids.subquery("page_ids")
+    return (
+        _handled_statement().where(Interaction.id.in_(select(chosen.c.id))).order_by(*_NEWEST_FIRST)
+    )
 
 
 @functools.cache
 def _first_page(role: str) -> Select[*tuple[Any, ...]]:
     """The review as the portal opens it (no filter, the first page): built once per role, as
     every opening of the portal reads it."""
-    return (
-        _handled_by_role(role)
-        .order_by(Interaction.started_at.desc(), Interaction.id.desc())
-        .limit(PAGE_SIZE + 1)
-    )
+    ids = _handled_ids(role, with_lead=False).order_by(*_NEWEST_FIRST).limit(PAGE_SIZE + 1)
+    return _rows_of(ids)
 
 
 _SCRIPT_AT = [f.name for f in fields(HandledRow)].index("script_id")
@@ -338,7 +358,8 @@ def _filtered(
     zone: ZoneInfo,
 ) -> Select[*tuple[Any, ...]]:
     """The review's page with the filters set, built per request."""
-    statement = _handled_by_role(role)
+    with_lead = bool(filters.channel or filters.stage or filters.q)
+    statement = _handled_ids(role, with_lead=with_lead)
     if chosen is not None:
         statement = statement.where(Interaction.business_id == chosen.id)
     if start:
@@ -353,8 +374,8 @@ def _filtered(
         statement = statement.where(Interaction.outcome == filters.outcome)
     if filters.q:
         statement = statement.where(_search(filters.q))
-    return (
-        statement.order_by(Interaction.started_at.desc(), Interaction.id.desc())
+    return _rows_of(
+        statement.order_by(*_NEWEST_FIRST)
         .offset((filters.page - 1) * PAGE_SIZE)
         .limit(PAGE_SIZE + 1)
     )
