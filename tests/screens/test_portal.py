@@ -21,6 +21,7 @@ from console.base.db import Database
 from console.intake import arrivals
 from console.intake.arrivals import NewLead
 from console.leads import calls, leads, scripts
+from console.people import accounts
 from console.people.audit import Actor
 from console.sla import sla
 from console.tasks import tasks
@@ -278,6 +279,42 @@ async def test_the_review_pages_in_the_same_number_of_statements(
     second = await client.get("/portal?page=2", headers=HTMX)
     assert len(cards(second.text)) == 5 and "page=1" not in second.text
     assert set(cards(page.text)).isdisjoint(cards(second.text))
+
+
+async def test_an_owner_of_two_businesses_reads_them_as_one_list_newest_first(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """Each business's newest are read apart (a page per business on PostgreSQL) and merged:
+    the pages hold the two businesses' calls interleaved by time, none twice, none missed, and
+    a filter pages the same way."""
+    w = await world(db)
+    async with db.transaction() as session:
+        await accounts.link_user(session, await session.get_one(User, w.avi.id), w.b)
+    made: list[tuple[datetime, str, str]] = []
+    for i in range(30):
+        business = w.a if i % 3 else w.b  # a third of them the second business's
+        at = SUNDAY_9 - timedelta(minutes=37 * i)
+        row = await handled(
+            db,
+            w.michal,
+            business,
+            phone=f"+97254{3000000 + i}",
+            name=f"לקוח {i}",
+            at=at,
+            channel="phone" if i % 2 else "whatsapp",
+        )
+        made.append((at, str(row.id), "phone" if i % 2 else "whatsapp"))
+    await as_user(client, w.avi)
+    newest_first = [row_id for _, row_id, _ in sorted(made, reverse=True)]
+    first = cards((await client.get("/portal")).text)
+    second = cards((await client.get("/portal?page=2", headers=HTMX)).text)
+    assert first + second == newest_first
+    phone_calls = [
+        row_id for _, row_id, channel in sorted(made, reverse=True) if channel == "phone"
+    ]
+    assert cards((await client.get("/portal?channel=phone")).text) == phone_calls
+    only_b = cards((await client.get(f"/portal?business={w.b.id}")).text)
+    assert only_b == [r for r in newest_first if r in {str(i) for _, i, _ in made[::3]}]
 
 
 # --- ratings ----------------------------------------------------------------------------------
