@@ -23,7 +23,7 @@ from babel.dates import format_date, get_day_names
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.errors import Invalid
-from console.base.i18n import current_locale
+from console.base.i18n import babel_locale, current_locale
 from console.base.i18n import gettext as _
 from console.business.hours import (
     DAY_KEYS,
@@ -101,11 +101,11 @@ def check_zone(name: str) -> str:
 
 def day_name(key: str) -> str:
     """Sunday, יום ראשון: a weekday key in the reader's language."""
-    return str(get_day_names("wide", locale=current_locale())[_WEEKDAY_INDEX[key]])
+    return str(get_day_names("wide", locale=babel_locale())[_WEEKDAY_INDEX[key]])
 
 
 def date_label(day: date) -> str:
-    return format_date(day, "full", locale=current_locale())
+    return format_date(day, "full", locale=babel_locale())
 
 
 def check_windows(pairs: Sequence[Pair], *, day: str, field: str) -> list[list[str]]:

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console.base.config import Settings
 from console.base.db import dialect_of, made_once
 from console.base.errors import Conflict, ConsoleError, Invalid, NotFound
-from console.base.i18n import current_locale, gettext, speaking_to
+from console.base.i18n import babel_locale, gettext, speaking_to
 from console.calendar import ics
 from console.channels.contact_messages import lines_of, queue_to_contact
 from console.contacts.contacts import find_or_create_contact
@@ -86,7 +86,7 @@ def appointment_when(moment: datetime, timezone: str) -> str:
     """The meeting's day and time as a person writes them, no seconds: "8 בדצמבר 2026, 10:00",
     "December 8, 2026, 10:00" (the Hebrew sentence puts ל־ or ב־ before it)."""
     local = moment.astimezone(ZoneInfo(timezone))
-    return f"{format_date(local.date(), 'long', locale=current_locale())}, {local:%H:%M}"
+    return f"{format_date(local.date(), 'long', locale=babel_locale())}, {local:%H:%M}"
 
 
 def reminder_key(appointment: Appointment) -> str:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.db import after_commit
 from console.base.errors import Invalid, NotFound
-from console.base.i18n import current_locale
+from console.base.i18n import babel_locale
 from console.base.i18n import gettext as _
 from console.base.scheduler import RunSoon
 from models import Notification, User
@@ -70,7 +70,7 @@ def describe(away: Away, timezone: str, now: datetime) -> str:
             away.kind, _("Unavailable")
         )
     zone = ZoneInfo(timezone)
-    locale = current_locale()
+    locale = babel_locale()
     local, today = away.until.astimezone(zone), now.astimezone(zone).date()
     if local.date() == today:
         until = format_time(local, "HH:mm", locale=locale)

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.errors import Invalid
-from console.base.i18n import current_locale
+from console.base.i18n import babel_locale
 from console.business.periods import Period
 from console.people.audit import Actor, record_audit
 from console.reports.reports import BusinessMonth, business_months
@@ -254,7 +254,7 @@ def shekels(value: int | None) -> str:
     """Agorot as the reader's language writes shekels ("—" for none)."""
     if value is None:
         return "—"
-    return str(format_currency(Decimal(value) / 100, "ILS", locale=current_locale()))
+    return str(format_currency(Decimal(value) / 100, "ILS", locale=babel_locale()))
 
 
 # --- reading and writing plans --------------------------------------------------------------------

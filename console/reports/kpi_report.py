@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base import labels
 from console.base.errors import Invalid
-from console.base.i18n import current_locale, direction
+from console.base.i18n import babel_locale, current_locale, direction
 from console.base.i18n import gettext as _
 from console.business.periods import (
     PRESETS,
@@ -93,7 +93,7 @@ class KpiReport:
 
 def day_label(day: date) -> str:
     """ "Sun, Mar 2" / "יום א׳, 2 במרץ"."""
-    return str(format_skeleton("MMMEd", day, locale=current_locale()))
+    return str(format_skeleton("MMMEd", day, locale=babel_locale()))
 
 
 def chart_data(report: KpiReport) -> dict[str, Any]:
@@ -105,7 +105,9 @@ def chart_data(report: KpiReport) -> dict[str, Any]:
         "locale": locale,
         "label": _("Leads"),
         "days": {
-            "labels": [str(format_skeleton("MMMd", day, locale=locale)) for day, _n in kpis.by_day],
+            "labels": [
+                str(format_skeleton("MMMd", day, locale=babel_locale())) for day, _n in kpis.by_day
+            ],
             "values": [count for _day, count in kpis.by_day],
         },
         "channels": {
@@ -118,10 +120,10 @@ def chart_data(report: KpiReport) -> dict[str, Any]:
 
 def describe_period(period: Period) -> str:
     """ "2 Mar 2025 – 8 Mar 2025", or one day, in the reader's language."""
-    first = format_date(period.first, "medium", locale=current_locale())
+    first = format_date(period.first, "medium", locale=babel_locale())
     if period.first == period.last:
         return str(first)
-    return f"{first} – {format_date(period.last, 'medium', locale=current_locale())}"
+    return f"{first} – {format_date(period.last, 'medium', locale=babel_locale())}"
 
 
 async def report_for(

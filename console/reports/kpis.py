@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from console.base.db import dialect_of
-from console.base.i18n import current_locale
+from console.base.i18n import babel_locale
 from console.base.i18n import gettext as _
 from console.business.periods import (
     Period,
@@ -126,7 +126,7 @@ class Metric:
 def shown(value: int | float | Decimal | None, unit: Unit) -> str:
     if value is None:
         return "—"
-    locale = current_locale()
+    locale = babel_locale()
     if unit == "money":
         return format_currency(value, "ILS", locale=locale)
     number = format_decimal(value, locale=locale)

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.base.db import dialect_of
 from console.base.errors import Invalid
-from console.base.i18n import current_locale
+from console.base.i18n import babel_locale
 from console.business.periods import Period, PeriodSql, parse_period, preset, zone_groups
 from console.people.tenancy import visible_businesses
 from console.reports.kpi_report import describe_period
@@ -87,7 +87,7 @@ class BusinessMonth:
 
     @property
     def month_label(self) -> str:
-        return str(format_skeleton("yMMMM", self.month, locale=current_locale()))
+        return str(format_skeleton("yMMMM", self.month, locale=babel_locale()))
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class ReportScreen:
 
 def number(value: float | None) -> str:
     """A value as the reader's language writes it ("—" when there is none)."""
-    return "—" if value is None else str(format_decimal(value, locale=current_locale()))
+    return "—" if value is None else str(format_decimal(value, locale=babel_locale()))
 
 
 def _minutes(seconds: float) -> float:
