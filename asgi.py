@@ -39,7 +39,7 @@ from console.people.audit import ViewWriter
 from console.voice.voicemail import Media
 from routes import routes
 from routes.errors import WhenDatabaseDown, console_error, http_error, server_error
-from routes.live import Fragments, read_access, read_missed
+from routes.live import Fragments, read_access
 from routes.middleware import Cookies, Guard, Sessions, redact_access_log
 from routes.observe import Observe
 from routes.router import SegmentRouter
@@ -72,7 +72,6 @@ def create_app(
     fragments = Fragments(db, hub.viewers)
     hub.render, hub.batch = fragments, fragments.batch
     hub.access = partial(read_access, db)
-    hub.catch_up = partial(read_missed, db)
     db.after_commit.append(hub.publish)
     metrics = Metrics()
     metrics.hub, metrics.redis = hub, redis
@@ -158,14 +157,14 @@ def create_app(
     return app
 
 
-async def _latest_or_nothing(db: Database) -> dict[str, int] | None:
+async def _latest_or_nothing(db: Database) -> dict[str, int]:
     """Where each business's events stand; a database that is down now must not stop start-up
     (health says 503 until it is back, and the hub learns the numbers from the events)."""
     try:
         async with db.transaction(write=False) as session:
             return await latest_seqs(session)
     except (SQLAlchemyError, OSError):
-        return None
+        return {}
 
 
 async def _push_keys_made(db: Database) -> None:

@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from console.live.duty import Duty, busiest, place_of
-from console.live.events import LiveEvent, Replay
+from console.live.events import LiveEvent
 from console.people.tenancy import AccessChanged, LiveAccess
 
 log = logging.getLogger("mazkira.hub")
@@ -127,9 +127,6 @@ Render = Callable[[LiveEvent, Audience], Awaitable[str | None]]
 # Reads what each of these users may follow now (`tenancy.live_access`); a user left out may
 # follow nothing.
 ReadAccess = Callable[[Collection[str]], Awaitable[dict[str, LiveAccess]]]
-# Reads the events written after each business's number, in order (`events.events_after`):
-# how the hub fills a gap in what the broker brought.
-CatchUp = Callable[[dict[str, int]], Awaitable[Replay]]
 # Pages that list several businesses' rows: when the businesses change they are drawn again.
 LISTS = frozenset({"queue", "tasks", "alerts", "portal", "wallboard"})
 
@@ -212,28 +209,16 @@ class RedisBroker:
 
 
 class Hub:
-    def __init__(
-        self,
-        broker: Broker,
-        render: Render,
-        access: ReadAccess | None = None,
-        catch_up: CatchUp | None = None,
-    ) -> None:
+    def __init__(self, broker: Broker, render: Render, access: ReadAccess | None = None) -> None:
         self.broker = broker
         self.render = render
         self.access = access  # None: this hub has no sockets to keep current (a worker's)
-        self.catch_up = catch_up  # None: what the broker brings is all there is
         # Opened around the rendering of one commit's events (the app shares a read session).
         self.batch: Callable[[], AbstractAsyncContextManager[object]] = nullcontext
         self.process = uuid.uuid4().hex
         self.connections: set[Connection] = set()
         self.by_business: dict[str, set[Connection]] = defaultdict(set)
-        # The last number of each business handed to this process's sockets. Known from the
-        # start: a business missing from it is new (its numbers start at 1); unknown (the
-        # database was down at start) the hub takes the numbers as they come.
         self.latest: dict[str, int] = {}
-        self.latest_known = False
-        self.ordering: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         # presence[lead][process] = (reported at, [(user id, name, mode), ...])
         self.presence: dict[str, dict[str, tuple[float, list[tuple[str, str, str]]]]] = {}
         self.lead_business: dict[str, str] = {}
@@ -242,8 +227,8 @@ class Hub:
         self.duty_sent: Duty | None = None
         self.task: asyncio.Task[None] | None = None
 
-    async def start(self, latest: dict[str, int] | None) -> None:
-        self.latest, self.latest_known = dict(latest or {}), latest is not None
+    async def start(self, latest: dict[str, int]) -> None:
+        self.latest = dict(latest)
         await self.broker.start(self._receive)
         self.task = asyncio.create_task(self._report_presence_forever())
 
@@ -359,71 +344,9 @@ class Hub:
                 await self._refresh_wallboards()
 
     async def deliver(self, event: LiveEvent) -> None:
-        """Hand a business's numbered events to its sockets once each and in their order. Two
-        processes publish in whatever order their commits' hooks run, and a process killed
-        between its commit and its publish never publishes: a number past the next one means
-        some are missing, and they are read from the events (committed by then: a number is
-        taken under the business row's lock, held to the commit) and go first. One arriving
-        after that is dropped. A page would otherwise keep the higher number as its cursor and
-        drop the late one as seen, or never hear of the lost one, even after a reconnect."""
-        if event.seq <= 0:
-            await self._fan_out(event)
-            return
-        async with self.ordering[event.business_id]:
-            for each in await self._in_order(event):
-                await self._fan_out(each)
-
-    async def _in_order(self, event: LiveEvent) -> list[LiveEvent]:
-        business = event.business_id
-        last = self.latest.get(business, 0 if self.latest_known else None)
-        if last is not None and event.seq <= last:
-            return []  # handed out already, read when its gap was found
-        self.latest[business] = event.seq
-        if last is None or event.seq == last + 1 or not self._listened(business):
-            return [event]
-        if self.catch_up is None:
-            return [event]
-        try:
-            found = await self.catch_up({business: last})
-        except Exception:
-            log.exception("could not read the events missed of %s", business)
-            return [event]
-        if business in found.gaps:  # too many, or no longer kept: the pages read them afresh
-            self._reconnect(business)
-            return []
-        missed = [e for e in found.events if e.business_id == business and e.seq != event.seq]
-        self.latest[business] = max(event.seq, *(e.seq for e in missed))
-        return sorted([*missed, event], key=lambda e: e.seq)
-
-    def _listened(self, business: str) -> bool:
-        return any(not c.closed for c in self.by_business.get(business, ()))
-
-    def _reconnect(self, business: str) -> None:
-        for connection in list(self.by_business.get(business, ())):
-            connection.close(1012)  # they say hello again, which replays or reloads
-
-    async def catch_up_quietly(self) -> None:
-        """What was committed but never came through the broker (the last events of a process
-        killed before it published them, a publish Redis refused): read from the events of
-        the businesses this process's sockets follow, and handed out in order."""
-        if self.catch_up is None:
-            return
-        cursor = {b: self.latest.get(b, 0) for b in self.by_business if self._listened(b)}
-        if not cursor:
-            return
-        try:
-            found = await self.catch_up(cursor)
-        except Exception:
-            log.exception("could not read the events missed of %d businesses", len(cursor))
-            return
-        for business in found.gaps:
-            self._reconnect(business)
-        for event in found.events:
-            if event.business_id not in found.gaps:
-                await self.deliver(event)
-
-    async def _fan_out(self, event: LiveEvent) -> None:
         """Render the event once per audience and queue it for each of its clients."""
+        if event.seq > self.latest.get(event.business_id, 0):
+            self.latest[event.business_id] = event.seq
         audiences: dict[Audience, list[Connection]] = defaultdict(list)
         to = event.payload.get("to")  # only these users' consoles, whatever their page
         for connection in self.by_business.get(event.business_id, ()):
@@ -618,7 +541,6 @@ class Hub:
     async def _report_presence_forever(self) -> None:
         while True:
             await asyncio.sleep(PRESENCE_EVERY)
-            await self.catch_up_quietly()
             await self._send_duty(self.local_duty())  # keeps it fresh in the other processes
             for lead in {c.lead for c in self.connections if c.lead}:
                 business = self.lead_business.get(lead)

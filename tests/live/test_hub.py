@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection
 
-from console.live.events import LiveEvent, Replay
+from console.live.events import LiveEvent
 from console.live.hub import Audience, Connection, Hub, LocalBroker
 from console.people.tenancy import AccessChanged, LiveAccess
 
@@ -198,88 +198,6 @@ async def test_gone_or_another_role_is_signed_out_and_an_unknown_access_reconnec
     failing = True
     await hub.publish([AccessChanged()])  # everyone's: a business deactivated
     assert bystander.closed and bystander.close_code == 1012  # reconnects; its hello reads it
-    await hub.stop()
-
-
-class Outbox:
-    """The events table as the hub reads it (`events_after`): what was committed."""
-
-    def __init__(self, *events: LiveEvent) -> None:
-        self.events = list(events)
-        self.reads: list[dict[str, int]] = []
-
-    async def __call__(self, cursor: dict[str, int]) -> Replay:
-        self.reads.append(dict(cursor))
-        found = [
-            e for e in self.events if e.business_id in cursor and e.seq > cursor[e.business_id]
-        ]
-        return Replay(sorted(found, key=lambda e: e.id), set())
-
-
-def numbered(seq: int, business: str = "a") -> LiveEvent:
-    return LiveEvent(seq, business, seq, "lead.created", {"lead_id": f"lead-{seq}"})
-
-
-async def test_events_published_out_of_order_or_never_reach_a_socket_once_each_in_order() -> None:
-    """Two processes publish in whatever order their commits' hooks run, and one killed after
-    its commit never publishes: the hub hands the business's numbers out in order, reading
-    what is missing from the events, and drops what comes after it was read."""
-
-    async def render(event: LiveEvent, audience: Audience) -> str:
-        return str(event.seq)
-
-    committed = Outbox(*(numbered(n) for n in range(1, 5)), numbered(1, "b"))
-    hub = Hub(LocalBroker(), render, catch_up=committed)
-    await hub.start({"a": 1, "b": 0})
-    page = connection("michal", {"a"})
-    hub.join(page)
-    await hub.deliver(numbered(3))  # 2 comes later, from the other process
-    await hub.deliver(numbered(2))
-    await hub.deliver(numbered(4))
-    # 5 was never published (its process died); 6 shows the gap
-    committed.events += [numbered(5), numbered(6)]
-    await hub.deliver(numbered(6))
-    assert drain(page) == ["2", "3", "4", "5", "6"]
-    assert committed.reads == [{"a": 1}, {"a": 4}]  # one read per gap, none in order
-    # 7 is committed and not published (yet), and nothing follows it: the quiet re-check
-    # finds it; a business nobody here follows is not read, its events passed on as they come
-    committed.events.append(numbered(7))
-    await hub.catch_up_quietly()
-    assert drain(page) == ["7"] and committed.reads[-1] == {"a": 6}
-    await hub.deliver(numbered(2, "b"))
-    await hub.deliver(numbered(7))  # published at last: handed out already
-    assert drain(page) == [] and len(committed.reads) == 3
-    await hub.stop()
-
-
-async def test_a_gap_too_old_to_replay_makes_the_pages_read_afresh() -> None:
-    async def render(event: LiveEvent, audience: Audience) -> str:
-        return str(event.seq)
-
-    async def trimmed(cursor: dict[str, int]) -> Replay:
-        return Replay([], set(cursor))
-
-    hub = Hub(LocalBroker(), render, catch_up=trimmed)
-    await hub.start({"a": 1})
-    page = connection("michal", {"a"})
-    hub.join(page)
-    await hub.deliver(numbered(9))
-    assert page.closed and page.close_code == 1012  # reconnects; its hello says "reload"
-    await hub.stop()
-
-
-async def test_without_the_numbers_at_start_the_hub_takes_them_as_they_come() -> None:
-    async def render(event: LiveEvent, audience: Audience) -> str:
-        return str(event.seq)
-
-    committed = Outbox()
-    hub = Hub(LocalBroker(), render, catch_up=committed)
-    await hub.start(None)  # the database was down when the process started
-    page = connection("michal", {"a"})
-    hub.join(page)
-    await hub.deliver(numbered(40))
-    await hub.deliver(numbered(41))
-    assert drain(page) == ["40", "41"] and committed.reads == []
     await hub.stop()
 
 
