@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from jinja2_fragments import render_block
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -134,6 +135,11 @@ async def _agent_presence(app: Any, connection: Connection, *, opened: bool) -> 
                 return
         async with app.state.db.transaction() as session:
             await change(session, user_id, now=app.state.clock.now())
+        if not opened and connection.user_id in app.state.hub.on_duty():
+            # A console of hers opened while she was being taken offline: its own look found
+            # her not yet offline and did nothing, so bring her back here.
+            async with app.state.db.transaction() as session:
+                await states.came_online(session, user_id, now=app.state.clock.now())
     except Exception:  # the database away: her state waits for her next socket
         log.warning("agent state of %s not moved", connection.user_id, exc_info=True)
 
@@ -320,6 +326,8 @@ class Fragments:
             return [self._takeover(lead_id, {**event.payload, "kind": TAKEOVER_EVENTS[event.kind]})]
         if event.kind == "call.ringing":
             return await self._ringing(event, audience)
+        if event.kind == "agent.own_state":
+            return await self._own_state(audience)
         if event.kind == "presence.changed":
             where = "row" if page == "queue" else "page" if page == f"lead:{lead_id}" else None
             if where is None:
@@ -384,6 +392,20 @@ class Fragments:
                 return []
         template = env.get_template("partials/ringing_pushed.html")
         return [template.render(banner=banner, seconds=int(event.payload.get("seconds") or 20))]
+
+    async def _own_state(self, audience: Audience) -> list[str]:
+        """Her state in her own top bar, the block `/agent/state` draws, in her form of address."""
+        shared = _SHARED_READ.get()
+        reading = self.db.transaction(write=False) if shared is None else nullcontext(shared)
+        now = datetime.now(UTC)
+        async with reading as session:
+            user = await session.get(User, uuid.UUID(audience.user))
+            if user is None:
+                return []
+            standing = (await states.standings(session, [user.id], now=now))[user.id]
+        context = {"standing": standing, "now": now, "csrf_token": "", "oob": True}
+        with addressing(user.addressed_as):
+            return [render_block(env, "agents/state.html", "agent_state", context)]
 
     def _queue_row(self, row: QueueRow | None, event: LiveEvent, lead_id: str) -> list[str]:
         refresh = '<template data-refresh="queue"></template>'
@@ -455,8 +477,10 @@ class Fragments:
         """On the panel: the row appears or goes. Everywhere: a breach sounds for the admins, a
         warning or breach for the business's secretaries."""
         alert_id = str(event.payload["alert_id"])
-        if event.kind == "alert.acknowledged":
-            return [f'<tr id="alert-{alert_id}" hx-swap-oob="delete"></tr>']
+        if event.kind == "alert.acknowledged":  # the lead's one row, or the task alert's
+            lead_id, kind = event.payload.get("lead_id"), event.payload.get("alert_kind")
+            row_id = f"alert-lead-{lead_id}" if kind == "first_response" else f"alert-{alert_id}"
+            return [f'<tr id="{row_id}" hx-swap-oob="delete"></tr>']
         row = await alert_row(session, event.business_id, alert_id)
         if row is None:
             return []
