@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -38,6 +38,7 @@ from console.api.payloads import (
 )
 from console.base.db import Database, dialect_of
 from console.base.errors import Invalid, NotFound, Unauthorized
+from console.base.newest import newest_per_business
 from console.business import periods
 from console.intake import arrivals
 from console.intake.arrivals import Arrival, Arrived, ByToken, NewLead
@@ -77,9 +78,16 @@ def _paged(
 ) -> S:
     """Newest first, after the cursor, one row more than the page (to know if there is more)."""
     if query.cursor:
-        cursor_at, cursor_id = decode_cursor(query.cursor)
-        statement = statement.where(or_(at < cursor_at, and_(at == cursor_at, row_id < cursor_id)))
+        statement = statement.where(_after(query.cursor, at, row_id))
     return statement.order_by(at.desc(), row_id.desc()).limit(query.limit + 1)
+
+
+def _after(
+    cursor: str, at: InstrumentedAttribute[datetime], row_id: InstrumentedAttribute[uuid.UUID]
+) -> ColumnElement[bool]:
+    """The rows older than the cursor's (the previous page's last)."""
+    cursor_at, cursor_id = decode_cursor(cursor)
+    return or_(at < cursor_at, and_(at == cursor_at, row_id < cursor_id))
 
 
 def _next_cursor(rows: list[Any], query: PageQuery, key: Any) -> tuple[list[Any], str | None]:
@@ -160,9 +168,9 @@ def _page_ids(
     only those rows are then read and joined to their contacts; the page costs what a
     business's newest leads cost, not what all of them do.
 
-    On PostgreSQL a page per business the user may see (LATERAL), each stopped after the page
-    by the index's order, then merged; SQLite (no LATERAL) reads the businesses' index entries
-    (not their rows) and sorts those. An admin, who sees every business, is read as before."""
+    On PostgreSQL a page per business the user may see (`newest_per_business`); SQLite (no
+    LATERAL) reads the businesses' index entries (not their rows) and sorts those. An admin,
+    who sees every business, is read as before."""
     if user.role == Role.ADMIN:
         return _paged(
             select(Lead.id).where(may_see(user, Lead.business_id), *conditions),
@@ -179,23 +187,15 @@ def _page_ids(
             Lead.id,
             query,
         ).scalar_subquery()
-    visible = visible_business_ids(user).subquery()
-    per_business = _paged(
-        select(Lead.id, Lead.created_at).where(
-            Lead.business_id == next(iter(visible.c)), *conditions
-        ),
+    after = [_after(query.cursor, Lead.created_at, Lead.id)] if query.cursor else []
+    return newest_per_business(
+        select(Lead.id).where(*conditions, *after),
+        Lead.business_id,
         Lead.created_at,
         Lead.id,
-        query,
-    ).lateral()
-    return (
-        select(per_business.c.id)
-        .select_from(visible)
-        .join(per_business, true())
-        .order_by(per_business.c.created_at.desc(), per_business.c.id.desc())
-        .limit(query.limit + 1)
-        .scalar_subquery()
-    )
+        visible_business_ids(user).subquery(),
+        limit=query.limit + 1,
+    ).scalar_subquery()
 
 
 async def lead_by_id(session: AsyncSession, user: User, lead_id: str) -> LeadOut:

@@ -15,12 +15,13 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, or_, select, true
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload
 
 from console.base.db import dialect_of
 from console.base.errors import Invalid, NotFound
+from console.base.newest import newest_per_business
 from console.business.periods import filter_day
 from console.leads.feedback import comments_of_lead, comments_of_tasks
 from console.leads.leads import get_lead
@@ -174,11 +175,10 @@ def _page_ids(
     ids: Select[uuid.UUID], role: str, dialect: str, *, offset: int, limit: int
 ) -> Select[uuid.UUID]:
     """A page of `ids` within the businesses a role's user may see (the viewer a parameter),
-    newest first. On PostgreSQL a page per business (LATERAL), each walked backwards on
-    `ix_interactions_business_started_id` and stopped once it has the page, then merged: with
-    the businesses as an IN list it read every handled interaction of them (a thousand rows of
-    a busy owner's for a page of 21). SQLite has no LATERAL, and an admin sees every business:
-    those are read as one list."""
+    newest first. On PostgreSQL a page per business (`newest_per_business`, on
+    `ix_interactions_business_started_id`): as an IN list it read every handled interaction of
+    them (a thousand rows of a busy owner's for a page of 21). SQLite has no LATERAL, and an
+    admin sees every business: those are read as one list."""
     if dialect != "postgresql" or role == Role.ADMIN:
         return (
             ids.where(may_see_bound(role, Interaction.business_id))
@@ -187,20 +187,14 @@ def _page_ids(
             .limit(limit)
         )
     visible = visible_to(VIEWER_ID, role).subquery("visible")
-    per_business = (
-        ids.add_columns(Interaction.started_at)
-        .where(Interaction.business_id == next(iter(visible.c)))
-        .order_by(*_NEWEST_FIRST)
-        .limit(offset + limit)
-        .lateral("per_business")
-    )
-    return (
-        select(per_business.c.id)
-        .select_from(visible)
-        .join(per_business, true())
-        .order_by(per_business.c.started_at.desc(), per_business.c.id.desc())
-        .offset(offset)
-        .limit(limit)
+    return newest_per_business(
+        ids,
+        Interaction.business_id,
+        Interaction.started_at,
+        Interaction.id,
+        visible,
+        limit=limit,
+        offset=offset,
     )
 
 
